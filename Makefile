@@ -1,0 +1,43 @@
+# Polyport: the two commands of README.md are `make run` and `make test`.
+#
+# Handlers are built in their own cargo invocation (-p): cargo unifies
+# features across the packages of one build, and the host's full tokio would
+# otherwise leak into the handler, hiding a `tokio::spawn` that panics at run
+# time inside a plugin (DESIGN.md section 3).
+
+CARGO ?= cargo
+HANDLERS := kafka
+
+.PHONY: build run test build-debug check-handlers bench clean
+
+## Release build of the broker and the handlers, handlers copied into protocols/.
+build:
+	$(CARGO) build --release -p polyport-host
+	$(CARGO) build --release -p polyport-kafka
+	for h in $(HANDLERS); do install -m 0644 target/release/lib$$h.so protocols/; done
+
+## Build everything and run the broker with conf/broker.conf.
+run: build
+	./target/release/broker --config conf/broker.conf
+
+## Handlers must compile against runtime-free tokio on their own.
+check-handlers:
+	$(CARGO) build -p polyport-kafka
+
+## Debug build used by the tests (broker binary and handler libraries).
+build-debug: check-handlers
+	$(CARGO) build --workspace --bins --lib
+
+## Unit and integration tests (integration tests start target/debug/broker).
+test: build-debug
+	$(CARGO) fmt --all -- --check
+	$(CARGO) test --workspace --no-fail-fast
+
+## Benchmarks (not part of the tests): see docs/benchmarks.md.
+bench:
+	$(CARGO) build --release -p polyport-kafka
+	$(CARGO) run --release -p polyport-benches --bin boundary
+
+clean:
+	$(CARGO) clean
+	rm -f protocols/*.so

@@ -1,0 +1,198 @@
+//! The Kafka protocol handler: lets unchanged Kafka clients talk to Polyport.
+//!
+//! Built as `libkafka.so` and enabled with `messagingProtocols=kafka`. Requests
+//! are decoded and encoded with the `kafka-protocol` crate; each API lives in
+//! its own module under [`apis`].
+
+pub mod apis;
+pub mod connection;
+pub mod listeners;
+
+use std::sync::Arc;
+
+use polyport_handler_api::{
+    export_handler, Config, Connection, ConnectionFuture, ErrorKind, HandlerError, Host, Listener,
+    ProtocolHandler,
+};
+use tokio::sync::watch;
+
+use crate::{apis::BrokerInfo, connection::Shared, listeners::KafkaListener};
+
+/// A request that cannot be decoded or a response that cannot be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The request bytes do not follow the schema of their API and version.
+    #[error("cannot decode request: {0}")]
+    Decode(String),
+    /// The response could not be encoded (a bug, or a value out of range).
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+impl ProtocolError {
+    fn decode(e: impl std::fmt::Display) -> Self {
+        Self::Decode(e.to_string())
+    }
+
+    fn encode(e: impl std::fmt::Display) -> Self {
+        Self::Encode(e.to_string())
+    }
+}
+
+/// The keys this handler reads from broker.conf.
+pub const CONFIG_KEYS: &[&str] = &[
+    "kafkaListeners",
+    "kafkaAdvertisedListeners",
+    "kafkaProtocolMap",
+    "kafkaMaxRequestBytes",
+];
+
+/// Kafka's own default for `socket.request.max.bytes`.
+const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+/// The handler's configuration and per-connection entry point, usable without
+/// a host (the boundary benchmark runs it in-process).
+#[derive(Debug)]
+pub struct KafkaService {
+    listeners: Vec<KafkaListener>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl KafkaService {
+    /// Reads and validates the Kafka keys.
+    pub fn from_config(config: &Config) -> Result<Self, HandlerError> {
+        let advertised = config.get("advertisedAddress").unwrap_or("127.0.0.1");
+        let listeners = listeners::from_config(config, advertised)?;
+        let max_request_bytes = config.parse_or(
+            "kafkaMaxRequestBytes",
+            DEFAULT_MAX_REQUEST_BYTES,
+            "a number of bytes, at least 1024",
+        )?;
+        if max_request_bytes < 1024 {
+            return Err(HandlerError::config(
+                "kafkaMaxRequestBytes",
+                &max_request_bytes.to_string(),
+                "a number of bytes, at least 1024",
+            ));
+        }
+        let broker = BrokerInfo {
+            node_id: 0,
+            cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned(),
+        };
+        Ok(Self {
+            listeners,
+            shared: Arc::new(Shared {
+                broker,
+                max_request_bytes,
+            }),
+            shutdown: watch::channel(false).0,
+        })
+    }
+
+    /// The configured listeners.
+    pub fn listeners(&self) -> &[KafkaListener] {
+        &self.listeners
+    }
+
+    /// Serves one connection accepted on the listener named `listener`.
+    pub fn serve<S>(
+        &self,
+        listener: &str,
+        stream: S,
+    ) -> Result<
+        impl std::future::Future<Output = Result<(), HandlerError>> + Send + 'static,
+        HandlerError,
+    >
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let listener = self
+            .listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .cloned()
+            .ok_or_else(|| {
+                HandlerError::new(
+                    ErrorKind::STATE,
+                    format!("no Kafka listener named {listener}"),
+                )
+            })?;
+        Ok(connection::serve_instrumented(
+            stream,
+            Arc::clone(&self.shared),
+            listener,
+            self.shutdown.subscribe(),
+        ))
+    }
+
+    /// Tells every connection to stop after its in-flight request.
+    pub fn close(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// The plugin object.
+#[derive(Default)]
+pub struct KafkaHandler {
+    service: Option<KafkaService>,
+    host: Option<Host>,
+}
+
+impl ProtocolHandler for KafkaHandler {
+    fn protocol_name(&self) -> &str {
+        "kafka"
+    }
+
+    fn config_keys(&self) -> Vec<String> {
+        CONFIG_KEYS.iter().map(|k| (*k).to_owned()).collect()
+    }
+
+    fn initialize(&mut self, config: &Config) -> Result<(), HandlerError> {
+        self.service = Some(KafkaService::from_config(config)?);
+        Ok(())
+    }
+
+    fn protocol_data_to_advertise(&self) -> String {
+        // As KoP: the advertised listeners, NAME://host:port.
+        self.service
+            .iter()
+            .flat_map(|s| s.listeners())
+            .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn start(&mut self, host: Host) -> Result<(), HandlerError> {
+        self.host = Some(host);
+        Ok(())
+    }
+
+    fn listeners(&self) -> Vec<Listener> {
+        self.service
+            .iter()
+            .flat_map(|s| s.listeners())
+            .map(|l| Listener {
+                name: l.name.clone(),
+                address: l.bind.clone(),
+            })
+            .collect()
+    }
+
+    fn new_connection(&self, listener: &str, connection: Connection) -> ConnectionFuture {
+        let future = self
+            .service
+            .as_ref()
+            .ok_or_else(|| HandlerError::new(ErrorKind::STATE, "connection before initialize"))
+            .and_then(|s| s.serve(listener, connection));
+        Box::pin(async move { future?.await })
+    }
+
+    fn close(&self) {
+        if let Some(service) = &self.service {
+            service.close();
+        }
+    }
+}
+
+export_handler!(KafkaHandler::default());

@@ -1,0 +1,405 @@
+//! broker.conf: reading (the `config` crate, environment overrides) and the
+//! typed, validated host keys. Keys the host does not know are kept and handed
+//! to protocol handlers, which validate their own.
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use config::{File, FileFormat};
+
+/// Prefix of environment variables that override broker.conf keys:
+/// `POLYPORT_brokerServicePort=6651` (or `POLYPORT_BROKERSERVICEPORT=6651`).
+pub const ENV_PREFIX: &str = "POLYPORT_";
+
+/// Why the configuration cannot be used. Start-up stops with exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: config::ConfigError,
+    },
+    /// The file has a construct broker.conf does not use (an INI section).
+    #[error("configuration file {path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// One or more keys have values that are not valid.
+    #[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<InvalidValue>),
+}
+
+/// A key whose value is not what the host expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}={value:?}: expected {expected}")]
+pub struct InvalidValue {
+    /// The key.
+    pub key: String,
+    /// The value found.
+    pub value: String,
+    /// What was expected.
+    pub expected: String,
+}
+
+/// A host key: its name, default and one-line description. The single source
+/// for validation, unknown-key warnings, and the docs test that keeps
+/// conf/broker.conf and docs/configuration.md complete.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// The key as written in broker.conf.
+    pub name: &'static str,
+    /// The default, as written in broker.conf.
+    pub default: &'static str,
+}
+
+/// Every key the host reads.
+pub const HOST_KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "messagingProtocols",
+        default: "",
+    },
+    KeySpec {
+        name: "protocolHandlerDirectory",
+        default: "./protocols",
+    },
+    KeySpec {
+        name: "bindAddress",
+        default: "0.0.0.0",
+    },
+    KeySpec {
+        name: "advertisedAddress",
+        default: "",
+    },
+    KeySpec {
+        name: "brokerServicePort",
+        default: "6650",
+    },
+    KeySpec {
+        name: "webServicePort",
+        default: "8080",
+    },
+    KeySpec {
+        name: "dataDirectory",
+        default: "./data",
+    },
+    KeySpec {
+        name: "logLevel",
+        default: "info",
+    },
+    KeySpec {
+        name: "brokerShutdownTimeoutMs",
+        default: "5000",
+    },
+    KeySpec {
+        name: "clusterName",
+        default: "standalone",
+    },
+];
+
+/// The validated host configuration, plus every raw entry for handlers.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Protocols to load from `protocol_handler_directory` (`messagingProtocols`).
+    pub messaging_protocols: Vec<String>,
+    /// Where handler libraries are found (`protocolHandlerDirectory`).
+    pub protocol_handler_directory: PathBuf,
+    /// Address the host's own services bind (`bindAddress`).
+    pub bind_address: IpAddr,
+    /// Address advertised to clients (`advertisedAddress`); never a wildcard.
+    pub advertised_address: String,
+    /// Pulsar binary protocol port (`brokerServicePort`).
+    pub broker_service_port: u16,
+    /// HTTP admin port (`webServicePort`).
+    pub web_service_port: u16,
+    /// Root of the broker's storage (`dataDirectory`).
+    pub data_directory: PathBuf,
+    /// Log filter (`logLevel`): a level or `tracing` filter directives.
+    pub log_level: String,
+    /// How long shutdown waits for connections to finish (`brokerShutdownTimeoutMs`).
+    pub shutdown_timeout: Duration,
+    /// Cluster name (`clusterName`), reported to clients.
+    pub cluster_name: String,
+    /// Every entry as read, with overrides applied; `advertisedAddress` resolved.
+    pub entries: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Reads `path` and applies `POLYPORT_*` overrides from `env`.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut entries = read_file(path)?;
+        apply_env(&mut entries, env);
+        Self::from_entries(entries)
+    }
+
+    /// Validates raw entries.
+    pub fn from_entries(mut entries: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let get = |key: &str| -> String {
+            let default = HOST_KEYS
+                .iter()
+                .find(|k| k.name == key)
+                .map_or("", |k| k.default);
+            entries
+                .get(key)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default)
+                .to_owned()
+        };
+        let mut check = |key: &str, expected: &str, ok: bool| {
+            if !ok {
+                errors.push(InvalidValue {
+                    key: key.into(),
+                    value: get(key),
+                    expected: expected.into(),
+                });
+            }
+        };
+
+        let protocols = get("messagingProtocols");
+        let messaging_protocols: Vec<String> = protocols
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        check(
+            "messagingProtocols",
+            "a comma-separated list of protocol names (letters, digits, '-', '_')",
+            messaging_protocols.iter().all(|p| {
+                p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }),
+        );
+
+        let bind = get("bindAddress").parse::<IpAddr>();
+        check(
+            "bindAddress",
+            "an IP address such as 0.0.0.0 or 127.0.0.1",
+            bind.is_ok(),
+        );
+        let bind_address = bind.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+
+        let advertised = get("advertisedAddress");
+        check(
+            "advertisedAddress",
+            "a host name or IP address clients can reach (not a wildcard address)",
+            advertised.is_empty() || valid_host(&advertised),
+        );
+        // Pulsar defaults to the host name; on a single broker the loopback address
+        // is what works out of the box without DNS.
+        let advertised_address = if !advertised.is_empty() {
+            advertised
+        } else if bind_address.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            bind_address.to_string()
+        };
+
+        let mut port = |key: &str| -> u16 {
+            let parsed = get(key).parse::<u16>();
+            check(key, "a TCP port number, 0 to 65535", parsed.is_ok());
+            parsed.unwrap_or(0)
+        };
+        let broker_service_port = port("brokerServicePort");
+        let web_service_port = port("webServicePort");
+
+        let log_level = get("logLevel");
+        check(
+            "logLevel",
+            "error, warn, info, debug, trace, or tracing filter directives such as info,polyport=debug",
+            tracing_subscriber::EnvFilter::builder().parse(&log_level).is_ok(),
+        );
+
+        let timeout = get("brokerShutdownTimeoutMs").parse::<u64>();
+        check(
+            "brokerShutdownTimeoutMs",
+            "a number of milliseconds",
+            timeout.is_ok(),
+        );
+
+        let dir = |key: &str| PathBuf::from(get(key));
+        let config = Self {
+            messaging_protocols,
+            protocol_handler_directory: dir("protocolHandlerDirectory"),
+            bind_address,
+            advertised_address: advertised_address.clone(),
+            broker_service_port,
+            web_service_port,
+            data_directory: dir("dataDirectory"),
+            log_level,
+            shutdown_timeout: Duration::from_millis(timeout.unwrap_or(5000)),
+            cluster_name: get("clusterName"),
+            entries: BTreeMap::new(),
+        };
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid(errors));
+        }
+        // Handlers see the resolved address, as in Pulsar.
+        entries.insert("advertisedAddress".into(), advertised_address);
+        Ok(Self { entries, ..config })
+    }
+
+    /// Keys set in the configuration that neither the host nor `handler_keys` declare.
+    pub fn unknown_keys<'a>(
+        &'a self,
+        handler_keys: &'a [String],
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.entries.keys().map(String::as_str).filter(move |key| {
+            !HOST_KEYS.iter().any(|k| k.name == *key) && !handler_keys.iter().any(|k| k == key)
+        })
+    }
+}
+
+fn valid_host(host: &str) -> bool {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => !ip.is_unspecified(),
+        Err(_) => {
+            host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !label.starts_with('-')
+                })
+        }
+    }
+}
+
+/// Reads `key=value` lines with `#` comments through the `config` crate.
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let source = File::from(path).format(FileFormat::Ini).required(true);
+    let parsed = config::Config::builder()
+        .add_source(source)
+        .build()
+        .map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let table = parsed
+        .try_deserialize::<std::collections::HashMap<String, config::Value>>()
+        .map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut entries = BTreeMap::new();
+    for (key, value) in table {
+        let value = value.into_string().map_err(|_| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: format!(
+                "[{key}] sections are not supported: broker.conf is flat key=value lines"
+            ),
+        })?;
+        entries.insert(key, value);
+    }
+    Ok(entries)
+}
+
+/// Applies `POLYPORT_<key>` overrides. The key after the prefix matches
+/// exactly, or else case-insensitively against host keys and keys already in
+/// the file (environment variables are often upper-cased).
+fn apply_env(
+    entries: &mut BTreeMap<String, String>,
+    env: impl IntoIterator<Item = (String, String)>,
+) {
+    for (name, value) in env {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if key.is_empty() {
+            continue;
+        }
+        let canonical = HOST_KEYS
+            .iter()
+            .map(|k| k.name.to_owned())
+            .chain(entries.keys().cloned())
+            .find(|known| known == key)
+            .or_else(|| {
+                HOST_KEYS
+                    .iter()
+                    .map(|k| k.name.to_owned())
+                    .chain(entries.keys().cloned())
+                    .find(|known| known.eq_ignore_ascii_case(key))
+            })
+            .unwrap_or_else(|| key.to_owned());
+        entries.insert(canonical, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new()
+            .suffix(".conf")
+            .tempfile()
+            .expect("tempfile");
+        std::io::Write::write_all(&mut f, text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn reads_key_values_comments_and_urls() {
+        let f = write("# comment\nmessagingProtocols=kafka\nkafkaListeners=PLAINTEXT://0.0.0.0:9092\nempty=\n");
+        let c = BrokerConfig::load(f.path(), []).expect("valid");
+        assert_eq!(c.messaging_protocols, vec!["kafka"]);
+        assert_eq!(c.entries["kafkaListeners"], "PLAINTEXT://0.0.0.0:9092");
+        assert_eq!(c.broker_service_port, 6650);
+        assert_eq!(c.advertised_address, "127.0.0.1");
+    }
+
+    #[test]
+    fn env_overrides_match_case_insensitively() {
+        let f = write("brokerServicePort=6650\nkafkaListeners=PLAINTEXT://0.0.0.0:9092\n");
+        let env = [
+            ("POLYPORT_BROKERSERVICEPORT".to_owned(), "7000".to_owned()),
+            (
+                "POLYPORT_kafkaListeners".to_owned(),
+                "PLAINTEXT://127.0.0.1:19092".to_owned(),
+            ),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ];
+        let c = BrokerConfig::load(f.path(), env).expect("valid");
+        assert_eq!(c.broker_service_port, 7000);
+        assert_eq!(c.entries["kafkaListeners"], "PLAINTEXT://127.0.0.1:19092");
+    }
+
+    #[test]
+    fn bad_values_name_key_value_and_expectation() {
+        let f = write("brokerServicePort=70000\nbindAddress=nowhere\nlogLevel=loud=x=y\n");
+        let err = BrokerConfig::load(f.path(), [])
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            err.contains("brokerServicePort=\"70000\": expected a TCP port number"),
+            "{err}"
+        );
+        assert!(
+            err.contains("bindAddress=\"nowhere\": expected an IP address"),
+            "{err}"
+        );
+        assert!(err.contains("logLevel="), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_exclude_host_and_handler_keys() {
+        let f = write("kafkaListeners=x\nkafkaListners=y\nbrokerServicePort=1\n");
+        let c = BrokerConfig::load(f.path(), []).expect("valid");
+        let handler_keys = vec!["kafkaListeners".to_owned()];
+        let unknown: Vec<_> = c.unknown_keys(&handler_keys).collect();
+        assert_eq!(unknown, vec!["kafkaListners"]);
+    }
+}

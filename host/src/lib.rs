@@ -1,0 +1,255 @@
+//! The Polyport broker host: configuration, runtime, sockets and protocol
+//! handler loading. It knows no protocol of its own handlers (DESIGN.md §2).
+//!
+//! [`Broker::start`] runs start-up (load, select, initialize, start, bind) and
+//! reports every failure as a [`StartupError`] naming its cause;
+//! [`Broker::serve`] accepts until shutdown.
+
+pub mod config;
+pub mod loader;
+pub mod logging;
+pub mod server;
+pub mod services;
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use abi_stable::std_types::{RString, Tuple2};
+use config::BrokerConfig;
+use polyport_handler_api::LogLevel;
+use server::{BoundListener, RunningHandler};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// Why the broker could not start. Every variant means exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A requested protocol cannot be served.
+    #[error(transparent)]
+    Select(#[from] loader::SelectError),
+    /// A handler rejected its configuration or failed to start.
+    #[error("protocol handler {protocol} ({library}): {stage} failed: {message}")]
+    Handler {
+        /// The protocol.
+        protocol: String,
+        /// The library file.
+        library: String,
+        /// initialize, start or listeners.
+        stage: &'static str,
+        /// The handler's error.
+        message: String,
+    },
+    /// A listener address is invalid, claimed twice or cannot be bound.
+    #[error("{0}")]
+    Listener(String),
+    /// The data directory cannot be created.
+    #[error("dataDirectory {path}: {source}")]
+    DataDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A started broker: handlers running, listeners bound.
+pub struct Broker {
+    config: BrokerConfig,
+    handlers: Vec<Arc<RunningHandler>>,
+    listeners: Vec<BoundListener>,
+}
+
+impl Broker {
+    /// Start-up: data directory, handler discovery and selection, initialize,
+    /// start, listeners. Must run inside the runtime that will serve.
+    pub async fn start(
+        config: BrokerConfig,
+        max_log_level: LogLevel,
+    ) -> Result<Self, StartupError> {
+        std::fs::create_dir_all(&config.data_directory).map_err(|source| {
+            StartupError::DataDirectory {
+                path: config.data_directory.clone(),
+                source,
+            }
+        })?;
+
+        let (selected, failed) = if config.messaging_protocols.is_empty() {
+            tracing::info!("messagingProtocols is empty: no protocol handlers loaded");
+            (Vec::new(), Vec::new())
+        } else {
+            loader::discover(&config.protocol_handler_directory)?
+                .select(&config.messaging_protocols)?
+        };
+        for failure in &failed {
+            tracing::warn!("ignoring protocol handler library {failure}");
+        }
+
+        let services =
+            services::HostServices::new(tokio::runtime::Handle::current(), max_log_level);
+        let ffi_config: polyport_handler_api::ffi::FfiConfig = config
+            .entries
+            .iter()
+            .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
+            .collect();
+        let mut handler_keys = Vec::new();
+        let mut handlers = Vec::new();
+        for mut lib in selected {
+            let library = loader::file_name(&lib.path);
+            let fail = |stage: &'static str, e: polyport_handler_api::HandlerError| {
+                StartupError::Handler {
+                    protocol: lib.protocol.clone(),
+                    library: library.clone(),
+                    stage,
+                    message: e.to_string(),
+                }
+            };
+            if let Ok(keys) = lib.handler.config_keys().into_result() {
+                handler_keys.extend(keys.into_iter().map(RString::into_string));
+            }
+            lib.handler
+                .initialize(ffi_config.clone())
+                .into_result()
+                .map_err(|e| fail("initialize", e))?;
+            lib.handler
+                .start(services.clone().into_ffi())
+                .into_result()
+                .map_err(|e| fail("start", e))?;
+            let advertised = lib
+                .handler
+                .protocol_data_to_advertise()
+                .into_result()
+                .map_err(|e| fail("start", e))?;
+            tracing::info!(protocol = %lib.protocol, library = %library, advertised = %advertised, "protocol handler started");
+            handlers.push(Arc::new(RunningHandler {
+                protocol: lib.protocol,
+                library,
+                handler: lib.handler,
+            }));
+        }
+        let unknown: Vec<&str> = config.unknown_keys(&handler_keys).collect();
+        if !unknown.is_empty() {
+            tracing::warn!(keys = %unknown.join(", "), "configuration keys not used by the host or any loaded handler");
+        }
+
+        let listeners = bind_all(&handlers).await?;
+        Ok(Self {
+            config,
+            handlers,
+            listeners,
+        })
+    }
+
+    /// The addresses bound, with their protocol and listener name.
+    pub fn local_addrs(&self) -> Vec<(String, String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| {
+                l.local_addr()
+                    .map(|a| (l.handler.protocol.clone(), l.name.clone(), a))
+            })
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, closes the
+    /// handlers and waits up to `brokerShutdownTimeoutMs` for connections.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let stop = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let mut accept_loops = Vec::new();
+        for bound in self.listeners {
+            tracing::info!(protocol = %bound.handler.protocol, listener = %bound.name,
+                address = %bound.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+            accept_loops.push(tokio::spawn(server::accept_loop(
+                bound,
+                stop.clone(),
+                connections.clone(),
+            )));
+        }
+        tracing::info!(cluster = %self.config.cluster_name, "broker ready");
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections");
+        stop.cancel();
+        for accept in accept_loops {
+            let _ = accept.await;
+        }
+        for running in &self.handlers {
+            if let Err(e) = running.handler.close().into_result() {
+                tracing::warn!(protocol = %running.protocol, error = %e, "handler close failed");
+            }
+        }
+        connections.close();
+        let timeout = self.config.shutdown_timeout;
+        if tokio::time::timeout(timeout, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = connections.len(),
+                "connections still open after brokerShutdownTimeoutMs={}; closing them",
+                timeout.as_millis()
+            );
+        }
+        tracing::info!("broker stopped");
+    }
+}
+
+/// Resolves, checks and binds every handler listener. Two listeners that
+/// would share a port (same address, or one of them a wildcard) are refused
+/// before anything is bound, naming both.
+async fn bind_all(handlers: &[Arc<RunningHandler>]) -> Result<Vec<BoundListener>, StartupError> {
+    let mut planned: Vec<(Arc<RunningHandler>, String, SocketAddr)> = Vec::new();
+    for running in handlers {
+        let specs =
+            running
+                .handler
+                .listeners()
+                .into_result()
+                .map_err(|e| StartupError::Handler {
+                    protocol: running.protocol.clone(),
+                    library: running.library.clone(),
+                    stage: "listeners",
+                    message: e.to_string(),
+                })?;
+        for spec in specs {
+            let (name, address) = (spec.name.into_string(), spec.address.into_string());
+            let addr = tokio::net::lookup_host(address.as_str()).await.ok().and_then(|mut a| a.next()).ok_or_else(|| {
+                StartupError::Listener(format!(
+                    "protocol {} listener {name}: cannot resolve address {address:?} (expected host:port)",
+                    running.protocol
+                ))
+            })?;
+            if let Some((other, other_name, other_addr)) =
+                planned.iter().find(|(_, _, a)| overlaps(*a, addr))
+            {
+                return Err(StartupError::Listener(format!(
+                    "two handlers on one address: {} listener {name} ({addr}) and {} listener {other_name} ({other_addr})",
+                    running.protocol, other.protocol
+                )));
+            }
+            planned.push((Arc::clone(running), name, addr));
+        }
+    }
+    let mut bound = Vec::new();
+    for (handler, name, addr) in planned {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            StartupError::Listener(format!(
+                "protocol {} listener {name}: cannot bind {addr}: {e}",
+                handler.protocol
+            ))
+        })?;
+        bound.push(BoundListener {
+            handler,
+            name,
+            listener,
+        });
+    }
+    Ok(bound)
+}
+
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}

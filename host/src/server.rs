@@ -1,0 +1,109 @@
+//! Listeners and connections: the host binds each handler's addresses, accepts,
+//! and runs every connection as its own task under a span, so that a handler
+//! panic or error ends that connection alone.
+
+use std::{net::SocketAddr, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use abi_stable::std_types::{RErr, ROk};
+use futures::FutureExt as _;
+use polyport_handler_api::{ffi::FfiHandlerBox, raw_connection};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+/// A handler that has been started, shared by its accept loops.
+pub struct RunningHandler {
+    /// The protocol name.
+    pub protocol: String,
+    /// The library it came from (file name, for logs).
+    pub library: String,
+    /// The handler object.
+    pub handler: FfiHandlerBox,
+}
+
+/// One address bound for one handler listener.
+pub struct BoundListener {
+    /// The handler serving it.
+    pub handler: Arc<RunningHandler>,
+    /// The listener's name, as the handler declared it.
+    pub name: String,
+    /// The bound socket.
+    pub listener: TcpListener,
+}
+
+impl BoundListener {
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+}
+
+/// Accepts until `shutdown` is cancelled; each connection is tracked by `connections`.
+pub async fn accept_loop(
+    bound: BoundListener,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
+    let BoundListener {
+        handler,
+        name,
+        listener,
+    } = bound;
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let span = tracing::info_span!("conn", protocol = %handler.protocol, listener = %name, %peer);
+                connections.spawn(
+                    serve_connection(Arc::clone(&handler), name.clone(), stream, peer)
+                        .instrument(span),
+                );
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(protocol = %handler.protocol, listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tracing::debug!(protocol = %handler.protocol, listener = %name, "listener closed");
+}
+
+async fn serve_connection(
+    handler: Arc<RunningHandler>,
+    listener: String,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::debug!("connection accepted");
+    let raw = raw_connection(stream, peer.to_string(), local);
+    let future = match handler
+        .handler
+        .new_connection(listener.as_str().into(), raw)
+    {
+        ROk(future) => future,
+        RErr(e) => {
+            tracing::warn!(error = %e, "handler refused the connection");
+            return;
+        }
+    };
+    // async-ffi turns a panic inside the handler's poll into a panic here;
+    // catching it keeps the worker thread and every other connection alive.
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(ROk(())) => tracing::debug!("connection closed"),
+        Ok(RErr(e)) => {
+            tracing::info!(error = %e, kind = %e.kind(), "connection closed by handler error")
+        }
+        Err(_) => {
+            tracing::error!("handler panicked while serving this connection; connection closed")
+        }
+    }
+}
