@@ -29,10 +29,7 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("peer", &self.peer)
-            .field("local", &self.local)
-            .finish()
+        f.debug_struct("Connection").field("peer", &self.peer).field("local", &self.local).finish()
     }
 }
 
@@ -69,24 +66,19 @@ fn from_ffi<T>(poll: FfiPoll<RResult<T, abi_stable::std_types::RIoError>>) -> Po
 }
 
 impl AsyncRead for Connection {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let slice = buf.initialize_unfilled();
         let cap = slice.len();
-        let poll =
-            cx.with_ffi_context(|fcx| this.raw.poll_read(fcx, RSliceMut::from_mut_slice(slice)));
+        let poll = cx.with_ffi_context(|fcx| this.raw.poll_read(fcx, RSliceMut::from_mut_slice(slice)));
         match from_ffi(poll) {
             Poll::Ready(Ok(n)) if n <= cap => {
                 buf.advance(n);
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Ok(n)) => Poll::Ready(Err(io::Error::other(format!(
-                "host reported {n} bytes read into {cap}"
-            )))),
+            Poll::Ready(Ok(n)) => {
+                Poll::Ready(Err(io::Error::other(format!("host reported {n} bytes read into {cap}"))))
+            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
@@ -94,11 +86,7 @@ impl AsyncRead for Connection {
 }
 
 impl AsyncWrite for Connection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         from_ffi(cx.with_ffi_context(|fcx| this.raw.poll_write(fcx, RSlice::from_slice(buf))))
     }
@@ -120,14 +108,7 @@ pub fn raw_connection<T>(io: T, peer_addr: String, local_addr: String) -> RawCon
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    RawConnection_TO::from_value(
-        IoConnection {
-            io,
-            peer: peer_addr.into(),
-            local: local_addr.into(),
-        },
-        TD_Opaque,
-    )
+    RawConnection_TO::from_value(IoConnection { io, peer: peer_addr.into(), local: local_addr.into() }, TD_Opaque)
 }
 
 /// Adapts a tokio byte stream to the [`RawConnection`] ABI.
@@ -168,17 +149,11 @@ where
         to_ffi(cx.with_context(|cx| Pin::new(&mut self.io).poll_write(cx, buf.as_slice())))
     }
 
-    fn poll_flush(
-        &mut self,
-        cx: &mut FfiContext<'_>,
-    ) -> FfiPoll<RResult<(), abi_stable::std_types::RIoError>> {
+    fn poll_flush(&mut self, cx: &mut FfiContext<'_>) -> FfiPoll<RResult<(), abi_stable::std_types::RIoError>> {
         to_ffi(cx.with_context(|cx| Pin::new(&mut self.io).poll_flush(cx)))
     }
 
-    fn poll_shutdown(
-        &mut self,
-        cx: &mut FfiContext<'_>,
-    ) -> FfiPoll<RResult<(), abi_stable::std_types::RIoError>> {
+    fn poll_shutdown(&mut self, cx: &mut FfiContext<'_>) -> FfiPoll<RResult<(), abi_stable::std_types::RIoError>> {
         to_ffi(cx.with_context(|cx| Pin::new(&mut self.io).poll_shutdown(cx)))
     }
 

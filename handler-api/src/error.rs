@@ -76,18 +76,12 @@ pub struct HandlerError {
 impl HandlerError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: RString::from(message.into()),
-        }
+        Self { kind, message: RString::from(message.into()) }
     }
 
     /// A configuration error naming `key`, the `value` found and what was `expected`.
     pub fn config(key: &str, value: &str, expected: &str) -> Self {
-        Self::new(
-            ErrorKind::CONFIG,
-            format!("invalid value for {key}: {value:?} (expected {expected})"),
-        )
+        Self::new(ErrorKind::CONFIG, format!("invalid value for {key}: {value:?} (expected {expected})"))
     }
 
     /// An error of kind [`ErrorKind::OTHER`].

@@ -57,17 +57,9 @@ pub struct FfiListener {
 #[sabi_trait]
 pub trait RawConnection: Send {
     /// Reads into `buf`; `Ready(Ok(0))` means end of stream.
-    fn poll_read(
-        &mut self,
-        cx: &mut FfiContext<'_>,
-        buf: RSliceMut<'_, u8>,
-    ) -> FfiPoll<RResult<usize, RIoError>>;
+    fn poll_read(&mut self, cx: &mut FfiContext<'_>, buf: RSliceMut<'_, u8>) -> FfiPoll<RResult<usize, RIoError>>;
     /// Writes from `buf`, returning how many bytes were accepted.
-    fn poll_write(
-        &mut self,
-        cx: &mut FfiContext<'_>,
-        buf: RSlice<'_, u8>,
-    ) -> FfiPoll<RResult<usize, RIoError>>;
+    fn poll_write(&mut self, cx: &mut FfiContext<'_>, buf: RSlice<'_, u8>) -> FfiPoll<RResult<usize, RIoError>>;
     /// Flushes buffered bytes.
     fn poll_flush(&mut self, cx: &mut FfiContext<'_>) -> FfiPoll<RResult<(), RIoError>>;
     /// Shuts down the write half.
@@ -147,11 +139,7 @@ pub trait FfiHandler: Send + Sync {
     /// The listeners the host binds for this handler.
     fn listeners(&self) -> RResult<RVec<FfiListener>, HandlerError>;
     /// Serves one accepted connection; the host spawns the returned future.
-    fn new_connection(
-        &self,
-        listener: RStr<'_>,
-        conn: RawConnectionBox,
-    ) -> RResult<FfiConnectionFuture, HandlerError>;
+    fn new_connection(&self, listener: RStr<'_>, conn: RawConnectionBox) -> RResult<FfiConnectionFuture, HandlerError>;
     /// The broker is stopping: stop taking new work and let connection futures finish.
     #[sabi(last_prefix_field)]
     fn close(&self) -> RResult<(), HandlerError>;

@@ -17,15 +17,14 @@ use async_ffi::FutureExt;
 
 use crate::{
     ffi::{
-        FfiConfig, FfiConnectionFuture, FfiHandler, FfiHandlerBox, FfiHandler_TO, FfiHostBox,
-        FfiListener, RawConnectionBox,
+        FfiConfig, FfiConnectionFuture, FfiHandler, FfiHandlerBox, FfiHandler_TO, FfiHostBox, FfiListener,
+        RawConnectionBox,
     },
     log, Connection, ErrorKind, HandlerError, Host,
 };
 
 /// The future that serves one connection. `Err` ends the connection and is logged by the host.
-pub type ConnectionFuture =
-    Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'static>>;
+pub type ConnectionFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'static>>;
 
 /// A socket address the host binds for the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,32 +98,20 @@ pub struct Config {
 impl Config {
     /// A configuration holding `entries`.
     pub fn new(entries: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self {
-            entries: entries.into_iter().collect(),
-        }
+        Self { entries: entries.into_iter().collect() }
     }
 
     /// The value of `key`, if set and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .get(key)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+        self.entries.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     /// The value of `key` parsed as `T`, `default` if unset; an error naming
     /// the key, the value and `expected` if it does not parse.
-    pub fn parse_or<T: FromStr>(
-        &self,
-        key: &str,
-        default: T,
-        expected: &str,
-    ) -> Result<T, HandlerError> {
+    pub fn parse_or<T: FromStr>(&self, key: &str, default: T, expected: &str) -> Result<T, HandlerError> {
         match self.get(key) {
             None => Ok(default),
-            Some(raw) => raw
-                .parse()
-                .map_err(|_| HandlerError::config(key, raw, expected)),
+            Some(raw) => raw.parse().map_err(|_| HandlerError::config(key, raw, expected)),
         }
     }
 
@@ -169,29 +156,16 @@ impl<H: ProtocolHandler> FfiHandler for Guarded<H> {
     }
 
     fn config_keys(&self) -> RResult<RVec<RString>, HandlerError> {
-        guard("config_keys", || {
-            Ok(self
-                .0
-                .config_keys()
-                .into_iter()
-                .map(RString::from)
-                .collect())
-        })
+        guard("config_keys", || Ok(self.0.config_keys().into_iter().map(RString::from).collect()))
     }
 
     fn initialize(&mut self, config: FfiConfig) -> RResult<(), HandlerError> {
-        let config = Config::new(
-            config
-                .into_iter()
-                .map(|kv| (kv.0.into_string(), kv.1.into_string())),
-        );
+        let config = Config::new(config.into_iter().map(|kv| (kv.0.into_string(), kv.1.into_string())));
         guard("initialize", || self.0.initialize(&config))
     }
 
     fn protocol_data_to_advertise(&self) -> RResult<RString, HandlerError> {
-        guard("protocol_data_to_advertise", || {
-            Ok(self.0.protocol_data_to_advertise().into())
-        })
+        guard("protocol_data_to_advertise", || Ok(self.0.protocol_data_to_advertise().into()))
     }
 
     fn start(&mut self, host: FfiHostBox) -> RResult<(), HandlerError> {
@@ -206,23 +180,14 @@ impl<H: ProtocolHandler> FfiHandler for Guarded<H> {
                 .0
                 .listeners()
                 .into_iter()
-                .map(|l| FfiListener {
-                    name: l.name.into(),
-                    address: l.address.into(),
-                })
+                .map(|l| FfiListener { name: l.name.into(), address: l.address.into() })
                 .collect())
         })
     }
 
-    fn new_connection(
-        &self,
-        listener: RStr<'_>,
-        conn: RawConnectionBox,
-    ) -> RResult<FfiConnectionFuture, HandlerError> {
+    fn new_connection(&self, listener: RStr<'_>, conn: RawConnectionBox) -> RResult<FfiConnectionFuture, HandlerError> {
         guard("new_connection", || {
-            let future = self
-                .0
-                .new_connection(listener.as_str(), Connection::from_raw(conn));
+            let future = self.0.new_connection(listener.as_str(), Connection::from_raw(conn));
             // A panic while polling is caught by async-ffi and reported to the host.
             Ok(async move { RResult::from(future.await) }.into_ffi())
         })
@@ -238,10 +203,6 @@ impl<H: ProtocolHandler> FfiHandler for Guarded<H> {
 
 /// Builds the guarded handler object; used by [`export_handler!`](crate::export_handler).
 #[doc(hidden)]
-pub fn new_handler<H: ProtocolHandler>(
-    constructor: impl FnOnce() -> H,
-) -> RResult<FfiHandlerBox, HandlerError> {
-    guard("handler constructor", || {
-        Ok(FfiHandler_TO::from_value(Guarded(constructor()), TD_Opaque))
-    })
+pub fn new_handler<H: ProtocolHandler>(constructor: impl FnOnce() -> H) -> RResult<FfiHandlerBox, HandlerError> {
+    guard("handler constructor", || Ok(FfiHandler_TO::from_value(Guarded(constructor()), TD_Opaque)))
 }

@@ -86,8 +86,7 @@ impl Host {
     /// `tracing` instead; [`export_handler!`](crate::export_handler) forwards
     /// those events here.
     pub fn log(&self, level: LogLevel, target: &str, message: &str) {
-        self.inner
-            .log(level, RStr::from_str(target), RStr::from_str(message));
+        self.inner.log(level, RStr::from_str(target), RStr::from_str(message));
     }
 
     /// The most verbose level the host will keep; more verbose records are dropped
@@ -105,9 +104,7 @@ pub struct JoinHandle<T> {
 
 impl<T> std::fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("finished", &self.handle.is_finished())
-            .finish()
+        f.debug_struct("JoinHandle").field("finished", &self.handle.is_finished()).finish()
     }
 }
 
@@ -125,8 +122,6 @@ impl<T> JoinHandle<T> {
     /// Waits for the task and returns its output; an error if it was aborted or panicked.
     pub async fn join(self) -> Result<T, HandlerError> {
         self.handle.join().await.into_result()?;
-        self.rx
-            .await
-            .map_err(|_| HandlerError::new(ErrorKind::CANCELLED, "task ended without a result"))
+        self.rx.await.map_err(|_| HandlerError::new(ErrorKind::CANCELLED, "task ended without a result"))
     }
 }

@@ -61,9 +61,7 @@ pub use host::{Host, JoinHandle};
 #[doc(hidden)]
 pub mod __private {
     pub use abi_stable::{
-        library::{
-            __call_root_module_loader, CheckTypeLayout, LibHeader, RootModule, RootModuleResult,
-        },
+        library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModule, RootModuleResult},
         std_types::RResult,
     };
 
@@ -123,9 +121,6 @@ macro_rules! export_handler {
 mod tests {
     #[test]
     fn export_symbol_matches_abi_stable() {
-        assert_eq!(
-            abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        );
+        assert_eq!(abi_stable::library::ROOT_MODULE_LOADER_NAME, "_1as_0lib_1header_0root_bmodule_bloader");
     }
 }

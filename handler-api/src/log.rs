@@ -36,14 +36,8 @@ pub(crate) fn install(host: &Host) {
         // Fails only if the handler installed its own subscriber: respect it.
         let _ = tracing::subscriber::set_global_default(subscriber);
         std::panic::set_hook(Box::new(|info| {
-            let location = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            let message = format!(
-                "handler panicked{location}: {}",
-                panic_message(info.payload())
-            );
+            let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let message = format!("handler panicked{location}: {}", panic_message(info.payload()));
             match HOST.get() {
                 Some(host) => host.log(LogLevel::Error, "panic", &message),
                 None => eprintln!("{message}"),
@@ -121,10 +115,6 @@ where
         let mut fields = Fields::default();
         event.record(&mut fields);
         line.push_str(&fields.0);
-        host.log(
-            level(event.metadata().level()),
-            event.metadata().target(),
-            &line,
-        );
+        host.log(level(event.metadata().level()), event.metadata().target(), &line);
     }
 }

@@ -64,46 +64,16 @@ pub struct KeySpec {
 
 /// Every key the host reads.
 pub const HOST_KEYS: &[KeySpec] = &[
-    KeySpec {
-        name: "messagingProtocols",
-        default: "",
-    },
-    KeySpec {
-        name: "protocolHandlerDirectory",
-        default: "./protocols",
-    },
-    KeySpec {
-        name: "bindAddress",
-        default: "0.0.0.0",
-    },
-    KeySpec {
-        name: "advertisedAddress",
-        default: "",
-    },
-    KeySpec {
-        name: "brokerServicePort",
-        default: "6650",
-    },
-    KeySpec {
-        name: "webServicePort",
-        default: "8080",
-    },
-    KeySpec {
-        name: "dataDirectory",
-        default: "./data",
-    },
-    KeySpec {
-        name: "logLevel",
-        default: "info",
-    },
-    KeySpec {
-        name: "brokerShutdownTimeoutMs",
-        default: "5000",
-    },
-    KeySpec {
-        name: "clusterName",
-        default: "standalone",
-    },
+    KeySpec { name: "messagingProtocols", default: "" },
+    KeySpec { name: "protocolHandlerDirectory", default: "./protocols" },
+    KeySpec { name: "bindAddress", default: "0.0.0.0" },
+    KeySpec { name: "advertisedAddress", default: "" },
+    KeySpec { name: "brokerServicePort", default: "6650" },
+    KeySpec { name: "webServicePort", default: "8080" },
+    KeySpec { name: "dataDirectory", default: "./data" },
+    KeySpec { name: "logLevel", default: "info" },
+    KeySpec { name: "brokerShutdownTimeoutMs", default: "5000" },
+    KeySpec { name: "clusterName", default: "standalone" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -135,10 +105,7 @@ pub struct BrokerConfig {
 
 impl BrokerConfig {
     /// Reads `path` and applies `POLYPORT_*` overrides from `env`.
-    pub fn load(
-        path: &Path,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut entries = read_file(path)?;
         apply_env(&mut entries, env);
         Self::from_entries(entries)
@@ -148,48 +115,26 @@ impl BrokerConfig {
     pub fn from_entries(mut entries: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
         let get = |key: &str| -> String {
-            let default = HOST_KEYS
-                .iter()
-                .find(|k| k.name == key)
-                .map_or("", |k| k.default);
-            entries
-                .get(key)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-                .unwrap_or(default)
-                .to_owned()
+            let default = HOST_KEYS.iter().find(|k| k.name == key).map_or("", |k| k.default);
+            entries.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()).unwrap_or(default).to_owned()
         };
         let mut check = |key: &str, expected: &str, ok: bool| {
             if !ok {
-                errors.push(InvalidValue {
-                    key: key.into(),
-                    value: get(key),
-                    expected: expected.into(),
-                });
+                errors.push(InvalidValue { key: key.into(), value: get(key), expected: expected.into() });
             }
         };
 
         let protocols = get("messagingProtocols");
-        let messaging_protocols: Vec<String> = protocols
-            .split(',')
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
+        let messaging_protocols: Vec<String> =
+            protocols.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
         check(
             "messagingProtocols",
             "a comma-separated list of protocol names (letters, digits, '-', '_')",
-            messaging_protocols.iter().all(|p| {
-                p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            }),
+            messaging_protocols.iter().all(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')),
         );
 
         let bind = get("bindAddress").parse::<IpAddr>();
-        check(
-            "bindAddress",
-            "an IP address such as 0.0.0.0 or 127.0.0.1",
-            bind.is_ok(),
-        );
+        check("bindAddress", "an IP address such as 0.0.0.0 or 127.0.0.1", bind.is_ok());
         let bind_address = bind.unwrap_or(IpAddr::from([0, 0, 0, 0]));
 
         let advertised = get("advertisedAddress");
@@ -224,11 +169,7 @@ impl BrokerConfig {
         );
 
         let timeout = get("brokerShutdownTimeoutMs").parse::<u64>();
-        check(
-            "brokerShutdownTimeoutMs",
-            "a number of milliseconds",
-            timeout.is_ok(),
-        );
+        check("brokerShutdownTimeoutMs", "a number of milliseconds", timeout.is_ok());
 
         let dir = |key: &str| PathBuf::from(get(key));
         let config = Self {
@@ -253,13 +194,11 @@ impl BrokerConfig {
     }
 
     /// Keys set in the configuration that neither the host nor `handler_keys` declare.
-    pub fn unknown_keys<'a>(
-        &'a self,
-        handler_keys: &'a [String],
-    ) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries.keys().map(String::as_str).filter(move |key| {
-            !HOST_KEYS.iter().any(|k| k.name == *key) && !handler_keys.iter().any(|k| k == key)
-        })
+    pub fn unknown_keys<'a>(&'a self, handler_keys: &'a [String]) -> impl Iterator<Item = &'a str> + 'a {
+        self.entries
+            .keys()
+            .map(String::as_str)
+            .filter(move |key| !HOST_KEYS.iter().any(|k| k.name == *key) && !handler_keys.iter().any(|k| k == key))
     }
 }
 
@@ -284,23 +223,15 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let parsed = config::Config::builder()
         .add_source(source)
         .build()
-        .map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let table = parsed
         .try_deserialize::<std::collections::HashMap<String, config::Value>>()
-        .map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let mut entries = BTreeMap::new();
     for (key, value) in table {
         let value = value.into_string().map_err(|_| ConfigError::Syntax {
             path: path.to_owned(),
-            message: format!(
-                "[{key}] sections are not supported: broker.conf is flat key=value lines"
-            ),
+            message: format!("[{key}] sections are not supported: broker.conf is flat key=value lines"),
         })?;
         entries.insert(key, value);
     }
@@ -310,10 +241,7 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
 /// Applies `POLYPORT_<key>` overrides. The key after the prefix matches
 /// exactly, or else case-insensitively against host keys and keys already in
 /// the file (environment variables are often upper-cased).
-fn apply_env(
-    entries: &mut BTreeMap<String, String>,
-    env: impl IntoIterator<Item = (String, String)>,
-) {
+fn apply_env(entries: &mut BTreeMap<String, String>, env: impl IntoIterator<Item = (String, String)>) {
     for (name, value) in env {
         let Some(key) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -343,10 +271,7 @@ mod tests {
     use super::*;
 
     fn write(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new()
-            .suffix(".conf")
-            .tempfile()
-            .expect("tempfile");
+        let mut f = tempfile::Builder::new().suffix(".conf").tempfile().expect("tempfile");
         std::io::Write::write_all(&mut f, text.as_bytes()).expect("write");
         f
     }
@@ -366,10 +291,7 @@ mod tests {
         let f = write("brokerServicePort=6650\nkafkaListeners=PLAINTEXT://0.0.0.0:9092\n");
         let env = [
             ("POLYPORT_BROKERSERVICEPORT".to_owned(), "7000".to_owned()),
-            (
-                "POLYPORT_kafkaListeners".to_owned(),
-                "PLAINTEXT://127.0.0.1:19092".to_owned(),
-            ),
+            ("POLYPORT_kafkaListeners".to_owned(), "PLAINTEXT://127.0.0.1:19092".to_owned()),
             ("OTHER".to_owned(), "x".to_owned()),
         ];
         let c = BrokerConfig::load(f.path(), env).expect("valid");
@@ -380,17 +302,9 @@ mod tests {
     #[test]
     fn bad_values_name_key_value_and_expectation() {
         let f = write("brokerServicePort=70000\nbindAddress=nowhere\nlogLevel=loud=x=y\n");
-        let err = BrokerConfig::load(f.path(), [])
-            .expect_err("invalid")
-            .to_string();
-        assert!(
-            err.contains("brokerServicePort=\"70000\": expected a TCP port number"),
-            "{err}"
-        );
-        assert!(
-            err.contains("bindAddress=\"nowhere\": expected an IP address"),
-            "{err}"
-        );
+        let err = BrokerConfig::load(f.path(), []).expect_err("invalid").to_string();
+        assert!(err.contains("brokerServicePort=\"70000\": expected a TCP port number"), "{err}");
+        assert!(err.contains("bindAddress=\"nowhere\": expected an IP address"), "{err}");
         assert!(err.contains("logLevel="), "{err}");
     }
 

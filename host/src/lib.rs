@@ -63,69 +63,41 @@ pub struct Broker {
 impl Broker {
     /// Start-up: data directory, handler discovery and selection, initialize,
     /// start, listeners. Must run inside the runtime that will serve.
-    pub async fn start(
-        config: BrokerConfig,
-        max_log_level: LogLevel,
-    ) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&config.data_directory).map_err(|source| {
-            StartupError::DataDirectory {
-                path: config.data_directory.clone(),
-                source,
-            }
-        })?;
+    pub async fn start(config: BrokerConfig, max_log_level: LogLevel) -> Result<Self, StartupError> {
+        std::fs::create_dir_all(&config.data_directory)
+            .map_err(|source| StartupError::DataDirectory { path: config.data_directory.clone(), source })?;
 
         let (selected, failed) = if config.messaging_protocols.is_empty() {
             tracing::info!("messagingProtocols is empty: no protocol handlers loaded");
             (Vec::new(), Vec::new())
         } else {
-            loader::discover(&config.protocol_handler_directory)?
-                .select(&config.messaging_protocols)?
+            loader::discover(&config.protocol_handler_directory)?.select(&config.messaging_protocols)?
         };
         for failure in &failed {
             tracing::warn!("ignoring protocol handler library {failure}");
         }
 
-        let services =
-            services::HostServices::new(tokio::runtime::Handle::current(), max_log_level);
-        let ffi_config: polyport_handler_api::ffi::FfiConfig = config
-            .entries
-            .iter()
-            .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
-            .collect();
+        let services = services::HostServices::new(tokio::runtime::Handle::current(), max_log_level);
+        let ffi_config: polyport_handler_api::ffi::FfiConfig =
+            config.entries.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect();
         let mut handler_keys = Vec::new();
         let mut handlers = Vec::new();
         for mut lib in selected {
             let library = loader::file_name(&lib.path);
-            let fail = |stage: &'static str, e: polyport_handler_api::HandlerError| {
-                StartupError::Handler {
-                    protocol: lib.protocol.clone(),
-                    library: library.clone(),
-                    stage,
-                    message: e.to_string(),
-                }
+            let fail = |stage: &'static str, e: polyport_handler_api::HandlerError| StartupError::Handler {
+                protocol: lib.protocol.clone(),
+                library: library.clone(),
+                stage,
+                message: e.to_string(),
             };
             if let Ok(keys) = lib.handler.config_keys().into_result() {
                 handler_keys.extend(keys.into_iter().map(RString::into_string));
             }
-            lib.handler
-                .initialize(ffi_config.clone())
-                .into_result()
-                .map_err(|e| fail("initialize", e))?;
-            lib.handler
-                .start(services.clone().into_ffi())
-                .into_result()
-                .map_err(|e| fail("start", e))?;
-            let advertised = lib
-                .handler
-                .protocol_data_to_advertise()
-                .into_result()
-                .map_err(|e| fail("start", e))?;
+            lib.handler.initialize(ffi_config.clone()).into_result().map_err(|e| fail("initialize", e))?;
+            lib.handler.start(services.clone().into_ffi()).into_result().map_err(|e| fail("start", e))?;
+            let advertised = lib.handler.protocol_data_to_advertise().into_result().map_err(|e| fail("start", e))?;
             tracing::info!(protocol = %lib.protocol, library = %library, advertised = %advertised, "protocol handler started");
-            handlers.push(Arc::new(RunningHandler {
-                protocol: lib.protocol,
-                library,
-                handler: lib.handler,
-            }));
+            handlers.push(Arc::new(RunningHandler { protocol: lib.protocol, library, handler: lib.handler }));
         }
         let unknown: Vec<&str> = config.unknown_keys(&handler_keys).collect();
         if !unknown.is_empty() {
@@ -133,21 +105,14 @@ impl Broker {
         }
 
         let listeners = bind_all(&handlers).await?;
-        Ok(Self {
-            config,
-            handlers,
-            listeners,
-        })
+        Ok(Self { config, handlers, listeners })
     }
 
     /// The addresses bound, with their protocol and listener name.
     pub fn local_addrs(&self) -> Vec<(String, String, SocketAddr)> {
         self.listeners
             .iter()
-            .filter_map(|l| {
-                l.local_addr()
-                    .map(|a| (l.handler.protocol.clone(), l.name.clone(), a))
-            })
+            .filter_map(|l| l.local_addr().map(|a| (l.handler.protocol.clone(), l.name.clone(), a)))
             .collect()
     }
 
@@ -160,11 +125,7 @@ impl Broker {
         for bound in self.listeners {
             tracing::info!(protocol = %bound.handler.protocol, listener = %bound.name,
                 address = %bound.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
-            accept_loops.push(tokio::spawn(server::accept_loop(
-                bound,
-                stop.clone(),
-                connections.clone(),
-            )));
+            accept_loops.push(tokio::spawn(server::accept_loop(bound, stop.clone(), connections.clone())));
         }
         tracing::info!(cluster = %self.config.cluster_name, "broker ready");
 
@@ -181,10 +142,7 @@ impl Broker {
         }
         connections.close();
         let timeout = self.config.shutdown_timeout;
-        if tokio::time::timeout(timeout, connections.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(timeout, connections.wait()).await.is_err() {
             tracing::warn!(
                 open = connections.len(),
                 "connections still open after brokerShutdownTimeoutMs={}; closing them",
@@ -201,28 +159,22 @@ impl Broker {
 async fn bind_all(handlers: &[Arc<RunningHandler>]) -> Result<Vec<BoundListener>, StartupError> {
     let mut planned: Vec<(Arc<RunningHandler>, String, SocketAddr)> = Vec::new();
     for running in handlers {
-        let specs =
-            running
-                .handler
-                .listeners()
-                .into_result()
-                .map_err(|e| StartupError::Handler {
-                    protocol: running.protocol.clone(),
-                    library: running.library.clone(),
-                    stage: "listeners",
-                    message: e.to_string(),
-                })?;
+        let specs = running.handler.listeners().into_result().map_err(|e| StartupError::Handler {
+            protocol: running.protocol.clone(),
+            library: running.library.clone(),
+            stage: "listeners",
+            message: e.to_string(),
+        })?;
         for spec in specs {
             let (name, address) = (spec.name.into_string(), spec.address.into_string());
-            let addr = tokio::net::lookup_host(address.as_str()).await.ok().and_then(|mut a| a.next()).ok_or_else(|| {
-                StartupError::Listener(format!(
-                    "protocol {} listener {name}: cannot resolve address {address:?} (expected host:port)",
-                    running.protocol
-                ))
-            })?;
-            if let Some((other, other_name, other_addr)) =
-                planned.iter().find(|(_, _, a)| overlaps(*a, addr))
-            {
+            let addr =
+                tokio::net::lookup_host(address.as_str()).await.ok().and_then(|mut a| a.next()).ok_or_else(|| {
+                    StartupError::Listener(format!(
+                        "protocol {} listener {name}: cannot resolve address {address:?} (expected host:port)",
+                        running.protocol
+                    ))
+                })?;
+            if let Some((other, other_name, other_addr)) = planned.iter().find(|(_, _, a)| overlaps(*a, addr)) {
                 return Err(StartupError::Listener(format!(
                     "two handlers on one address: {} listener {name} ({addr}) and {} listener {other_name} ({other_addr})",
                     running.protocol, other.protocol
@@ -234,22 +186,13 @@ async fn bind_all(handlers: &[Arc<RunningHandler>]) -> Result<Vec<BoundListener>
     let mut bound = Vec::new();
     for (handler, name, addr) in planned {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            StartupError::Listener(format!(
-                "protocol {} listener {name}: cannot bind {addr}: {e}",
-                handler.protocol
-            ))
+            StartupError::Listener(format!("protocol {} listener {name}: cannot bind {addr}: {e}", handler.protocol))
         })?;
-        bound.push(BoundListener {
-            handler,
-            name,
-            listener,
-        });
+        bound.push(BoundListener { handler, name, listener });
     }
     Ok(bound)
 }
 
 fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }

@@ -106,29 +106,17 @@ pub struct Discovery {
 }
 
 pub(crate) fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 fn is_library(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("so" | "dylib" | "dll")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
 }
 
 /// Loads every library in `dir`. Non-library files (a README) are skipped.
 pub fn discover(dir: &Path) -> Result<Discovery, SelectError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| SelectError::Directory {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_library(p))
-        .collect();
+    let entries = std::fs::read_dir(dir).map_err(|source| SelectError::Directory { path: dir.to_owned(), source })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_library(p)).collect();
     paths.sort();
     let mut discovery = Discovery::default();
     for path in paths {
@@ -148,22 +136,19 @@ pub fn discover(dir: &Path) -> Result<Discovery, SelectError> {
 /// the first library for every path).
 pub fn load(path: &Path) -> Result<LoadedLibrary, LoadError> {
     let header = lib_header_from_path(path).map_err(classify)?;
-    let module = header
-        .init_root_module::<HandlerModuleRef>()
-        .map_err(classify)?;
-    let handler = (module.new_handler())()
-        .into_result()
-        .map_err(LoadError::Constructor)?;
-    let protocol = handler
-        .protocol_name()
-        .into_result()
-        .map_err(LoadError::Constructor)?
-        .into_string();
-    Ok(LoadedLibrary {
-        path: path.to_owned(),
-        protocol,
-        handler,
-    })
+    // abi_stable would report a version mismatch as a layout error on every
+    // type ("incompatible package versions"); naming both versions is clearer.
+    let expected = HandlerModuleRef::VERSION_STRINGS;
+    let found = header.version_strings();
+    if let (Ok(e), Ok(f)) = (expected.parsed(), found.parsed()) {
+        if !e.is_compatible(f) {
+            return Err(LoadError::IncompatibleVersion { expected: e.to_string(), found: f.to_string() });
+        }
+    }
+    let module = header.init_root_module::<HandlerModuleRef>().map_err(classify)?;
+    let handler = (module.new_handler())().into_result().map_err(LoadError::Constructor)?;
+    let protocol = handler.protocol_name().into_result().map_err(LoadError::Constructor)?.into_string();
+    Ok(LoadedLibrary { path: path.to_owned(), protocol, handler })
 }
 
 fn host_api_version() -> String {
@@ -174,28 +159,17 @@ fn classify(error: LibraryError) -> LoadError {
     match error {
         LibraryError::OpenError { err, .. } => LoadError::NotALibrary(err.to_string()),
         LibraryError::GetSymbolError { err, .. } => LoadError::NotAHandler(err.to_string()),
-        LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        } => LoadError::IncompatibleVersion {
-            expected: expected_version.to_string(),
-            found: actual_version.to_string(),
-        },
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+            LoadError::IncompatibleVersion { expected: expected_version.to_string(), found: actual_version.to_string() }
+        }
         LibraryError::AbiInstability(report) => {
             let full = report.to_string();
             tracing::debug!(report = %full, "abi_stable layout report");
-            LoadError::AbiMismatch {
-                expected: host_api_version(),
-                summary: summarise(&full),
-            }
+            LoadError::AbiMismatch { expected: host_api_version(), summary: summarise(&full) }
         }
         LibraryError::Many(errors) => {
             let first = errors.into_iter().next();
-            first.map_or_else(
-                || LoadError::Other("unknown abi_stable error".into()),
-                classify,
-            )
+            first.map_or_else(|| LoadError::Other("unknown abi_stable error".into()), classify)
         }
         other => {
             let full = other.to_string();
@@ -205,14 +179,14 @@ fn classify(error: LibraryError) -> LoadError {
     }
 }
 
-/// The "Error:" lines of an abi_stable report (at most three), or its first line.
+/// The distinct "Error:" lines of an abi_stable report (at most three), or its first line.
 fn summarise(report: &str) -> String {
-    let errors: Vec<&str> = report
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("Error:"))
-        .take(3)
-        .collect();
+    let mut errors: Vec<&str> = Vec::new();
+    for line in report.lines().map(str::trim).filter(|l| l.starts_with("Error:")) {
+        if !errors.contains(&line) && errors.len() < 3 {
+            errors.push(line);
+        }
+    }
     if errors.is_empty() {
         report.lines().next().unwrap_or_default().trim().to_owned()
     } else {
@@ -225,10 +199,7 @@ impl Discovery {
     /// that is missing (listing what was found and what failed to load) or
     /// provided twice. Failures not needed by a requested protocol are left in
     /// `failed` for the caller to warn about.
-    pub fn select(
-        mut self,
-        requested: &[String],
-    ) -> Result<(Vec<LoadedLibrary>, Vec<FailedLibrary>), SelectError> {
+    pub fn select(mut self, requested: &[String]) -> Result<(Vec<LoadedLibrary>, Vec<FailedLibrary>), SelectError> {
         let mut problems = Vec::new();
         let mut chosen_idx = Vec::new();
         for protocol in requested {
@@ -236,12 +207,7 @@ impl Discovery {
                 .loaded
                 .iter()
                 .enumerate()
-                .filter(|(_, lib)| {
-                    lib.handler
-                        .accept(protocol.as_str().into())
-                        .into_result()
-                        .unwrap_or(false)
-                })
+                .filter(|(_, lib)| lib.handler.accept(protocol.as_str().into()).into_result().unwrap_or(false))
                 .map(|(i, _)| i)
                 .collect();
             match matches.as_slice() {
@@ -252,10 +218,7 @@ impl Discovery {
                     }
                 }
                 many => {
-                    let libs: Vec<String> = many
-                        .iter()
-                        .map(|&i| file_name(&self.loaded[i].path))
-                        .collect();
+                    let libs: Vec<String> = many.iter().map(|&i| file_name(&self.loaded[i].path)).collect();
                     problems.push(format!(
                         "protocol {protocol:?} is provided by more than one library: {}; remove all but one from protocolHandlerDirectory",
                         libs.join(", ")
@@ -277,21 +240,14 @@ impl Discovery {
     }
 
     fn not_found(&self, protocol: &str) -> String {
-        let found: Vec<String> = self
-            .loaded
-            .iter()
-            .map(|l| format!("{} ({})", l.protocol, file_name(&l.path)))
-            .collect();
+        let found: Vec<String> =
+            self.loaded.iter().map(|l| format!("{} ({})", l.protocol, file_name(&l.path))).collect();
         let mut message = format!(
             "requested protocol {protocol:?} (messagingProtocols) was not found; protocols found: {}",
             if found.is_empty() { "none".to_owned() } else { found.join(", ") }
         );
         for failure in &self.failed {
-            message.push_str(&format!(
-                "\n  library {} failed to load: {}",
-                file_name(&failure.path),
-                failure.error
-            ));
+            message.push_str(&format!("\n  library {} failed to load: {}", file_name(&failure.path), failure.error));
         }
         message
     }
@@ -309,28 +265,16 @@ mod tests {
         let discovery = discover(dir.path()).expect("listable");
         assert!(discovery.loaded.is_empty());
         assert_eq!(discovery.failed.len(), 1);
-        assert!(matches!(
-            discovery.failed[0].error,
-            LoadError::NotALibrary(_)
-        ));
-        let err = discovery
-            .select(&["kafka".to_owned()])
-            .expect_err("missing")
-            .to_string();
+        assert!(matches!(discovery.failed[0].error, LoadError::NotALibrary(_)));
+        let err = discovery.select(&["kafka".to_owned()]).expect_err("missing").to_string();
         assert!(err.contains("\"kafka\""), "{err}");
         assert!(err.contains("protocols found: none"), "{err}");
-        assert!(
-            err.contains("libjunk.so failed to load: not a loadable library"),
-            "{err}"
-        );
+        assert!(err.contains("libjunk.so failed to load: not a loadable library"), "{err}");
     }
 
     #[test]
     fn summary_keeps_error_lines() {
-        let report = "header\n  Error: field a differs\n noise\n  Error: size differs\n";
-        assert_eq!(
-            summarise(report),
-            "Error: field a differs; Error: size differs"
-        );
+        let report = "header\n  Error: field a differs\n noise\n  Error: size differs\n  Error: size differs\n";
+        assert_eq!(summarise(report), "Error: field a differs; Error: size differs");
     }
 }

@@ -39,16 +39,8 @@ impl BoundListener {
 }
 
 /// Accepts until `shutdown` is cancelled; each connection is tracked by `connections`.
-pub async fn accept_loop(
-    bound: BoundListener,
-    shutdown: CancellationToken,
-    connections: TaskTracker,
-) {
-    let BoundListener {
-        handler,
-        name,
-        listener,
-    } = bound;
+pub async fn accept_loop(bound: BoundListener, shutdown: CancellationToken, connections: TaskTracker) {
+    let BoundListener { handler, name, listener } = bound;
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -57,10 +49,7 @@ pub async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let span = tracing::info_span!("conn", protocol = %handler.protocol, listener = %name, %peer);
-                connections.spawn(
-                    serve_connection(Arc::clone(&handler), name.clone(), stream, peer)
-                        .instrument(span),
-                );
+                connections.spawn(serve_connection(Arc::clone(&handler), name.clone(), stream, peer).instrument(span));
             }
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.
@@ -72,23 +61,12 @@ pub async fn accept_loop(
     tracing::debug!(protocol = %handler.protocol, listener = %name, "listener closed");
 }
 
-async fn serve_connection(
-    handler: Arc<RunningHandler>,
-    listener: String,
-    stream: TcpStream,
-    peer: SocketAddr,
-) {
+async fn serve_connection(handler: Arc<RunningHandler>, listener: String, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::debug!("connection accepted");
     let raw = raw_connection(stream, peer.to_string(), local);
-    let future = match handler
-        .handler
-        .new_connection(listener.as_str().into(), raw)
-    {
+    let future = match handler.handler.new_connection(listener.as_str().into(), raw) {
         ROk(future) => future,
         RErr(e) => {
             tracing::warn!(error = %e, "handler refused the connection");

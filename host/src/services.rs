@@ -14,10 +14,7 @@ use abi_stable::{
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 use polyport_handler_api::{
-    ffi::{
-        FfiHost, FfiHostBox, FfiHost_TO, FfiJoinHandle, FfiJoinHandleBox, FfiJoinHandle_TO,
-        LogLevel,
-    },
+    ffi::{FfiHost, FfiHostBox, FfiHost_TO, FfiJoinHandle, FfiJoinHandleBox, FfiJoinHandle_TO, LogLevel},
     ErrorKind, HandlerError,
 };
 use tracing::{Instrument, Level};
@@ -33,11 +30,7 @@ pub struct HostServices {
 impl HostServices {
     /// Services running on `runtime`, keeping handler logs down to `max_log_level`.
     pub fn new(runtime: tokio::runtime::Handle, max_log_level: LogLevel) -> Self {
-        Self {
-            runtime,
-            origin: Instant::now(),
-            max_log_level,
-        }
+        Self { runtime, origin: Instant::now(), max_log_level }
     }
 
     /// The services as the ABI object handed to handlers.
@@ -49,8 +42,7 @@ impl HostServices {
 impl FfiHost for HostServices {
     fn spawn(&self, name: RStr<'_>, task: FfiFuture<()>) -> FfiJoinHandleBox {
         // Tasks inherit the caller's span (the connection's), plus their name.
-        let span =
-            tracing::info_span!(parent: tracing::Span::current(), "task", name = %name.as_str());
+        let span = tracing::info_span!(parent: tracing::Span::current(), "task", name = %name.as_str());
         let handle = self.runtime.spawn(task.instrument(span));
         FfiJoinHandle_TO::from_value(HostJoinHandle { handle }, TD_Opaque)
     }
@@ -61,9 +53,7 @@ impl FfiHost for HostServices {
     }
 
     fn now_unix_nanos(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 
     fn monotonic_nanos(&self) -> u64 {
@@ -111,13 +101,8 @@ impl FfiJoinHandle for HostJoinHandle {
         AssertUnwindSafe(self.handle)
             .map(|result| match result {
                 Ok(()) => ROk(()),
-                Err(e) if e.is_cancelled() => {
-                    RErr(HandlerError::new(ErrorKind::CANCELLED, "task was aborted"))
-                }
-                Err(e) => RErr(HandlerError::new(
-                    ErrorKind::PANICKED,
-                    format!("task panicked: {e}"),
-                )),
+                Err(e) if e.is_cancelled() => RErr(HandlerError::new(ErrorKind::CANCELLED, "task was aborted")),
+                Err(e) => RErr(HandlerError::new(ErrorKind::PANICKED, format!("task panicked: {e}"))),
             })
             .into_ffi()
     }

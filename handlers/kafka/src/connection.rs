@@ -64,10 +64,7 @@ where
                     limit = shared.max_request_bytes,
                     "invalid request size (kafkaMaxRequestBytes); closing connection"
                 );
-                return Err(HandlerError::new(
-                    ErrorKind::PROTOCOL,
-                    format!("invalid request size {size}"),
-                ));
+                return Err(HandlerError::new(ErrorKind::PROTOCOL, format!("invalid request size {size}")));
             }
         };
         let mut frame = BytesMut::zeroed(size);
@@ -84,11 +81,7 @@ where
 }
 
 /// Handles one request frame (without its size prefix).
-pub fn process(
-    mut frame: Bytes,
-    shared: &Shared,
-    listener: &KafkaListener,
-) -> Result<BytesMut, ProtocolError> {
+pub fn process(mut frame: Bytes, shared: &Shared, listener: &KafkaListener) -> Result<BytesMut, ProtocolError> {
     let mut peek = frame.slice(..MIN_REQUEST);
     let (key, version, correlation_id) = (peek.get_i16(), peek.get_i16(), peek.get_i32());
     let span = tracing::debug_span!("request", api = key, version, correlation_id);
@@ -99,17 +92,11 @@ pub fn process(
             apis::dispatch(api, version, &mut frame, listener, &shared.broker)
         }
         Some((ApiKey::ApiVersions, _)) => {
-            tracing::debug!(
-                "ApiVersions at an unsupported version; answering v0 with UNSUPPORTED_VERSION"
-            );
+            tracing::debug!("ApiVersions at an unsupported version; answering v0 with UNSUPPORTED_VERSION");
             api_versions::unsupported_version(correlation_id)
         }
         _ => {
-            tracing::info!(
-                api = key,
-                version,
-                "unsupported API key or version; answering UNSUPPORTED_VERSION"
-            );
+            tracing::info!(api = key, version, "unsupported API key or version; answering UNSUPPORTED_VERSION");
             Ok(apis::unsupported_response(correlation_id))
         }
     }
@@ -127,7 +114,5 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let span = tracing::debug_span!("kafka", listener = %listener.name);
-    serve(stream, shared, listener, shutdown)
-        .instrument(span)
-        .await
+    serve(stream, shared, listener, shutdown).instrument(span).await
 }

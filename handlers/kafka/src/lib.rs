@@ -11,8 +11,7 @@ pub mod listeners;
 use std::sync::Arc;
 
 use polyport_handler_api::{
-    export_handler, Config, Connection, ConnectionFuture, ErrorKind, HandlerError, Host, Listener,
-    ProtocolHandler,
+    export_handler, Config, Connection, ConnectionFuture, ErrorKind, HandlerError, Host, Listener, ProtocolHandler,
 };
 use tokio::sync::watch;
 
@@ -40,12 +39,8 @@ impl ProtocolError {
 }
 
 /// The keys this handler reads from broker.conf.
-pub const CONFIG_KEYS: &[&str] = &[
-    "kafkaListeners",
-    "kafkaAdvertisedListeners",
-    "kafkaProtocolMap",
-    "kafkaMaxRequestBytes",
-];
+pub const CONFIG_KEYS: &[&str] =
+    &["kafkaListeners", "kafkaAdvertisedListeners", "kafkaProtocolMap", "kafkaMaxRequestBytes"];
 
 /// Kafka's own default for `socket.request.max.bytes`.
 const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
@@ -64,11 +59,8 @@ impl KafkaService {
     pub fn from_config(config: &Config) -> Result<Self, HandlerError> {
         let advertised = config.get("advertisedAddress").unwrap_or("127.0.0.1");
         let listeners = listeners::from_config(config, advertised)?;
-        let max_request_bytes = config.parse_or(
-            "kafkaMaxRequestBytes",
-            DEFAULT_MAX_REQUEST_BYTES,
-            "a number of bytes, at least 1024",
-        )?;
+        let max_request_bytes =
+            config.parse_or("kafkaMaxRequestBytes", DEFAULT_MAX_REQUEST_BYTES, "a number of bytes, at least 1024")?;
         if max_request_bytes < 1024 {
             return Err(HandlerError::config(
                 "kafkaMaxRequestBytes",
@@ -76,16 +68,11 @@ impl KafkaService {
                 "a number of bytes, at least 1024",
             ));
         }
-        let broker = BrokerInfo {
-            node_id: 0,
-            cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned(),
-        };
+        let broker =
+            BrokerInfo { node_id: 0, cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned() };
         Ok(Self {
             listeners,
-            shared: Arc::new(Shared {
-                broker,
-                max_request_bytes,
-            }),
+            shared: Arc::new(Shared { broker, max_request_bytes }),
             shutdown: watch::channel(false).0,
         })
     }
@@ -100,10 +87,7 @@ impl KafkaService {
         &self,
         listener: &str,
         stream: S,
-    ) -> Result<
-        impl std::future::Future<Output = Result<(), HandlerError>> + Send + 'static,
-        HandlerError,
-    >
+    ) -> Result<impl std::future::Future<Output = Result<(), HandlerError>> + Send + 'static, HandlerError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -112,18 +96,8 @@ impl KafkaService {
             .iter()
             .find(|l| l.name == listener)
             .cloned()
-            .ok_or_else(|| {
-                HandlerError::new(
-                    ErrorKind::STATE,
-                    format!("no Kafka listener named {listener}"),
-                )
-            })?;
-        Ok(connection::serve_instrumented(
-            stream,
-            Arc::clone(&self.shared),
-            listener,
-            self.shutdown.subscribe(),
-        ))
+            .ok_or_else(|| HandlerError::new(ErrorKind::STATE, format!("no Kafka listener named {listener}")))?;
+        Ok(connection::serve_instrumented(stream, Arc::clone(&self.shared), listener, self.shutdown.subscribe()))
     }
 
     /// Tells every connection to stop after its in-flight request.
@@ -172,10 +146,7 @@ impl ProtocolHandler for KafkaHandler {
         self.service
             .iter()
             .flat_map(|s| s.listeners())
-            .map(|l| Listener {
-                name: l.name.clone(),
-                address: l.bind.clone(),
-            })
+            .map(|l| Listener { name: l.name.clone(), address: l.bind.clone() })
             .collect()
     }
 

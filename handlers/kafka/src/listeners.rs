@@ -28,11 +28,7 @@ fn parse_endpoint(key: &str, raw: &str, item: &str) -> Result<(String, String, u
     let (name, rest) = item.split_once("://").ok_or_else(err)?;
     let (host, port) = rest.rsplit_once(':').ok_or_else(err)?;
     let port: u16 = port.parse().map_err(|_| err())?;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(err());
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -43,11 +39,7 @@ fn parse_list(config: &Config, key: &str) -> Result<Vec<(String, String, u16)>, 
     let Some(raw) = config.get(key) else {
         return Ok(Vec::new());
     };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| parse_endpoint(key, raw, item))
-        .collect()
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|item| parse_endpoint(key, raw, item)).collect()
 }
 
 fn is_wildcard(host: &str) -> bool {
@@ -64,19 +56,12 @@ fn join_host_port(host: &str, port: u16) -> String {
 
 /// Reads the listener keys. `advertised_address` replaces wildcard hosts in
 /// advertised addresses, as in KoP.
-pub fn from_config(
-    config: &Config,
-    advertised_address: &str,
-) -> Result<Vec<KafkaListener>, HandlerError> {
+pub fn from_config(config: &Config, advertised_address: &str) -> Result<Vec<KafkaListener>, HandlerError> {
     let mut protocol_map = BTreeMap::new();
     if let Some(raw) = config.get("kafkaProtocolMap") {
         for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, protocol) = item.split_once(':').ok_or_else(|| {
-                HandlerError::config(
-                    "kafkaProtocolMap",
-                    raw,
-                    "a list of NAME:PROTOCOL, e.g. INTERNAL:PLAINTEXT",
-                )
+                HandlerError::config("kafkaProtocolMap", raw, "a list of NAME:PROTOCOL, e.g. INTERNAL:PLAINTEXT")
             })?;
             let protocol = protocol.trim().to_ascii_uppercase();
             if !PROTOCOLS.contains(&protocol.as_str()) {
@@ -95,9 +80,7 @@ pub fn from_config(
         endpoints.push(("PLAINTEXT".into(), "0.0.0.0".into(), 9092));
     }
     let advertised = parse_list(config, "kafkaAdvertisedListeners")?;
-    let raw_listeners = config
-        .get("kafkaListeners")
-        .unwrap_or("PLAINTEXT://0.0.0.0:9092");
+    let raw_listeners = config.get("kafkaListeners").unwrap_or("PLAINTEXT://0.0.0.0:9092");
 
     let mut listeners = Vec::new();
     for (name, host, port) in endpoints {
@@ -120,26 +103,14 @@ pub fn from_config(
             ));
         }
         if listeners.iter().any(|l: &KafkaListener| l.name == name) {
-            return Err(HandlerError::config(
-                "kafkaListeners",
-                raw_listeners,
-                "each listener name at most once",
-            ));
+            return Err(HandlerError::config("kafkaListeners", raw_listeners, "each listener name at most once"));
         }
         let (adv_host, adv_port) = match advertised.iter().find(|(n, _, _)| *n == name) {
             Some((_, h, p)) => (h.clone(), *p),
             None => (host.clone(), port),
         };
-        let adv_host = if is_wildcard(&adv_host) {
-            advertised_address.to_owned()
-        } else {
-            adv_host
-        };
-        let bind_host = if host.is_empty() {
-            "0.0.0.0"
-        } else {
-            host.as_str()
-        };
+        let adv_host = if is_wildcard(&adv_host) { advertised_address.to_owned() } else { adv_host };
+        let bind_host = if host.is_empty() { "0.0.0.0" } else { host.as_str() };
         listeners.push(KafkaListener {
             name,
             bind: join_host_port(bind_host, port),
@@ -147,10 +118,7 @@ pub fn from_config(
             advertised_port: i32::from(adv_port),
         });
     }
-    if let Some((name, _, _)) = advertised
-        .iter()
-        .find(|(n, _, _)| !listeners.iter().any(|l| &l.name == n))
-    {
+    if let Some((name, _, _)) = advertised.iter().find(|(n, _, _)| !listeners.iter().any(|l| &l.name == n)) {
         return Err(HandlerError::config(
             "kafkaAdvertisedListeners",
             config.get("kafkaAdvertisedListeners").unwrap_or_default(),
@@ -165,40 +133,23 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
-        Config::new(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        )
+        Config::new(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
     }
 
     #[test]
     fn wildcard_is_advertised_as_the_broker_address() {
-        let l = from_config(
-            &config(&[("kafkaListeners", "PLAINTEXT://0.0.0.0:9092")]),
-            "10.0.0.5",
-        )
-        .expect("valid");
+        let l = from_config(&config(&[("kafkaListeners", "PLAINTEXT://0.0.0.0:9092")]), "10.0.0.5").expect("valid");
         assert_eq!(l[0].bind, "0.0.0.0:9092");
-        assert_eq!(
-            (l[0].advertised_host.as_str(), l[0].advertised_port),
-            ("10.0.0.5", 9092)
-        );
+        assert_eq!((l[0].advertised_host.as_str(), l[0].advertised_port), ("10.0.0.5", 9092));
     }
 
     #[test]
     fn named_listeners_use_the_protocol_map_and_advertised_listeners() {
         let l = from_config(
             &config(&[
-                (
-                    "kafkaListeners",
-                    "INTERNAL://127.0.0.1:9092,EXTERNAL://0.0.0.0:19092",
-                ),
+                ("kafkaListeners", "INTERNAL://127.0.0.1:9092,EXTERNAL://0.0.0.0:19092"),
                 ("kafkaProtocolMap", "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT"),
-                (
-                    "kafkaAdvertisedListeners",
-                    "EXTERNAL://broker.example.com:29092",
-                ),
+                ("kafkaAdvertisedListeners", "EXTERNAL://broker.example.com:29092"),
             ]),
             "127.0.0.1",
         )

@@ -22,25 +22,18 @@ fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED
         .iter()
         .map(|(key, range)| {
-            ApiVersion::default()
-                .with_api_key(*key as i16)
-                .with_min_version(range.min)
-                .with_max_version(range.max)
+            ApiVersion::default().with_api_key(*key as i16).with_min_version(range.min).with_max_version(range.max)
         })
         .collect()
 }
 
 /// Lists every API served and its versions.
 pub fn handle(_ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse::default()
-        .with_api_keys(api_keys())
-        .with_finalized_features_epoch(-1)
+    ApiVersionsResponse::default().with_api_keys(api_keys()).with_finalized_features_epoch(-1)
 }
 
 /// The v0 answer to an ApiVersions request at a version we do not speak.
 pub fn unsupported_version(correlation_id: i32) -> Result<BytesMut, ProtocolError> {
-    let body = ApiVersionsResponse::default()
-        .with_error_code(UNSUPPORTED_VERSION)
-        .with_api_keys(api_keys());
+    let body = ApiVersionsResponse::default().with_error_code(UNSUPPORTED_VERSION).with_api_keys(api_keys());
     encode_response(correlation_id, 0, &body)
 }

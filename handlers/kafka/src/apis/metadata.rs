@@ -35,12 +35,10 @@ pub fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataRes
         .unwrap_or_default()
         .into_iter()
         .map(|t| match t.name {
-            Some(name) => MetadataResponseTopic::default()
-                .with_name(Some(name))
-                .with_error_code(UNKNOWN_TOPIC_OR_PARTITION),
-            None => MetadataResponseTopic::default()
-                .with_topic_id(t.topic_id)
-                .with_error_code(UNKNOWN_TOPIC_ID),
+            Some(name) => {
+                MetadataResponseTopic::default().with_name(Some(name)).with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
+            }
+            None => MetadataResponseTopic::default().with_topic_id(t.topic_id).with_error_code(UNKNOWN_TOPIC_ID),
         })
         .collect();
     MetadataResponse::default()

@@ -14,10 +14,8 @@ use kafka_protocol::{
 use crate::{listeners::KafkaListener, ProtocolError};
 
 /// Every API served, with the versions implemented.
-pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
-    (ApiKey::ApiVersions, api_versions::VERSIONS),
-    (ApiKey::Metadata, metadata::VERSIONS),
-];
+pub const SUPPORTED: &[(ApiKey, VersionRange)] =
+    &[(ApiKey::ApiVersions, api_versions::VERSIONS), (ApiKey::Metadata, metadata::VERSIONS)];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 pub const UNSUPPORTED_VERSION: i16 = 35;
@@ -58,20 +56,12 @@ pub fn dispatch(
     listener: &KafkaListener,
     broker: &BrokerInfo,
 ) -> Result<BytesMut, ProtocolError> {
-    let header = RequestHeader::decode(frame, key.request_header_version(version))
-        .map_err(ProtocolError::decode)?;
-    let ctx = RequestContext {
-        header: &header,
-        version,
-        listener,
-        broker,
-    };
+    let header = RequestHeader::decode(frame, key.request_header_version(version)).map_err(ProtocolError::decode)?;
+    let ctx = RequestContext { header: &header, version, listener, broker };
     match key {
         ApiKey::ApiVersions => call(&ctx, frame, api_versions::handle),
         ApiKey::Metadata => call(&ctx, frame, metadata::handle),
-        other => Err(ProtocolError::Decode(format!(
-            "{other:?} is listed as supported but has no dispatch arm"
-        ))),
+        other => Err(ProtocolError::Decode(format!("{other:?} is listed as supported but has no dispatch arm"))),
     }
 }
 
@@ -85,11 +75,7 @@ where
     Resp: Encodable + HeaderVersion,
 {
     let request = Req::decode(frame, ctx.version).map_err(ProtocolError::decode)?;
-    encode_response(
-        ctx.header.correlation_id,
-        ctx.version,
-        &handle(ctx, request),
-    )
+    encode_response(ctx.header.correlation_id, ctx.version, &handle(ctx, request))
 }
 
 /// Encodes `[size][response header][body]`.
@@ -100,21 +86,12 @@ pub fn encode_response<Resp: Encodable + HeaderVersion>(
 ) -> Result<BytesMut, ProtocolError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = Resp::header_version(version);
-    let size = header
-        .compute_size(header_version)
-        .map_err(ProtocolError::encode)?
+    let size = header.compute_size(header_version).map_err(ProtocolError::encode)?
         + body.compute_size(version).map_err(ProtocolError::encode)?;
     let mut out = BytesMut::with_capacity(4 + size);
-    out.extend_from_slice(
-        &i32::try_from(size)
-            .map_err(ProtocolError::encode)?
-            .to_be_bytes(),
-    );
-    header
-        .encode(&mut out, header_version)
-        .map_err(ProtocolError::encode)?;
-    body.encode(&mut out, version)
-        .map_err(ProtocolError::encode)?;
+    out.extend_from_slice(&i32::try_from(size).map_err(ProtocolError::encode)?.to_be_bytes());
+    header.encode(&mut out, header_version).map_err(ProtocolError::encode)?;
+    body.encode(&mut out, version).map_err(ProtocolError::encode)?;
     Ok(out)
 }
 
@@ -131,9 +108,7 @@ pub fn unsupported_response(correlation_id: i32) -> BytesMut {
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::messages::{
-        ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    };
+    use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse};
 
     use super::*;
 
@@ -152,9 +127,7 @@ mod tests {
             .with_request_api_version(version)
             .with_correlation_id(7);
         let mut out = BytesMut::new();
-        header
-            .encode(&mut out, key.request_header_version(version))
-            .expect("header");
+        header.encode(&mut out, key.request_header_version(version)).expect("header");
         body.encode(&mut out, version).expect("body");
         out.freeze()
     }
@@ -163,10 +136,7 @@ mod tests {
     /// response that decodes at that version.
     #[test]
     fn every_advertised_version_round_trips() {
-        let broker = BrokerInfo {
-            node_id: 0,
-            cluster_id: "c".into(),
-        };
+        let broker = BrokerInfo { node_id: 0, cluster_id: "c".into() };
         for &(key, range) in SUPPORTED {
             for version in range.min..=range.max {
                 let mut frame = match key {
@@ -174,12 +144,10 @@ mod tests {
                     ApiKey::Metadata => request(key, version, &MetadataRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
-                let mut out = dispatch(key, version, &mut frame, &listener(), &broker)
-                    .expect("dispatch")
-                    .freeze();
+                let mut out = dispatch(key, version, &mut frame, &listener(), &broker).expect("dispatch").freeze();
                 let _size = bytes::Buf::get_i32(&mut out);
-                let header = ResponseHeader::decode(&mut out, key.response_header_version(version))
-                    .expect("response header");
+                let header =
+                    ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("response header");
                 assert_eq!(header.correlation_id, 7);
                 match key {
                     ApiKey::ApiVersions => {

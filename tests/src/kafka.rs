@@ -1,0 +1,102 @@
+//! A minimal Kafka wire client: exact frames in, raw responses out, so tests
+//! can send what real clients never would (unknown keys, bad sizes).
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{ApiKey, RequestHeader, ResponseHeader},
+    protocol::{Decodable, Encodable, HeaderVersion, StrBytes},
+};
+
+/// One TCP connection to a Kafka listener.
+pub struct KafkaConn {
+    stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl KafkaConn {
+    /// Connects with a 5 s read timeout.
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        Self { stream, next_correlation: 1 }
+    }
+
+    /// Sends raw bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a request frame with a header for `key`/`version` and `body` bytes.
+    pub fn send_frame(&mut self, key: i16, version: i16, body: &[u8]) -> i32 {
+        let correlation = self.next_correlation;
+        self.next_correlation += 1;
+        let mut frame = BytesMut::new();
+        frame.extend_from_slice(&key.to_be_bytes());
+        frame.extend_from_slice(&version.to_be_bytes());
+        frame.extend_from_slice(&correlation.to_be_bytes());
+        frame.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+        frame.extend_from_slice(body);
+        let mut out = (i32::try_from(frame.len()).expect("size")).to_be_bytes().to_vec();
+        out.extend_from_slice(&frame);
+        self.send_raw(&out);
+        correlation
+    }
+
+    /// Encodes and sends a typed request.
+    pub fn send<R: Encodable + HeaderVersion>(&mut self, key: ApiKey, version: i16, body: &R) -> i32 {
+        let correlation = self.next_correlation;
+        self.next_correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(StrBytes::from_static_str("polyport-tests")));
+        let mut frame = BytesMut::new();
+        header.encode(&mut frame, key.request_header_version(version)).expect("header");
+        body.encode(&mut frame, version).expect("body");
+        let mut out = (i32::try_from(frame.len()).expect("size")).to_be_bytes().to_vec();
+        out.extend_from_slice(&frame);
+        self.send_raw(&out);
+        correlation
+    }
+
+    /// Reads one response frame (without its size); `None` if the broker closed the connection.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        if self.stream.read_exact(&mut size).is_err() {
+            return None;
+        }
+        let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(size)).expect("size")];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Reads and decodes a typed response, checking the correlation id.
+    pub fn receive<R: Decodable>(&mut self, key: ApiKey, version: i16, correlation: i32) -> R {
+        let mut frame = self.read_frame().expect("response");
+        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).expect("header");
+        assert_eq!(header.correlation_id, correlation);
+        R::decode(&mut frame, version).expect("body")
+    }
+
+    /// Whether the broker has closed this connection (reads EOF or reset within 5 s).
+    pub fn is_closed_by_broker(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
+        }
+    }
+}
+
+/// Splits a minimal error response: (correlation id, error code).
+pub fn correlation_and_error(mut frame: Bytes) -> (i32, i16) {
+    (frame.get_i32(), frame.get_i16())
+}

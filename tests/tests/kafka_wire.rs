@@ -1,0 +1,110 @@
+//! The Kafka handler at the byte level: what real clients negotiate, and what
+//! no client should send (unknown APIs, bad sizes, malformed bodies).
+
+use std::time::Duration;
+
+use kafka_protocol::messages::{
+    metadata_request::MetadataRequestTopic, ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest,
+    MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use polyport_tests::{
+    kafka::{correlation_and_error, KafkaConn},
+    kafka_library, Broker,
+};
+
+const UNSUPPORTED_VERSION: i16 = 35;
+
+fn broker() -> Broker {
+    Broker::configure("kafkaMaxRequestBytes=65536", &[&kafka_library()]).start()
+}
+
+fn api_versions_ok(conn: &mut KafkaConn) -> ApiVersionsResponse {
+    let c = conn.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let response: ApiVersionsResponse = conn.receive(ApiKey::ApiVersions, 3, c);
+    assert_eq!(response.error_code, 0);
+    response
+}
+
+#[test]
+fn api_versions_lists_exactly_what_is_served() {
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let response = api_versions_ok(&mut conn);
+    let listed: Vec<(i16, i16, i16)> =
+        response.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    assert_eq!(listed, vec![(ApiKey::ApiVersions as i16, 0, 4), (ApiKey::Metadata as i16, 0, 12)]);
+}
+
+#[test]
+fn metadata_advertises_the_listener_address_and_reports_unknown_topics() {
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    for version in [0, 1, 4, 9, 12] {
+        let request = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("orders"))))
+        ]));
+        let c = conn.send(ApiKey::Metadata, version, &request);
+        let response: MetadataResponse = conn.receive(ApiKey::Metadata, version, c);
+        assert_eq!(response.brokers.len(), 1);
+        assert_eq!(response.brokers[0].host.as_str(), "127.0.0.1");
+        assert_eq!(response.brokers[0].port, i32::from(broker.kafka_port));
+        assert_eq!(response.topics.len(), 1);
+        assert_eq!(response.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION at v{version}");
+    }
+}
+
+#[test]
+fn unknown_api_key_gets_unsupported_version_and_the_connection_survives() {
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let c = conn.send_frame(9999, 0, &[]);
+    assert_eq!(correlation_and_error(conn.read_frame().expect("a reply")), (c, UNSUPPORTED_VERSION));
+    // A known API at a version we do not serve (Produce is not served at all yet).
+    let c = conn.send_frame(ApiKey::Metadata as i16, 99, &[1, 2, 3]);
+    assert_eq!(correlation_and_error(conn.read_frame().expect("a reply")), (c, UNSUPPORTED_VERSION));
+    let c = conn.send_frame(ApiKey::Produce as i16, 9, &[]);
+    assert_eq!(correlation_and_error(conn.read_frame().expect("a reply")), (c, UNSUPPORTED_VERSION));
+    api_versions_ok(&mut conn);
+}
+
+#[test]
+fn api_versions_at_an_unknown_version_answers_v0_with_the_list() {
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let c = conn.send_frame(ApiKey::ApiVersions as i16, 77, &[0, 0, 0]);
+    let mut frame = conn.read_frame().expect("reply");
+    let (correlation, _) = correlation_and_error(frame.clone());
+    assert_eq!(correlation, c);
+    let _ = bytes::Buf::get_i32(&mut frame);
+    let response = ApiVersionsResponse::decode(&mut frame, 0).expect("v0 body");
+    assert_eq!(response.error_code, UNSUPPORTED_VERSION);
+    assert_eq!(response.api_keys.len(), 2);
+    api_versions_ok(&mut conn);
+}
+
+#[test]
+fn oversized_negative_and_malformed_frames_close_only_that_connection() {
+    let broker = broker();
+    let mut bystander = KafkaConn::connect(broker.kafka_port);
+    api_versions_ok(&mut bystander);
+
+    // Over kafkaMaxRequestBytes (64 KiB here).
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    conn.send_raw(&(1_000_000i32).to_be_bytes());
+    assert!(conn.is_closed_by_broker());
+
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    conn.send_raw(&(-5i32).to_be_bytes());
+    assert!(conn.is_closed_by_broker());
+
+    // A Metadata v12 body cut short.
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    conn.send_frame(ApiKey::Metadata as i16, 12, &[0x00, 0x00, 0x05]);
+    assert!(conn.is_closed_by_broker());
+
+    assert!(broker.wait_for_log("invalid request size 1000000", Duration::from_secs(5)), "{}", broker.log());
+    assert!(broker.wait_for_log("malformed request; closing connection", Duration::from_secs(5)), "{}", broker.log());
+    api_versions_ok(&mut bystander);
+    api_versions_ok(&mut KafkaConn::connect(broker.kafka_port));
+}
