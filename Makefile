@@ -8,7 +8,7 @@
 CARGO ?= cargo
 HANDLERS := kafka
 
-.PHONY: build run test build-debug check-handlers bench clean
+.PHONY: build run test build-debug check-handlers bench bench-boundary clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -34,7 +34,10 @@ test: build-debug
 	$(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks (not part of the tests): see docs/benchmarks.md.
-bench:
+bench: bench-boundary
+
+## Handler boundary cost: the Kafka request path through libkafka.so vs in-process.
+bench-boundary:
 	$(CARGO) build --release -p polyport-kafka
 	$(CARGO) run --release -p polyport-benches --bin boundary
 

@@ -6,14 +6,14 @@
 //! Handler authors do not use this module directly: they implement
 //! [`ProtocolHandler`](crate::ProtocolHandler) and call
 //! [`export_handler!`](crate::export_handler). The host uses it through
-//! [`LoadedHandler`](crate::host_side::LoadedHandler).
+//! the `polyport-host` loader.
 //!
 //! # Evolution rules
 //! The ABI grows only by appending: new methods go after the method marked
 //! `#[sabi(last_prefix_field)]` in each trait, new fields at the end of
 //! [`HandlerModule`]. Changing or removing anything is a breaking change and
 //! needs a new minor version of this crate (0.x), which the host refuses at
-//! load with "incompatible package versions".
+//! load ("incompatible handler-api: the broker expects …").
 
 use abi_stable::{
     declare_root_module_statics,

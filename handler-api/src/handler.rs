@@ -41,8 +41,8 @@ pub struct Listener {
 /// The host calls, in order: [`protocol_name`](Self::protocol_name) and
 /// [`accept`](Self::accept) to match `messagingProtocols`;
 /// [`initialize`](Self::initialize) with the whole broker configuration;
-/// [`protocol_data_to_advertise`](Self::protocol_data_to_advertise);
-/// [`start`](Self::start) with the host services; [`listeners`](Self::listeners),
+/// [`start`](Self::start) with the host services;
+/// [`protocol_data_to_advertise`](Self::protocol_data_to_advertise); [`listeners`](Self::listeners),
 /// which the host binds; then [`new_connection`](Self::new_connection) for every
 /// accepted connection, concurrently; and [`close`](Self::close) at shutdown.
 ///

@@ -83,8 +83,8 @@ impl Host {
     }
 
     /// Writes one record to the host's log stream. Handlers usually log with
-    /// `tracing` instead; [`export_handler!`](crate::export_handler) forwards
-    /// those events here.
+    /// `tracing` instead: from `start` on, handler-api forwards those events here
+    /// (as target `handler`, the handler's own target in a `target` field).
     pub fn log(&self, level: LogLevel, target: &str, message: &str) {
         self.inner.log(level, RStr::from_str(target), RStr::from_str(message));
     }

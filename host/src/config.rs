@@ -51,9 +51,9 @@ pub struct InvalidValue {
     pub expected: String,
 }
 
-/// A host key: its name, default and one-line description. The single source
-/// for validation, unknown-key warnings, and the docs test that keeps
-/// conf/broker.conf and docs/configuration.md complete.
+/// A host key and its default. The single source for defaults, unknown-key
+/// warnings, and the docs test that keeps conf/broker.conf and
+/// docs/configuration.md complete.
 #[derive(Debug, Clone, Copy)]
 pub struct KeySpec {
     /// The key as written in broker.conf.

@@ -35,7 +35,7 @@ pub enum StartupError {
         protocol: String,
         /// The library file.
         library: String,
-        /// initialize, start or listeners.
+        /// initialize, start, protocol_data_to_advertise or listeners.
         stage: &'static str,
         /// The handler's error.
         message: String,
@@ -95,7 +95,11 @@ impl Broker {
             }
             lib.handler.initialize(ffi_config.clone()).into_result().map_err(|e| fail("initialize", e))?;
             lib.handler.start(services.clone().into_ffi()).into_result().map_err(|e| fail("start", e))?;
-            let advertised = lib.handler.protocol_data_to_advertise().into_result().map_err(|e| fail("start", e))?;
+            let advertised = lib
+                .handler
+                .protocol_data_to_advertise()
+                .into_result()
+                .map_err(|e| fail("protocol_data_to_advertise", e))?;
             tracing::info!(protocol = %lib.protocol, library = %library, advertised = %advertised, "protocol handler started");
             handlers.push(Arc::new(RunningHandler { protocol: lib.protocol, library, handler: lib.handler }));
         }
