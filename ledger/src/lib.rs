@@ -1,0 +1,607 @@
+//! The managed ledger: Polyport's storage for one topic partition.
+//!
+//! A ledger is a sequence of segment files (each with a ledger id), each a
+//! sequence of entries. An entry is an opaque payload (one producer batch)
+//! with [`EntryMeta`]: base offset, message count, format tag, timestamps and
+//! a CRC32C. Offsets are dense: an entry's base offset is the previous entry's
+//! base plus its count, across segment rolls and restarts. The ledger knows no
+//! protocol: formats belong to whoever writes them.
+//!
+//! One writer task owns the tail ([`writer`]); readers read published data
+//! without locks held across I/O, straight from a shared memory map.
+//! docs/storage.md describes the byte layout and the invariants.
+
+pub mod backend;
+mod error;
+pub mod format;
+mod segment;
+mod writer;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock, RwLockWriteGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use backend::Backend;
+pub use error::LedgerError;
+pub use format::EntryMeta;
+use format::{SealedIndex, SEGMENT_HEADER_LEN};
+pub use segment::Entry;
+use segment::{index_path, Published, Segment};
+use tokio::sync::{mpsc, oneshot, watch};
+pub use writer::{Appended, NewEntry};
+use writer::{Command, Writer};
+
+/// When appends are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fsync every append before acknowledging it (no sharing).
+    Always,
+    /// Group commit: appends queued together share one fsync. The writer
+    /// waits up to `max_delay` for more appends unless `max_bytes` are queued.
+    Group {
+        /// Longest an append waits for others to share its fsync.
+        max_delay: Duration,
+        /// Queued bytes that trigger the write and fsync at once.
+        max_bytes: u64,
+    },
+    /// Acknowledge once written to the OS; the OS decides when it reaches the disk.
+    Os,
+}
+
+/// How a ledger stores its data.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Capacity of a new segment file; a segment rolls when the next entry does not fit.
+    pub segment_bytes: u64,
+    /// A segment rolls on the first append after it is this old.
+    pub segment_max_age: Duration,
+    /// An index point is kept every this many bytes of entries.
+    pub index_interval_bytes: u64,
+    /// Largest payload accepted.
+    pub max_entry_bytes: u64,
+    /// Durability.
+    pub sync: SyncPolicy,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 128 * 1024 * 1024,
+            segment_max_age: Duration::from_secs(4 * 3600),
+            index_interval_bytes: 4096,
+            max_entry_bytes: 16 * 1024 * 1024,
+            sync: SyncPolicy::Group { max_delay: Duration::ZERO, max_bytes: 1024 * 1024 },
+        }
+    }
+}
+
+/// The offsets a ledger holds: `start` to `end`, end exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRange {
+    /// First stored offset.
+    pub start: u64,
+    /// Offset the next message will get (the high watermark).
+    pub end: u64,
+}
+
+/// Bounds of one read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// At most this many entries.
+    pub max_entries: usize,
+    /// At most this many payload bytes, except that the first entry is always
+    /// returned whole, however large.
+    pub max_bytes: usize,
+}
+
+/// The result of a read.
+#[derive(Debug, Clone)]
+pub struct ReadBatch {
+    /// The entries, in offset order. The first one contains the offset asked for.
+    pub entries: Vec<Entry>,
+    /// The log's range when the read was served.
+    pub range: LogRange,
+}
+
+/// Where a message is: Pulsar's MessageId as the ledger sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The segment.
+    pub ledger_id: u64,
+    /// The entry within the segment.
+    pub entry_id: u64,
+    /// The message within the entry.
+    pub batch_index: u32,
+}
+
+/// A segment as retention and listings see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its ledger id.
+    pub ledger_id: u64,
+    /// First offset.
+    pub base_offset: u64,
+    /// Offset after its last message.
+    pub end_offset: u64,
+    /// Bytes of data (headers included).
+    pub bytes: u64,
+    /// Entries in it.
+    pub entries: u64,
+    /// Largest message timestamp.
+    pub max_timestamp_ms: i64,
+    /// When it was last appended to.
+    pub last_append_ms: i64,
+    /// Whether it is sealed (every segment but the active one).
+    pub sealed: bool,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// State shared by the writer and readers.
+pub(crate) struct Shared {
+    pub name: String,
+    pub dir: PathBuf,
+    pub config: LedgerConfig,
+    pub backend: Arc<dyn Backend>,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    /// The published end offset; readers wait on it.
+    pub end: watch::Sender<u64>,
+    failed: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn segments_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Segment>>> {
+        self.segments.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn segments_from(&self, offset: u64) -> Vec<Arc<Segment>> {
+        let segments = self.segments.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let i = segments.partition_point(|s| s.header.base_offset <= offset).saturating_sub(1);
+        segments[i..].to_vec()
+    }
+
+    fn all_segments(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn fail(&self, reason: String) {
+        tracing::error!(ledger = %self.name, "{reason}; the ledger refuses further writes");
+        *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+    }
+}
+
+/// A topic partition's managed ledger. Cheap to share behind an `Arc`.
+pub struct ManagedLedger {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for ManagedLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedLedger").field("name", &self.shared.name).field("range", &self.range()).finish()
+    }
+}
+
+impl ManagedLedger {
+    /// Opens (creating if needed) the ledger stored in `dir`, recovering it
+    /// from a crash: a torn tail is cut off at the last entry whose CRC holds;
+    /// damage anywhere else is an error naming the file and position.
+    pub async fn open(
+        name: impl Into<String>,
+        dir: impl Into<PathBuf>,
+        config: LedgerConfig,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Self, LedgerError> {
+        let (name, dir) = (name.into(), dir.into());
+        let writer = tokio::task::spawn_blocking(move || recover(name, dir, config, backend))
+            .await
+            .map_err(|e| LedgerError::io("ledger recovery task", std::io::Error::other(e.to_string())))??;
+        let shared = Arc::clone(&writer.shared);
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(writer.run(rx));
+        Ok(Self { shared, tx })
+    }
+
+    /// The ledger's name (the topic partition).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Appends entries; completes once they are durable under the sync policy.
+    pub async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, LedgerError> {
+        self.append_with(entries, true).await
+    }
+
+    /// Appends entries; with `durable` false the answer comes once they are
+    /// written to the OS, before the policy's fsync (Kafka's acks=1).
+    pub async fn append_with(&self, entries: Vec<NewEntry>, durable: bool) -> Result<Vec<Appended>, LedgerError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Append { entries, durable, reply }).await?;
+        rx.await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), LedgerError> {
+        self.tx.send(cmd).await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))
+    }
+
+    /// Seals the active segment and starts a new one.
+    pub async fn roll(&self) -> Result<(), LedgerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Roll { reply }).await?;
+        rx.await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?
+    }
+
+    /// Syncs and stops the writer; later appends fail with [`LedgerError::Closed`].
+    pub async fn close(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Close { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The stored range.
+    pub fn range(&self) -> LogRange {
+        let start = self.shared.all_segments().first().map_or(0, |s| s.header.base_offset);
+        LogRange { start, end: *self.shared.end.borrow() }
+    }
+
+    /// Entries from the one containing `offset`, within `limits`. At the end
+    /// of the log, waits up to `wait` for new entries (long poll).
+    pub async fn read(
+        &self,
+        offset: u64,
+        limits: ReadLimits,
+        wait: Option<Duration>,
+    ) -> Result<ReadBatch, LedgerError> {
+        let range = self.range();
+        self.check_range(offset, range)?;
+        if offset == range.end {
+            if let Some(wait) = wait {
+                let mut rx = self.shared.end.subscribe();
+                let _ = tokio::time::timeout(wait, rx.wait_for(|end| *end > offset)).await;
+            }
+        }
+        self.read_now(offset, limits)
+    }
+
+    fn check_range(&self, offset: u64, range: LogRange) -> Result<(), LedgerError> {
+        if offset < range.start || offset > range.end {
+            return Err(LedgerError::OffsetOutOfRange {
+                ledger: self.shared.name.clone(),
+                offset,
+                start: range.start,
+                end: range.end,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads what is published now, without waiting.
+    pub fn read_now(&self, offset: u64, limits: ReadLimits) -> Result<ReadBatch, LedgerError> {
+        let range = self.range();
+        self.check_range(offset, range)?;
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        'segments: for segment in self.shared.segments_from(offset) {
+            let (start, data_len) = {
+                let p = segment.published();
+                let start = if offset >= segment.header.base_offset {
+                    Segment::point_for_offset(&p.points, offset)
+                } else {
+                    p.points.first().copied()
+                };
+                (start, p.data_len)
+            };
+            let Some(point) = start else { continue };
+            let (mut pos, mut entry_id) = (point.position, point.entry_id);
+            while pos < data_len {
+                let entry = segment.entry_at(&self.shared.name, pos, entry_id, data_len)?;
+                pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
+                entry_id += 1;
+                if entry.meta.next_offset() <= offset {
+                    continue;
+                }
+                if !entries.is_empty() && bytes + entry.payload.len() > limits.max_bytes {
+                    break 'segments;
+                }
+                bytes += entry.payload.len();
+                entries.push(entry);
+                if entries.len() >= limits.max_entries || bytes >= limits.max_bytes {
+                    break 'segments;
+                }
+            }
+        }
+        Ok(ReadBatch { entries, range })
+    }
+
+    /// The first entry holding a message with timestamp at least `timestamp_ms`
+    /// (by the entries' max timestamps), or `None` if there is none yet.
+    pub fn find_by_time(&self, timestamp_ms: i64) -> Result<Option<Entry>, LedgerError> {
+        for segment in self.shared.all_segments() {
+            let (start, data_len, max) = {
+                let p = segment.published();
+                (Segment::point_for_time(&p.points, timestamp_ms), p.data_len, p.max_timestamp_ms)
+            };
+            if max < timestamp_ms {
+                continue;
+            }
+            let Some(point) = start else { continue };
+            let (mut pos, mut entry_id) = (point.position, point.entry_id);
+            while pos < data_len {
+                let entry = segment.entry_at(&self.shared.name, pos, entry_id, data_len)?;
+                if entry.meta.max_timestamp_ms >= timestamp_ms {
+                    return Ok(Some(entry));
+                }
+                pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
+                entry_id += 1;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Where the message at `offset` is stored.
+    pub fn position(&self, offset: u64) -> Result<Position, LedgerError> {
+        let range = self.range();
+        if offset >= range.end {
+            return Err(LedgerError::OffsetOutOfRange {
+                ledger: self.shared.name.clone(),
+                offset,
+                start: range.start,
+                end: range.end,
+            });
+        }
+        let batch = self.read_now(offset, ReadLimits { max_entries: 1, max_bytes: 0 })?;
+        let entry = batch.entries.first().ok_or_else(|| LedgerError::OffsetOutOfRange {
+            ledger: self.shared.name.clone(),
+            offset,
+            start: range.start,
+            end: range.end,
+        })?;
+        Ok(Position {
+            ledger_id: entry.ledger_id,
+            entry_id: entry.entry_id,
+            batch_index: (offset - entry.meta.base_offset) as u32,
+        })
+    }
+
+    /// The offset of the message at `position`.
+    pub fn offset_of(&self, position: Position) -> Result<u64, LedgerError> {
+        let no_entry = || LedgerError::NoSuchEntry {
+            ledger: self.shared.name.clone(),
+            ledger_id: position.ledger_id,
+            entry_id: position.entry_id,
+        };
+        let segment = self
+            .shared
+            .all_segments()
+            .into_iter()
+            .find(|s| s.header.ledger_id == position.ledger_id)
+            .ok_or_else(no_entry)?;
+        let (start, data_len, entries) = {
+            let p = segment.published();
+            (Segment::point_for_entry(&p.points, position.entry_id), p.data_len, p.entries)
+        };
+        if position.entry_id >= entries {
+            return Err(no_entry());
+        }
+        let point = start.ok_or_else(no_entry)?;
+        let (mut pos, mut entry_id) = (point.position, point.entry_id);
+        while pos < data_len {
+            let entry = segment.entry_at(&self.shared.name, pos, entry_id, data_len)?;
+            if entry_id == position.entry_id {
+                if position.batch_index >= entry.meta.count {
+                    return Err(no_entry());
+                }
+                return Ok(entry.meta.base_offset + u64::from(position.batch_index));
+            }
+            pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
+            entry_id += 1;
+        }
+        Err(no_entry())
+    }
+
+    /// Every segment, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared
+            .all_segments()
+            .iter()
+            .map(|s| {
+                let p = s.published();
+                SegmentInfo {
+                    ledger_id: s.header.ledger_id,
+                    base_offset: s.header.base_offset,
+                    end_offset: p.end_offset,
+                    bytes: p.data_len,
+                    entries: p.entries,
+                    max_timestamp_ms: p.max_timestamp_ms,
+                    last_append_ms: p.last_append_ms,
+                    sealed: p.sealed,
+                }
+            })
+            .collect()
+    }
+
+    /// Deletes the oldest sealed segments that end at or before `offset`;
+    /// never the active one. Returns how many were deleted.
+    pub fn delete_segments_before(&self, offset: u64) -> Result<usize, LedgerError> {
+        let doomed: Vec<Arc<Segment>> = {
+            let mut segments = self.shared.segments_mut();
+            let keep_from = segments
+                .iter()
+                .position(|s| {
+                    let p = s.published();
+                    !p.sealed || p.end_offset > offset
+                })
+                .unwrap_or(segments.len().saturating_sub(1));
+            segments.drain(..keep_from).collect()
+        };
+        for segment in &doomed {
+            let id = segment.header.ledger_id;
+            self.shared
+                .backend
+                .remove(&segment.path)
+                .map_err(|e| LedgerError::io(format!("delete {}", segment.path.display()), e))?;
+            let _ = self.shared.backend.remove(&index_path(&self.shared.dir, id));
+            tracing::info!(ledger = %self.shared.name, ledger_id = id, "segment deleted by retention");
+        }
+        Ok(doomed.len())
+    }
+}
+
+/// Rebuilds the ledger's state from its files.
+fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Backend>) -> Result<Writer, LedgerError> {
+    backend.create_dir_all(&dir).map_err(|e| LedgerError::io(format!("create {}", dir.display()), e))?;
+    let files = backend.list(&dir).map_err(|e| LedgerError::io(format!("list {}", dir.display()), e))?;
+    let mut ids: Vec<u64> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter_map(|p| p.file_stem()?.to_str()?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    let corrupt = |file: &Path, position: u64, reason: String| LedgerError::Corrupt {
+        ledger: name.clone(),
+        file: file.to_owned(),
+        position,
+        reason,
+    };
+    let mut segments: Vec<Arc<Segment>> = Vec::new();
+    let mut expected: Option<u64> = None;
+    for (i, &id) in ids.iter().enumerate() {
+        let last = i + 1 == ids.len();
+        let path = segment::segment_path(&dir, id);
+        let (header, file) = Segment::open_file(&name, backend.as_ref(), &path)?;
+        if header.ledger_id != id {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("header says ledger id {} but the file name says {id}", header.ledger_id),
+            ));
+        }
+        if let Some(end) = expected {
+            if header.base_offset != end {
+                return Err(corrupt(
+                    &path,
+                    0,
+                    format!("starts at offset {} but the previous segment ends at {end}", header.base_offset),
+                ));
+            }
+        }
+        let idx_path = index_path(&dir, id);
+        let index = backend
+            .read_file(&idx_path)
+            .ok()
+            .and_then(|b| SealedIndex::decode(&b))
+            .filter(|x| x.ledger_id == id && x.base_offset == header.base_offset && x.data_len <= file.capacity());
+        let published = match index {
+            Some(index) => {
+                let segment_published = Published {
+                    data_len: index.data_len,
+                    end_offset: index.end_offset,
+                    entries: index.entries,
+                    max_timestamp_ms: index.max_timestamp_ms,
+                    points: index.points,
+                    sealed: true,
+                    last_append_ms: index.sealed_ms,
+                };
+                let segment = Segment::from_parts(header, path.clone(), Arc::clone(&file), segment_published.clone());
+                verify_tail(&name, &segment, &segment_published)?;
+                segment_published
+            }
+            None => {
+                let scan = Segment::scan(&header, file.as_ref(), config.index_interval_bytes);
+                if let Some((position, why)) = scan.garbage_at {
+                    if !last {
+                        return Err(corrupt(&path, position, format!("{why} inside a sealed segment")));
+                    }
+                    tracing::warn!(ledger = %name, file = %path.display(), position, reason = %why,
+                        "truncating a torn tail: entries after this position were never acknowledged");
+                    file.zero_tail(position).map_err(|e| LedgerError::io(format!("truncate {}", path.display()), e))?;
+                }
+                let mut p = scan.published;
+                if !last {
+                    // Sealed, but its index was lost (a crash during the roll): rewrite it.
+                    p.sealed = true;
+                    let segment = Segment::from_parts(header, path.clone(), Arc::clone(&file), p.clone());
+                    let index = segment.sealed_index(now_ms());
+                    backend
+                        .write_atomic(&idx_path, &index.encode())
+                        .map_err(|e| LedgerError::io(format!("write {}", idx_path.display()), e))?;
+                }
+                p
+            }
+        };
+        expected = Some(published.end_offset);
+        segments.push(Segment::from_parts(header, path, file, published));
+    }
+
+    let needs_new = segments.last().is_none_or(|s| s.published().sealed);
+    if needs_new {
+        let now = now_ms();
+        let header = format::SegmentHeader {
+            ledger_id: segments.last().map_or(1, |s| s.header.ledger_id + 1),
+            base_offset: expected.unwrap_or(0),
+            created_ms: now,
+            capacity: config.segment_bytes.max(SEGMENT_HEADER_LEN as u64 + 1024),
+        };
+        segments.push(Segment::create(backend.as_ref(), &dir, header, now)?);
+    }
+    let start = segments.first().map_or(0, |s| s.header.base_offset);
+    let active = segments.last().cloned().ok_or_else(|| corrupt(&dir, 0, "no segment".into()))?;
+    let p = active.snapshot();
+    tracing::info!(ledger = %name, segments = segments.len(), start, end = p.end_offset, "ledger opened");
+    let (end, _) = watch::channel(p.end_offset);
+    let shared =
+        Arc::new(Shared { name, dir, config, backend, segments: RwLock::new(segments), end, failed: Mutex::new(None) });
+    Ok(Writer {
+        shared,
+        active,
+        write_pos: p.data_len,
+        synced_pos: p.data_len,
+        next_offset: p.end_offset,
+        next_entry_id: p.entries,
+        max_ts: p.max_timestamp_ms,
+        last_point_pos: p.points.last().map_or(0, |pt| pt.position),
+        points: Vec::new(),
+    })
+}
+
+/// Checks the last entries of a sealed segment against its index: every entry
+/// from the last index point must pass its CRC and end exactly at `data_len`.
+fn verify_tail(name: &str, segment: &Segment, p: &Published) -> Result<(), LedgerError> {
+    let Some(point) = p.points.last() else { return Ok(()) };
+    let (mut pos, mut entry_id, mut next) = (point.position, point.entry_id, point.offset);
+    while pos < p.data_len {
+        let entry = segment.entry_at(name, pos, entry_id, p.data_len)?;
+        if entry.meta.base_offset != next {
+            return Err(LedgerError::Corrupt {
+                ledger: name.to_owned(),
+                file: segment.path.clone(),
+                position: pos,
+                reason: "entry offsets disagree with the index".into(),
+            });
+        }
+        next = entry.meta.next_offset();
+        pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
+        entry_id += 1;
+    }
+    if pos != p.data_len || next != p.end_offset || entry_id != p.entries {
+        return Err(LedgerError::Corrupt {
+            ledger: name.to_owned(),
+            file: segment.path.clone(),
+            position: pos,
+            reason: "the data does not end where the index says".into(),
+        });
+    }
+    Ok(())
+}

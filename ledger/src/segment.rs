@@ -1,0 +1,264 @@
+//! One segment ("ledger" in Pulsar's terms): a file of entries with a sparse
+//! in-memory index. Recovery, positioning and entry iteration live here; the
+//! writer task owns the tail, readers see only what it has published.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock, RwLockReadGuard},
+};
+
+use bytes::Bytes;
+
+use crate::{
+    backend::{Backend, SegmentFile},
+    format::{EntryHeader, EntryMeta, IndexPoint, SealedIndex, SegmentHeader, ENTRY_HEADER_LEN, SEGMENT_HEADER_LEN},
+    LedgerError,
+};
+
+/// What readers may see of a segment: published by the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct Published {
+    /// Bytes of visible data, header included.
+    pub data_len: u64,
+    /// Offset after the last visible message.
+    pub end_offset: u64,
+    /// Number of visible entries.
+    pub entries: u64,
+    /// Largest message timestamp so far.
+    pub max_timestamp_ms: i64,
+    /// Sparse index points (running-max timestamps).
+    pub points: Vec<IndexPoint>,
+    /// No more appends will come.
+    pub sealed: bool,
+    /// When the last entry was appended (publish time), Unix ms.
+    pub last_append_ms: i64,
+}
+
+/// A segment file and what is published of it.
+pub(crate) struct Segment {
+    pub header: SegmentHeader,
+    pub path: PathBuf,
+    pub file: Arc<dyn SegmentFile>,
+    published: RwLock<Published>,
+}
+
+/// One entry read from a segment.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The segment's ledger id.
+    pub ledger_id: u64,
+    /// The entry's id within its segment.
+    pub entry_id: u64,
+    /// Its metadata.
+    pub meta: EntryMeta,
+    /// Its payload (shared, not copied).
+    pub payload: Bytes,
+}
+
+pub(crate) fn segment_path(dir: &Path, ledger_id: u64) -> PathBuf {
+    dir.join(format!("{ledger_id:020}.log"))
+}
+
+pub(crate) fn index_path(dir: &Path, ledger_id: u64) -> PathBuf {
+    dir.join(format!("{ledger_id:020}.idx"))
+}
+
+/// How a recovery scan ended.
+pub(crate) struct Scan {
+    pub published: Published,
+    /// Non-zero bytes after the last valid entry (a torn or corrupt tail).
+    pub garbage_at: Option<(u64, String)>,
+}
+
+impl Segment {
+    /// Creates a new, empty segment file and writes its header durably.
+    pub fn create(
+        backend: &dyn Backend,
+        dir: &Path,
+        header: SegmentHeader,
+        now_ms: i64,
+    ) -> Result<Arc<Self>, LedgerError> {
+        let path = segment_path(dir, header.ledger_id);
+        let file = backend
+            .create(&path, header.capacity)
+            .map_err(|e| LedgerError::io(format!("create {}", path.display()), e))?;
+        file.write_at(0, &header.encode()).map_err(|e| LedgerError::io(format!("write {}", path.display()), e))?;
+        file.sync().map_err(|e| LedgerError::io(format!("sync {}", path.display()), e))?;
+        let published = Published {
+            data_len: SEGMENT_HEADER_LEN as u64,
+            end_offset: header.base_offset,
+            entries: 0,
+            max_timestamp_ms: -1,
+            points: Vec::new(),
+            sealed: false,
+            last_append_ms: now_ms,
+        };
+        Ok(Arc::new(Self { header, path, file, published: RwLock::new(published) }))
+    }
+
+    /// Opens an existing segment file, checking its header.
+    pub fn open_file(
+        ledger: &str,
+        backend: &dyn Backend,
+        path: &Path,
+    ) -> Result<(SegmentHeader, Arc<dyn SegmentFile>), LedgerError> {
+        let file = backend.open(path).map_err(|e| LedgerError::io(format!("open {}", path.display()), e))?;
+        let corrupt = |reason: &str| LedgerError::Corrupt {
+            ledger: ledger.to_owned(),
+            file: path.to_owned(),
+            position: 0,
+            reason: reason.to_owned(),
+        };
+        if file.capacity() < SEGMENT_HEADER_LEN as u64 {
+            return Err(corrupt("file is shorter than a segment header"));
+        }
+        let bytes =
+            file.read(0, SEGMENT_HEADER_LEN).map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?;
+        let header =
+            SegmentHeader::decode(&bytes).ok_or_else(|| corrupt("invalid segment header (magic, version or CRC)"))?;
+        Ok((header, file))
+    }
+
+    /// A segment from its parts and published state.
+    pub fn from_parts(
+        header: SegmentHeader,
+        path: PathBuf,
+        file: Arc<dyn SegmentFile>,
+        published: Published,
+    ) -> Arc<Self> {
+        Arc::new(Self { header, path, file, published: RwLock::new(published) })
+    }
+
+    /// Scans entries from the header on, checking each CRC and that offsets
+    /// follow each other, until the data ends or stops making sense.
+    pub fn scan(header: &SegmentHeader, file: &dyn SegmentFile, index_interval: u64) -> Scan {
+        let mut p = Published {
+            data_len: SEGMENT_HEADER_LEN as u64,
+            end_offset: header.base_offset,
+            entries: 0,
+            max_timestamp_ms: -1,
+            points: Vec::new(),
+            sealed: false,
+            last_append_ms: header.created_ms,
+        };
+        let capacity = file.capacity();
+        let mut last_point_pos = 0u64;
+        loop {
+            let pos = p.data_len;
+            if pos + ENTRY_HEADER_LEN as u64 > capacity {
+                return Scan { published: p, garbage_at: None };
+            }
+            let Ok(head) = file.read(pos, ENTRY_HEADER_LEN) else { return Scan { published: p, garbage_at: None } };
+            let garbage = |why: &str| if head.iter().all(|b| *b == 0) { None } else { Some((pos, why.to_owned())) };
+            let Some(h) = EntryHeader::decode(&head) else {
+                return Scan { garbage_at: garbage("no entry header"), published: p };
+            };
+            if pos + h.total_len() as u64 > capacity {
+                return Scan { garbage_at: garbage("entry runs past the end of the file"), published: p };
+            }
+            let Ok(payload) = file.read(pos + ENTRY_HEADER_LEN as u64, h.payload_len as usize) else {
+                return Scan { garbage_at: garbage("unreadable payload"), published: p };
+            };
+            if !h.verify(&head, &payload) {
+                return Scan { garbage_at: garbage("CRC mismatch"), published: p };
+            }
+            if h.meta.base_offset != p.end_offset || h.meta.count == 0 {
+                return Scan { garbage_at: garbage("offset does not follow the previous entry"), published: p };
+            }
+            p.max_timestamp_ms = p.max_timestamp_ms.max(h.meta.max_timestamp_ms);
+            if p.points.is_empty() || pos - last_point_pos >= index_interval {
+                p.points.push(IndexPoint {
+                    offset: h.meta.base_offset,
+                    position: pos,
+                    entry_id: p.entries,
+                    max_timestamp_ms: p.max_timestamp_ms,
+                });
+                last_point_pos = pos;
+            }
+            p.end_offset = h.meta.next_offset();
+            p.entries += 1;
+            p.data_len = pos + h.total_len() as u64;
+            p.last_append_ms = h.meta.publish_time_ms;
+        }
+    }
+
+    /// The published state, read-locked briefly.
+    pub fn published(&self) -> RwLockReadGuard<'_, Published> {
+        self.published.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the published state.
+    pub fn snapshot(&self) -> Published {
+        self.published().clone()
+    }
+
+    /// Replaces the published state (writer only).
+    pub fn publish(&self, update: impl FnOnce(&mut Published)) {
+        let mut guard = self.published.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        update(&mut guard);
+    }
+
+    /// The summary written to the index file when the segment is sealed.
+    pub fn sealed_index(&self, sealed_ms: i64) -> SealedIndex {
+        let p = self.published();
+        SealedIndex {
+            ledger_id: self.header.ledger_id,
+            base_offset: self.header.base_offset,
+            end_offset: p.end_offset,
+            data_len: p.data_len,
+            entries: p.entries,
+            max_timestamp_ms: p.max_timestamp_ms,
+            sealed_ms,
+            points: p.points.clone(),
+        }
+    }
+
+    /// Reads the entry at `pos`, verifying its CRC.
+    pub fn entry_at(&self, ledger: &str, pos: u64, entry_id: u64, data_len: u64) -> Result<Entry, LedgerError> {
+        let corrupt = |reason: String| LedgerError::Corrupt {
+            ledger: ledger.to_owned(),
+            file: self.path.clone(),
+            position: pos,
+            reason,
+        };
+        if pos + ENTRY_HEADER_LEN as u64 > data_len {
+            return Err(corrupt("entry header past the end of the data".into()));
+        }
+        let head = self
+            .file
+            .read(pos, ENTRY_HEADER_LEN)
+            .map_err(|e| LedgerError::io(format!("read {}", self.path.display()), e))?;
+        let h = EntryHeader::decode(&head).ok_or_else(|| corrupt("no entry header".into()))?;
+        if pos + h.total_len() as u64 > data_len {
+            return Err(corrupt("entry runs past the end of the data".into()));
+        }
+        let payload = self
+            .file
+            .read(pos + ENTRY_HEADER_LEN as u64, h.payload_len as usize)
+            .map_err(|e| LedgerError::io(format!("read {}", self.path.display()), e))?;
+        if !h.verify(&head, &payload) {
+            return Err(corrupt(format!("CRC mismatch in entry {entry_id}")));
+        }
+        Ok(Entry { ledger_id: self.header.ledger_id, entry_id, meta: h.meta, payload })
+    }
+
+    /// The index point to start scanning from for `offset` (the last point at or before it).
+    pub fn point_for_offset(points: &[IndexPoint], offset: u64) -> Option<IndexPoint> {
+        let i = points.partition_point(|p| p.offset <= offset);
+        i.checked_sub(1).map(|i| points[i])
+    }
+
+    /// The index point to start scanning from for the first entry whose
+    /// timestamp is at least `ts`.
+    pub fn point_for_time(points: &[IndexPoint], ts: i64) -> Option<IndexPoint> {
+        let first_reaching = points.partition_point(|p| p.max_timestamp_ms < ts);
+        // Entries before the previous point are all older than `ts`.
+        first_reaching.checked_sub(1).map(|i| points[i]).or_else(|| points.first().copied())
+    }
+
+    /// The index point to start scanning from for `entry_id`.
+    pub fn point_for_entry(points: &[IndexPoint], entry_id: u64) -> Option<IndexPoint> {
+        let i = points.partition_point(|p| p.entry_id <= entry_id);
+        i.checked_sub(1).map(|i| points[i])
+    }
+}
