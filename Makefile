@@ -8,7 +8,7 @@
 CARGO ?= cargo
 HANDLERS := kafka
 
-.PHONY: build run test build-debug check-handlers bench bench-boundary clean
+.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -34,7 +34,11 @@ test: build-debug
 	$(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks (not part of the tests): see docs/benchmarks.md.
-bench: bench-boundary
+bench: bench-boundary bench-ledger
+
+## Managed ledger: appends per sync policy vs raw disk writes, reads vs memcpy.
+bench-ledger:
+	$(CARGO) run --release -p polyport-benches --bin ledger
 
 ## Handler boundary cost: the Kafka request path through libkafka.so vs in-process.
 bench-boundary:

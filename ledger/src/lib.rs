@@ -304,11 +304,8 @@ impl ManagedLedger {
                 (start, p.data_len)
             };
             let Some(point) = start else { continue };
-            let (mut pos, mut entry_id) = (point.position, point.entry_id);
-            while pos < data_len {
-                let entry = segment.entry_at(&self.shared.name, pos, entry_id, data_len)?;
-                pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
-                entry_id += 1;
+            for entry in segment.entries_from(&self.shared.name, point.position, point.entry_id, data_len)? {
+                let entry = entry?;
                 if entry.meta.next_offset() <= offset {
                     continue;
                 }
@@ -337,14 +334,11 @@ impl ManagedLedger {
                 continue;
             }
             let Some(point) = start else { continue };
-            let (mut pos, mut entry_id) = (point.position, point.entry_id);
-            while pos < data_len {
-                let entry = segment.entry_at(&self.shared.name, pos, entry_id, data_len)?;
+            for entry in segment.entries_from(&self.shared.name, point.position, point.entry_id, data_len)? {
+                let entry = entry?;
                 if entry.meta.max_timestamp_ms >= timestamp_ms {
                     return Ok(Some(entry));
                 }
-                pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
-                entry_id += 1;
             }
         }
         Ok(None)
@@ -396,17 +390,14 @@ impl ManagedLedger {
             return Err(no_entry());
         }
         let point = start.ok_or_else(no_entry)?;
-        let (mut pos, mut entry_id) = (point.position, point.entry_id);
-        while pos < data_len {
-            let entry = segment.entry_at(&self.shared.name, pos, entry_id, data_len)?;
-            if entry_id == position.entry_id {
+        for entry in segment.entries_from(&self.shared.name, point.position, point.entry_id, data_len)? {
+            let entry = entry?;
+            if entry.entry_id == position.entry_id {
                 if position.batch_index >= entry.meta.count {
                     return Err(no_entry());
                 }
                 return Ok(entry.meta.base_offset + u64::from(position.batch_index));
             }
-            pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
-            entry_id += 1;
         }
         Err(no_entry())
     }
@@ -580,21 +571,24 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
 /// from the last index point must pass its CRC and end exactly at `data_len`.
 fn verify_tail(name: &str, segment: &Segment, p: &Published) -> Result<(), LedgerError> {
     let Some(point) = p.points.last() else { return Ok(()) };
-    let (mut pos, mut entry_id, mut next) = (point.position, point.entry_id, point.offset);
-    while pos < p.data_len {
-        let entry = segment.entry_at(name, pos, entry_id, p.data_len)?;
+    let (mut next, mut entry_id) = (point.offset, point.entry_id);
+    let mut entries = segment.entries_from(name, point.position, point.entry_id, p.data_len)?;
+    loop {
+        let position = entries.position();
+        let Some(entry) = entries.next() else { break };
+        let entry = entry?;
         if entry.meta.base_offset != next {
             return Err(LedgerError::Corrupt {
                 ledger: name.to_owned(),
                 file: segment.path.clone(),
-                position: pos,
+                position,
                 reason: "entry offsets disagree with the index".into(),
             });
         }
         next = entry.meta.next_offset();
-        pos += (format::ENTRY_HEADER_LEN + entry.payload.len()) as u64;
-        entry_id += 1;
+        entry_id = entry.entry_id + 1;
     }
+    let pos = entries.position();
     if pos != p.data_len || next != p.end_offset || entry_id != p.entries {
         return Err(LedgerError::Corrupt {
             ledger: name.to_owned(),

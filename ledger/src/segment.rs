@@ -213,33 +213,20 @@ impl Segment {
         }
     }
 
-    /// Reads the entry at `pos`, verifying its CRC.
-    pub fn entry_at(&self, ledger: &str, pos: u64, entry_id: u64, data_len: u64) -> Result<Entry, LedgerError> {
-        let corrupt = |reason: String| LedgerError::Corrupt {
-            ledger: ledger.to_owned(),
-            file: self.path.clone(),
-            position: pos,
-            reason,
-        };
-        if pos + ENTRY_HEADER_LEN as u64 > data_len {
-            return Err(corrupt("entry header past the end of the data".into()));
-        }
-        let head = self
-            .file
-            .read(pos, ENTRY_HEADER_LEN)
-            .map_err(|e| LedgerError::io(format!("read {}", self.path.display()), e))?;
-        let h = EntryHeader::decode(&head).ok_or_else(|| corrupt("no entry header".into()))?;
-        if pos + h.total_len() as u64 > data_len {
-            return Err(corrupt("entry runs past the end of the data".into()));
-        }
-        let payload = self
-            .file
-            .read(pos + ENTRY_HEADER_LEN as u64, h.payload_len as usize)
-            .map_err(|e| LedgerError::io(format!("read {}", self.path.display()), e))?;
-        if !h.verify(&head, &payload) {
-            return Err(corrupt(format!("CRC mismatch in entry {entry_id}")));
-        }
-        Ok(Entry { ledger_id: self.header.ledger_id, entry_id, meta: h.meta, payload })
+    /// The entries from `pos` (entry `entry_id`) to `data_len`, each CRC-checked.
+    /// One read covers the whole range, so iterating allocates nothing per
+    /// entry: payloads are slices of the same shared buffer (the mmap).
+    pub fn entries_from<'a>(
+        &'a self,
+        ledger: &'a str,
+        pos: u64,
+        entry_id: u64,
+        data_len: u64,
+    ) -> Result<EntryIter<'a>, LedgerError> {
+        let len = usize::try_from(data_len.saturating_sub(pos)).unwrap_or(0);
+        let window =
+            self.file.read(pos, len).map_err(|e| LedgerError::io(format!("read {}", self.path.display()), e))?;
+        Ok(EntryIter { segment: self, ledger, window, base: pos, at: 0, entry_id })
     }
 
     /// The index point to start scanning from for `offset` (the last point at or before it).
@@ -260,5 +247,63 @@ impl Segment {
     pub fn point_for_entry(points: &[IndexPoint], entry_id: u64) -> Option<IndexPoint> {
         let i = points.partition_point(|p| p.entry_id <= entry_id);
         i.checked_sub(1).map(|i| points[i])
+    }
+}
+
+/// Iterates a segment's entries over one shared window; see [`Segment::entries_from`].
+pub(crate) struct EntryIter<'a> {
+    segment: &'a Segment,
+    ledger: &'a str,
+    window: Bytes,
+    base: u64,
+    at: usize,
+    entry_id: u64,
+}
+
+impl EntryIter<'_> {
+    /// The file position of the next entry.
+    pub fn position(&self) -> u64 {
+        self.base + self.at as u64
+    }
+
+    fn corrupt(&self, reason: String) -> LedgerError {
+        LedgerError::Corrupt {
+            ledger: self.ledger.to_owned(),
+            file: self.segment.path.clone(),
+            position: self.position(),
+            reason,
+        }
+    }
+}
+
+impl Iterator for EntryIter<'_> {
+    type Item = Result<Entry, LedgerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.window.len() - self.at;
+        if rest == 0 {
+            return None;
+        }
+        let head = &self.window[self.at..];
+        let Some(h) = EntryHeader::decode(head) else {
+            let e = self.corrupt(format!("no entry header for entry {}", self.entry_id));
+            self.at = self.window.len();
+            return Some(Err(e));
+        };
+        if h.total_len() > rest {
+            let e = self.corrupt(format!("entry {} runs past the end of the data", self.entry_id));
+            self.at = self.window.len();
+            return Some(Err(e));
+        }
+        let payload = self.window.slice(self.at + ENTRY_HEADER_LEN..self.at + h.total_len());
+        if !h.verify(head, &payload) {
+            let e = self.corrupt(format!("CRC mismatch in entry {}", self.entry_id));
+            self.at = self.window.len();
+            return Some(Err(e));
+        }
+        let entry = Entry { ledger_id: self.segment.header.ledger_id, entry_id: self.entry_id, meta: h.meta, payload };
+        self.at += h.total_len();
+        self.entry_id += 1;
+        Some(Ok(entry))
     }
 }
