@@ -61,6 +61,14 @@ pub enum LedgerError {
         /// The entry id.
         entry_id: u64,
     },
+    /// No cursor of that name.
+    #[error("no cursor {cursor} on {ledger}")]
+    NoSuchCursor {
+        /// The ledger name.
+        ledger: String,
+        /// The cursor name.
+        cursor: String,
+    },
     /// The entry cannot be stored as given.
     #[error("invalid entry: {0}")]
     InvalidEntry(String),

@@ -12,18 +12,21 @@
 //! docs/storage.md describes the byte layout and the invariants.
 
 pub mod backend;
+mod cursor;
 mod error;
 pub mod format;
 mod segment;
 mod writer;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock, RwLockWriteGuard},
+    sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard, Weak},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use backend::Backend;
+pub use cursor::{Ack, CursorInfo, CursorState, InitialPosition};
 pub use error::LedgerError;
 pub use format::EntryMeta;
 use format::{SealedIndex, SEGMENT_HEADER_LEN};
@@ -63,6 +66,8 @@ pub struct LedgerConfig {
     pub max_entry_bytes: u64,
     /// Durability.
     pub sync: SyncPolicy,
+    /// Durable cursors are saved at most this often (and when the ledger closes).
+    pub cursor_flush_interval: Duration,
 }
 
 impl Default for LedgerConfig {
@@ -73,6 +78,7 @@ impl Default for LedgerConfig {
             index_interval_bytes: 4096,
             max_entry_bytes: 16 * 1024 * 1024,
             sync: SyncPolicy::Group { max_delay: Duration::ZERO, max_bytes: 1024 * 1024 },
+            cursor_flush_interval: Duration::from_secs(1),
         }
     }
 }
@@ -151,9 +157,53 @@ pub(crate) struct Shared {
     /// The published end offset; readers wait on it.
     pub end: watch::Sender<u64>,
     failed: Mutex<Option<String>>,
+    cursors: Mutex<HashMap<String, CursorEntry>>,
+}
+
+struct CursorEntry {
+    state: CursorState,
+    /// Changed since it was last saved.
+    dirty: bool,
 }
 
 impl Shared {
+    fn cursors(&self) -> MutexGuard<'_, HashMap<String, CursorEntry>> {
+        self.cursors.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cursor_dir(&self) -> PathBuf {
+        self.dir.join("cursors")
+    }
+
+    /// Saves every dirty durable cursor (no lock held while writing).
+    fn flush_cursors(&self) -> Result<(), LedgerError> {
+        let dirty: Vec<(String, CursorState)> = self
+            .cursors()
+            .iter_mut()
+            .filter(|(_, c)| c.dirty && c.state.durable)
+            .map(|(name, c)| {
+                c.dirty = false;
+                (name.clone(), c.state.clone())
+            })
+            .collect();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let dir = self.cursor_dir();
+        self.backend.create_dir_all(&dir).map_err(|e| LedgerError::io(format!("create {}", dir.display()), e))?;
+        for (name, state) in dirty {
+            let path = dir.join(cursor::file_name(&name));
+            if let Err(e) = self.backend.write_atomic(&path, &cursor::encode(&state)) {
+                // Try again at the next flush.
+                if let Some(c) = self.cursors().get_mut(&name) {
+                    c.dirty = true;
+                }
+                return Err(LedgerError::io(format!("save cursor {}", path.display()), e));
+            }
+        }
+        Ok(())
+    }
+
     pub fn segments_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Segment>>> {
         self.segments.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -207,6 +257,7 @@ impl ManagedLedger {
         let shared = Arc::clone(&writer.shared);
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(writer.run(rx));
+        tokio::spawn(flush_cursors_periodically(Arc::downgrade(&shared)));
         Ok(Self { shared, tx })
     }
 
@@ -242,12 +293,147 @@ impl ManagedLedger {
         rx.await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?
     }
 
-    /// Syncs and stops the writer; later appends fail with [`LedgerError::Closed`].
+    /// Syncs, saves cursors and stops the writer; later appends fail with [`LedgerError::Closed`].
     pub async fn close(&self) {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::Close { reply }).await.is_ok() {
             let _ = rx.await;
         }
+        if let Err(e) = self.save_cursors().await {
+            tracing::warn!(ledger = %self.shared.name, error = %e, "cursors not saved at close");
+        }
+    }
+
+    /// Saves every durable cursor changed since the last save.
+    pub async fn save_cursors(&self) -> Result<(), LedgerError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || shared.flush_cursors())
+            .await
+            .map_err(|e| LedgerError::io("cursor flush task", std::io::Error::other(e.to_string())))?
+    }
+
+    /// Opens cursor `name`, creating it at `initial` if it does not exist. A
+    /// durable cursor is saved at once when created.
+    pub async fn open_cursor(
+        &self,
+        name: &str,
+        durable: bool,
+        initial: InitialPosition,
+    ) -> Result<CursorInfo, LedgerError> {
+        let created = {
+            let mut cursors = self.shared.cursors();
+            if cursors.contains_key(name) {
+                false
+            } else {
+                let range = self.range();
+                let at = match initial {
+                    InitialPosition::Earliest => range.start,
+                    InitialPosition::Latest => range.end,
+                    InitialPosition::Offset(o) => o.clamp(range.start, range.end),
+                };
+                cursors.insert(name.to_owned(), CursorEntry { state: CursorState::at(at, durable), dirty: true });
+                true
+            }
+        };
+        if created && durable {
+            self.save_cursors().await?;
+        }
+        self.cursor(name).ok_or_else(|| LedgerError::Closed(self.shared.name.clone()))
+    }
+
+    fn no_cursor(&self, name: &str) -> LedgerError {
+        LedgerError::NoSuchCursor { ledger: self.shared.name.clone(), cursor: name.to_owned() }
+    }
+
+    /// Acknowledges on cursor `name`; saved with the next flush.
+    pub fn acknowledge(&self, name: &str, ack: &Ack) -> Result<CursorInfo, LedgerError> {
+        let end = self.range().end;
+        {
+            let mut cursors = self.shared.cursors();
+            let cursor = cursors.get_mut(name).ok_or_else(|| self.no_cursor(name))?;
+            if cursor.state.apply(ack, end) {
+                cursor.dirty = true;
+            }
+        }
+        self.cursor(name).ok_or_else(|| self.no_cursor(name))
+    }
+
+    /// Moves cursor `name` to `offset` (clamped to the stored range).
+    pub fn seek_cursor(&self, name: &str, offset: u64) -> Result<CursorInfo, LedgerError> {
+        let range = self.range();
+        {
+            let mut cursors = self.shared.cursors();
+            let cursor = cursors.get_mut(name).ok_or_else(|| self.no_cursor(name))?;
+            cursor.state.seek(offset.clamp(range.start, range.end));
+            cursor.dirty = true;
+        }
+        self.cursor(name).ok_or_else(|| self.no_cursor(name))
+    }
+
+    /// Deletes cursor `name` and its saved file.
+    pub async fn delete_cursor(&self, name: &str) -> Result<(), LedgerError> {
+        let removed = self.shared.cursors().remove(name).ok_or_else(|| self.no_cursor(name))?;
+        if removed.state.durable {
+            let path = self.shared.cursor_dir().join(cursor::file_name(name));
+            let backend = Arc::clone(&self.shared.backend);
+            tokio::task::spawn_blocking(move || match backend.remove(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(LedgerError::io(format!("delete {}", path.display()), e))
+                }
+                _ => Ok(()),
+            })
+            .await
+            .map_err(|e| LedgerError::io("cursor delete task", std::io::Error::other(e.to_string())))??;
+        }
+        Ok(())
+    }
+
+    /// Cursor `name` with its backlog.
+    pub fn cursor(&self, name: &str) -> Option<CursorInfo> {
+        let state = self.shared.cursors().get(name).map(|c| c.state.clone())?;
+        Some(self.describe(name, &state))
+    }
+
+    /// Every cursor with its backlog, sorted by name.
+    pub fn cursors(&self) -> Vec<CursorInfo> {
+        let states: Vec<(String, CursorState)> =
+            self.shared.cursors().iter().map(|(n, c)| (n.clone(), c.state.clone())).collect();
+        let mut out: Vec<CursorInfo> = states.iter().map(|(n, s)| self.describe(n, s)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The lowest mark-delete of the durable cursors: data below it is consumed by all of them.
+    pub fn slowest_durable_cursor(&self) -> Option<u64> {
+        self.shared.cursors().values().filter(|c| c.state.durable).map(|c| c.state.mark_delete).min()
+    }
+
+    fn describe(&self, name: &str, state: &CursorState) -> CursorInfo {
+        let range = self.range();
+        let from = state.mark_delete.clamp(range.start, range.end);
+        CursorInfo {
+            name: name.to_owned(),
+            durable: state.durable,
+            mark_delete: state.mark_delete,
+            acked_ranges: state.acked.iter().map(|(s, e)| (*s, *e)).collect(),
+            backlog_entries: self.entries_from(from),
+            backlog_messages: (range.end - from).saturating_sub(state.acked_above()),
+        }
+    }
+
+    /// Entries from the one holding `offset` to the end.
+    fn entries_from(&self, offset: u64) -> u64 {
+        let end = self.range().end;
+        if offset >= end {
+            return 0;
+        }
+        let first = self.position(offset).map_or(0, |p| p.entry_id);
+        let mut total = 0;
+        for (i, segment) in self.shared.segments_from(offset).iter().enumerate() {
+            let entries = segment.published().entries;
+            total += if i == 0 { entries.saturating_sub(first) } else { entries };
+        }
+        total
     }
 
     /// The stored range.
@@ -450,6 +636,23 @@ impl ManagedLedger {
     }
 }
 
+/// Saves dirty cursors every `cursor_flush_interval` until the ledger is dropped.
+async fn flush_cursors_periodically(shared: Weak<Shared>) {
+    let Some(interval) = shared.upgrade().map(|s| s.config.cursor_flush_interval) else { return };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(shared) = shared.upgrade() else { return };
+        let result = tokio::task::spawn_blocking(move || {
+            let r = shared.flush_cursors();
+            (r, shared.name.clone())
+        })
+        .await;
+        if let Ok((Err(e), name)) = result {
+            tracing::warn!(ledger = %name, error = %e, "saving cursors failed; will retry");
+        }
+    }
+}
+
 /// Rebuilds the ledger's state from its files.
 fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Backend>) -> Result<Writer, LedgerError> {
     backend.create_dir_all(&dir).map_err(|e| LedgerError::io(format!("create {}", dir.display()), e))?;
@@ -551,9 +754,10 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
     let active = segments.last().cloned().ok_or_else(|| corrupt(&dir, 0, "no segment".into()))?;
     let p = active.snapshot();
     tracing::info!(ledger = %name, segments = segments.len(), start, end = p.end_offset, "ledger opened");
+    let cursors = Mutex::new(load_cursors(&name, &dir, backend.as_ref())?);
     let (end, _) = watch::channel(p.end_offset);
-    let shared =
-        Arc::new(Shared { name, dir, config, backend, segments: RwLock::new(segments), end, failed: Mutex::new(None) });
+    let segments = RwLock::new(segments);
+    let shared = Arc::new(Shared { name, dir, config, backend, segments, end, failed: Mutex::new(None), cursors });
     Ok(Writer {
         shared,
         active,
@@ -565,6 +769,25 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
         last_point_pos: p.points.last().map_or(0, |pt| pt.position),
         points: Vec::new(),
     })
+}
+
+/// Reads the saved durable cursors.
+fn load_cursors(name: &str, dir: &Path, backend: &dyn Backend) -> Result<HashMap<String, CursorEntry>, LedgerError> {
+    let cursor_dir = dir.join("cursors");
+    let mut cursors = HashMap::new();
+    let Ok(files) = backend.list(&cursor_dir) else { return Ok(cursors) };
+    for path in files {
+        let Some(cursor_name) = path.file_name().and_then(|f| f.to_str()).and_then(cursor::name_of) else { continue };
+        let bytes = backend.read_file(&path).map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?;
+        let state = cursor::decode(&bytes).ok_or_else(|| LedgerError::Corrupt {
+            ledger: name.to_owned(),
+            file: path.clone(),
+            position: 0,
+            reason: "cursor file fails its checksum".into(),
+        })?;
+        cursors.insert(cursor_name, CursorEntry { state, dirty: false });
+    }
+    Ok(cursors)
 }
 
 /// Checks the last entries of a sealed segment against its index: every entry

@@ -320,3 +320,44 @@ async fn invalid_entries_are_refused_and_nothing_is_stored() {
     ledger.append(vec![entry(&[1; 9000], 1, 1), entry(b"small", 1, 1)]).await.unwrap();
     assert_eq!(read_all(&ledger).len(), 2);
 }
+
+#[tokio::test]
+async fn cursors_persist_with_acks_and_report_backlog() {
+    use polyport_ledger::{Ack, InitialPosition};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t");
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let ledger = open(&dir, small(), Arc::clone(&backend)).await;
+    for _ in 0..10 {
+        ledger.append(vec![entry(b"ten messages", 10, 1)]).await.unwrap();
+    }
+    let sub = ledger.open_cursor("sub one", true, InitialPosition::Earliest).await.unwrap();
+    assert_eq!((sub.mark_delete, sub.backlog_entries, sub.backlog_messages), (0, 10, 100));
+    ledger.open_cursor("reader", false, InitialPosition::Latest).await.unwrap();
+    let late = ledger.open_cursor("late", true, InitialPosition::Latest).await.unwrap();
+    assert_eq!(late.backlog_messages, 0);
+    ledger.acknowledge("sub one", &Ack::Cumulative(25)).unwrap();
+    let info = ledger.acknowledge("sub one", &Ack::Individual(vec![(30, 40), (50, 51)])).unwrap();
+    assert_eq!(info.mark_delete, 25);
+    assert_eq!(info.acked_ranges, vec![(30, 40), (50, 51)]);
+    assert_eq!(info.backlog_messages, 100 - 25 - 11);
+    assert_eq!(info.backlog_entries, 8, "entries from the one holding offset 25");
+    assert_eq!(ledger.slowest_durable_cursor(), Some(25));
+    ledger.close().await;
+    drop(ledger);
+
+    let ledger = open(&dir, small(), Arc::clone(&backend)).await;
+    let names: Vec<String> = ledger.cursors().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, vec!["late", "sub one"], "durable cursors survive; the reader does not");
+    let info = ledger.cursor("sub one").unwrap();
+    assert_eq!((info.mark_delete, info.acked_ranges.clone()), (25, vec![(30, 40), (50, 51)]));
+    ledger.seek_cursor("sub one", 60).unwrap();
+    assert_eq!(ledger.cursor("sub one").unwrap().backlog_messages, 40);
+    ledger.delete_cursor("late").await.unwrap();
+    assert!(matches!(ledger.acknowledge("late", &Ack::Cumulative(1)), Err(LedgerError::NoSuchCursor { .. })));
+    ledger.close().await;
+    drop(ledger);
+    let ledger = open(&dir, small(), backend).await;
+    assert_eq!(ledger.cursors().len(), 1);
+    assert_eq!(ledger.cursor("sub one").unwrap().mark_delete, 60);
+}
