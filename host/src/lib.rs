@@ -8,8 +8,10 @@
 pub mod config;
 pub mod loader;
 pub mod logging;
+pub mod metadata;
 pub mod server;
 pub mod services;
+pub mod topics;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 

@@ -1,0 +1,389 @@
+//! Topics: names, metadata (partition counts, policies), auto-creation, and
+//! the managed ledger of every partition, opened on first use.
+
+mod name;
+mod retention;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+pub use name::{InvalidName, TopicName};
+use polyport_ledger::{backend::Backend, LedgerConfig, LedgerError, ManagedLedger};
+pub use retention::RetentionPolicy;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::metadata::{Expect, MetadataError, MetadataStore};
+
+/// Storage settings from broker.conf.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// How ledgers store data.
+    pub ledger: LedgerConfig,
+    /// `allowAutoTopicCreation`.
+    pub auto_create: bool,
+    /// `allowAutoTopicCreationType=partitioned`.
+    pub auto_create_partitioned: bool,
+    /// `defaultNumPartitions`.
+    pub default_partitions: u32,
+    /// Broker-wide retention defaults.
+    pub retention: RetentionPolicy,
+    /// `retentionCheckIntervalInSeconds`.
+    pub retention_check_interval: Duration,
+}
+
+/// Per-namespace or per-topic policies; unset fields fall back to the next level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policies {
+    /// Keep consumed data this long (-1: forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_time_in_minutes: Option<i64>,
+    /// Keep at most this much data (-1: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_size_in_mb: Option<i64>,
+    /// Acknowledge messages older than this for every cursor (0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_ttl_in_seconds: Option<i64>,
+}
+
+/// A topic's stored metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicRecord {
+    /// 0 for a non-partitioned topic.
+    pub partitions: u32,
+    /// Creation time, Unix ms.
+    pub created_ms: i64,
+    /// Overrides of the namespace policies.
+    #[serde(default)]
+    pub policies: Policies,
+}
+
+/// Why a topic operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The name is not valid.
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    /// No such topic (and auto-creation is off or not asked for).
+    #[error("topic {0} does not exist")]
+    NotFound(String),
+    /// No such namespace.
+    #[error("namespace {0} does not exist")]
+    NamespaceNotFound(String),
+    /// The topic exists already.
+    #[error("topic {0} already exists")]
+    AlreadyExists(String),
+    /// The request does not fit the topic (a partition that does not exist, a
+    /// partitioned topic addressed as a whole, a bad partition count).
+    #[error("{0}")]
+    Invalid(String),
+    /// The topic's ledger failed.
+    #[error("topic {topic}: {source}")]
+    Ledger {
+        /// The topic partition.
+        topic: String,
+        /// The cause.
+        source: LedgerError,
+    },
+    /// The metadata store failed.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+}
+
+/// The topics of this broker.
+pub struct Topics {
+    store: Arc<dyn MetadataStore>,
+    ledgers_dir: PathBuf,
+    config: StorageConfig,
+    backend: Arc<dyn Backend>,
+    ledgers: Mutex<HashMap<TopicName, Arc<OnceCell<Arc<ManagedLedger>>>>>,
+}
+
+fn topic_key(name: &TopicName) -> String {
+    format!("/admin/topics/{}/{}/{}", name.tenant, name.namespace, name.local)
+}
+
+fn namespace_key(namespace: &str) -> String {
+    format!("/admin/namespaces/{namespace}")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, TopicError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| TopicError::Metadata(MetadataError::Store(e.to_string())))
+}
+
+impl Topics {
+    /// Topics over `store`, ledgers under `ledgers_dir`. Creates `public/default`.
+    pub async fn open(
+        store: Arc<dyn MetadataStore>,
+        ledgers_dir: PathBuf,
+        config: StorageConfig,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Arc<Self>, TopicError> {
+        let topics = Arc::new(Self { store, ledgers_dir, config, backend, ledgers: Mutex::new(HashMap::new()) });
+        topics.ensure_namespace("public/default").await?;
+        Ok(topics)
+    }
+
+    /// The storage settings.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    /// Creates tenant and namespace `tenant/ns` if missing.
+    pub async fn ensure_namespace(&self, namespace: &str) -> Result<(), TopicError> {
+        let (tenant, _) =
+            namespace.split_once('/').ok_or_else(|| TopicError::Invalid(format!("invalid namespace {namespace:?}")))?;
+        let store = Arc::clone(&self.store);
+        let (tenant_key, ns_key) = (format!("/admin/tenants/{tenant}"), namespace_key(namespace));
+        blocking(move || {
+            for key in [tenant_key, ns_key] {
+                match store.put(&key, b"{}", Expect::Absent) {
+                    Ok(_) | Err(MetadataError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+        .await??;
+        Ok(())
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de> + Send + 'static>(
+        &self,
+        key: String,
+    ) -> Result<Option<T>, TopicError> {
+        let store = Arc::clone(&self.store);
+        let raw = blocking(move || store.get(&key).map(|v| v.map(|v| (key, v)))).await??;
+        match raw {
+            None => Ok(None),
+            Some((key, v)) => serde_json::from_slice(&v.value)
+                .map(Some)
+                .map_err(|e| TopicError::Metadata(MetadataError::Store(format!("{key}: {e}")))),
+        }
+    }
+
+    /// The stored record of `name` (a topic, not a partition).
+    pub async fn record(&self, name: &TopicName) -> Result<Option<TopicRecord>, TopicError> {
+        self.get_json(topic_key(name)).await
+    }
+
+    /// The policies of namespace `tenant/ns`.
+    pub async fn namespace_policies(&self, namespace: &str) -> Result<Policies, TopicError> {
+        Ok(self.get_json(namespace_key(namespace)).await?.unwrap_or_default())
+    }
+
+    /// Creates topic `name` with `partitions` (0: non-partitioned).
+    pub async fn create(&self, name: &TopicName, partitions: u32) -> Result<TopicRecord, TopicError> {
+        if name.partition().is_some() && partitions > 0 {
+            return Err(TopicError::Invalid(format!("a partitioned topic's name cannot end in -partition-N: {name}")));
+        }
+        if partitions > 100_000 {
+            return Err(TopicError::Invalid(format!("{partitions} partitions is more than the limit of 100000")));
+        }
+        if self.get_json::<serde_json::Value>(namespace_key(&name.namespace_path())).await?.is_none() {
+            return Err(TopicError::NamespaceNotFound(name.namespace_path()));
+        }
+        let record = TopicRecord { partitions, created_ms: now_ms(), policies: Policies::default() };
+        let bytes =
+            serde_json::to_vec(&record).map_err(|e| TopicError::Metadata(MetadataError::Store(e.to_string())))?;
+        let (store, key) = (Arc::clone(&self.store), topic_key(name));
+        match blocking(move || store.put(&key, &bytes, Expect::Absent)).await? {
+            Ok(_) => {
+                tracing::info!(topic = %name, partitions, "topic created");
+                Ok(record)
+            }
+            Err(MetadataError::Conflict { .. }) => Err(TopicError::AlreadyExists(name.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The topic's record, creating it per the auto-creation policy if it is
+    /// missing and `auto_create` is asked for.
+    pub async fn resolve(&self, name: &TopicName, auto_create: bool) -> Result<TopicRecord, TopicError> {
+        if let Some(record) = self.record(name).await? {
+            return Ok(record);
+        }
+        if !(auto_create && self.config.auto_create) {
+            return Err(TopicError::NotFound(name.to_string()));
+        }
+        let partitions = if self.config.auto_create_partitioned { self.config.default_partitions } else { 0 };
+        match self.create(name, partitions).await {
+            Ok(record) => Ok(record),
+            // Created concurrently by someone else: use theirs.
+            Err(TopicError::AlreadyExists(_)) => {
+                self.record(name).await?.ok_or_else(|| TopicError::NotFound(name.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Partition count of `name` (0: non-partitioned). A partition's name
+    /// reports 0, as in Pulsar.
+    pub async fn partitions(&self, name: &TopicName, auto_create: bool) -> Result<u32, TopicError> {
+        if name.partition().is_some() {
+            if let Some(record) = self.record(&name.base()).await? {
+                if record.partitions > 0 {
+                    return Ok(0);
+                }
+            }
+        }
+        Ok(self.resolve(name, auto_create).await?.partitions)
+    }
+
+    /// Every topic in `tenant/ns`, with its partition count.
+    pub async fn list(&self, namespace: &str) -> Result<Vec<(TopicName, u32)>, TopicError> {
+        if self.get_json::<serde_json::Value>(namespace_key(namespace)).await?.is_none() {
+            return Err(TopicError::NamespaceNotFound(namespace.to_owned()));
+        }
+        let store = Arc::clone(&self.store);
+        let prefix = format!("/admin/topics/{namespace}/");
+        let keys = blocking(move || store.list(&prefix).map(|keys| (keys, prefix))).await??;
+        let mut out = Vec::new();
+        for key in keys.0 {
+            let local = &key[keys.1.len()..];
+            let name = TopicName::parse(&format!("persistent://{namespace}/{local}"))?;
+            if let Some(record) = self.record(&name).await? {
+                out.push((name, record.partitions));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored partitions (or the topic itself, if non-partitioned) of `record`.
+    fn partition_names(name: &TopicName, record: &TopicRecord) -> Vec<TopicName> {
+        if record.partitions == 0 {
+            vec![name.clone()]
+        } else {
+            (0..record.partitions).map(|i| name.partition_name(i)).collect()
+        }
+    }
+
+    /// Deletes topic `name` (every partition's data and its metadata).
+    pub async fn delete(&self, name: &TopicName) -> Result<(), TopicError> {
+        let record = self.record(name).await?.ok_or_else(|| TopicError::NotFound(name.to_string()))?;
+        for partition in Self::partition_names(name, &record) {
+            let cell = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&partition);
+            if let Some(ledger) = cell.and_then(|c| c.get().cloned()) {
+                ledger.close().await;
+            }
+            let dir = self.ledger_dir(&partition);
+            let backend = Arc::clone(&self.backend);
+            blocking(move || match backend.remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            })
+            .await?
+            .map_err(|e| TopicError::Ledger {
+                topic: partition.to_string(),
+                source: LedgerError::Io { context: "delete topic data".into(), source: e },
+            })?;
+        }
+        let (store, key) = (Arc::clone(&self.store), topic_key(name));
+        blocking(move || store.delete(&key, Expect::Any)).await??;
+        tracing::info!(topic = %name, "topic deleted");
+        Ok(())
+    }
+
+    fn ledger_dir(&self, partition: &TopicName) -> PathBuf {
+        self.ledgers_dir.join(&partition.tenant).join(&partition.namespace).join(partition.file_name())
+    }
+
+    /// The ledger of a non-partitioned topic or of one partition, opened on
+    /// first use (and the topic auto-created if `auto_create` and allowed).
+    pub async fn ledger(&self, partition: &TopicName, auto_create: bool) -> Result<Arc<ManagedLedger>, TopicError> {
+        let cell = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(partition).cloned();
+        if let Some(ledger) = cell.as_ref().and_then(|c| c.get()) {
+            return Ok(Arc::clone(ledger));
+        }
+        self.check_partition(partition, auto_create).await?;
+        let cell = Arc::clone(
+            self.ledgers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(partition.clone())
+                .or_default(),
+        );
+        let ledger = cell
+            .get_or_try_init(|| async {
+                ManagedLedger::open(
+                    partition.to_string(),
+                    self.ledger_dir(partition),
+                    self.config.ledger.clone(),
+                    Arc::clone(&self.backend),
+                )
+                .await
+                .map(Arc::new)
+                .map_err(|source| {
+                    tracing::error!(topic = %partition, error = %source, "topic refused: its ledger cannot be opened");
+                    TopicError::Ledger { topic: partition.to_string(), source }
+                })
+            })
+            .await?;
+        Ok(Arc::clone(ledger))
+    }
+
+    /// Checks that `partition` names stored data: a non-partitioned topic, or
+    /// a partition below its topic's count.
+    async fn check_partition(&self, partition: &TopicName, auto_create: bool) -> Result<(), TopicError> {
+        if let Some((_, n)) = partition.partition() {
+            let base = partition.base();
+            let check = |partitions: u32| {
+                if n < partitions {
+                    Ok(())
+                } else {
+                    Err(TopicError::Invalid(format!("{base} has {partitions} partitions; there is no partition {n}")))
+                }
+            };
+            let base_record = self.record(&base).await?;
+            if let Some(record) = &base_record {
+                if record.partitions > 0 {
+                    return check(record.partitions);
+                }
+            }
+            // A non-partitioned topic whose name happens to end in -partition-N.
+            if self.record(partition).await?.is_some() {
+                return Ok(());
+            }
+            if base_record.is_none() && auto_create && self.config.auto_create && self.config.auto_create_partitioned {
+                return check(self.resolve(&base, true).await?.partitions);
+            }
+            return Err(TopicError::NotFound(partition.to_string()));
+        }
+        let record = self.resolve(partition, auto_create).await?;
+        if record.partitions > 0 {
+            return Err(TopicError::Invalid(format!(
+                "{partition} is partitioned ({} partitions): address its partitions, {}",
+                record.partitions,
+                partition.partition_name(0)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every ledger opened so far.
+    pub fn open_ledgers(&self) -> Vec<Arc<ManagedLedger>> {
+        self.ledgers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter_map(|c| c.get().cloned())
+            .collect()
+    }
+
+    /// Closes every open ledger (syncs data, saves cursors).
+    pub async fn close_all(&self) {
+        for ledger in self.open_ledgers() {
+            ledger.close().await;
+        }
+    }
+}

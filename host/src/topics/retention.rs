@@ -1,0 +1,123 @@
+//! Retention and TTL, checked every `retentionCheckIntervalInSeconds`.
+//!
+//! Only whole sealed segments are deleted, oldest first, and only when both
+//! hold: every durable cursor has consumed the segment (its mark-delete is at
+//! or past the segment's end; with no durable cursor, data counts as
+//! consumed), and retention no longer requires it — it is older than the
+//! retention time, or the log is over the retention size (Kafka's "either
+//! limit"). A TTL ("unless retention says so") first acknowledges, on every
+//! durable cursor, whole segments whose last append is older than the TTL.
+
+use std::sync::Arc;
+
+use polyport_ledger::ManagedLedger;
+
+use super::{Policies, TopicName, Topics};
+
+/// Retention settings (broker defaults, or resolved for one topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Keep consumed data this many minutes; -1 forever; 0 delete once consumed.
+    pub time_minutes: i64,
+    /// Keep at most this many MB; -1 no limit.
+    pub size_mb: i64,
+    /// Acknowledge messages older than this many seconds; 0 never.
+    pub ttl_seconds: i64,
+}
+
+impl RetentionPolicy {
+    /// Topic overrides, then namespace policies, then these defaults.
+    pub fn resolve(&self, namespace: &Policies, topic: &Policies) -> Self {
+        Self {
+            time_minutes: topic
+                .retention_time_in_minutes
+                .or(namespace.retention_time_in_minutes)
+                .unwrap_or(self.time_minutes),
+            size_mb: topic.retention_size_in_mb.or(namespace.retention_size_in_mb).unwrap_or(self.size_mb),
+            ttl_seconds: topic.message_ttl_in_seconds.or(namespace.message_ttl_in_seconds).unwrap_or(self.ttl_seconds),
+        }
+    }
+}
+
+/// Applies `policy` to one ledger at time `now_ms`; returns the segments deleted.
+pub fn enforce(ledger: &ManagedLedger, policy: RetentionPolicy, now_ms: i64) -> usize {
+    let segments = ledger.segments();
+    if policy.ttl_seconds > 0 {
+        let cutoff = now_ms - policy.ttl_seconds * 1000;
+        let expired_end =
+            segments.iter().filter(|s| s.sealed && s.last_append_ms <= cutoff).map(|s| s.end_offset).max();
+        if let Some(expired_end) = expired_end {
+            for cursor in ledger.cursors().into_iter().filter(|c| c.durable && c.mark_delete < expired_end) {
+                tracing::info!(ledger = %ledger.name(), cursor = %cursor.name, from = cursor.mark_delete, to = expired_end,
+                    "message TTL expired: cursor moved past old segments");
+                let _ = ledger.acknowledge(&cursor.name, &polyport_ledger::Ack::Cumulative(expired_end));
+            }
+        }
+    }
+    let consumed = ledger.slowest_durable_cursor().unwrap_or(u64::MAX);
+    let mut total: i64 = segments.iter().map(|s| s.bytes as i64).sum();
+    let limit_bytes = policy.size_mb.saturating_mul(1024 * 1024);
+    let mut cut = None;
+    for s in segments.iter().filter(|s| s.sealed) {
+        if s.end_offset > consumed {
+            break;
+        }
+        let by_time =
+            policy.time_minutes >= 0 && now_ms - s.last_append_ms >= policy.time_minutes.saturating_mul(60_000);
+        let by_size = policy.size_mb >= 0 && total > limit_bytes;
+        if !(by_time || by_size) {
+            break;
+        }
+        cut = Some(s.end_offset);
+        total -= s.bytes as i64;
+    }
+    match cut.map(|offset| ledger.delete_segments_before(offset)) {
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            tracing::warn!(ledger = %ledger.name(), error = %e, "retention could not delete segments");
+            0
+        }
+        None => 0,
+    }
+}
+
+impl Topics {
+    /// One retention pass over every open ledger.
+    pub async fn enforce_retention(&self) {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for ledger in self.open_ledgers() {
+            let Ok(partition) = TopicName::parse(ledger.name()) else { continue };
+            let base = partition.base();
+            let namespace = self.namespace_policies(&base.namespace_path()).await.unwrap_or_default();
+            let topic = self.record(&base).await.ok().flatten().map(|r| r.policies).unwrap_or_default();
+            let policy = self.config.retention.resolve(&namespace, &topic);
+            let ledger = Arc::clone(&ledger);
+            let _ = tokio::task::spawn_blocking(move || enforce(&ledger, policy, now)).await;
+        }
+    }
+
+    /// Runs [`Topics::enforce_retention`] every `retention_check_interval` until the topics are dropped.
+    pub fn spawn_retention(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let interval = self.config.retention_check_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(topics) = weak.upgrade() else { return };
+                topics.enforce_retention().await;
+            }
+        });
+    }
+
+    /// Sets the retention and TTL overrides of topic `name`.
+    pub async fn set_policies(&self, name: &TopicName, policies: Policies) -> Result<(), super::TopicError> {
+        let mut record = self.record(name).await?.ok_or_else(|| super::TopicError::NotFound(name.to_string()))?;
+        record.policies = policies;
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| super::TopicError::Metadata(crate::metadata::MetadataError::Store(e.to_string())))?;
+        let (store, key) = (Arc::clone(&self.store), super::topic_key(name));
+        super::blocking(move || store.put(&key, &bytes, crate::metadata::Expect::Any)).await??;
+        Ok(())
+    }
+}
