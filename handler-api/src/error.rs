@@ -30,6 +30,20 @@ impl ErrorKind {
     pub const STATE: Self = Self(6);
     /// A peer sent bytes that violate its protocol.
     pub const PROTOCOL: Self = Self(7);
+    /// No such topic, namespace, cursor or entry.
+    pub const NOT_FOUND: Self = Self(8);
+    /// The topic (or other object) exists already.
+    pub const ALREADY_EXISTS: Self = Self(9);
+    /// An argument is not valid (a topic name, a partition, a size).
+    pub const INVALID_ARGUMENT: Self = Self(10);
+    /// An offset outside the stored range; the message names the valid range.
+    pub const OUT_OF_RANGE: Self = Self(11);
+    /// Storage failed (I/O error); nothing acknowledged is lost.
+    pub const STORAGE: Self = Self(12);
+    /// The disk is full: the append was not stored; reads go on.
+    pub const DISK_FULL: Self = Self(13);
+    /// Stored data fails its checksum or structure.
+    pub const CORRUPT: Self = Self(14);
 
     /// A short lowercase name for logs.
     pub fn name(self) -> &'static str {
@@ -42,6 +56,13 @@ impl ErrorKind {
             Self::UNSUPPORTED => "unsupported",
             Self::STATE => "state",
             Self::PROTOCOL => "protocol",
+            Self::NOT_FOUND => "not_found",
+            Self::ALREADY_EXISTS => "already_exists",
+            Self::INVALID_ARGUMENT => "invalid_argument",
+            Self::OUT_OF_RANGE => "out_of_range",
+            Self::STORAGE => "storage",
+            Self::DISK_FULL => "disk_full",
+            Self::CORRUPT => "corrupt",
             _ => "unknown",
         }
     }

@@ -20,12 +20,18 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, RIoError, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2},
+    std_types::{RArc, RBox, RIoError, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 
-use crate::HandlerError;
+use crate::{
+    storage::{
+        Ack, Appended, CursorInfo, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange, Position,
+        ReadRequest, TopicInfo, TopicLookup,
+    },
+    HandlerError,
+};
 
 /// Severity of a log record sent to the host's log stream.
 #[repr(u8)]
@@ -90,8 +96,12 @@ pub trait FfiJoinHandle: Send + Sync {
 /// An owned [`FfiJoinHandle`] trait object.
 pub type FfiJoinHandleBox = FfiJoinHandle_TO<'static, RBox<()>>;
 
-/// The services the host lends to a handler. The next versions append storage
-/// services (lookup, append, read, cursors, metadata) after `log`.
+/// The services the host lends to a handler. Methods after `log` were
+/// appended later: they are optional in the prefix, as every addition will be.
+///
+/// Topic arguments are names as Pulsar writes them (`persistent://t/ns/x`,
+/// `t/ns/x` or `x` for `public/default`); `partition` arguments name a
+/// non-partitioned topic or one partition (`x-partition-N`).
 #[sabi_trait]
 pub trait FfiHost: Send + Sync + Clone {
     /// Spawns `task` on the host runtime. `name` labels the task in logs.
@@ -109,6 +119,61 @@ pub trait FfiHost: Send + Sync + Clone {
     /// host span (the connection's, when called from a connection future).
     #[sabi(last_prefix_field)]
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
+    /// Which broker owns `topic`, and its canonical name.
+    fn lookup(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicLookup, HandlerError>>;
+    /// Partition count of `topic` (0: non-partitioned), auto-creating it per
+    /// the broker's policy if `auto_create`.
+    fn partitioned_metadata(&self, topic: RStr<'_>, auto_create: bool) -> FfiFuture<RResult<u32, HandlerError>>;
+    /// Creates `topic` with `partitions` (0: non-partitioned).
+    fn create_topic(&self, topic: RStr<'_>, partitions: u32) -> FfiFuture<RResult<(), HandlerError>>;
+    /// Deletes `topic` and all its data.
+    fn delete_topic(&self, topic: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>>;
+    /// The topics of namespace `tenant/ns`.
+    fn list_topics(&self, namespace: RStr<'_>) -> FfiFuture<RResult<RVec<TopicInfo>, HandlerError>>;
+    /// Appends entries to `partition` in one call; completes once durable
+    /// under the sync policy (or once written, if `durable` is false).
+    fn append(
+        &self,
+        partition: RStr<'_>,
+        entries: RVec<FfiNewEntry>,
+        durable: bool,
+    ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>>;
+    /// Reads entries from `partition`.
+    fn read(&self, partition: RStr<'_>, request: ReadRequest) -> FfiFuture<RResult<FfiReadResult, HandlerError>>;
+    /// The stored range of `partition`.
+    fn log_range(&self, partition: RStr<'_>) -> FfiFuture<RResult<LogRange, HandlerError>>;
+    /// The first entry of `partition` with a message timestamp at least `timestamp_ms`.
+    fn find_by_time(
+        &self,
+        partition: RStr<'_>,
+        timestamp_ms: i64,
+    ) -> FfiFuture<RResult<ROption<FfiEntry>, HandlerError>>;
+    /// Opens (creating if needed) cursor `name` on `partition`.
+    fn cursor_open(
+        &self,
+        partition: RStr<'_>,
+        name: RStr<'_>,
+        durable: bool,
+        initial: InitialPosition,
+    ) -> FfiFuture<RResult<CursorInfo, HandlerError>>;
+    /// Acknowledges on cursor `name`.
+    fn cursor_ack(&self, partition: RStr<'_>, name: RStr<'_>, ack: Ack)
+        -> FfiFuture<RResult<CursorInfo, HandlerError>>;
+    /// Moves cursor `name` to `offset`.
+    fn cursor_seek(
+        &self,
+        partition: RStr<'_>,
+        name: RStr<'_>,
+        offset: u64,
+    ) -> FfiFuture<RResult<CursorInfo, HandlerError>>;
+    /// Deletes cursor `name`.
+    fn cursor_delete(&self, partition: RStr<'_>, name: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>>;
+    /// Every cursor of `partition` with its backlog.
+    fn cursor_list(&self, partition: RStr<'_>) -> FfiFuture<RResult<RVec<CursorInfo>, HandlerError>>;
+    /// The offset of the message at `position` (Pulsar MessageId to offset).
+    fn message_id_to_offset(&self, partition: RStr<'_>, position: Position) -> FfiFuture<RResult<u64, HandlerError>>;
+    /// The position of the message at `offset` (offset to Pulsar MessageId).
+    fn offset_to_message_id(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<Position, HandlerError>>;
 }
 
 /// A shared [`FfiHost`] trait object.

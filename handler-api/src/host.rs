@@ -5,12 +5,16 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use abi_stable::std_types::RStr;
+use abi_stable::std_types::{RStr, RVec};
 use async_ffi::FutureExt;
 use tokio::sync::oneshot;
 
 use crate::{
     ffi::{FfiHostBox, FfiJoinHandleBox, LogLevel},
+    storage::{
+        Ack, Appended, CursorInfo, Entry, FfiBytes, FfiNewEntry, InitialPosition, LogRange, NewEntry, Position,
+        ReadRequest, ReadResult, TopicLookup,
+    },
     ErrorKind, HandlerError,
 };
 
@@ -93,6 +97,120 @@ impl Host {
     /// before they cross the boundary.
     pub fn max_log_level(&self) -> LogLevel {
         self.inner.max_log_level()
+    }
+}
+
+/// The storage services. Topic arguments are Pulsar names
+/// (`persistent://tenant/ns/topic`, `tenant/ns/topic`, or `topic` in
+/// `public/default`); `partition` arguments name a non-partitioned topic or
+/// one partition (`topic-partition-N`). Each call crosses the boundary once,
+/// whatever the number of entries it carries.
+impl Host {
+    /// Which broker owns `topic` (on one broker: this one), and its canonical name.
+    pub async fn lookup(&self, topic: &str) -> Result<TopicLookup, HandlerError> {
+        self.inner.lookup(topic.into()).await.into_result()
+    }
+
+    /// Partition count of `topic` (0: non-partitioned); with `auto_create`, a
+    /// missing topic is created per `allowAutoTopicCreation*`.
+    pub async fn partitioned_metadata(&self, topic: &str, auto_create: bool) -> Result<u32, HandlerError> {
+        self.inner.partitioned_metadata(topic.into(), auto_create).await.into_result()
+    }
+
+    /// Creates `topic` with `partitions` (0: non-partitioned).
+    pub async fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), HandlerError> {
+        self.inner.create_topic(topic.into(), partitions).await.into_result()
+    }
+
+    /// Deletes `topic` and its data.
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), HandlerError> {
+        self.inner.delete_topic(topic.into()).await.into_result()
+    }
+
+    /// The topics of `tenant/namespace`, with their partition counts.
+    pub async fn list_topics(&self, namespace: &str) -> Result<Vec<(String, u32)>, HandlerError> {
+        let topics = self.inner.list_topics(namespace.into()).await.into_result()?;
+        Ok(topics.into_iter().map(|t| (t.name.into_string(), t.partitions)).collect())
+    }
+
+    /// Appends `entries` to `partition` (auto-created if allowed). Completes
+    /// once they are durable under the broker's sync policy, or, with
+    /// `durable` false, once written (Kafka's acks=1).
+    pub async fn append(
+        &self,
+        partition: &str,
+        entries: Vec<NewEntry>,
+        durable: bool,
+    ) -> Result<Vec<Appended>, HandlerError> {
+        let entries: RVec<FfiNewEntry> = entries
+            .into_iter()
+            .map(|e| FfiNewEntry {
+                payload: FfiBytes::from_bytes(e.payload),
+                count: e.count,
+                format: e.format,
+                flags: e.flags,
+                max_timestamp_ms: e.max_timestamp_ms,
+            })
+            .collect();
+        Ok(self.inner.append(partition.into(), entries, durable).await.into_result()?.into_vec())
+    }
+
+    /// Reads from the entry holding `request.offset`.
+    pub async fn read(&self, partition: &str, request: ReadRequest) -> Result<ReadResult, HandlerError> {
+        let result = self.inner.read(partition.into(), request).await.into_result()?;
+        Ok(ReadResult { entries: result.entries.into_iter().map(Entry::from).collect(), range: result.range })
+    }
+
+    /// The stored range of `partition`.
+    pub async fn log_range(&self, partition: &str) -> Result<LogRange, HandlerError> {
+        self.inner.log_range(partition.into()).await.into_result()
+    }
+
+    /// The first entry with a message timestamp at least `timestamp_ms`.
+    pub async fn find_by_time(&self, partition: &str, timestamp_ms: i64) -> Result<Option<Entry>, HandlerError> {
+        let found = self.inner.find_by_time(partition.into(), timestamp_ms).await.into_result()?;
+        Ok(found.into_option().map(Entry::from))
+    }
+
+    /// Opens cursor `name` on `partition`, creating it at `initial` if new.
+    pub async fn cursor_open(
+        &self,
+        partition: &str,
+        name: &str,
+        durable: bool,
+        initial: InitialPosition,
+    ) -> Result<CursorInfo, HandlerError> {
+        self.inner.cursor_open(partition.into(), name.into(), durable, initial).await.into_result()
+    }
+
+    /// Acknowledges on cursor `name`.
+    pub async fn cursor_ack(&self, partition: &str, name: &str, ack: Ack) -> Result<CursorInfo, HandlerError> {
+        self.inner.cursor_ack(partition.into(), name.into(), ack).await.into_result()
+    }
+
+    /// Moves cursor `name` to `offset`.
+    pub async fn cursor_seek(&self, partition: &str, name: &str, offset: u64) -> Result<CursorInfo, HandlerError> {
+        self.inner.cursor_seek(partition.into(), name.into(), offset).await.into_result()
+    }
+
+    /// Deletes cursor `name`.
+    pub async fn cursor_delete(&self, partition: &str, name: &str) -> Result<(), HandlerError> {
+        self.inner.cursor_delete(partition.into(), name.into()).await.into_result()
+    }
+
+    /// Every cursor of `partition`, with its backlog.
+    pub async fn cursor_list(&self, partition: &str) -> Result<Vec<CursorInfo>, HandlerError> {
+        Ok(self.inner.cursor_list(partition.into()).await.into_result()?.into_vec())
+    }
+
+    /// The offset of the message at `position` (a Pulsar MessageId).
+    pub async fn message_id_to_offset(&self, partition: &str, position: Position) -> Result<u64, HandlerError> {
+        self.inner.message_id_to_offset(partition.into(), position).await.into_result()
+    }
+
+    /// The position (Pulsar MessageId) of the message at `offset`.
+    pub async fn offset_to_message_id(&self, partition: &str, offset: u64) -> Result<Position, HandlerError> {
+        self.inner.offset_to_message_id(partition.into(), offset).await.into_result()
     }
 }
 

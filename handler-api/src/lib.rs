@@ -49,6 +49,7 @@ pub mod ffi;
 mod handler;
 mod host;
 mod log;
+pub mod storage;
 
 pub use connection::{raw_connection, Connection};
 pub use error::{ErrorKind, HandlerError};

@@ -74,6 +74,21 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "logLevel", default: "info" },
     KeySpec { name: "brokerShutdownTimeoutMs", default: "5000" },
     KeySpec { name: "clusterName", default: "standalone" },
+    KeySpec { name: "managedLedgerSyncPolicy", default: "group" },
+    KeySpec { name: "managedLedgerGroupCommitMaxDelayMs", default: "0" },
+    KeySpec { name: "managedLedgerGroupCommitMaxBytes", default: "1048576" },
+    KeySpec { name: "managedLedgerMaxSizePerLedgerMbytes", default: "128" },
+    KeySpec { name: "managedLedgerMaxLedgerRolloverTimeMinutes", default: "240" },
+    KeySpec { name: "managedLedgerIndexIntervalBytes", default: "4096" },
+    KeySpec { name: "managedLedgerCursorFlushIntervalMs", default: "1000" },
+    KeySpec { name: "maxMessageSize", default: "5242880" },
+    KeySpec { name: "allowAutoTopicCreation", default: "true" },
+    KeySpec { name: "allowAutoTopicCreationType", default: "non-partitioned" },
+    KeySpec { name: "defaultNumPartitions", default: "1" },
+    KeySpec { name: "defaultRetentionTimeInMinutes", default: "10080" },
+    KeySpec { name: "defaultRetentionSizeInMB", default: "-1" },
+    KeySpec { name: "ttlDurationDefaultInSeconds", default: "0" },
+    KeySpec { name: "retentionCheckIntervalInSeconds", default: "120" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -99,6 +114,8 @@ pub struct BrokerConfig {
     pub shutdown_timeout: Duration,
     /// Cluster name (`clusterName`), reported to clients.
     pub cluster_name: String,
+    /// Storage: ledgers, auto-creation, retention.
+    pub storage: crate::topics::StorageConfig,
     /// Every entry as read, with overrides applied; `advertisedAddress` resolved.
     pub entries: BTreeMap<String, String>,
 }
@@ -171,6 +188,8 @@ impl BrokerConfig {
         let timeout = get("brokerShutdownTimeoutMs").parse::<u64>();
         check("brokerShutdownTimeoutMs", "a number of milliseconds", timeout.is_ok());
 
+        let storage = storage_config(&get, &mut check);
+
         let dir = |key: &str| PathBuf::from(get(key));
         let config = Self {
             messaging_protocols,
@@ -183,6 +202,7 @@ impl BrokerConfig {
             log_level,
             shutdown_timeout: Duration::from_millis(timeout.unwrap_or(5000)),
             cluster_name: get("clusterName"),
+            storage,
             entries: BTreeMap::new(),
         };
         if !errors.is_empty() {
@@ -199,6 +219,66 @@ impl BrokerConfig {
             .keys()
             .map(String::as_str)
             .filter(move |key| !HOST_KEYS.iter().any(|k| k.name == *key) && !handler_keys.iter().any(|k| k == key))
+    }
+}
+
+/// The storage keys.
+fn storage_config(
+    get: &dyn Fn(&str) -> String,
+    check: &mut dyn FnMut(&str, &str, bool),
+) -> crate::topics::StorageConfig {
+    use polyport_ledger::{LedgerConfig, SyncPolicy};
+    let mut number = |key: &str, min: i64, expected: &str| -> i64 {
+        let parsed = get(key).parse::<i64>().ok().filter(|v| *v >= min);
+        check(key, expected, parsed.is_some());
+        parsed.unwrap_or(min.max(0))
+    };
+    let max_delay = number("managedLedgerGroupCommitMaxDelayMs", 0, "a number of milliseconds, 0 or more");
+    let max_bytes = number("managedLedgerGroupCommitMaxBytes", 1, "a number of bytes, 1 or more");
+    let segment_mb = number("managedLedgerMaxSizePerLedgerMbytes", 1, "a number of MB, 1 or more");
+    let roll_minutes = number("managedLedgerMaxLedgerRolloverTimeMinutes", 1, "a number of minutes, 1 or more");
+    let index_interval = number("managedLedgerIndexIntervalBytes", 64, "a number of bytes, 64 or more");
+    let cursor_flush = number("managedLedgerCursorFlushIntervalMs", 1, "a number of milliseconds, 1 or more");
+    let max_message = number("maxMessageSize", 1024, "a number of bytes, 1024 or more");
+    let partitions = number("defaultNumPartitions", 1, "a number of partitions, 1 or more");
+    let retention_minutes = number("defaultRetentionTimeInMinutes", -1, "a number of minutes, or -1 for no limit");
+    let retention_mb = number("defaultRetentionSizeInMB", -1, "a number of MB, or -1 for no limit");
+    let ttl = number("ttlDurationDefaultInSeconds", 0, "a number of seconds, 0 for none");
+    let retention_check = number("retentionCheckIntervalInSeconds", 1, "a number of seconds, 1 or more");
+    let sync = match get("managedLedgerSyncPolicy").as_str() {
+        "always" => SyncPolicy::Always,
+        "os" => SyncPolicy::Os,
+        other => {
+            check("managedLedgerSyncPolicy", "always, group or os", other == "group");
+            SyncPolicy::Group { max_delay: Duration::from_millis(max_delay as u64), max_bytes: max_bytes as u64 }
+        }
+    };
+    let auto = get("allowAutoTopicCreation");
+    check("allowAutoTopicCreation", "true or false", matches!(auto.as_str(), "true" | "false"));
+    let auto_type = get("allowAutoTopicCreationType");
+    check(
+        "allowAutoTopicCreationType",
+        "partitioned or non-partitioned",
+        matches!(auto_type.as_str(), "partitioned" | "non-partitioned"),
+    );
+    crate::topics::StorageConfig {
+        ledger: LedgerConfig {
+            segment_bytes: (segment_mb as u64) << 20,
+            segment_max_age: Duration::from_secs(roll_minutes as u64 * 60),
+            index_interval_bytes: index_interval as u64,
+            max_entry_bytes: max_message as u64,
+            sync,
+            cursor_flush_interval: Duration::from_millis(cursor_flush as u64),
+        },
+        auto_create: auto != "false",
+        auto_create_partitioned: auto_type == "partitioned",
+        default_partitions: u32::try_from(partitions).unwrap_or(1),
+        retention: crate::topics::RetentionPolicy {
+            time_minutes: retention_minutes,
+            size_mb: retention_mb,
+            ttl_seconds: ttl,
+        },
+        retention_check_interval: Duration::from_secs(retention_check as u64),
     }
 }
 

@@ -45,14 +45,17 @@ pub enum StartupError {
     /// A listener address is invalid, claimed twice or cannot be bound.
     #[error("{0}")]
     Listener(String),
-    /// The data directory cannot be created.
-    #[error("dataDirectory {path}: {source}")]
+    /// The data directory cannot be created or is in use.
+    #[error("dataDirectory {path}: {message}")]
     DataDirectory {
         /// The directory.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        message: String,
     },
+    /// The metadata store or topics cannot be opened.
+    #[error("storage: {0}")]
+    Storage(String),
 }
 
 /// A started broker: handlers running, listeners bound.
@@ -60,14 +63,28 @@ pub struct Broker {
     config: BrokerConfig,
     handlers: Vec<Arc<RunningHandler>>,
     listeners: Vec<BoundListener>,
+    topics: Arc<topics::Topics>,
+    _lock: std::fs::File,
 }
 
 impl Broker {
     /// Start-up: data directory, handler discovery and selection, initialize,
     /// start, listeners. Must run inside the runtime that will serve.
     pub async fn start(config: BrokerConfig, max_log_level: LogLevel) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&config.data_directory)
-            .map_err(|source| StartupError::DataDirectory { path: config.data_directory.clone(), source })?;
+        let data_error = |message: String| StartupError::DataDirectory { path: config.data_directory.clone(), message };
+        std::fs::create_dir_all(&config.data_directory).map_err(|e| data_error(e.to_string()))?;
+        let lock = lock_data_directory(&config.data_directory).map_err(data_error)?;
+        let store = metadata::RedbStore::open(&config.data_directory.join("metadata.redb"))
+            .map_err(|e| StartupError::Storage(e.to_string()))?;
+        let topics = topics::Topics::open(
+            Arc::new(store),
+            config.data_directory.join("ledgers"),
+            config.storage.clone(),
+            Arc::new(polyport_ledger::backend::FsBackend),
+        )
+        .await
+        .map_err(|e| StartupError::Storage(e.to_string()))?;
+        topics.spawn_retention();
 
         let (selected, failed) = if config.messaging_protocols.is_empty() {
             tracing::info!("messagingProtocols is empty: no protocol handlers loaded");
@@ -79,7 +96,12 @@ impl Broker {
             tracing::warn!("ignoring protocol handler library {failure}");
         }
 
-        let services = services::HostServices::new(tokio::runtime::Handle::current(), max_log_level);
+        let services = services::HostServices::new(
+            tokio::runtime::Handle::current(),
+            max_log_level,
+            Arc::clone(&topics),
+            config.advertised_address.clone(),
+        );
         let ffi_config: polyport_handler_api::ffi::FfiConfig =
             config.entries.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect();
         let mut handler_keys = Vec::new();
@@ -111,7 +133,7 @@ impl Broker {
         }
 
         let listeners = bind_all(&handlers).await?;
-        Ok(Self { config, handlers, listeners })
+        Ok(Self { config, handlers, listeners, topics, _lock: lock })
     }
 
     /// The addresses bound, with their protocol and listener name.
@@ -155,6 +177,7 @@ impl Broker {
                 timeout.as_millis()
             );
         }
+        self.topics.close_all().await;
         tracing::info!("broker stopped");
     }
 }
@@ -197,6 +220,24 @@ async fn bind_all(handlers: &[Arc<RunningHandler>]) -> Result<Vec<BoundListener>
         bound.push(BoundListener { handler, name, listener });
     }
     Ok(bound)
+}
+
+/// Takes an exclusive lock on `dir/LOCK` for the life of the process, so two
+/// brokers never share a data directory.
+fn lock_data_directory(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err("is in use by another broker process (its LOCK file is held)".into());
+    }
+    Ok(file)
 }
 
 fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {

@@ -4,20 +4,27 @@
 
 use std::{
     panic::AssertUnwindSafe,
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RArc, RErr, ROk, RResult, RStr},
+    std_types::{RArc, RErr, ROk, ROption, RResult, RStr, RVec},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 use polyport_handler_api::{
     ffi::{FfiHost, FfiHostBox, FfiHost_TO, FfiJoinHandle, FfiJoinHandleBox, FfiJoinHandle_TO, LogLevel},
+    storage::{
+        Ack, Appended, CursorInfo, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange, Position,
+        ReadRequest, TopicInfo, TopicLookup,
+    },
     ErrorKind, HandlerError,
 };
 use tracing::{Instrument, Level};
+
+use crate::topics::Topics;
 
 /// The host side of [`FfiHost`].
 #[derive(Clone)]
@@ -25,12 +32,19 @@ pub struct HostServices {
     runtime: tokio::runtime::Handle,
     origin: Instant,
     max_log_level: LogLevel,
+    topics: Arc<Topics>,
+    advertised_address: String,
 }
 
 impl HostServices {
     /// Services running on `runtime`, keeping handler logs down to `max_log_level`.
-    pub fn new(runtime: tokio::runtime::Handle, max_log_level: LogLevel) -> Self {
-        Self { runtime, origin: Instant::now(), max_log_level }
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        max_log_level: LogLevel,
+        topics: Arc<Topics>,
+        advertised_address: String,
+    ) -> Self {
+        Self { runtime, origin: Instant::now(), max_log_level, topics, advertised_address }
     }
 
     /// The services as the ABI object handed to handlers.
@@ -81,6 +95,95 @@ impl FfiHost for HostServices {
             LogLevel::Error => emit!(Level::ERROR),
         }
     }
+
+    fn lookup(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicLookup, HandlerError>> {
+        self.lookup_impl(topic)
+    }
+
+    fn partitioned_metadata(&self, topic: RStr<'_>, auto_create: bool) -> FfiFuture<RResult<u32, HandlerError>> {
+        self.partitioned_metadata_impl(topic, auto_create)
+    }
+
+    fn create_topic(&self, topic: RStr<'_>, partitions: u32) -> FfiFuture<RResult<(), HandlerError>> {
+        self.create_topic_impl(topic, partitions)
+    }
+
+    fn delete_topic(&self, topic: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>> {
+        self.delete_topic_impl(topic)
+    }
+
+    fn list_topics(&self, namespace: RStr<'_>) -> FfiFuture<RResult<RVec<TopicInfo>, HandlerError>> {
+        self.list_topics_impl(namespace)
+    }
+
+    fn append(
+        &self,
+        partition: RStr<'_>,
+        entries: RVec<FfiNewEntry>,
+        durable: bool,
+    ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>> {
+        self.append_impl(partition, entries, durable)
+    }
+
+    fn read(&self, partition: RStr<'_>, request: ReadRequest) -> FfiFuture<RResult<FfiReadResult, HandlerError>> {
+        self.read_impl(partition, request)
+    }
+
+    fn log_range(&self, partition: RStr<'_>) -> FfiFuture<RResult<LogRange, HandlerError>> {
+        self.log_range_impl(partition)
+    }
+
+    fn find_by_time(
+        &self,
+        partition: RStr<'_>,
+        timestamp_ms: i64,
+    ) -> FfiFuture<RResult<ROption<FfiEntry>, HandlerError>> {
+        self.find_by_time_impl(partition, timestamp_ms)
+    }
+
+    fn cursor_open(
+        &self,
+        partition: RStr<'_>,
+        name: RStr<'_>,
+        durable: bool,
+        initial: InitialPosition,
+    ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
+        self.cursor_open_impl(partition, name, durable, initial)
+    }
+
+    fn cursor_ack(
+        &self,
+        partition: RStr<'_>,
+        name: RStr<'_>,
+        ack: Ack,
+    ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
+        self.cursor_ack_impl(partition, name, ack)
+    }
+
+    fn cursor_seek(
+        &self,
+        partition: RStr<'_>,
+        name: RStr<'_>,
+        offset: u64,
+    ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
+        self.cursor_seek_impl(partition, name, offset)
+    }
+
+    fn cursor_delete(&self, partition: RStr<'_>, name: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>> {
+        self.cursor_delete_impl(partition, name)
+    }
+
+    fn cursor_list(&self, partition: RStr<'_>) -> FfiFuture<RResult<RVec<CursorInfo>, HandlerError>> {
+        self.cursor_list_impl(partition)
+    }
+
+    fn message_id_to_offset(&self, partition: RStr<'_>, position: Position) -> FfiFuture<RResult<u64, HandlerError>> {
+        self.message_id_to_offset_impl(partition, position)
+    }
+
+    fn offset_to_message_id(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<Position, HandlerError>> {
+        self.offset_to_message_id_impl(partition, offset)
+    }
 }
 
 /// The host side of [`FfiJoinHandle`].
@@ -105,5 +208,332 @@ impl FfiJoinHandle for HostJoinHandle {
                 Err(e) => RErr(HandlerError::new(ErrorKind::PANICKED, format!("task panicked: {e}"))),
             })
             .into_ffi()
+    }
+}
+
+mod storage {
+    //! The storage services: topics and ledgers for handlers. Every call maps
+    //! host errors to [`HandlerError`] kinds that name the cause.
+
+    use std::{sync::Arc, time::Duration};
+
+    use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
+    use async_ffi::{FfiFuture, FutureExt as _};
+    use polyport_handler_api::{
+        storage::{
+            Ack, Appended, CursorInfo, EntryMeta, FfiBytes, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition,
+            LogRange, Position, ReadRequest, TopicInfo, TopicLookup,
+        },
+        ErrorKind, HandlerError,
+    };
+    use polyport_ledger::{LedgerError, ManagedLedger, NewEntry, ReadLimits};
+
+    use super::HostServices;
+    use crate::topics::{TopicError, TopicName};
+
+    pub(super) fn topic_error(e: TopicError) -> HandlerError {
+        let kind = match &e {
+            TopicError::InvalidName(_) | TopicError::Invalid(_) => ErrorKind::INVALID_ARGUMENT,
+            TopicError::NotFound(_) | TopicError::NamespaceNotFound(_) => ErrorKind::NOT_FOUND,
+            TopicError::AlreadyExists(_) => ErrorKind::ALREADY_EXISTS,
+            TopicError::Ledger { source, .. } => return ledger_kind(source, e.to_string()),
+            TopicError::Metadata(_) => ErrorKind::STORAGE,
+        };
+        HandlerError::new(kind, e.to_string())
+    }
+
+    fn ledger_kind(e: &LedgerError, message: String) -> HandlerError {
+        let kind = match e {
+            LedgerError::OffsetOutOfRange { .. } => ErrorKind::OUT_OF_RANGE,
+            LedgerError::NoSuchEntry { .. } | LedgerError::NoSuchCursor { .. } => ErrorKind::NOT_FOUND,
+            LedgerError::InvalidEntry(_) => ErrorKind::INVALID_ARGUMENT,
+            LedgerError::DiskFull { .. } => ErrorKind::DISK_FULL,
+            LedgerError::Corrupt { .. } => ErrorKind::CORRUPT,
+            LedgerError::Io { .. } | LedgerError::Failed { .. } | LedgerError::Closed(_) => ErrorKind::STORAGE,
+        };
+        HandlerError::new(kind, message)
+    }
+
+    fn ledger_error(e: LedgerError) -> HandlerError {
+        let message = e.to_string();
+        ledger_kind(&e, message)
+    }
+
+    fn parse(topic: &str) -> Result<TopicName, HandlerError> {
+        TopicName::parse(topic).map_err(|e| HandlerError::new(ErrorKind::INVALID_ARGUMENT, e.to_string()))
+    }
+
+    fn cursor_info(c: polyport_ledger::CursorInfo) -> CursorInfo {
+        CursorInfo {
+            name: c.name.into(),
+            durable: c.durable,
+            mark_delete: c.mark_delete,
+            acked_ranges: c.acked_ranges.into_iter().map(|(s, e)| Tuple2(s, e)).collect(),
+            backlog_entries: c.backlog_entries,
+            backlog_messages: c.backlog_messages,
+        }
+    }
+
+    fn entry(e: polyport_ledger::Entry) -> FfiEntry {
+        let m = e.meta;
+        FfiEntry {
+            ledger_id: e.ledger_id,
+            entry_id: e.entry_id,
+            meta: EntryMeta {
+                base_offset: m.base_offset,
+                count: m.count,
+                format: m.format,
+                flags: m.flags,
+                publish_time_ms: m.publish_time_ms,
+                max_timestamp_ms: m.max_timestamp_ms,
+            },
+            payload: FfiBytes::from_bytes(e.payload),
+        }
+    }
+
+    impl HostServices {
+        /// Runs `f` on the runtime as an FFI future (callable from any thread).
+        fn run<T, F>(&self, f: impl FnOnce(Self) -> F) -> FfiFuture<RResult<T, HandlerError>>
+        where
+            F: std::future::Future<Output = Result<T, HandlerError>> + Send + 'static,
+            T: Send + 'static,
+        {
+            let _guard = self.runtime.enter();
+            let future = f(self.clone());
+            async move { RResult::from(future.await) }.into_ffi()
+        }
+
+        async fn ledger(&self, partition: &str, auto_create: bool) -> Result<Arc<ManagedLedger>, HandlerError> {
+            self.topics.ledger(&parse(partition)?, auto_create).await.map_err(topic_error)
+        }
+
+        pub(super) fn lookup_impl(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicLookup, HandlerError>> {
+            let topic = topic.as_str().to_owned();
+            self.run(move |host| async move {
+                let name = parse(&topic)?;
+                Ok(TopicLookup {
+                    topic: name.to_string().into(),
+                    broker_address: host.advertised_address.clone().into(),
+                    local: true,
+                })
+            })
+        }
+
+        pub(super) fn partitioned_metadata_impl(
+            &self,
+            topic: RStr<'_>,
+            auto_create: bool,
+        ) -> FfiFuture<RResult<u32, HandlerError>> {
+            let topic = topic.as_str().to_owned();
+            self.run(move |host| async move {
+                host.topics.partitions(&parse(&topic)?, auto_create).await.map_err(topic_error)
+            })
+        }
+
+        pub(super) fn create_topic_impl(
+            &self,
+            topic: RStr<'_>,
+            partitions: u32,
+        ) -> FfiFuture<RResult<(), HandlerError>> {
+            let topic = topic.as_str().to_owned();
+            self.run(move |host| async move {
+                host.topics.create(&parse(&topic)?, partitions).await.map(|_| ()).map_err(topic_error)
+            })
+        }
+
+        pub(super) fn delete_topic_impl(&self, topic: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>> {
+            let topic = topic.as_str().to_owned();
+            self.run(move |host| async move { host.topics.delete(&parse(&topic)?).await.map_err(topic_error) })
+        }
+
+        pub(super) fn list_topics_impl(
+            &self,
+            namespace: RStr<'_>,
+        ) -> FfiFuture<RResult<RVec<TopicInfo>, HandlerError>> {
+            let namespace = namespace.as_str().to_owned();
+            self.run(move |host| async move {
+                let topics = host.topics.list(&namespace).await.map_err(topic_error)?;
+                Ok(topics
+                    .into_iter()
+                    .map(|(n, p)| TopicInfo { name: RString::from(n.to_string()), partitions: p })
+                    .collect())
+            })
+        }
+
+        pub(super) fn append_impl(
+            &self,
+            partition: RStr<'_>,
+            entries: RVec<FfiNewEntry>,
+            durable: bool,
+        ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, true).await?;
+                let entries = entries
+                    .into_iter()
+                    .map(|e| NewEntry {
+                        payload: e.payload.into_bytes(),
+                        count: e.count,
+                        format: e.format,
+                        flags: e.flags,
+                        max_timestamp_ms: e.max_timestamp_ms,
+                    })
+                    .collect();
+                let appended = ledger.append_with(entries, durable).await.map_err(ledger_error)?;
+                Ok(appended
+                    .into_iter()
+                    .map(|a| Appended {
+                        base_offset: a.base_offset,
+                        ledger_id: a.ledger_id,
+                        entry_id: a.entry_id,
+                        publish_time_ms: a.publish_time_ms,
+                    })
+                    .collect())
+            })
+        }
+
+        pub(super) fn read_impl(
+            &self,
+            partition: RStr<'_>,
+            request: ReadRequest,
+        ) -> FfiFuture<RResult<FfiReadResult, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, false).await?;
+                let limits =
+                    ReadLimits { max_entries: request.max_entries as usize, max_bytes: request.max_bytes as usize };
+                let wait = (request.wait_ms > 0).then(|| Duration::from_millis(u64::from(request.wait_ms)));
+                let batch = ledger.read(request.offset, limits, wait).await.map_err(ledger_error)?;
+                Ok(FfiReadResult {
+                    entries: batch.entries.into_iter().map(entry).collect(),
+                    range: LogRange { start: batch.range.start, end: batch.range.end },
+                })
+            })
+        }
+
+        pub(super) fn log_range_impl(&self, partition: RStr<'_>) -> FfiFuture<RResult<LogRange, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                let r = host.ledger(&partition, false).await?.range();
+                Ok(LogRange { start: r.start, end: r.end })
+            })
+        }
+
+        pub(super) fn find_by_time_impl(
+            &self,
+            partition: RStr<'_>,
+            ts: i64,
+        ) -> FfiFuture<RResult<ROption<FfiEntry>, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, false).await?;
+                let found = tokio::task::spawn_blocking(move || ledger.find_by_time(ts))
+                    .await
+                    .map_err(|e| HandlerError::new(ErrorKind::STORAGE, e.to_string()))?
+                    .map_err(ledger_error)?;
+                Ok(found.map(entry).into())
+            })
+        }
+
+        pub(super) fn cursor_open_impl(
+            &self,
+            partition: RStr<'_>,
+            name: RStr<'_>,
+            durable: bool,
+            initial: InitialPosition,
+        ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
+            let (partition, name) = (partition.as_str().to_owned(), name.as_str().to_owned());
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, true).await?;
+                let initial = match initial {
+                    InitialPosition::Earliest => polyport_ledger::InitialPosition::Earliest,
+                    InitialPosition::Latest => polyport_ledger::InitialPosition::Latest,
+                    InitialPosition::Offset(o) => polyport_ledger::InitialPosition::Offset(o),
+                };
+                ledger.open_cursor(&name, durable, initial).await.map(cursor_info).map_err(ledger_error)
+            })
+        }
+
+        pub(super) fn cursor_ack_impl(
+            &self,
+            partition: RStr<'_>,
+            name: RStr<'_>,
+            ack: Ack,
+        ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
+            let (partition, name) = (partition.as_str().to_owned(), name.as_str().to_owned());
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, false).await?;
+                let ack = match ack {
+                    Ack::Cumulative(o) => polyport_ledger::Ack::Cumulative(o),
+                    Ack::Individual(ranges) => {
+                        polyport_ledger::Ack::Individual(ranges.into_iter().map(|t| (t.0, t.1)).collect())
+                    }
+                };
+                ledger.acknowledge(&name, &ack).map(cursor_info).map_err(ledger_error)
+            })
+        }
+
+        pub(super) fn cursor_seek_impl(
+            &self,
+            partition: RStr<'_>,
+            name: RStr<'_>,
+            offset: u64,
+        ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
+            let (partition, name) = (partition.as_str().to_owned(), name.as_str().to_owned());
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, false).await?;
+                ledger.seek_cursor(&name, offset).map(cursor_info).map_err(ledger_error)
+            })
+        }
+
+        pub(super) fn cursor_delete_impl(
+            &self,
+            partition: RStr<'_>,
+            name: RStr<'_>,
+        ) -> FfiFuture<RResult<(), HandlerError>> {
+            let (partition, name) = (partition.as_str().to_owned(), name.as_str().to_owned());
+            self.run(move |host| async move {
+                host.ledger(&partition, false).await?.delete_cursor(&name).await.map_err(ledger_error)
+            })
+        }
+
+        pub(super) fn cursor_list_impl(
+            &self,
+            partition: RStr<'_>,
+        ) -> FfiFuture<RResult<RVec<CursorInfo>, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                Ok(host.ledger(&partition, false).await?.cursors().into_iter().map(cursor_info).collect())
+            })
+        }
+
+        pub(super) fn message_id_to_offset_impl(
+            &self,
+            partition: RStr<'_>,
+            position: Position,
+        ) -> FfiFuture<RResult<u64, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, false).await?;
+                let position = polyport_ledger::Position {
+                    ledger_id: position.ledger_id,
+                    entry_id: position.entry_id,
+                    batch_index: position.batch_index,
+                };
+                ledger.offset_of(position).map_err(ledger_error)
+            })
+        }
+
+        pub(super) fn offset_to_message_id_impl(
+            &self,
+            partition: RStr<'_>,
+            offset: u64,
+        ) -> FfiFuture<RResult<Position, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                let p = host.ledger(&partition, false).await?.position(offset).map_err(ledger_error)?;
+                Ok(Position { ledger_id: p.ledger_id, entry_id: p.entry_id, batch_index: p.batch_index })
+            })
+        }
     }
 }

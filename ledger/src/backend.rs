@@ -112,7 +112,12 @@ impl Backend for FsBackend {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+        fs::remove_file(path)?;
+        // Make the removal durable, so a deleted segment cannot come back.
+        match path.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
     }
 
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -134,8 +139,9 @@ impl FsSegment {
         let capacity = file.metadata()?.len();
         // SAFETY: the mapping is read-only and the file is only ever written at
         // positions past what readers are allowed to see (the ledger publishes
-        // an entry's bytes only after they are written), and never shrunk
-        // below `capacity` while mapped (`zero_tail` restores the length).
+        // an entry's bytes only after they are written). `zero_tail` shrinks
+        // the file for an instant, during recovery, before any reader exists,
+        // and only past the data; it restores the length at once.
         let map = unsafe { MmapOptions::new().len(usize::try_from(capacity).unwrap_or(usize::MAX)).map(&file)? };
         Ok(Self { file, map: Arc::new(map), capacity })
     }

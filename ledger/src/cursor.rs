@@ -120,11 +120,13 @@ impl CursorState {
 }
 
 const MAGIC: [u8; 8] = *b"PPCURSR1";
+const VERSION: u32 = 1;
 
-/// Encodes a durable cursor's file: magic, mark-delete, ranges, CRC32C.
+/// Encodes a durable cursor's file: magic, version, mark-delete, ranges, CRC32C.
 pub(crate) fn encode(state: &CursorState) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + state.acked.len() * 16);
     out.put_slice(&MAGIC);
+    out.put_u32_le(VERSION);
     out.put_u64_le(state.mark_delete);
     out.put_u32_le(state.acked.len() as u32);
     for (s, e) in &state.acked {
@@ -138,7 +140,7 @@ pub(crate) fn encode(state: &CursorState) -> Vec<u8> {
 
 /// Decodes a cursor file; `None` if it is torn or corrupt.
 pub(crate) fn decode(bytes: &[u8]) -> Option<CursorState> {
-    if bytes.len() < 24 || bytes[..8] != MAGIC {
+    if bytes.len() < 28 || bytes[..8] != MAGIC {
         return None;
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
@@ -146,6 +148,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<CursorState> {
         return None;
     }
     let mut b = &body[8..];
+    if b.get_u32_le() != VERSION {
+        return None;
+    }
     let mark_delete = b.get_u64_le();
     let n = b.get_u32_le() as usize;
     if b.remaining() != n * 16 {

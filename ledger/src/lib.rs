@@ -158,6 +158,8 @@ pub(crate) struct Shared {
     pub end: watch::Sender<u64>,
     failed: Mutex<Option<String>>,
     cursors: Mutex<HashMap<String, CursorEntry>>,
+    /// Serialises cursor saves and deletions, which share temp file names.
+    cursor_io: Mutex<()>,
 }
 
 struct CursorEntry {
@@ -177,6 +179,7 @@ impl Shared {
 
     /// Saves every dirty durable cursor (no lock held while writing).
     fn flush_cursors(&self) -> Result<(), LedgerError> {
+        let _io = self.cursor_io.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let dirty: Vec<(String, CursorState)> = self
             .cursors()
             .iter_mut()
@@ -247,10 +250,12 @@ impl ManagedLedger {
     pub async fn open(
         name: impl Into<String>,
         dir: impl Into<PathBuf>,
-        config: LedgerConfig,
+        mut config: LedgerConfig,
         backend: Arc<dyn Backend>,
     ) -> Result<Self, LedgerError> {
         let (name, dir) = (name.into(), dir.into());
+        // The entry header stores the payload length in 32 bits.
+        config.max_entry_bytes = config.max_entry_bytes.min(u64::from(u32::MAX) - format::ENTRY_HEADER_LEN as u64);
         let writer = tokio::task::spawn_blocking(move || recover(name, dir, config, backend))
             .await
             .map_err(|e| LedgerError::io("ledger recovery task", std::io::Error::other(e.to_string())))??;
@@ -375,12 +380,17 @@ impl ManagedLedger {
         let removed = self.shared.cursors().remove(name).ok_or_else(|| self.no_cursor(name))?;
         if removed.state.durable {
             let path = self.shared.cursor_dir().join(cursor::file_name(name));
-            let backend = Arc::clone(&self.shared.backend);
-            tokio::task::spawn_blocking(move || match backend.remove(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(LedgerError::io(format!("delete {}", path.display()), e))
+            let shared = Arc::clone(&self.shared);
+            tokio::task::spawn_blocking(move || {
+                match {
+                    let _io = shared.cursor_io.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    shared.backend.remove(&path)
+                } {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(LedgerError::io(format!("delete {}", path.display()), e))
+                    }
+                    _ => Ok(()),
                 }
-                _ => Ok(()),
             })
             .await
             .map_err(|e| LedgerError::io("cursor delete task", std::io::Error::other(e.to_string())))??;
@@ -674,7 +684,17 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
     for (i, &id) in ids.iter().enumerate() {
         let last = i + 1 == ids.len();
         let path = segment::segment_path(&dir, id);
-        let (header, file) = Segment::open_file(&name, backend.as_ref(), &path)?;
+        let (header, file) = match Segment::open_file(&name, backend.as_ref(), &path) {
+            Ok(opened) => opened,
+            // A crash while a segment was being created (its header not yet
+            // durable): it holds nothing, so it goes.
+            Err(LedgerError::Corrupt { .. }) if last && header_is_blank(backend.as_ref(), &path) => {
+                tracing::warn!(ledger = %name, file = %path.display(), "removing a segment whose creation did not complete");
+                backend.remove(&path).map_err(|e| LedgerError::io(format!("remove {}", path.display()), e))?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if header.ledger_id != id {
             return Err(corrupt(
                 &path,
@@ -714,6 +734,7 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
             }
             None => {
                 let scan = Segment::scan(&header, file.as_ref(), config.index_interval_bytes);
+                let torn = scan.garbage_at.is_some();
                 if let Some((position, why)) = scan.garbage_at {
                     if !last {
                         return Err(corrupt(&path, position, format!("{why} inside a sealed segment")));
@@ -723,11 +744,17 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
                     file.zero_tail(position).map_err(|e| LedgerError::io(format!("truncate {}", path.display()), e))?;
                 }
                 let mut p = scan.published;
+                if last && !torn {
+                    // Cut anything after the data even where the first bytes
+                    // past it are zero: sectors can reach the disk out of order.
+                    file.zero_tail(p.data_len)
+                        .map_err(|e| LedgerError::io(format!("truncate {}", path.display()), e))?;
+                }
                 if !last {
                     // Sealed, but its index was lost (a crash during the roll): rewrite it.
                     p.sealed = true;
                     let segment = Segment::from_parts(header, path.clone(), Arc::clone(&file), p.clone());
-                    let index = segment.sealed_index(now_ms());
+                    let index = segment.sealed_index(p.last_append_ms);
                     backend
                         .write_atomic(&idx_path, &index.encode())
                         .map_err(|e| LedgerError::io(format!("write {}", idx_path.display()), e))?;
@@ -757,7 +784,17 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
     let cursors = Mutex::new(load_cursors(&name, &dir, backend.as_ref())?);
     let (end, _) = watch::channel(p.end_offset);
     let segments = RwLock::new(segments);
-    let shared = Arc::new(Shared { name, dir, config, backend, segments, end, failed: Mutex::new(None), cursors });
+    let shared = Arc::new(Shared {
+        name,
+        dir,
+        config,
+        backend,
+        segments,
+        end,
+        failed: Mutex::new(None),
+        cursors,
+        cursor_io: Mutex::new(()),
+    });
     Ok(Writer {
         shared,
         active,
@@ -769,6 +806,17 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
         last_point_pos: p.points.last().map_or(0, |pt| pt.position),
         points: Vec::new(),
     })
+}
+
+/// Whether the file at `path` has no header at all (zeros or too short).
+fn header_is_blank(backend: &dyn Backend, path: &Path) -> bool {
+    match backend.open(path) {
+        Ok(file) => {
+            file.capacity() < SEGMENT_HEADER_LEN as u64
+                || file.read(0, SEGMENT_HEADER_LEN).is_ok_and(|b| b.iter().all(|x| *x == 0))
+        }
+        Err(_) => false,
+    }
 }
 
 /// Reads the saved durable cursors.

@@ -152,15 +152,18 @@ impl Writer {
                         let _ = reply.send(Err(clone_error(e)));
                         continue;
                     }
-                    match self.stage(&entries, &mut staged) {
+                    match self.stage(&entries, &mut staged, &mut waiting) {
                         Ok(appended) => {
                             if !durable && !matches!(policy, SyncPolicy::Os) {
-                                // Acknowledged once written: flush now, answer now, sync later.
+                                // Acknowledged once written (Kafka's acks=1): flush and
+                                // publish now, so that nothing answered can be reverted;
+                                // the fsync follows with the batch.
                                 if let Err(e) = self.flush(&mut staged) {
                                     let _ = reply.send(Err(clone_error(&e)));
                                     failure = Some(e);
                                     continue;
                                 }
+                                self.publish();
                                 let _ = reply.send(Ok(appended));
                             } else {
                                 waiting.push((reply, appended));
@@ -218,8 +221,15 @@ impl Writer {
         close
     }
 
-    /// Encodes `entries` into `staged`, rolling the segment when one does not fit.
-    fn stage(&mut self, entries: &[NewEntry], staged: &mut Staged) -> Result<Vec<Appended>, LedgerError> {
+    /// Encodes `entries` into `staged`, rolling the segment when one does not
+    /// fit. A roll makes everything before it durable and visible, so the
+    /// appends `waiting` for that are answered then.
+    fn stage(
+        &mut self,
+        entries: &[NewEntry],
+        staged: &mut Staged,
+        waiting: &mut Vec<(Reply, Vec<Appended>)>,
+    ) -> Result<Vec<Appended>, LedgerError> {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
         for e in entries {
@@ -245,6 +255,7 @@ impl Writer {
             if end + needed > self.active.file.capacity() || aged {
                 self.flush(staged)?;
                 self.sync_and_publish()?;
+                answer(waiting);
                 self.roll_for(staged, needed)?;
             }
             let pos = staged.start + staged.buf.len() as u64;
@@ -289,6 +300,7 @@ impl Writer {
         if let Err(e) = result {
             // Best effort: leave no complete-looking entry behind the tail.
             let _ = self.active.file.write_at(staged.start, &vec![0u8; staged.buf.len()]);
+            staged.buf.clear();
             return Err(LedgerError::io(format!("append to {}", self.active.path.display()), e));
         }
         self.write_pos = staged.start + staged.buf.len() as u64;
@@ -345,25 +357,22 @@ impl Writer {
         self.roll_for(staged, 0)
     }
 
-    /// Seals the active segment (index file) and starts a new one that can hold `needed` bytes.
+    /// Seals the active segment and starts a new one that can hold `needed`
+    /// bytes. The new segment is created first: if that fails nothing has
+    /// changed. The sealed segment's index file is an optimisation written
+    /// last; if it is lost, recovery rebuilds it by scanning.
     fn roll_for(&mut self, staged: &mut Staged, needed: u64) -> Result<(), LedgerError> {
+        if let Some(reason) = self.shared.failure() {
+            return Err(LedgerError::Failed { ledger: self.ledger().to_owned(), reason });
+        }
+        let empty = self.next_entry_id == 0;
+        // An empty segment is reused rather than sealed, unless the entry is too big for it.
+        if empty && self.active.file.capacity() >= SEGMENT_HEADER_LEN as u64 + needed {
+            return Ok(());
+        }
         let now = now_ms();
         let dir = &self.shared.dir;
         let backend = self.shared.backend.as_ref();
-        if self.next_entry_id == 0 {
-            // An empty segment is reused rather than sealed, unless the entry
-            // is too big for it.
-            if self.active.file.capacity() >= SEGMENT_HEADER_LEN as u64 + needed {
-                return Ok(());
-            }
-        } else {
-            let index = self.active.sealed_index(now);
-            let path = index_path(dir, self.active.header.ledger_id);
-            backend
-                .write_atomic(&path, &index.encode())
-                .map_err(|e| LedgerError::io(format!("write {}", path.display()), e))?;
-            self.active.publish(|p| p.sealed = true);
-        }
         let capacity = self.shared.config.segment_bytes.max(SEGMENT_HEADER_LEN as u64 + needed);
         let header = SegmentHeader {
             ledger_id: self.active.header.ledger_id + 1,
@@ -372,17 +381,24 @@ impl Writer {
             capacity,
         };
         let segment = Segment::create(backend, dir, header, now)?;
-        let empty_old = self.next_entry_id == 0;
+        let old = std::mem::replace(&mut self.active, Arc::clone(&segment));
         {
             let mut segments = self.shared.segments_mut();
-            if empty_old {
-                // Drop the unused empty segment from the list and the disk.
-                segments.retain(|s| s.header.ledger_id != self.active.header.ledger_id);
-                let _ = backend.remove(&self.active.path);
+            if empty {
+                segments.retain(|s| s.header.ledger_id != old.header.ledger_id);
             }
-            segments.push(Arc::clone(&segment));
+            segments.push(segment);
         }
-        self.active = segment;
+        if empty {
+            let _ = backend.remove(&old.path);
+        } else {
+            old.publish(|p| p.sealed = true);
+            let path = index_path(dir, old.header.ledger_id);
+            if let Err(e) = backend.write_atomic(&path, &old.sealed_index(now).encode()) {
+                tracing::warn!(ledger = %self.shared.name, file = %path.display(), error = %e,
+                    "index file not written; recovery will rebuild it");
+            }
+        }
         self.write_pos = SEGMENT_HEADER_LEN as u64;
         self.synced_pos = self.write_pos;
         self.next_entry_id = 0;
@@ -392,6 +408,13 @@ impl Writer {
         staged.start = self.write_pos;
         tracing::debug!(ledger = %self.shared.name, ledger_id = header.ledger_id, base_offset = header.base_offset, "segment rolled");
         Ok(())
+    }
+}
+
+/// Answers the appends whose data is now durable and visible.
+fn answer(waiting: &mut Vec<(Reply, Vec<Appended>)>) {
+    for (reply, appended) in waiting.drain(..) {
+        let _ = reply.send(Ok(appended));
     }
 }
 

@@ -50,6 +50,8 @@ pub struct Broker {
     child: Option<Child>,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// Log length when the current process started.
+    log_start: usize,
     /// The Kafka listener port chosen for this broker.
     pub kafka_port: u16,
 }
@@ -84,7 +86,7 @@ impl Broker {
             dir.path().join("data").display(),
         );
         fs::write(dir.path().join("broker.conf"), text).unwrap();
-        Self { child: None, dir, env: Vec::new(), kafka_port }
+        Self { child: None, dir, env: Vec::new(), log_start: 0, kafka_port }
     }
 
     /// Adds an environment variable for the broker process.
@@ -103,7 +105,8 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
-        let log = fs::File::create(self.log_path()).unwrap();
+        self.log_start = self.log().len();
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = Command::new(broker_bin())
             .arg("--config")
             .arg(self.dir.path().join("broker.conf"))
@@ -122,7 +125,7 @@ impl Broker {
         self.spawn();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if self.log().contains("broker ready") {
+            if self.log()[self.log_start..].contains("broker ready") {
                 return self;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -193,6 +196,25 @@ impl Broker {
             }
             thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Sends `signal`, waits for the exit, and keeps the directories for a restart.
+    pub fn kill(&mut self, signal: i32) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), signal) };
+        child.wait().unwrap()
+    }
+
+    /// Starts the broker again on the same configuration and data.
+    pub fn restart(self) -> Self {
+        assert!(self.child.is_none(), "stop the broker first");
+        self.start()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     /// SIGTERM and wait.

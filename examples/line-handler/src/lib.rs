@@ -7,12 +7,24 @@
 //! - `PANIC`         panics inside the connection future (the host closes this connection only)
 //! - `QUIT`          replies `bye` and closes
 //!
+//! Storage, through the host's services (payloads are single words here):
+//! - `CREATE <topic> <partitions>` / `DELETE <topic>` / `TOPICS <tenant/ns>`
+//! - `PUB <topic> <word>`      appends one entry, replies its offset
+//! - `GET <topic> <offset> <max>` replies `offset=word ...` from that offset
+//! - `RANGE <topic>`           replies `<start> <end>`
+//! - `SUB <topic> <cursor>` / `ACK <topic> <cursor> <offset>` / `CURSORS <topic>`
+//! - `MSGID <topic> <offset>` / `OFFSET <topic> <ledger>:<entry>:<batch>`
+//!
+//! Errors reply `ERR <kind> <message>`.
+//!
 //! Configuration: `lineListener` (default `127.0.0.1:7070`).
 
 use std::time::Duration;
 
 use polyport_handler_api::{
-    export_handler, Config, Connection, ConnectionFuture, HandlerError, Host, Listener, ProtocolHandler,
+    export_handler,
+    storage::{Ack, InitialPosition, NewEntry, Position, ReadRequest},
+    Config, Connection, ConnectionFuture, HandlerError, Host, Listener, ProtocolHandler,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -79,7 +91,10 @@ impl ProtocolHandler for LineHandler {
                         stream.write_all(b"bye\n").await?;
                         return Ok(());
                     }
-                    other => format!("ERR unknown command {other:?}"),
+                    other => match storage(&host, other, arg).await {
+                        Ok(reply) => reply,
+                        Err(e) => format!("ERR {} {}", e.kind(), e.message()),
+                    },
                 };
                 stream.write_all(format!("{reply}\n").as_bytes()).await?;
             }
@@ -88,3 +103,77 @@ impl ProtocolHandler for LineHandler {
 }
 
 export_handler!(LineHandler::default());
+
+fn invalid(what: &str) -> HandlerError {
+    HandlerError::new(polyport_handler_api::ErrorKind::INVALID_ARGUMENT, what)
+}
+
+fn number<T: std::str::FromStr>(word: Option<&str>, what: &str) -> Result<T, HandlerError> {
+    word.and_then(|w| w.parse().ok()).ok_or_else(|| invalid(what))
+}
+
+/// The storage commands.
+async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, HandlerError> {
+    let mut words = arg.split(' ');
+    let topic = words.next().unwrap_or_default();
+    match command {
+        "CREATE" => {
+            host.create_topic(topic, number(words.next(), "CREATE <topic> <partitions>")?).await?;
+            Ok("created".into())
+        }
+        "DELETE" => host.delete_topic(topic).await.map(|()| "deleted".into()),
+        "TOPICS" => {
+            let topics = host.list_topics(topic).await?;
+            Ok(topics.iter().map(|(n, p)| format!("{n}:{p}")).collect::<Vec<_>>().join(" "))
+        }
+        "PUB" => {
+            let word = words.next().ok_or_else(|| invalid("PUB <topic> <word>"))?;
+            let entry = NewEntry { payload: word.as_bytes().to_vec().into(), count: 1, format: 0, flags: 0, max_timestamp_ms: -1 };
+            let appended = host.append(topic, vec![entry], true).await?;
+            Ok(appended.first().map(|a| a.base_offset.to_string()).unwrap_or_default())
+        }
+        "GET" => {
+            let offset = number(words.next(), "GET <topic> <offset> <max>")?;
+            let max_entries = number(words.next(), "GET <topic> <offset> <max>")?;
+            let request = ReadRequest { offset, max_entries, max_bytes: u32::MAX, wait_ms: 0 };
+            let result = host.read(topic, request).await?;
+            Ok(result
+                .entries
+                .iter()
+                .map(|e| format!("{}={}", e.meta.base_offset, String::from_utf8_lossy(&e.payload)))
+                .collect::<Vec<_>>()
+                .join(" "))
+        }
+        "RANGE" => host.log_range(topic).await.map(|r| format!("{} {}", r.start, r.end)),
+        "SUB" => {
+            let name = words.next().ok_or_else(|| invalid("SUB <topic> <cursor>"))?;
+            let c = host.cursor_open(topic, name, true, InitialPosition::Earliest).await?;
+            Ok(format!("{} {}", c.mark_delete, c.backlog_messages))
+        }
+        "ACK" => {
+            let name = words.next().ok_or_else(|| invalid("ACK <topic> <cursor> <offset>"))?;
+            let c = host.cursor_ack(topic, name, Ack::Cumulative(number(words.next(), "ACK <topic> <cursor> <offset>")?)).await?;
+            Ok(format!("{} {}", c.mark_delete, c.backlog_messages))
+        }
+        "CURSORS" => {
+            let cursors = host.cursor_list(topic).await?;
+            Ok(cursors.iter().map(|c| format!("{}:{}:{}", c.name, c.mark_delete, c.backlog_messages)).collect::<Vec<_>>().join(" "))
+        }
+        "MSGID" => {
+            let p = host.offset_to_message_id(topic, number(words.next(), "MSGID <topic> <offset>")?).await?;
+            Ok(format!("{}:{}:{}", p.ledger_id, p.entry_id, p.batch_index))
+        }
+        "OFFSET" => {
+            let id = words.next().unwrap_or_default();
+            let parts: Vec<&str> = id.split(':').collect();
+            let [l, e, b] = parts.as_slice() else { return Err(invalid("OFFSET <topic> <ledger>:<entry>:<batch>")) };
+            let position = Position {
+                ledger_id: number(Some(l), "ledger id")?,
+                entry_id: number(Some(e), "entry id")?,
+                batch_index: number(Some(b), "batch index")?,
+            };
+            host.message_id_to_offset(topic, position).await.map(|o| o.to_string())
+        }
+        other => Err(HandlerError::new(polyport_handler_api::ErrorKind::UNSUPPORTED, format!("unknown command {other:?}"))),
+    }
+}
