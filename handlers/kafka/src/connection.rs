@@ -1,29 +1,44 @@
 //! One Kafka connection: size-prefixed frames in, responses out, in order.
 //!
+//! Requests are pipelined, as clients expect: a reader takes frames off the
+//! socket while earlier requests are still being served (a Produce waiting for
+//! its fsync, a Fetch waiting for data), up to [`MAX_IN_FLIGHT`]; responses
+//! are written in request order. Each request is polled once as soon as it is
+//! read, so its appends reach the ledger in request order.
+//!
 //! A frame whose size is negative, too small for a request header, or above
 //! `kafkaMaxRequestBytes` ends the connection (the stream cannot be
 //! resynchronised); so does a body that does not decode. An API key or version
 //! we do not serve is answered and the connection goes on.
 
-use std::sync::Arc;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    task::Poll,
+};
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{stream::FuturesOrdered, StreamExt};
 use kafka_protocol::messages::ApiKey;
-use polyport_handler_api::{ErrorKind, HandlerError};
+use polyport_handler_api::{ErrorKind, HandlerError, Host};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
-    sync::watch,
+    sync::{mpsc, watch},
 };
 use tracing::Instrument;
 
 use crate::{
     apis::{self, api_versions, BrokerInfo},
     listeners::KafkaListener,
+    topics::TopicMapper,
     ProtocolError,
 };
 
 /// Smallest request: api key, api version, correlation id.
 const MIN_REQUEST: usize = 8;
+/// Requests of one connection served at once.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// What every connection of a handler shares.
 #[derive(Debug)]
@@ -32,10 +47,32 @@ pub struct Shared {
     pub broker: BrokerInfo,
     /// `kafkaMaxRequestBytes`.
     pub max_request_bytes: usize,
+    /// `maxMessageSize`: the largest record batch accepted.
+    pub max_message_bytes: usize,
+    /// Kafka names to Pulsar topics.
+    pub topics: TopicMapper,
+    /// The host services, once started.
+    pub host: OnceLock<Host>,
 }
 
+impl Shared {
+    /// A configuration for unit tests (no host).
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Self {
+            broker: BrokerInfo { node_id: 0, cluster_id: "test".into() },
+            max_request_bytes: 1 << 20,
+            max_message_bytes: 1 << 20,
+            topics: TopicMapper::new("public/default".into()),
+            host: OnceLock::new(),
+        }
+    }
+}
+
+type Pending = Pin<Box<dyn Future<Output = Result<Option<BytesMut>, ProtocolError>> + Send>>;
+
 /// Serves `stream` until the client closes it, a frame is malformed, or
-/// `shutdown` turns true (checked between requests).
+/// `shutdown` turns true (in-flight requests are finished first).
 pub async fn serve<S>(
     stream: S,
     shared: Arc<Shared>,
@@ -43,61 +80,115 @@ pub async fn serve<S>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), HandlerError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut stream = BufReader::with_capacity(64 * 1024, stream);
+    let (read_half, mut write_half) = tokio::io::split(stream);
+    let (frames, mut incoming) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
+    let max_request = shared.max_request_bytes;
+    let reader = async move {
+        let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                frame = read_frame(&mut reader, max_request) => frame?,
+            };
+            let Some(frame) = frame else { return Ok(()) };
+            if frames.send(frame).await.is_err() {
+                return Ok(());
+            }
+        }
+    };
+    let listener = Arc::new(listener);
+    let writer = async move {
+        let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    match done {
+                        Ok(Some(response)) => write_half.write_all(&response).await?,
+                        Ok(None) => {}
+                        Err(e) => {
+                            match &e {
+                                ProtocolError::Decode(_) => tracing::warn!(error = %e, "malformed request; closing connection"),
+                                ProtocolError::Encode(_) => tracing::error!(error = %e, "cannot encode a response (a bug); closing connection"),
+                            }
+                            return Err(HandlerError::new(ErrorKind::PROTOCOL, e.to_string()));
+                        }
+                    }
+                }
+                frame = incoming.recv(), if reading && in_flight.len() < MAX_IN_FLIGHT => {
+                    let Some(frame) = frame else {
+                        reading = false;
+                        continue;
+                    };
+                    let mut pending = process(frame, Arc::clone(&shared), Arc::clone(&listener));
+                    // Poll once now: a Produce hands its appends to the ledger
+                    // before the next request is looked at.
+                    let first = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
+                    match first {
+                        Poll::Ready(result) => in_flight.push_back(Box::pin(std::future::ready(result))),
+                        Poll::Pending => in_flight.push_back(pending),
+                    }
+                }
+                else => return Ok(()),
+            }
+        }
+    };
+    // The reader ending (end of stream, a bad frame, shutdown) lets the writer
+    // finish what is in flight; the writer ending (a write error, a request
+    // that does not decode) ends the connection at once.
+    tokio::pin!(reader, writer);
+    let mut read_result = None;
     loop {
-        let size = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-            size = stream.read_i32() => match size {
-                Ok(size) => size,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e.into()),
-            },
-        };
-        let size = match usize::try_from(size) {
-            Ok(n) if (MIN_REQUEST..=shared.max_request_bytes).contains(&n) => n,
-            _ => {
-                tracing::warn!(
-                    size,
-                    limit = shared.max_request_bytes,
-                    "invalid request size (kafkaMaxRequestBytes); closing connection"
-                );
-                return Err(HandlerError::new(ErrorKind::PROTOCOL, format!("invalid request size {size}")));
-            }
-        };
-        let mut frame = BytesMut::zeroed(size);
-        stream.read_exact(&mut frame).await?;
-        let response = match process(frame.freeze(), &shared, &listener) {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::warn!(error = %e, "malformed request; closing connection");
-                return Err(HandlerError::new(ErrorKind::PROTOCOL, e.to_string()));
-            }
-        };
-        stream.write_all(&response).await?;
+        tokio::select! {
+            read = &mut reader, if read_result.is_none() => read_result = Some(read),
+            written = &mut writer => return written.and(read_result.unwrap_or(Ok(()))),
+        }
     }
 }
 
+/// Reads one frame; `None` at a clean end of stream.
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_request: usize) -> Result<Option<Bytes>, HandlerError> {
+    let size = match reader.read_i32().await {
+        Ok(size) => size,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let size = match usize::try_from(size) {
+        Ok(n) if (MIN_REQUEST..=max_request).contains(&n) => n,
+        _ => {
+            tracing::warn!(
+                size,
+                limit = max_request,
+                "invalid request size (kafkaMaxRequestBytes); closing connection"
+            );
+            return Err(HandlerError::new(ErrorKind::PROTOCOL, format!("invalid request size {size}")));
+        }
+    };
+    let mut frame = BytesMut::zeroed(size);
+    reader.read_exact(&mut frame).await?;
+    Ok(Some(frame.freeze()))
+}
+
 /// Handles one request frame (without its size prefix).
-pub fn process(mut frame: Bytes, shared: &Shared, listener: &KafkaListener) -> Result<BytesMut, ProtocolError> {
+pub fn process(frame: Bytes, shared: Arc<Shared>, listener: Arc<KafkaListener>) -> Pending {
     let mut peek = frame.slice(..MIN_REQUEST);
     let (key, version, correlation_id) = (peek.get_i16(), peek.get_i16(), peek.get_i32());
     let span = tracing::debug_span!("request", api = key, version, correlation_id);
-    let _entered = span.enter();
     match apis::versions(key) {
         Some((api, range)) if (range.min..=range.max).contains(&version) => {
-            tracing::trace!(?api, "dispatch");
-            apis::dispatch(api, version, &mut frame, listener, &shared.broker)
+            Box::pin(apis::dispatch(api, version, frame, shared, listener).instrument(span))
         }
         Some((ApiKey::ApiVersions, _)) => {
-            tracing::debug!("ApiVersions at an unsupported version; answering v0 with UNSUPPORTED_VERSION");
-            api_versions::unsupported_version(correlation_id)
+            tracing::debug!(parent: &span, "ApiVersions at an unsupported version; answering v0 with UNSUPPORTED_VERSION");
+            Box::pin(std::future::ready(api_versions::unsupported_version(correlation_id).map(Some)))
         }
         _ => {
-            tracing::info!(api = key, version, "unsupported API key or version; answering UNSUPPORTED_VERSION");
-            Ok(apis::unsupported_response(correlation_id))
+            tracing::info!(parent: &span, api = key, version, "unsupported API key or version; answering UNSUPPORTED_VERSION");
+            Box::pin(std::future::ready(Ok(Some(apis::unsupported_response(correlation_id)))))
         }
     }
 }
@@ -111,7 +202,7 @@ pub async fn serve_instrumented<S>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), HandlerError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let span = tracing::debug_span!("kafka", listener = %listener.name);
     serve(stream, shared, listener, shutdown).instrument(span).await

@@ -6,16 +6,19 @@
 
 pub mod apis;
 pub mod connection;
+pub mod errors;
 pub mod listeners;
+pub mod records;
+pub mod topics;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use polyport_handler_api::{
     export_handler, Config, Connection, ConnectionFuture, ErrorKind, HandlerError, Host, Listener, ProtocolHandler,
 };
 use tokio::sync::watch;
 
-use crate::{apis::BrokerInfo, connection::Shared, listeners::KafkaListener};
+use crate::{apis::BrokerInfo, connection::Shared, listeners::KafkaListener, topics::TopicMapper};
 
 /// A request that cannot be decoded or a response that cannot be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -70,9 +73,37 @@ impl KafkaService {
         }
         let broker =
             BrokerInfo { node_id: 0, cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned() };
+        let tenant = config.get("kafkaTenant").unwrap_or("public");
+        let namespace = config.get("kafkaNamespace").unwrap_or("default");
+        let valid =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid(tenant) {
+            return Err(HandlerError::config("kafkaTenant", tenant, "a tenant name (letters, digits, - _ .)"));
+        }
+        if !valid(namespace) {
+            return Err(HandlerError::config("kafkaNamespace", namespace, "a namespace name (letters, digits, - _ .)"));
+        }
+        match config.get("entryFormat").unwrap_or("kafka") {
+            "kafka" => {}
+            other => {
+                return Err(HandlerError::config(
+                    "entryFormat",
+                    other,
+                    "kafka (batches stored as written; the pulsar format is not supported yet)",
+                ))
+            }
+        }
+        // The host's limit for an entry; a record batch is one entry.
+        let max_message_bytes = config.parse_or("maxMessageSize", 5 * 1024 * 1024, "a number of bytes")?;
         Ok(Self {
             listeners,
-            shared: Arc::new(Shared { broker, max_request_bytes }),
+            shared: Arc::new(Shared {
+                broker,
+                max_request_bytes,
+                max_message_bytes,
+                topics: TopicMapper::new(format!("{tenant}/{namespace}")),
+                host: OnceLock::new(),
+            }),
             shutdown: watch::channel(false).0,
         })
     }
@@ -80,6 +111,11 @@ impl KafkaService {
     /// The configured listeners.
     pub fn listeners(&self) -> &[KafkaListener] {
         &self.listeners
+    }
+
+    /// Gives the service the host's storage services.
+    pub fn set_host(&self, host: Host) {
+        let _ = self.shared.host.set(host);
     }
 
     /// Serves one connection accepted on the listener named `listener`.
@@ -110,7 +146,6 @@ impl KafkaService {
 #[derive(Default)]
 pub struct KafkaHandler {
     service: Option<KafkaService>,
-    host: Option<Host>,
 }
 
 impl ProtocolHandler for KafkaHandler {
@@ -138,7 +173,9 @@ impl ProtocolHandler for KafkaHandler {
     }
 
     fn start(&mut self, host: Host) -> Result<(), HandlerError> {
-        self.host = Some(host);
+        let service =
+            self.service.as_ref().ok_or_else(|| HandlerError::new(ErrorKind::STATE, "start before initialize"))?;
+        service.set_host(host);
         Ok(())
     }
 

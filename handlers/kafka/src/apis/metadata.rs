@@ -1,49 +1,105 @@
 //! Metadata (key 3).
 //!
-//! Versions: 0-12. Answers with this broker, at the advertised address of the
-//! listener the client connected on, as node 0 and controller.
-//! Gaps: there is no storage yet, so the cluster has no topics: a request for
-//! named topics answers UNKNOWN_TOPIC_OR_PARTITION for each (UNKNOWN_TOPIC_ID
-//! for topic ids), and auto-creation is not performed.
+//! Versions: 0-12. This broker, at the advertised address of the listener the
+//! client connected on, is node 0, the controller and every partition's
+//! leader. Named topics are looked up (and auto-created when the request
+//! allows it, v4+, and the broker's `allowAutoTopicCreation` does); a request
+//! for all topics lists the topics of `kafkaTenant/kafkaNamespace`, by their
+//! short names, so no topic appears twice under two names.
+//! Gaps: topics requested by id only (v10+) answer UNKNOWN_TOPIC_ID; other
+//! namespaces are reachable by name (`tenant/ns/topic`) but not listed.
 
 use kafka_protocol::{
     messages::{
-        metadata_response::{MetadataResponseBroker, MetadataResponseTopic},
-        BrokerId, MetadataRequest, MetadataResponse,
+        metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
+        BrokerId, MetadataRequest, MetadataResponse, TopicName,
     },
     protocol::{StrBytes, VersionRange},
 };
 
 use super::RequestContext;
+use crate::{
+    errors,
+    topics::{kafka_partitions, topic_id},
+};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 12 };
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
-/// Describes the cluster: one broker, no topics.
-pub fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
+fn topic(
+    ctx: &RequestContext<'_>,
+    name: TopicName,
+    pulsar: Option<&str>,
+    result: Result<u32, i16>,
+) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.shared.broker.node_id);
+    let id = pulsar.map(topic_id).unwrap_or_default();
+    match result {
+        Ok(partitions) => MetadataResponseTopic::default().with_name(Some(name)).with_topic_id(id).with_partitions(
+            (0..kafka_partitions(partitions) as i32)
+                .map(|i| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(i)
+                        .with_leader_id(node)
+                        .with_leader_epoch(0)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node])
+                })
+                .collect(),
+        ),
+        Err(code) => MetadataResponseTopic::default().with_name(Some(name)).with_error_code(code),
+    }
+}
+
+/// Describes the cluster and the requested (or all) topics.
+pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
     let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(ctx.broker.node_id))
+        .with_node_id(BrokerId(ctx.shared.broker.node_id))
         .with_host(StrBytes::from_string(ctx.listener.advertised_host.clone()))
         .with_port(ctx.listener.advertised_port);
-    // v0 has no null topic list: an empty list means "all topics". Either way
-    // there are none to list.
-    let topics = request
-        .topics
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| match t.name {
-            Some(name) => {
-                MetadataResponseTopic::default().with_name(Some(name)).with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
+    // Before v4 the request cannot say, and Kafka auto-created.
+    let auto_create = ctx.version < 4 || request.allow_auto_topic_creation;
+    let mapper = &ctx.shared.topics;
+    let mut topics = Vec::new();
+    // v0 has no null topic list: an empty list means "all topics".
+    let requested = match request.topics {
+        Some(list) if !(list.is_empty() && ctx.version == 0) => Some(list),
+        _ => None,
+    };
+    match (requested, ctx.host()) {
+        (Some(list), host) => {
+            for t in list {
+                let Some(name) = t.name else {
+                    topics.push(
+                        MetadataResponseTopic::default().with_topic_id(t.topic_id).with_error_code(UNKNOWN_TOPIC_ID),
+                    );
+                    continue;
+                };
+                let pulsar = mapper.pulsar(name.as_str());
+                let result = match (&pulsar, host) {
+                    (Err(code), _) => Err(*code),
+                    (Ok(_), None) => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                    (Ok(p), Some(host)) => mapper.partitions(host, p, auto_create).await,
+                };
+                topics.push(topic(ctx, name, pulsar.as_deref().ok(), result));
             }
-            None => MetadataResponseTopic::default().with_topic_id(t.topic_id).with_error_code(UNKNOWN_TOPIC_ID),
-        })
-        .collect();
+        }
+        (None, Some(host)) => match host.list_topics(mapper.namespace()).await {
+            Ok(list) => {
+                for (pulsar, partitions) in list {
+                    let name = TopicName(StrBytes::from_string(mapper.kafka_name(&pulsar)));
+                    topics.push(topic(ctx, name, Some(&pulsar), Ok(partitions)));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list topics for Metadata"),
+        },
+        (None, None) => {}
+    }
     MetadataResponse::default()
         .with_brokers(vec![broker])
-        .with_cluster_id(Some(StrBytes::from_string(ctx.broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(ctx.broker.node_id))
+        .with_cluster_id(Some(StrBytes::from_string(ctx.shared.broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(ctx.shared.broker.node_id))
         .with_topics(topics)
 }

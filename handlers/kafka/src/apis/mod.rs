@@ -3,22 +3,37 @@
 //! [`SUPPORTED`], so nothing is advertised that is not served.
 
 pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
 pub mod metadata;
+pub mod produce;
+
+use std::{future::Future, sync::Arc};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
     messages::{ApiKey, RequestHeader, ResponseHeader},
     protocol::{Decodable, Encodable, HeaderVersion, VersionRange},
 };
+use polyport_handler_api::Host;
 
-use crate::{listeners::KafkaListener, ProtocolError};
+use crate::{connection::Shared, listeners::KafkaListener, ProtocolError};
 
 /// Every API served, with the versions implemented.
-pub const SUPPORTED: &[(ApiKey, VersionRange)] =
-    &[(ApiKey::ApiVersions, api_versions::VERSIONS), (ApiKey::Metadata, metadata::VERSIONS)];
+pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
+    (ApiKey::Produce, produce::VERSIONS),
+    (ApiKey::Fetch, fetch::VERSIONS),
+    (ApiKey::ListOffsets, list_offsets::VERSIONS),
+    (ApiKey::Metadata, metadata::VERSIONS),
+    (ApiKey::ApiVersions, api_versions::VERSIONS),
+    (ApiKey::CreateTopics, create_topics::VERSIONS),
+    (ApiKey::DeleteTopics, delete_topics::VERSIONS),
+];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
-pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const UNSUPPORTED_VERSION: i16 = crate::errors::UNSUPPORTED_VERSION;
 
 /// The versions of `key` this handler serves, if any.
 pub fn versions(key: i16) -> Option<(ApiKey, VersionRange)> {
@@ -43,39 +58,58 @@ pub struct RequestContext<'a> {
     pub version: i16,
     /// The listener the client connected on.
     pub listener: &'a KafkaListener,
-    /// This broker.
-    pub broker: &'a BrokerInfo,
+    /// What the handler's connections share (config, topic mapper, host).
+    pub shared: &'a Shared,
+}
+
+impl RequestContext<'_> {
+    /// The host services; `None` only when the handler runs without a host
+    /// (the in-process benchmark), where storage APIs answer with errors.
+    pub fn host(&self) -> Option<&Host> {
+        self.shared.host.get()
+    }
 }
 
 /// Decodes a request of a supported (key, version), runs it and encodes the
-/// response frame (size prefix included).
-pub fn dispatch(
+/// response frame (size prefix included); `None` when no response is due
+/// (Produce with acks=0).
+pub async fn dispatch(
     key: ApiKey,
     version: i16,
-    frame: &mut Bytes,
-    listener: &KafkaListener,
-    broker: &BrokerInfo,
-) -> Result<BytesMut, ProtocolError> {
-    let header = RequestHeader::decode(frame, key.request_header_version(version)).map_err(ProtocolError::decode)?;
-    let ctx = RequestContext { header: &header, version, listener, broker };
+    mut frame: Bytes,
+    shared: Arc<Shared>,
+    listener: Arc<KafkaListener>,
+) -> Result<Option<BytesMut>, ProtocolError> {
+    let header =
+        RequestHeader::decode(&mut frame, key.request_header_version(version)).map_err(ProtocolError::decode)?;
+    let ctx = RequestContext { header: &header, version, listener: &listener, shared: &shared };
+    let frame = &mut frame;
     match key {
-        ApiKey::ApiVersions => call(&ctx, frame, api_versions::handle),
-        ApiKey::Metadata => call(&ctx, frame, metadata::handle),
+        ApiKey::ApiVersions => call(&ctx, frame, |c, r| std::future::ready(api_versions::handle(c, r))).await,
+        ApiKey::Metadata => call(&ctx, frame, metadata::handle).await,
+        ApiKey::Produce => produce::serve(&ctx, frame).await,
+        ApiKey::Fetch => call(&ctx, frame, fetch::handle).await,
+        ApiKey::ListOffsets => call(&ctx, frame, list_offsets::handle).await,
+        ApiKey::CreateTopics => call(&ctx, frame, create_topics::handle).await,
+        ApiKey::DeleteTopics => call(&ctx, frame, delete_topics::handle).await,
         other => Err(ProtocolError::Decode(format!("{other:?} is listed as supported but has no dispatch arm"))),
     }
 }
 
-fn call<Req, Resp>(
-    ctx: &RequestContext<'_>,
+async fn call<'c, Req, Resp, F, Fut>(
+    ctx: &'c RequestContext<'c>,
     frame: &mut Bytes,
-    handle: fn(&RequestContext<'_>, Req) -> Resp,
-) -> Result<BytesMut, ProtocolError>
+    handle: F,
+) -> Result<Option<BytesMut>, ProtocolError>
 where
     Req: Decodable,
     Resp: Encodable + HeaderVersion,
+    F: FnOnce(&'c RequestContext<'c>, Req) -> Fut,
+    Fut: Future<Output = Resp>,
 {
     let request = Req::decode(frame, ctx.version).map_err(ProtocolError::decode)?;
-    encode_response(ctx.header.correlation_id, ctx.version, &handle(ctx, request))
+    let response = handle(ctx, request).await;
+    encode_response(ctx.header.correlation_id, ctx.version, &response).map(Some)
 }
 
 /// Encodes `[size][response header][body]`.
@@ -108,17 +142,18 @@ pub fn unsupported_response(correlation_id: i32) -> BytesMut {
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse};
+    use futures_util::FutureExt;
+    use kafka_protocol::messages::*;
 
     use super::*;
 
-    fn listener() -> KafkaListener {
-        KafkaListener {
+    fn listener() -> Arc<KafkaListener> {
+        Arc::new(KafkaListener {
             name: "PLAINTEXT".into(),
             bind: "0.0.0.0:9092".into(),
             advertised_host: "h".into(),
             advertised_port: 9092,
-        }
+        })
     }
 
     fn request<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, body: &R) -> Bytes {
@@ -132,32 +167,44 @@ mod tests {
         out.freeze()
     }
 
+    fn check<R: Decodable>(out: &mut Bytes, version: i16) {
+        R::decode(out, version).expect("decode");
+    }
+
     /// Every advertised (key, version) is dispatched and answers with a
-    /// response that decodes at that version.
+    /// response that decodes at that version, even without a host.
     #[test]
     fn every_advertised_version_round_trips() {
-        let broker = BrokerInfo { node_id: 0, cluster_id: "c".into() };
+        let shared = Arc::new(Shared::for_tests());
         for &(key, range) in SUPPORTED {
             for version in range.min..=range.max {
-                let mut frame = match key {
+                let frame = match key {
                     ApiKey::ApiVersions => request(key, version, &ApiVersionsRequest::default()),
                     ApiKey::Metadata => request(key, version, &MetadataRequest::default()),
+                    ApiKey::Produce => request(key, version, &ProduceRequest::default().with_acks(1)),
+                    ApiKey::Fetch => request(key, version, &FetchRequest::default()),
+                    ApiKey::ListOffsets => request(key, version, &ListOffsetsRequest::default()),
+                    ApiKey::CreateTopics => request(key, version, &CreateTopicsRequest::default()),
+                    ApiKey::DeleteTopics => request(key, version, &DeleteTopicsRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
-                let mut out = dispatch(key, version, &mut frame, &listener(), &broker).expect("dispatch").freeze();
+                let out = dispatch(key, version, frame, Arc::clone(&shared), listener())
+                    .now_or_never()
+                    .expect("completes without a host")
+                    .expect("dispatch")
+                    .expect("a response");
+                let mut out = out.freeze();
                 let _size = bytes::Buf::get_i32(&mut out);
-                let header =
-                    ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("response header");
+                let header = ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
                 assert_eq!(header.correlation_id, 7);
                 match key {
-                    ApiKey::ApiVersions => {
-                        let r = ApiVersionsResponse::decode(&mut out, version).expect("decode");
-                        assert_eq!(r.api_keys.len(), SUPPORTED.len());
-                    }
-                    ApiKey::Metadata => {
-                        let r = MetadataResponse::decode(&mut out, version).expect("decode");
-                        assert_eq!(r.brokers.len(), 1, "v{version}");
-                    }
+                    ApiKey::ApiVersions => check::<ApiVersionsResponse>(&mut out, version),
+                    ApiKey::Metadata => check::<MetadataResponse>(&mut out, version),
+                    ApiKey::Produce => check::<ProduceResponse>(&mut out, version),
+                    ApiKey::Fetch => check::<FetchResponse>(&mut out, version),
+                    ApiKey::ListOffsets => check::<ListOffsetsResponse>(&mut out, version),
+                    ApiKey::CreateTopics => check::<CreateTopicsResponse>(&mut out, version),
+                    ApiKey::DeleteTopics => check::<DeleteTopicsResponse>(&mut out, version),
                     _ => unreachable!(),
                 }
                 assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");

@@ -1,0 +1,168 @@
+//! Fetch (key 1).
+//!
+//! Versions: 4-12. Reads each partition from the entry holding the fetch
+//! offset (a batch that starts before it is returned whole; the client skips
+//! the records it did not ask for), within `partition_max_bytes` and the
+//! request's `max_bytes` (the first batch is always whole). If less than
+//! `min_bytes` is available the request waits up to `max_wait_ms` for any of
+//! its partitions to grow. Stored batches are sent as written; only their
+//! base offset field is set (the CRC does not cover it). The high watermark
+//! and log start offset are the ledger's, exact at the time of the read.
+//! Gaps: fetch sessions (KIP-227) are not kept — every response has session
+//! id 0, which tells clients to send full requests; no transactions, so
+//! read_committed sees everything (the last stable offset is the high
+//! watermark); topic ids (v13+) are not served.
+
+use bytes::BytesMut;
+use futures_util::future::{join_all, select_all};
+use kafka_protocol::{
+    messages::{
+        fetch_response::{FetchableTopicResponse, PartitionData},
+        BrokerId, FetchRequest, FetchResponse,
+    },
+    protocol::VersionRange,
+};
+use polyport_handler_api::{storage::ReadRequest, Host};
+
+use super::RequestContext;
+use crate::{errors, records::with_base_offset, topics::partition_name};
+
+/// Versions implemented.
+pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
+
+/// One partition to read.
+struct Wanted {
+    topic: usize,
+    index: i32,
+    ledger: Result<String, i16>,
+    offset: i64,
+    max_bytes: i32,
+}
+
+fn error(index: i32, code: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+}
+
+/// Reads every wanted partition once, within the request's byte budget.
+async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<PartitionData>, usize) {
+    // Reads run concurrently; the budget is applied in request order after.
+    let reads = wanted.iter().map(|w| async move {
+        let ledger = w.ledger.as_ref().map_err(|c| *c)?;
+        let offset = u64::try_from(w.offset).map_err(|_| errors::OFFSET_OUT_OF_RANGE)?;
+        let max_bytes = u32::try_from(w.max_bytes.max(0)).unwrap_or(0);
+        let request = ReadRequest { offset, max_entries: u32::MAX, max_bytes, wait_ms: 0 };
+        host.read(ledger, request).await.map_err(|e| errors::from_handler(&e))
+    });
+    let results = join_all(reads).await;
+    let mut total = 0;
+    let mut out = Vec::with_capacity(wanted.len());
+    for (w, result) in wanted.iter().zip(results) {
+        match result {
+            Err(code) => {
+                let mut data = error(w.index, code);
+                if code == errors::OFFSET_OUT_OF_RANGE {
+                    if let (Ok(ledger), Ok(range)) = (&w.ledger, host_range(host, w).await) {
+                        tracing::debug!(%ledger, offset = w.offset, ?range, "fetch out of range");
+                        data = data.with_high_watermark(range.1).with_log_start_offset(range.0);
+                    }
+                }
+                out.push(data);
+            }
+            Ok(read) => {
+                let mut records = BytesMut::new();
+                for entry in &read.entries {
+                    // The first batch of the response is whole whatever its size.
+                    if total > 0 && entry.payload.len() > budget {
+                        break;
+                    }
+                    with_base_offset(&mut records, &entry.payload, entry.meta.base_offset);
+                    budget = budget.saturating_sub(entry.payload.len());
+                    total += entry.payload.len();
+                }
+                out.push(
+                    PartitionData::default()
+                        .with_partition_index(w.index)
+                        .with_high_watermark(read.range.end as i64)
+                        .with_last_stable_offset(read.range.end as i64)
+                        .with_log_start_offset(read.range.start as i64)
+                        .with_preferred_read_replica(BrokerId(-1))
+                        .with_records(Some(records.freeze())),
+                );
+            }
+        }
+    }
+    (out, total)
+}
+
+async fn host_range(host: &Host, w: &Wanted) -> Result<(i64, i64), ()> {
+    let ledger = w.ledger.as_ref().map_err(|_| ())?;
+    host.log_range(ledger).await.map(|r| (r.start as i64, r.end as i64)).map_err(|_| ())
+}
+
+/// Serves a fetch, waiting for data if the request allows.
+pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+    let mapper = &ctx.shared.topics;
+    let mut names = Vec::new();
+    let mut wanted = Vec::new();
+    for (t, topic) in request.topics.into_iter().enumerate() {
+        let pulsar = mapper.pulsar(topic.topic.as_str());
+        let partitions = match (&pulsar, ctx.host()) {
+            (Err(code), _) => Err(*code),
+            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
+            (Ok(p), Some(host)) => mapper.partitions(host, p, false).await,
+        };
+        for p in topic.partitions {
+            let ledger = match (&pulsar, &partitions) {
+                (Ok(name), Ok(n)) => partition_name(name, *n, p.partition).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                (Err(code), _) | (_, Err(code)) => Err(*code),
+            };
+            wanted.push(Wanted {
+                topic: t,
+                index: p.partition,
+                ledger,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+            });
+        }
+        names.push(topic.topic);
+    }
+    let budget = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).max(1);
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let partitions = match ctx.host() {
+        None => wanted.iter().map(|w| error(w.index, errors::KAFKA_STORAGE_ERROR)).collect(),
+        Some(host) => {
+            let (mut data, mut total) = read_all(host, &wanted, budget).await;
+            let wait = u32::try_from(request.max_wait_ms).unwrap_or(0);
+            if total < min_bytes.max(1) && wait > 0 && !wanted.is_empty() {
+                // Long poll: wait for any partition at its end to grow, then read again.
+                let waits =
+                    wanted.iter().zip(&data).filter(|(_, d)| d.error_code == errors::NONE).filter_map(|(w, d)| {
+                        let ledger = w.ledger.as_ref().ok()?;
+                        let offset = u64::try_from(d.high_watermark).ok()?;
+                        Some(Box::pin(
+                            host.read(ledger, ReadRequest { offset, max_entries: 1, max_bytes: 1, wait_ms: wait }),
+                        ))
+                    });
+                let waits: Vec<_> = waits.collect();
+                if !waits.is_empty() {
+                    let _ = select_all(waits).await;
+                    (data, total) = read_all(host, &wanted, budget).await;
+                }
+                let _ = total;
+            }
+            data
+        }
+    };
+    let mut responses: Vec<FetchableTopicResponse> =
+        names.into_iter().map(|name| FetchableTopicResponse::default().with_topic(name)).collect();
+    for (w, data) in wanted.iter().zip(partitions) {
+        responses[w.topic].partitions.push(data);
+    }
+    FetchResponse::default().with_session_id(0).with_responses(responses)
+}

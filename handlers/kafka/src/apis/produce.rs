@@ -1,0 +1,123 @@
+//! Produce (key 0).
+//!
+//! Versions: 3-9. Every partition's records are checked (record batch v2:
+//! lengths, magic, CRC32C, counts; `maxMessageSize`) before anything is
+//! stored; each batch becomes one ledger entry, stored as written
+//! (entryFormat=kafka); offsets are assigned by the ledger. acks=0 gets no
+//! response, acks=1 is answered once written, acks=-1 (all) once durable under
+//! the broker's sync policy. All partitions of a request are appended
+//! concurrently, one host call per partition.
+//! Gaps: transactions and idempotent producers (producer ids are stored but
+//! not checked); LogAppendTime topics.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::join_all;
+use kafka_protocol::{
+    messages::{
+        produce_response::{PartitionProduceResponse, TopicProduceResponse},
+        ProduceRequest, ProduceResponse,
+    },
+    protocol::{Decodable, VersionRange},
+};
+use polyport_handler_api::storage::NewEntry;
+
+use super::{encode_response, RequestContext};
+use crate::{
+    errors,
+    records::{self, FORMAT_KAFKA},
+    topics::partition_name,
+    ProtocolError,
+};
+
+/// Versions implemented.
+pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 9 };
+
+fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(kafka_protocol::protocol::StrBytes::from_string))
+}
+
+/// Decodes, appends, and answers (or not, for acks=0).
+pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes) -> Result<Option<BytesMut>, ProtocolError> {
+    let request = ProduceRequest::decode(frame, ctx.version).map_err(ProtocolError::decode)?;
+    let acks = request.acks;
+    let response = handle(ctx, request).await;
+    if acks == 0 {
+        return Ok(None);
+    }
+    encode_response(ctx.header.correlation_id, ctx.version, &response).map(Some)
+}
+
+/// Appends every partition's batches.
+pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> ProduceResponse {
+    let durable = request.acks != 1 && request.acks != 0;
+    let mapper = &ctx.shared.topics;
+    let mut topics = Vec::new();
+    for topic in request.topic_data {
+        let pulsar = mapper.pulsar(topic.name.as_str());
+        let partitions = match (&pulsar, ctx.host()) {
+            (Err(code), _) => Err(*code),
+            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
+            (Ok(p), Some(host)) => mapper.partitions(host, p, true).await,
+        };
+        let work = topic.partition_data.into_iter().map(|data| {
+            let pulsar = &pulsar;
+            let partitions = &partitions;
+            async move {
+                let index = data.index;
+                let (pulsar, partitions) = match (pulsar, partitions) {
+                    (Ok(p), Ok(n)) => (p, *n),
+                    (Err(code), _) | (_, Err(code)) => return partition_error(index, *code, None),
+                };
+                let Some(ledger) = partition_name(pulsar, partitions, index) else {
+                    return partition_error(index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
+                };
+                let Some(records) = data.records else {
+                    return partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into()));
+                };
+                let batches = match records::split(records, ctx.shared.max_message_bytes) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::info!(topic = %ledger, error = %e, "produce refused");
+                        return partition_error(index, e.code(), Some(e.to_string()));
+                    }
+                };
+                let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
+                let entries = batches
+                    .into_iter()
+                    .map(|b| NewEntry {
+                        payload: b.bytes,
+                        count: b.count,
+                        format: FORMAT_KAFKA,
+                        flags: 0,
+                        max_timestamp_ms: b.max_timestamp_ms,
+                    })
+                    .collect();
+                match host.append(&ledger, entries, durable).await {
+                    Ok(appended) => {
+                        let range = host.log_range(&ledger).await.ok();
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(appended.first().map_or(-1, |a| a.base_offset as i64))
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(range.map_or(-1, |r| r.start as i64))
+                    }
+                    Err(e) => {
+                        mapper.forget_if_missing(pulsar, e.kind());
+                        tracing::info!(topic = %ledger, error = %e, "append failed");
+                        partition_error(index, errors::from_handler(&e), Some(e.message().to_owned()))
+                    }
+                }
+            }
+        });
+        let partition_responses = join_all(work).await;
+        topics
+            .push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partition_responses));
+    }
+    ProduceResponse::default().with_responses(topics)
+}

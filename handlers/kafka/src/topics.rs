@@ -1,0 +1,150 @@
+//! Kafka topic names to Pulsar topics (seed 004, as KoP maps them):
+//! `t` is `persistent://<kafkaTenant>/<kafkaNamespace>/t`, `tenant/ns/t` and
+//! `persistent://tenant/ns/t` are taken as they are, and Kafka partition N of
+//! a partitioned topic is the ledger `…/t-partition-N`. A non-partitioned
+//! Pulsar topic is a Kafka topic with one partition, 0, the topic itself.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use polyport_handler_api::{ErrorKind, Host};
+
+use crate::errors;
+
+/// Maps names and caches partition counts.
+#[derive(Debug)]
+pub struct TopicMapper {
+    /// `kafkaTenant/kafkaNamespace`.
+    namespace: String,
+    /// Pulsar topic → partition count (0: non-partitioned), as last seen.
+    partitions: Mutex<HashMap<String, u32>>,
+}
+
+/// Kafka's rule for topic names: letters, digits, '.', '_', '-'; at most 249.
+fn legal_kafka_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl TopicMapper {
+    /// A mapper for `tenant/namespace`.
+    pub fn new(namespace: String) -> Self {
+        Self { namespace, partitions: Mutex::new(HashMap::new()) }
+    }
+
+    /// The Pulsar topic for a Kafka topic name, or INVALID_TOPIC_EXCEPTION.
+    pub fn pulsar(&self, kafka: &str) -> Result<String, i16> {
+        if let Some(rest) = kafka.strip_prefix("persistent://") {
+            let parts: Vec<&str> = rest.split('/').collect();
+            return match parts.as_slice() {
+                [_, _, local] if legal_kafka_name(local) => Ok(kafka.to_owned()),
+                _ => Err(errors::INVALID_TOPIC_EXCEPTION),
+            };
+        }
+        let parts: Vec<&str> = kafka.split('/').collect();
+        match parts.as_slice() {
+            [local] if legal_kafka_name(local) => Ok(format!("persistent://{}/{local}", self.namespace)),
+            [tenant, ns, local] if legal_kafka_name(local) && !tenant.is_empty() && !ns.is_empty() => {
+                Ok(format!("persistent://{kafka}"))
+            }
+            _ => Err(errors::INVALID_TOPIC_EXCEPTION),
+        }
+    }
+
+    /// How a Pulsar topic of the default namespace is listed to Kafka clients.
+    pub fn kafka_name(&self, pulsar: &str) -> String {
+        let prefix = format!("persistent://{}/", self.namespace);
+        match pulsar.strip_prefix(&prefix) {
+            Some(local) => local.to_owned(),
+            None => pulsar.strip_prefix("persistent://").unwrap_or(pulsar).to_owned(),
+        }
+    }
+
+    /// The namespace Kafka topics live in by default.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Partition count of `pulsar` (0: non-partitioned), from the cache or the
+    /// host; a Kafka error code if it cannot be had.
+    pub async fn partitions(&self, host: &Host, pulsar: &str, auto_create: bool) -> Result<u32, i16> {
+        if let Some(n) = self.lock().get(pulsar) {
+            return Ok(*n);
+        }
+        match host.partitioned_metadata(pulsar, auto_create).await {
+            Ok(n) => {
+                self.lock().insert(pulsar.to_owned(), n);
+                Ok(n)
+            }
+            Err(e) => Err(errors::from_handler(&e)),
+        }
+    }
+
+    /// Forgets what is cached of `pulsar` (after create, delete, or a NOT_FOUND).
+    pub fn forget(&self, pulsar: &str) {
+        self.lock().remove(pulsar);
+    }
+
+    /// Forgets `pulsar` if `kind` says the topic is gone.
+    pub fn forget_if_missing(&self, pulsar: &str, kind: ErrorKind) {
+        if kind == ErrorKind::NOT_FOUND || kind == ErrorKind::INVALID_ARGUMENT {
+            self.forget(pulsar);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The ledger holding Kafka partition `index` of `pulsar` with `partitions`.
+pub fn partition_name(pulsar: &str, partitions: u32, index: i32) -> Option<String> {
+    if partitions == 0 {
+        (index == 0).then(|| pulsar.to_owned())
+    } else {
+        u32::try_from(index).ok().filter(|i| *i < partitions).map(|i| format!("{pulsar}-partition-{i}"))
+    }
+}
+
+/// Kafka partition count of a topic with `partitions` (0: non-partitioned = 1).
+pub fn kafka_partitions(partitions: u32) -> u32 {
+    partitions.max(1)
+}
+
+/// A stable topic id derived from the name (Metadata v10+ carries ids).
+pub fn topic_id(pulsar: &str) -> uuid::Uuid {
+    let a = crc32c::crc32c(pulsar.as_bytes());
+    let b = crc32c::crc32c_append(a, b"polyport");
+    let c = crc32c::crc32c_append(b, pulsar.as_bytes());
+    let d = crc32c::crc32c_append(c, b"topic-id");
+    let mut bytes = [0u8; 16];
+    for (i, word) in [a, b, c, d].iter().enumerate() {
+        bytes[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
+    }
+    uuid::Uuid::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_as_kop_does() {
+        let m = TopicMapper::new("public/default".into());
+        assert_eq!(m.pulsar("orders").as_deref(), Ok("persistent://public/default/orders"));
+        assert_eq!(m.pulsar("t/ns/orders").as_deref(), Ok("persistent://t/ns/orders"));
+        assert_eq!(m.pulsar("persistent://t/ns/orders").as_deref(), Ok("persistent://t/ns/orders"));
+        assert!(m.pulsar("a/b").is_err());
+        assert!(m.pulsar("bad name").is_err());
+        assert_eq!(m.kafka_name("persistent://public/default/orders"), "orders");
+        assert_eq!(m.kafka_name("persistent://t/ns/orders"), "t/ns/orders");
+        assert_eq!(partition_name("p", 0, 0).as_deref(), Some("p"));
+        assert_eq!(partition_name("p", 0, 1), None);
+        assert_eq!(partition_name("p", 3, 2).as_deref(), Some("p-partition-2"));
+        assert_eq!(partition_name("p", 3, 3), None);
+        assert_eq!(topic_id("x"), topic_id("x"));
+        assert_ne!(topic_id("x"), topic_id("y"));
+    }
+}
