@@ -6,6 +6,8 @@
 # time inside a plugin (DESIGN.md section 3).
 
 CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
 HANDLERS := kafka
 
 .PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger clean
@@ -28,10 +30,18 @@ check-handlers:
 build-debug: check-handlers
 	$(CARGO) build --workspace --bins --lib
 
-## Unit and integration tests (integration tests start target/debug/broker).
-test: build-debug
+## Python clients for the integration tests, in a virtual environment.
+$(VENV)/.installed: tests/python/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
+
+## Unit and integration tests (integration tests start target/debug/broker
+## and drive it with real clients: kcat, confluent-kafka, kafka-python).
+test: build-debug $(VENV)/.installed
 	$(CARGO) fmt --all -- --check
 	$(CARGO) test --workspace --no-fail-fast
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/python
 
 ## Benchmarks (not part of the tests): see docs/benchmarks.md.
 bench: bench-boundary bench-ledger

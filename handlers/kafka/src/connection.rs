@@ -53,6 +53,8 @@ pub struct Shared {
     pub topics: TopicMapper,
     /// The host services, once started.
     pub host: OnceLock<Host>,
+    /// Producer ids for idempotent producers.
+    pub producer_ids: crate::apis::init_producer_id::ProducerIds,
 }
 
 impl Shared {
@@ -65,6 +67,7 @@ impl Shared {
             max_message_bytes: 1 << 20,
             topics: TopicMapper::new("public/default".into()),
             host: OnceLock::new(),
+            producer_ids: crate::apis::init_producer_id::ProducerIds::new(0),
         }
     }
 }

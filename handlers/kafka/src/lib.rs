@@ -103,6 +103,13 @@ impl KafkaService {
                 max_message_bytes,
                 topics: TopicMapper::new(format!("{tenant}/{namespace}")),
                 host: OnceLock::new(),
+                // Handlers have no clock of their own before start; the system
+                // clock is fine for a seed (it is not a timer).
+                producer_ids: apis::init_producer_id::ProducerIds::new(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64),
+                ),
             }),
             shutdown: watch::channel(false).0,
         })

@@ -6,6 +6,7 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -30,6 +31,7 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ApiVersions, api_versions::VERSIONS),
     (ApiKey::CreateTopics, create_topics::VERSIONS),
     (ApiKey::DeleteTopics, delete_topics::VERSIONS),
+    (ApiKey::InitProducerId, init_producer_id::VERSIONS),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -92,6 +94,7 @@ pub async fn dispatch(
         ApiKey::ListOffsets => call(&ctx, frame, list_offsets::handle).await,
         ApiKey::CreateTopics => call(&ctx, frame, create_topics::handle).await,
         ApiKey::DeleteTopics => call(&ctx, frame, delete_topics::handle).await,
+        ApiKey::InitProducerId => call(&ctx, frame, |c, r| std::future::ready(init_producer_id::handle(c, r))).await,
         other => Err(ProtocolError::Decode(format!("{other:?} is listed as supported but has no dispatch arm"))),
     }
 }
@@ -186,6 +189,7 @@ mod tests {
                     ApiKey::ListOffsets => request(key, version, &ListOffsetsRequest::default()),
                     ApiKey::CreateTopics => request(key, version, &CreateTopicsRequest::default()),
                     ApiKey::DeleteTopics => request(key, version, &DeleteTopicsRequest::default()),
+                    ApiKey::InitProducerId => request(key, version, &InitProducerIdRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
                 let out = dispatch(key, version, frame, Arc::clone(&shared), listener())
@@ -205,6 +209,7 @@ mod tests {
                     ApiKey::ListOffsets => check::<ListOffsetsResponse>(&mut out, version),
                     ApiKey::CreateTopics => check::<CreateTopicsResponse>(&mut out, version),
                     ApiKey::DeleteTopics => check::<DeleteTopicsResponse>(&mut out, version),
+                    ApiKey::InitProducerId => check::<InitProducerIdResponse>(&mut out, version),
                     _ => unreachable!(),
                 }
                 assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");

@@ -1,0 +1,81 @@
+"""Starts the real broker binary (target/debug/broker) with the Kafka handler
+for the Python client tests. Each test module gets its own broker on free
+ports with its own data directory."""
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, extra: str = ""):
+        self.dir = tempfile.TemporaryDirectory(prefix="polyport-py-")
+        base = Path(self.dir.name)
+        (base / "protocols").mkdir()
+        lib = TARGET / "libkafka.so"
+        assert lib.exists(), f"{lib} is missing: run `make build-debug`"
+        (base / "protocols" / "libkafka.so").write_bytes(lib.read_bytes())
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.conf = base / "broker.conf"
+        self.conf.write_text(
+            "messagingProtocols=kafka\n"
+            f"protocolHandlerDirectory={base / 'protocols'}\n"
+            f"dataDirectory={base / 'data'}\n"
+            "advertisedAddress=127.0.0.1\n"
+            f"kafkaListeners=PLAINTEXT://127.0.0.1:{self.port}\n"
+            "brokerShutdownTimeoutMs=3000\n"
+            "maxMessageSize=1048576\n"
+            f"{extra}\n"
+        )
+        self.log_path = base / "broker.log"
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(TARGET / "broker"), "--config", str(self.conf)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if "broker ready" in self.log():
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited:\n{self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"broker not ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig=signal.SIGTERM) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=15)
+        self.proc = None
+        return code
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Broker().start()
+    yield b
+    code = b.stop()
+    assert code == 0, b.log()
+    b.dir.cleanup()
