@@ -28,7 +28,7 @@ use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 use crate::{
     storage::{
         Ack, Appended, CursorInfo, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange, Position,
-        ReadRequest, TopicInfo, TopicLookup,
+        ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
     },
     HandlerError,
 };
@@ -174,6 +174,14 @@ pub trait FfiHost: Send + Sync + Clone {
     fn message_id_to_offset(&self, partition: RStr<'_>, position: Position) -> FfiFuture<RResult<u64, HandlerError>>;
     /// The position of the message at `offset` (offset to Pulsar MessageId).
     fn offset_to_message_id(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<Position, HandlerError>>;
+    /// The retention policies of `topic`: its overrides and those in force.
+    fn topic_config(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicConfig, HandlerError>>;
+    /// Replaces the overrides of `topic` (UNSET fields inherit).
+    fn set_topic_policies(&self, topic: RStr<'_>, policies: TopicPolicies) -> FfiFuture<RResult<(), HandlerError>>;
+    /// Deletes every message of `partition` below `offset`; returns the new range.
+    fn delete_records(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<LogRange, HandlerError>>;
+    /// Raises the partition count of partitioned `topic` to `count`.
+    fn create_partitions(&self, topic: RStr<'_>, count: u32) -> FfiFuture<RResult<(), HandlerError>>;
 }
 
 /// A shared [`FfiHost`] trait object.

@@ -13,7 +13,7 @@ use crate::{
     ffi::{FfiHostBox, FfiJoinHandleBox, LogLevel},
     storage::{
         Ack, Appended, CursorInfo, Entry, FfiBytes, FfiNewEntry, InitialPosition, LogRange, NewEntry, Position,
-        ReadRequest, ReadResult, TopicLookup,
+        ReadRequest, ReadResult, TopicConfig, TopicLookup, TopicPolicies,
     },
     ErrorKind, HandlerError,
 };
@@ -206,6 +206,26 @@ impl Host {
     /// The offset of the message at `position` (a Pulsar MessageId).
     pub async fn message_id_to_offset(&self, partition: &str, position: Position) -> Result<u64, HandlerError> {
         self.inner.message_id_to_offset(partition.into(), position).await.into_result()
+    }
+
+    /// The retention policies of `topic`: its own overrides and those in force.
+    pub async fn topic_config(&self, topic: &str) -> Result<TopicConfig, HandlerError> {
+        self.inner.topic_config(topic.into()).await.into_result()
+    }
+
+    /// Replaces the retention overrides of `topic` ([`UNSET`](crate::storage::UNSET) fields inherit).
+    pub async fn set_topic_policies(&self, topic: &str, policies: TopicPolicies) -> Result<(), HandlerError> {
+        self.inner.set_topic_policies(topic.into(), policies).await.into_result()
+    }
+
+    /// Deletes every message of `partition` below `offset` (the log start moves there).
+    pub async fn delete_records(&self, partition: &str, offset: u64) -> Result<LogRange, HandlerError> {
+        self.inner.delete_records(partition.into(), offset).await.into_result()
+    }
+
+    /// Raises the partition count of partitioned `topic` to `count`.
+    pub async fn create_partitions(&self, topic: &str, count: u32) -> Result<(), HandlerError> {
+        self.inner.create_partitions(topic.into(), count).await.into_result()
     }
 
     /// The position (Pulsar MessageId) of the message at `offset`.

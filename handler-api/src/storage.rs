@@ -280,3 +280,35 @@ pub struct CursorInfo {
     /// Messages not yet acknowledged.
     pub backlog_messages: u64,
 }
+
+/// Value of a [`TopicPolicies`] field that is not set (inherited).
+pub const UNSET: i64 = i64::MIN;
+
+/// Retention and TTL of a topic. A field set to [`UNSET`] is inherited from
+/// the namespace, then the broker's defaults.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicPolicies {
+    /// Keep consumed data this many ms (-1: forever).
+    pub retention_ms: i64,
+    /// Keep at most this many bytes per partition (-1: no limit).
+    pub retention_bytes: i64,
+    /// Acknowledge messages older than this many seconds (0: never).
+    pub message_ttl_seconds: i64,
+}
+
+impl Default for TopicPolicies {
+    fn default() -> Self {
+        Self { retention_ms: UNSET, retention_bytes: UNSET, message_ttl_seconds: UNSET }
+    }
+}
+
+/// A topic's policies: what it sets itself, and what applies.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// The topic's own overrides ([`UNSET`] where it inherits).
+    pub overrides: TopicPolicies,
+    /// The values in force.
+    pub effective: TopicPolicies,
+}

@@ -273,11 +273,7 @@ fn storage_config(
         auto_create: auto != "false",
         auto_create_partitioned: auto_type == "partitioned",
         default_partitions: u32::try_from(partitions).unwrap_or(1),
-        retention: crate::topics::RetentionPolicy {
-            time_minutes: retention_minutes,
-            size_mb: retention_mb,
-            ttl_seconds: ttl,
-        },
+        retention: crate::topics::RetentionPolicy::from_config(retention_minutes, retention_mb, ttl),
         retention_check_interval: Duration::from_secs(retention_check as u64),
     }
 }

@@ -18,7 +18,7 @@ use polyport_handler_api::{
     ffi::{FfiHost, FfiHostBox, FfiHost_TO, FfiJoinHandle, FfiJoinHandleBox, FfiJoinHandle_TO, LogLevel},
     storage::{
         Ack, Appended, CursorInfo, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange, Position,
-        ReadRequest, TopicInfo, TopicLookup,
+        ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
     },
     ErrorKind, HandlerError,
 };
@@ -184,6 +184,22 @@ impl FfiHost for HostServices {
     fn offset_to_message_id(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<Position, HandlerError>> {
         self.offset_to_message_id_impl(partition, offset)
     }
+
+    fn topic_config(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicConfig, HandlerError>> {
+        self.topic_config_impl(topic)
+    }
+
+    fn set_topic_policies(&self, topic: RStr<'_>, policies: TopicPolicies) -> FfiFuture<RResult<(), HandlerError>> {
+        self.set_topic_policies_impl(topic, policies)
+    }
+
+    fn delete_records(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<LogRange, HandlerError>> {
+        self.delete_records_impl(partition, offset)
+    }
+
+    fn create_partitions(&self, topic: RStr<'_>, count: u32) -> FfiFuture<RResult<(), HandlerError>> {
+        self.create_partitions_impl(topic, count)
+    }
 }
 
 /// The host side of [`FfiJoinHandle`].
@@ -222,7 +238,7 @@ mod storage {
     use polyport_handler_api::{
         storage::{
             Ack, Appended, CursorInfo, EntryMeta, FfiBytes, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition,
-            LogRange, Position, ReadRequest, TopicInfo, TopicLookup,
+            LogRange, Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies, UNSET,
         },
         ErrorKind, HandlerError,
     };
@@ -521,6 +537,73 @@ mod storage {
                     batch_index: position.batch_index,
                 };
                 ledger.offset_of(position).map_err(ledger_error)
+            })
+        }
+
+        pub(super) fn topic_config_impl(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicConfig, HandlerError>> {
+            let topic = topic.as_str().to_owned();
+            self.run(move |host| async move {
+                let name = parse(&topic)?;
+                let (effective, own) = host.topics.effective_policies(&name).await.map_err(topic_error)?;
+                let overrides = TopicPolicies {
+                    retention_ms: own
+                        .retention_ms
+                        .or(own.retention_time_in_minutes.map(|m| if m < 0 { -1 } else { m * 60_000 }))
+                        .unwrap_or(UNSET),
+                    retention_bytes: own
+                        .retention_bytes
+                        .or(own.retention_size_in_mb.map(|m| if m < 0 { -1 } else { m << 20 }))
+                        .unwrap_or(UNSET),
+                    message_ttl_seconds: own.message_ttl_in_seconds.unwrap_or(UNSET),
+                };
+                let effective = TopicPolicies {
+                    retention_ms: effective.time_ms,
+                    retention_bytes: effective.size_bytes,
+                    message_ttl_seconds: effective.ttl_seconds,
+                };
+                Ok(TopicConfig { overrides, effective })
+            })
+        }
+
+        pub(super) fn set_topic_policies_impl(
+            &self,
+            topic: RStr<'_>,
+            p: TopicPolicies,
+        ) -> FfiFuture<RResult<(), HandlerError>> {
+            let topic = topic.as_str().to_owned();
+            self.run(move |host| async move {
+                let set = |v: i64| (v != UNSET).then_some(v);
+                let policies = crate::topics::Policies {
+                    retention_ms: set(p.retention_ms),
+                    retention_bytes: set(p.retention_bytes),
+                    message_ttl_in_seconds: set(p.message_ttl_seconds),
+                    ..Default::default()
+                };
+                host.topics.set_policies(&parse(&topic)?, policies).await.map_err(topic_error)
+            })
+        }
+
+        pub(super) fn delete_records_impl(
+            &self,
+            partition: RStr<'_>,
+            offset: u64,
+        ) -> FfiFuture<RResult<LogRange, HandlerError>> {
+            let partition = partition.as_str().to_owned();
+            self.run(move |host| async move {
+                let r =
+                    host.ledger(&partition, false).await?.delete_records_before(offset).await.map_err(ledger_error)?;
+                Ok(LogRange { start: r.start, end: r.end })
+            })
+        }
+
+        pub(super) fn create_partitions_impl(
+            &self,
+            topic: RStr<'_>,
+            count: u32,
+        ) -> FfiFuture<RResult<(), HandlerError>> {
+            let topic = topic.as_str().to_owned();
+            self.run(move |host| async move {
+                host.topics.create_partitions(&parse(&topic)?, count).await.map_err(topic_error)
             })
         }
 

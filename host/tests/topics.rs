@@ -17,7 +17,7 @@ fn config(auto_partitioned: bool) -> StorageConfig {
         auto_create: true,
         auto_create_partitioned: auto_partitioned,
         default_partitions: 3,
-        retention: RetentionPolicy { time_minutes: -1, size_mb: -1, ttl_seconds: 0 },
+        retention: RetentionPolicy::from_config(-1, -1, 0),
         retention_check_interval: Duration::from_secs(3600),
     }
 }

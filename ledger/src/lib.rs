@@ -160,6 +160,8 @@ pub(crate) struct Shared {
     cursors: Mutex<HashMap<String, CursorEntry>>,
     /// Serialises cursor saves and deletions, which share temp file names.
     cursor_io: Mutex<()>,
+    /// Offsets below this were deleted (DeleteRecords), even inside a segment.
+    start_floor: std::sync::atomic::AtomicU64,
 }
 
 struct CursorEntry {
@@ -448,8 +450,43 @@ impl ManagedLedger {
 
     /// The stored range.
     pub fn range(&self) -> LogRange {
-        let start = self.shared.all_segments().first().map_or(0, |s| s.header.base_offset);
-        LogRange { start, end: *self.shared.end.borrow() }
+        let first = self.shared.all_segments().first().map_or(0, |s| s.header.base_offset);
+        let end = *self.shared.end.borrow();
+        let floor = self.shared.start_floor.load(std::sync::atomic::Ordering::Acquire);
+        LogRange { start: first.max(floor.min(end)), end }
+    }
+
+    /// Deletes every message below `offset` (Kafka's DeleteRecords): the
+    /// start of the log moves there at once, durably; whole segments below it
+    /// are removed. Returns the new range.
+    pub async fn delete_records_before(&self, offset: u64) -> Result<LogRange, LedgerError> {
+        let range = self.range();
+        if offset > range.end {
+            return Err(LedgerError::OffsetOutOfRange {
+                ledger: self.shared.name.clone(),
+                offset,
+                start: range.start,
+                end: range.end,
+            });
+        }
+        if offset > range.start {
+            let shared = Arc::clone(&self.shared);
+            tokio::task::spawn_blocking(move || {
+                let path = shared.dir.join(START_FILE);
+                let mut bytes = offset.to_le_bytes().to_vec();
+                bytes.extend_from_slice(&crc32c::crc32c(&offset.to_le_bytes()).to_le_bytes());
+                shared
+                    .backend
+                    .write_atomic(&path, &bytes)
+                    .map_err(|e| LedgerError::io(format!("write {}", path.display()), e))?;
+                shared.start_floor.fetch_max(offset, std::sync::atomic::Ordering::AcqRel);
+                Ok::<(), LedgerError>(())
+            })
+            .await
+            .map_err(|e| LedgerError::io("delete records task", std::io::Error::other(e.to_string())))??;
+            self.delete_segments_before(offset)?;
+        }
+        Ok(self.range())
     }
 
     /// Entries from the one containing `offset`, within `limits`. At the end
@@ -782,6 +819,7 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
     let p = active.snapshot();
     tracing::info!(ledger = %name, segments = segments.len(), start, end = p.end_offset, "ledger opened");
     let cursors = Mutex::new(load_cursors(&name, &dir, backend.as_ref())?);
+    let floor = load_start_floor(&dir, backend.as_ref()).min(p.end_offset);
     let (end, _) = watch::channel(p.end_offset);
     let segments = RwLock::new(segments);
     let shared = Arc::new(Shared {
@@ -794,18 +832,42 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
         failed: Mutex::new(None),
         cursors,
         cursor_io: Mutex::new(()),
+        start_floor: std::sync::atomic::AtomicU64::new(floor),
     });
     Ok(Writer {
         shared,
         active,
         write_pos: p.data_len,
-        synced_pos: p.data_len,
         next_offset: p.end_offset,
         next_entry_id: p.entries,
         max_ts: p.max_timestamp_ms,
         last_point_pos: p.points.last().map_or(0, |pt| pt.position),
         points: Vec::new(),
+        mark: writer::Mark {
+            write_pos: p.data_len,
+            next_offset: p.end_offset,
+            next_entry_id: p.entries,
+            max_ts: p.max_timestamp_ms,
+            last_point_pos: p.points.last().map_or(0, |pt| pt.position),
+        },
     })
+}
+
+/// The file keeping the start offset set by `delete_records_before`.
+const START_FILE: &str = "start-offset";
+
+/// The saved start offset: 8 bytes LE and their CRC32C; 0 if absent or torn.
+fn load_start_floor(dir: &Path, backend: &dyn Backend) -> u64 {
+    let Ok(bytes) = backend.read_file(&dir.join(START_FILE)) else { return 0 };
+    if bytes.len() != 12 {
+        return 0;
+    }
+    let (value, crc) = bytes.split_at(8);
+    let Ok(value) = <[u8; 8]>::try_from(value) else { return 0 };
+    if crc32c::crc32c(&value).to_le_bytes() != crc {
+        return 0;
+    }
+    u64::from_le_bytes(value)
 }
 
 /// Whether the file at `path` has no header at all (zeros or too short).

@@ -60,13 +60,24 @@ pub(crate) struct Writer {
     pub active: Arc<Segment>,
     /// Everything before this position is written.
     pub write_pos: u64,
-    /// Everything before this position is durable.
-    pub synced_pos: u64,
     pub next_offset: u64,
     pub next_entry_id: u64,
     pub max_ts: i64,
     pub last_point_pos: u64,
+    /// Index points staged but not yet written.
     pub points: Vec<IndexPoint>,
+    /// The state after the last successful write, restored if a write fails.
+    pub mark: Mark,
+}
+
+/// What the writer had written when a write last succeeded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mark {
+    pub write_pos: u64,
+    pub next_offset: u64,
+    pub next_entry_id: u64,
+    pub max_ts: i64,
+    pub last_point_pos: u64,
 }
 
 /// Appends staged in the active segment but not yet written.
@@ -75,13 +86,47 @@ struct Staged {
     start: u64,
 }
 
+/// Appends answered once their data is durable (or, for `Os`, visible).
+type Waiting = Vec<(Reply, Vec<Appended>)>;
+
+/// Written data for the syncer: fsync it (unless `Os`), publish it, answer.
+pub(crate) struct SyncJob {
+    segment: Arc<Segment>,
+    state: Published,
+    replies: Waiting,
+    sync: bool,
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// The part of a segment's published state a job advances.
+#[derive(Clone, Copy)]
+struct Published {
+    data_len: u64,
+    end_offset: u64,
+    entries: u64,
+    max_ts: i64,
+}
+
 impl Writer {
     fn ledger(&self) -> &str {
         &self.shared.name
     }
 
-    /// The task: receive, batch, hand the batch to a blocking thread, repeat.
+    fn state(&self) -> Published {
+        Published {
+            data_len: self.write_pos,
+            end_offset: self.next_offset,
+            entries: self.next_entry_id,
+            max_ts: self.max_ts,
+        }
+    }
+
+    /// The task: receive, batch, hand the batch to a blocking thread, give
+    /// what it wrote to the syncer, repeat. Writing the next batch overlaps
+    /// the fsync of the previous one.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let (sync_tx, sync_rx) = mpsc::unbounded_channel();
+        tokio::spawn(sync_loop(Arc::clone(&self.shared), sync_rx));
         let mut closing = None;
         while closing.is_none() {
             let Some(first) = rx.recv().await else { break };
@@ -119,116 +164,118 @@ impl Writer {
                 }
             }
             let moved = tokio::task::spawn_blocking(move || {
-                let closing = self.apply(batch);
-                (self, closing)
+                let (closing, job) = self.apply(batch);
+                (self, closing, job)
             })
             .await;
             match moved {
-                Ok((writer, close)) => {
+                Ok((writer, close, job)) => {
                     self = writer;
                     closing = close;
+                    if let Some(job) = job {
+                        let _ = sync_tx.send(job);
+                    }
+                    if self.shared.config.sync == SyncPolicy::Always {
+                        // One fsync per append: wait for it before taking the next.
+                        self.drain_syncer(&sync_tx, false).await;
+                    }
                 }
                 // The blocking task panicked: the state is unknown; drop it.
                 Err(_) => return,
             }
         }
+        // Closing: everything written becomes durable, whatever the policy.
+        self.drain_syncer(&sync_tx, self.shared.failure().is_none()).await;
         if let Some(reply) = closing {
             let _ = reply.send(());
         }
     }
 
-    /// Processes a batch; returns the close reply if the batch closes the ledger.
-    fn apply(&mut self, batch: Vec<Command>) -> Option<oneshot::Sender<()>> {
-        let mut waiting: Vec<(Reply, Vec<Appended>)> = Vec::new();
+    /// Waits until the syncer has handled every job sent so far (and, with
+    /// `sync`, fsynced the active segment once more).
+    async fn drain_syncer(&self, sync_tx: &mpsc::UnboundedSender<SyncJob>, sync: bool) {
+        let (done, wait) = oneshot::channel();
+        let job = SyncJob {
+            segment: Arc::clone(&self.active),
+            state: self.state(),
+            replies: Vec::new(),
+            sync,
+            done: Some(done),
+        };
+        if sync_tx.send(job).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Processes a batch. Returns the close reply if the batch closes the
+    /// ledger, and the job that makes the batch's writes durable.
+    fn apply(&mut self, batch: Vec<Command>) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
+        let mut pending: Waiting = Vec::new();
+        let mut written: Waiting = Vec::new();
         let mut staged = Staged { buf: Vec::new(), start: self.write_pos };
         let mut close = None;
-        let mut failure: Option<LedgerError> =
-            self.shared.failure().map(|reason| LedgerError::Failed { ledger: self.ledger().to_owned(), reason });
         let policy = self.shared.config.sync;
         for cmd in batch {
+            let failed =
+                self.shared.failure().map(|reason| LedgerError::Failed { ledger: self.ledger().to_owned(), reason });
             match cmd {
+                Command::Append { reply, .. } if failed.is_some() => {
+                    let _ = reply.send(Err(failed.unwrap_or(LedgerError::Closed(String::new()))));
+                }
                 Command::Append { entries, durable, reply } => {
-                    if let Some(e) = &failure {
-                        let _ = reply.send(Err(clone_error(e)));
-                        continue;
-                    }
-                    match self.stage(&entries, &mut staged, &mut waiting) {
+                    match self.stage(&entries, &mut staged, &mut pending, &mut written) {
+                        Ok(appended) if durable || policy == SyncPolicy::Os => pending.push((reply, appended)),
                         Ok(appended) => {
-                            if !durable && !matches!(policy, SyncPolicy::Os) {
-                                // Acknowledged once written (Kafka's acks=1): flush and
-                                // publish now, so that nothing answered can be reverted;
-                                // the fsync follows with the batch.
-                                if let Err(e) = self.flush(&mut staged) {
-                                    let _ = reply.send(Err(clone_error(&e)));
-                                    failure = Some(e);
-                                    continue;
+                            // Acknowledged once written (Kafka's acks=1); durable with the batch.
+                            pending.push((reply, appended));
+                            if self.write(&mut staged, &mut pending, &mut written).is_ok() {
+                                if let Some((reply, appended)) = written.pop() {
+                                    let _ = reply.send(Ok(appended));
                                 }
-                                self.publish();
-                                let _ = reply.send(Ok(appended));
-                            } else {
-                                waiting.push((reply, appended));
                             }
                         }
                         Err(e @ LedgerError::InvalidEntry(_)) => {
                             let _ = reply.send(Err(e));
                         }
                         Err(e) => {
-                            let _ = reply.send(Err(clone_error(&e)));
-                            failure = Some(e);
+                            let _ = reply.send(Err(e));
                         }
                     }
                 }
                 Command::Roll { reply } => {
+                    if let Some(e) = failed {
+                        let _ = reply.send(Err(e));
+                        continue;
+                    }
                     let result = self
-                        .flush(&mut staged)
-                        .and_then(|()| self.sync_and_publish())
-                        .and_then(|()| self.roll(&mut staged));
+                        .write(&mut staged, &mut pending, &mut written)
+                        .and_then(|()| self.sync_and_publish(&mut written))
+                        .and_then(|()| self.roll_for(&mut staged, 0));
                     let _ = reply.send(result);
                 }
                 Command::Close { reply } => close = Some(reply),
             }
         }
-        let result = if failure.is_some() {
-            Err(())
-        } else {
-            self.flush(&mut staged)
-                .and_then(|()| match policy {
-                    SyncPolicy::Os => {
-                        self.publish();
-                        Ok(())
-                    }
-                    _ => self.sync_and_publish(),
-                })
-                .map_err(|e| failure = Some(e))
+        let _ = self.write(&mut staged, &mut pending, &mut written);
+        let job = SyncJob {
+            segment: Arc::clone(&self.active),
+            state: self.state(),
+            replies: written,
+            sync: policy != SyncPolicy::Os,
+            done: None,
         };
-        match (result, failure) {
-            (Ok(()), _) => {
-                for (reply, appended) in waiting {
-                    let _ = reply.send(Ok(appended));
-                }
-            }
-            (Err(()), Some(e)) => {
-                self.revert();
-                for (reply, _) in waiting {
-                    let _ = reply.send(Err(clone_error(&e)));
-                }
-            }
-            (Err(()), None) => {}
-        }
-        if close.is_some() && self.shared.failure().is_none() {
-            let _ = self.active.file.sync();
-        }
-        close
+        (close, Some(job))
     }
 
     /// Encodes `entries` into `staged`, rolling the segment when one does not
-    /// fit. A roll makes everything before it durable and visible, so the
-    /// appends `waiting` for that are answered then.
+    /// fit. A roll writes and syncs everything before it and answers those
+    /// appends.
     fn stage(
         &mut self,
         entries: &[NewEntry],
         staged: &mut Staged,
-        waiting: &mut Vec<(Reply, Vec<Appended>)>,
+        pending: &mut Waiting,
+        written: &mut Waiting,
     ) -> Result<Vec<Appended>, LedgerError> {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
@@ -253,9 +300,9 @@ impl Writer {
                 && publish_time_ms.saturating_sub(self.active.header.created_ms)
                     >= config.segment_max_age.as_millis() as i64;
             if end + needed > self.active.file.capacity() || aged {
-                self.flush(staged)?;
-                self.sync_and_publish()?;
-                answer(waiting);
+                // Earlier entries (of this append too) go with the segment being sealed.
+                self.write(staged, pending, written)?;
+                self.sync_and_publish(written)?;
                 self.roll_for(staged, needed)?;
             }
             let pos = staged.start + staged.buf.len() as u64;
@@ -291,70 +338,75 @@ impl Writer {
         Ok(out)
     }
 
-    /// Writes the staged bytes at the tail.
-    fn flush(&mut self, staged: &mut Staged) -> Result<(), LedgerError> {
+    /// Writes the staged bytes at the tail. On success the `pending` appends
+    /// move to `written`; on failure they are answered with the error and the
+    /// tail goes back to the last successful write, so no offset handed out
+    /// is lost or handed out twice.
+    fn write(&mut self, staged: &mut Staged, pending: &mut Waiting, written: &mut Waiting) -> Result<(), LedgerError> {
         if staged.buf.is_empty() {
+            written.append(pending);
             return Ok(());
         }
-        let result = self.active.file.write_at(staged.start, &staged.buf);
-        if let Err(e) = result {
+        if let Err(e) = self.active.file.write_at(staged.start, &staged.buf) {
             // Best effort: leave no complete-looking entry behind the tail.
             let _ = self.active.file.write_at(staged.start, &vec![0u8; staged.buf.len()]);
             staged.buf.clear();
-            return Err(LedgerError::io(format!("append to {}", self.active.path.display()), e));
+            let error = LedgerError::io(format!("append to {}", self.active.path.display()), e);
+            for (reply, _) in pending.drain(..) {
+                let _ = reply.send(Err(clone_error(&error)));
+            }
+            self.revert();
+            staged.start = self.write_pos;
+            return Err(error);
         }
         self.write_pos = staged.start + staged.buf.len() as u64;
         staged.start = self.write_pos;
         staged.buf.clear();
-        Ok(())
-    }
-
-    /// fsync, then make everything written visible.
-    fn sync_and_publish(&mut self) -> Result<(), LedgerError> {
-        if self.write_pos > self.synced_pos {
-            if let Err(e) = self.active.file.sync() {
-                // After a failed fsync the kernel may have dropped the dirty
-                // pages: nothing written since the last sync can be trusted.
-                let reason = format!("fsync of {} failed: {e}", self.active.path.display());
-                self.shared.fail(reason.clone());
-                return Err(LedgerError::Failed { ledger: self.ledger().to_owned(), reason });
-            }
-            self.synced_pos = self.write_pos;
-        }
-        self.publish();
-        Ok(())
-    }
-
-    /// Makes everything written visible to readers and wakes waiting readers.
-    fn publish(&mut self) {
-        let (write_pos, next_offset, entries, max_ts) =
-            (self.write_pos, self.next_offset, self.next_entry_id, self.max_ts);
+        // Index points may be published before the data: readers only use
+        // points below the published end.
         let points = std::mem::take(&mut self.points);
-        self.active.publish(|p| {
-            p.data_len = write_pos;
-            p.end_offset = next_offset;
-            p.entries = entries;
-            p.max_timestamp_ms = max_ts;
-            p.points.extend(points);
-            p.last_append_ms = now_ms();
-        });
-        self.shared.end.send_if_modified(|end| std::mem::replace(end, next_offset) != next_offset);
+        if !points.is_empty() {
+            self.active.publish(|p| p.points.extend(points));
+        }
+        self.mark = Mark {
+            write_pos: self.write_pos,
+            next_offset: self.next_offset,
+            next_entry_id: self.next_entry_id,
+            max_ts: self.max_ts,
+            last_point_pos: self.last_point_pos,
+        };
+        written.append(pending);
+        Ok(())
     }
 
-    /// Forgets what was written but not published (after a failed write).
+    /// fsync now, publish everything written, answer `written` (rolls and
+    /// explicit rolls, which must not wait for the syncer).
+    fn sync_and_publish(&mut self, written: &mut Waiting) -> Result<(), LedgerError> {
+        if let Err(e) = self.active.file.sync() {
+            let reason = format!("fsync of {} failed: {e}", self.active.path.display());
+            self.shared.fail(reason.clone());
+            for (reply, _) in written.drain(..) {
+                let _ =
+                    reply.send(Err(LedgerError::Failed { ledger: self.ledger().to_owned(), reason: reason.clone() }));
+            }
+            return Err(LedgerError::Failed { ledger: self.ledger().to_owned(), reason });
+        }
+        publish(&self.shared, &self.active, self.state());
+        for (reply, appended) in written.drain(..) {
+            let _ = reply.send(Ok(appended));
+        }
+        Ok(())
+    }
+
+    /// Goes back to the state after the last successful write.
     fn revert(&mut self) {
-        let p = self.active.snapshot();
-        self.write_pos = p.data_len;
-        self.synced_pos = self.synced_pos.min(p.data_len);
-        self.next_offset = p.end_offset;
-        self.next_entry_id = p.entries;
-        self.max_ts = p.max_timestamp_ms;
+        let m = self.mark;
+        self.write_pos = m.write_pos;
+        self.next_offset = m.next_offset;
+        self.next_entry_id = m.next_entry_id;
+        self.max_ts = m.max_ts;
+        self.last_point_pos = m.last_point_pos;
         self.points.clear();
-        self.last_point_pos = p.points.last().map_or(0, |pt| pt.position);
-    }
-
-    fn roll(&mut self, staged: &mut Staged) -> Result<(), LedgerError> {
-        self.roll_for(staged, 0)
     }
 
     /// Seals the active segment and starts a new one that can hold `needed`
@@ -400,21 +452,86 @@ impl Writer {
             }
         }
         self.write_pos = SEGMENT_HEADER_LEN as u64;
-        self.synced_pos = self.write_pos;
         self.next_entry_id = 0;
         self.max_ts = -1;
         self.last_point_pos = 0;
         self.points.clear();
+        self.mark = Mark {
+            write_pos: self.write_pos,
+            next_offset: self.next_offset,
+            next_entry_id: 0,
+            max_ts: -1,
+            last_point_pos: 0,
+        };
         staged.start = self.write_pos;
         tracing::debug!(ledger = %self.shared.name, ledger_id = header.ledger_id, base_offset = header.base_offset, "segment rolled");
         Ok(())
     }
 }
 
-/// Answers the appends whose data is now durable and visible.
-fn answer(waiting: &mut Vec<(Reply, Vec<Appended>)>) {
-    for (reply, appended) in waiting.drain(..) {
-        let _ = reply.send(Ok(appended));
+/// Makes `state` of `segment` visible: never backwards, so the writer's own
+/// publications (at rolls) and the syncer's can interleave.
+fn publish(shared: &Shared, segment: &Segment, state: Published) {
+    segment.publish(|p| {
+        p.data_len = p.data_len.max(state.data_len);
+        p.end_offset = p.end_offset.max(state.end_offset);
+        p.entries = p.entries.max(state.entries);
+        p.max_timestamp_ms = p.max_timestamp_ms.max(state.max_ts);
+        p.last_append_ms = now_ms();
+    });
+    shared.end.send_if_modified(|end| {
+        let advanced = state.end_offset > *end;
+        *end = (*end).max(state.end_offset);
+        advanced
+    });
+}
+
+/// The syncer: takes written data in order, makes it durable with one fsync
+/// per segment for everything queued, publishes it, and answers.
+async fn sync_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<SyncJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while let Ok(job) = rx.try_recv() {
+            jobs.push(job);
+        }
+        let mut segments: Vec<Arc<Segment>> = Vec::new();
+        for job in jobs.iter().filter(|j| j.sync) {
+            if !segments.iter().any(|s| Arc::ptr_eq(s, &job.segment)) {
+                segments.push(Arc::clone(&job.segment));
+            }
+        }
+        let synced = tokio::task::spawn_blocking(move || {
+            for segment in &segments {
+                segment.file.sync().map_err(|e| format!("fsync of {} failed: {e}", segment.path.display()))?;
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("fsync task failed: {e}")));
+        if let Err(reason) = &synced {
+            // After a failed fsync the kernel may have dropped the dirty
+            // pages: nothing written since the last sync can be trusted.
+            shared.fail(reason.clone());
+        }
+        for job in jobs {
+            match &synced {
+                Ok(()) => {
+                    publish(&shared, &job.segment, job.state);
+                    for (reply, appended) in job.replies {
+                        let _ = reply.send(Ok(appended));
+                    }
+                }
+                Err(reason) => {
+                    for (reply, _) in job.replies {
+                        let _ = reply
+                            .send(Err(LedgerError::Failed { ledger: shared.name.clone(), reason: reason.clone() }));
+                    }
+                }
+            }
+            if let Some(done) = job.done {
+                let _ = done.send(());
+            }
+        }
     }
 }
 

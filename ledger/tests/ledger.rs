@@ -420,3 +420,25 @@ async fn crashes_during_in_flight_appends_keep_every_answered_append() {
         }
     }
 }
+
+#[tokio::test]
+async fn delete_records_moves_the_start_at_any_offset_durably() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t");
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let ledger = open(&dir, small(), Arc::clone(&backend)).await;
+    for _ in 0..30 {
+        ledger.append(vec![entry(&[3u8; 300], 2, 1)]).await.unwrap();
+    }
+    let segments = ledger.segments().len();
+    let range = ledger.delete_records_before(33).await.unwrap();
+    assert_eq!((range.start, range.end), (33, 60));
+    assert!(ledger.segments().len() < segments, "whole segments below 33 are gone");
+    assert!(matches!(ledger.read_now(32, ALL), Err(LedgerError::OffsetOutOfRange { start: 33, .. })));
+    assert_eq!(ledger.read_now(33, ALL).unwrap().entries[0].meta.base_offset, 32, "the entry holding 33");
+    assert!(ledger.delete_records_before(61).await.is_err());
+    ledger.close().await;
+    drop(ledger);
+    let ledger = open(&dir, small(), backend).await;
+    assert_eq!(ledger.range().start, 33, "the start survives a restart");
+}

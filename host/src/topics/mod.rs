@@ -49,6 +49,12 @@ pub struct Policies {
     /// Acknowledge messages older than this for every cursor (0: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_ttl_in_seconds: Option<i64>,
+    /// Retention time in ms (Kafka's `retention.ms`); takes precedence over minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<i64>,
+    /// Retention size in bytes (Kafka's `retention.bytes`); takes precedence over MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<i64>,
 }
 
 /// A topic's stored metadata.
@@ -238,6 +244,30 @@ impl Topics {
             }
         }
         Ok(self.resolve(name, auto_create).await?.partitions)
+    }
+
+    /// Raises the partition count of partitioned topic `name` to `count`.
+    pub async fn create_partitions(&self, name: &TopicName, count: u32) -> Result<(), TopicError> {
+        let mut record = self.record(name).await?.ok_or_else(|| TopicError::NotFound(name.to_string()))?;
+        if record.partitions == 0 {
+            return Err(TopicError::Invalid(format!("{name} is not partitioned; its partition count cannot change")));
+        }
+        if count <= record.partitions {
+            return Err(TopicError::Invalid(format!(
+                "{name} has {} partitions; the count can only grow (asked for {count})",
+                record.partitions
+            )));
+        }
+        if count > 100_000 {
+            return Err(TopicError::Invalid(format!("{count} partitions is more than the limit of 100000")));
+        }
+        record.partitions = count;
+        let bytes =
+            serde_json::to_vec(&record).map_err(|e| TopicError::Metadata(MetadataError::Store(e.to_string())))?;
+        let (store, key) = (Arc::clone(&self.store), topic_key(name));
+        blocking(move || store.put(&key, &bytes, Expect::Any)).await??;
+        tracing::info!(topic = %name, partitions = count, "partitions added");
+        Ok(())
     }
 
     /// Every topic in `tenant/ns`, with its partition count.

@@ -17,25 +17,53 @@ use super::{Policies, TopicName, Topics};
 /// Retention settings (broker defaults, or resolved for one topic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
-    /// Keep consumed data this many minutes; -1 forever; 0 delete once consumed.
-    pub time_minutes: i64,
-    /// Keep at most this many MB; -1 no limit.
-    pub size_mb: i64,
+    /// Keep consumed data this many ms; -1 forever; 0 delete once consumed.
+    pub time_ms: i64,
+    /// Keep at most this many bytes per partition; -1 no limit.
+    pub size_bytes: i64,
     /// Acknowledge messages older than this many seconds; 0 never.
     pub ttl_seconds: i64,
 }
 
+fn minutes(m: i64) -> i64 {
+    if m < 0 {
+        -1
+    } else {
+        m.saturating_mul(60_000)
+    }
+}
+
+fn megabytes(mb: i64) -> i64 {
+    if mb < 0 {
+        -1
+    } else {
+        mb.saturating_mul(1024 * 1024)
+    }
+}
+
 impl RetentionPolicy {
+    /// One level's explicit settings (ms and bytes take precedence over minutes and MB).
+    fn level(p: &Policies) -> (Option<i64>, Option<i64>, Option<i64>) {
+        (
+            p.retention_ms.or(p.retention_time_in_minutes.map(minutes)),
+            p.retention_bytes.or(p.retention_size_in_mb.map(megabytes)),
+            p.message_ttl_in_seconds,
+        )
+    }
+
     /// Topic overrides, then namespace policies, then these defaults.
     pub fn resolve(&self, namespace: &Policies, topic: &Policies) -> Self {
+        let (t, n) = (Self::level(topic), Self::level(namespace));
         Self {
-            time_minutes: topic
-                .retention_time_in_minutes
-                .or(namespace.retention_time_in_minutes)
-                .unwrap_or(self.time_minutes),
-            size_mb: topic.retention_size_in_mb.or(namespace.retention_size_in_mb).unwrap_or(self.size_mb),
-            ttl_seconds: topic.message_ttl_in_seconds.or(namespace.message_ttl_in_seconds).unwrap_or(self.ttl_seconds),
+            time_ms: t.0.or(n.0).unwrap_or(self.time_ms),
+            size_bytes: t.1.or(n.1).unwrap_or(self.size_bytes),
+            ttl_seconds: t.2.or(n.2).unwrap_or(self.ttl_seconds),
         }
+    }
+
+    /// The broker defaults from broker.conf (minutes, MB, seconds).
+    pub fn from_config(time_minutes: i64, size_mb: i64, ttl_seconds: i64) -> Self {
+        Self { time_ms: minutes(time_minutes), size_bytes: megabytes(size_mb), ttl_seconds }
     }
 }
 
@@ -56,15 +84,14 @@ pub fn enforce(ledger: &ManagedLedger, policy: RetentionPolicy, now_ms: i64) -> 
     }
     let consumed = ledger.slowest_durable_cursor().unwrap_or(u64::MAX);
     let mut total: i64 = segments.iter().map(|s| s.bytes as i64).sum();
-    let limit_bytes = policy.size_mb.saturating_mul(1024 * 1024);
+    let limit_bytes = policy.size_bytes;
     let mut cut = None;
     for s in segments.iter().filter(|s| s.sealed) {
         if s.end_offset > consumed {
             break;
         }
-        let by_time =
-            policy.time_minutes >= 0 && now_ms - s.last_append_ms >= policy.time_minutes.saturating_mul(60_000);
-        let by_size = policy.size_mb >= 0 && total > limit_bytes;
+        let by_time = policy.time_ms >= 0 && now_ms - s.last_append_ms >= policy.time_ms;
+        let by_size = policy.size_bytes >= 0 && total > limit_bytes;
         if !(by_time || by_size) {
             break;
         }
@@ -108,6 +135,14 @@ impl Topics {
                 topics.enforce_retention().await;
             }
         });
+    }
+
+    /// The effective retention of topic `name` (its overrides, its
+    /// namespace's, the broker's), and its own overrides.
+    pub async fn effective_policies(&self, name: &TopicName) -> Result<(RetentionPolicy, Policies), super::TopicError> {
+        let record = self.record(name).await?.ok_or_else(|| super::TopicError::NotFound(name.to_string()))?;
+        let namespace = self.namespace_policies(&name.namespace_path()).await?;
+        Ok((self.config.retention.resolve(&namespace, &record.policies), record.policies))
     }
 
     /// Sets the retention and TTL overrides of topic `name`.
