@@ -240,7 +240,7 @@ fn storage_config(
     let index_interval = number("managedLedgerIndexIntervalBytes", 64, "a number of bytes, 64 or more");
     let cursor_flush = number("managedLedgerCursorFlushIntervalMs", 1, "a number of milliseconds, 1 or more");
     let max_message = number("maxMessageSize", 1024, "a number of bytes, 1024 or more");
-    let partitions = number("defaultNumPartitions", 1, "a number of partitions, 1 or more");
+    let partitions = number("defaultNumPartitions", 1, "a number of partitions, 1 to 100000");
     let retention_minutes = number("defaultRetentionTimeInMinutes", -1, "a number of minutes, or -1 for no limit");
     let retention_mb = number("defaultRetentionSizeInMB", -1, "a number of MB, or -1 for no limit");
     let ttl = number("ttlDurationDefaultInSeconds", 0, "a number of seconds, 0 for none");
@@ -253,6 +253,7 @@ fn storage_config(
             SyncPolicy::Group { max_delay: Duration::from_millis(max_delay as u64), max_bytes: max_bytes as u64 }
         }
     };
+    check("defaultNumPartitions", "a number of partitions, 1 to 100000", partitions <= 100_000);
     let auto = get("allowAutoTopicCreation");
     check("allowAutoTopicCreation", "true or false", matches!(auto.as_str(), "true" | "false"));
     let auto_type = get("allowAutoTopicCreationType");

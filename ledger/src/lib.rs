@@ -196,17 +196,18 @@ impl Shared {
         }
         let dir = self.cursor_dir();
         self.backend.create_dir_all(&dir).map_err(|e| LedgerError::io(format!("create {}", dir.display()), e))?;
+        let mut first_error = None;
         for (name, state) in dirty {
             let path = dir.join(cursor::file_name(&name));
             if let Err(e) = self.backend.write_atomic(&path, &cursor::encode(&state)) {
-                // Try again at the next flush.
+                // Try again at the next flush; go on with the others.
                 if let Some(c) = self.cursors().get_mut(&name) {
                     c.dirty = true;
                 }
-                return Err(LedgerError::io(format!("save cursor {}", path.display()), e));
+                first_error.get_or_insert(LedgerError::io(format!("save cursor {}", path.display()), e));
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     pub fn segments_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Segment>>> {
@@ -842,6 +843,7 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
         next_entry_id: p.entries,
         max_ts: p.max_timestamp_ms,
         last_point_pos: p.points.last().map_or(0, |pt| pt.position),
+        last_append_ms: p.last_append_ms,
         points: Vec::new(),
         mark: writer::Mark {
             write_pos: p.data_len,
@@ -870,12 +872,17 @@ fn load_start_floor(dir: &Path, backend: &dyn Backend) -> u64 {
     u64::from_le_bytes(value)
 }
 
-/// Whether the file at `path` has no header at all (zeros or too short).
+/// Whether the segment at `path` holds nothing but a header that never
+/// became durable: its header is invalid (checked by the caller) and no entry
+/// follows it. A header is written once, at creation, before any entry.
 fn header_is_blank(backend: &dyn Backend, path: &Path) -> bool {
+    let span = SEGMENT_HEADER_LEN + format::ENTRY_HEADER_LEN;
     match backend.open(path) {
         Ok(file) => {
-            file.capacity() < SEGMENT_HEADER_LEN as u64
-                || file.read(0, SEGMENT_HEADER_LEN).is_ok_and(|b| b.iter().all(|x| *x == 0))
+            file.capacity() < span as u64
+                || file
+                    .read(SEGMENT_HEADER_LEN as u64, format::ENTRY_HEADER_LEN)
+                    .is_ok_and(|b| b.iter().all(|x| *x == 0))
         }
         Err(_) => false,
     }

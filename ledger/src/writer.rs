@@ -64,6 +64,8 @@ pub(crate) struct Writer {
     pub next_entry_id: u64,
     pub max_ts: i64,
     pub last_point_pos: u64,
+    /// Publish time of the last entry staged, Unix ms.
+    pub last_append_ms: i64,
     /// Index points staged but not yet written.
     pub points: Vec<IndexPoint>,
     /// The state after the last successful write, restored if a write fails.
@@ -105,6 +107,7 @@ struct Published {
     end_offset: u64,
     entries: u64,
     max_ts: i64,
+    last_append_ms: i64,
 }
 
 impl Writer {
@@ -118,6 +121,7 @@ impl Writer {
             end_offset: self.next_offset,
             entries: self.next_entry_id,
             max_ts: self.max_ts,
+            last_append_ms: self.last_append_ms,
         }
     }
 
@@ -334,6 +338,7 @@ impl Writer {
             });
             self.next_offset = meta.next_offset();
             self.next_entry_id += 1;
+            self.last_append_ms = publish_time_ms;
         }
         Ok(out)
     }
@@ -477,7 +482,7 @@ fn publish(shared: &Shared, segment: &Segment, state: Published) {
         p.end_offset = p.end_offset.max(state.end_offset);
         p.entries = p.entries.max(state.entries);
         p.max_timestamp_ms = p.max_timestamp_ms.max(state.max_ts);
-        p.last_append_ms = now_ms();
+        p.last_append_ms = p.last_append_ms.max(state.last_append_ms);
     });
     shared.end.send_if_modified(|end| {
         let advanced = state.end_offset > *end;

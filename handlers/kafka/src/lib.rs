@@ -42,8 +42,15 @@ impl ProtocolError {
 }
 
 /// The keys this handler reads from broker.conf.
-pub const CONFIG_KEYS: &[&str] =
-    &["kafkaListeners", "kafkaAdvertisedListeners", "kafkaProtocolMap", "kafkaMaxRequestBytes"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "kafkaListeners",
+    "kafkaAdvertisedListeners",
+    "kafkaProtocolMap",
+    "kafkaMaxRequestBytes",
+    "kafkaTenant",
+    "kafkaNamespace",
+    "entryFormat",
+];
 
 /// Kafka's own default for `socket.request.max.bytes`.
 const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;

@@ -44,7 +44,7 @@ pub struct Policies {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_time_in_minutes: Option<i64>,
     /// Keep at most this much data (-1: no limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "retentionSizeInMB")]
     pub retention_size_in_mb: Option<i64>,
     /// Acknowledge messages older than this for every cursor (0: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +198,10 @@ impl Topics {
         }
         if self.get_json::<serde_json::Value>(namespace_key(&name.namespace_path())).await?.is_none() {
             return Err(TopicError::NamespaceNotFound(name.namespace_path()));
+        }
+        if name.partition().is_some() && self.record(&name.base()).await?.is_some_and(|r| r.partitions > 0) {
+            // It would share its ledger with a partition of that topic.
+            return Err(TopicError::AlreadyExists(name.to_string()));
         }
         let record = TopicRecord { partitions, created_ms: now_ms(), policies: Policies::default() };
         let bytes =
@@ -398,6 +402,21 @@ impl Topics {
             )));
         }
         Ok(())
+    }
+
+    /// Every stored partition (or non-partitioned topic) of every namespace.
+    pub async fn all_partitions(&self) -> Result<Vec<TopicName>, TopicError> {
+        let store = Arc::clone(&self.store);
+        let keys = blocking(move || store.list("/admin/topics/")).await??;
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(path) = key.strip_prefix("/admin/topics/") else { continue };
+            let Ok(name) = TopicName::parse(&format!("persistent://{path}")) else { continue };
+            if let Some(record) = self.record(&name).await? {
+                out.extend(Self::partition_names(&name, &record));
+            }
+        }
+        Ok(out)
     }
 
     /// Every ledger opened so far.

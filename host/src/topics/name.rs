@@ -29,7 +29,9 @@ pub struct InvalidName {
 }
 
 fn valid_segment(s: &str) -> bool {
-    !s.is_empty()
+    s != "."
+        && s != ".."
+        && !s.is_empty()
         && s.len() <= 255
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | ':'))
 }
@@ -59,7 +61,12 @@ impl TopicName {
         if !valid_segment(namespace) {
             return Err(invalid("the namespace must be 1-255 characters among letters, digits and - _ . = :"));
         }
-        if local.is_empty() || local.len() > 255 || local.chars().any(|c| c.is_control() || c == '/') {
+        if local.is_empty()
+            || local == "."
+            || local == ".."
+            || local.len() > 255
+            || local.chars().any(|c| c.is_control() || c == '/')
+        {
             return Err(invalid("the topic must be 1-255 characters, without '/' or control characters"));
         }
         Ok(Self { tenant: tenant.to_owned(), namespace: namespace.to_owned(), local: local.to_owned() })
@@ -135,7 +142,18 @@ mod tests {
 
     #[test]
     fn invalid_names_say_why() {
-        for bad in ["", "a/b", "persistent://a/b", "non-persistent://a/b/c", "http://a/b/c", "a/b c/d", "a/b/c/d"] {
+        for bad in [
+            "",
+            "..",
+            "a/b/..",
+            "a/../b",
+            "a/b",
+            "persistent://a/b",
+            "non-persistent://a/b/c",
+            "http://a/b/c",
+            "a/b c/d",
+            "a/b/c/d",
+        ] {
             let e = TopicName::parse(bad).expect_err(bad);
             assert!(!e.reason.is_empty(), "{bad}");
         }

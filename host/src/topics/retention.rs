@@ -109,10 +109,21 @@ pub fn enforce(ledger: &ManagedLedger, policy: RetentionPolicy, now_ms: i64) -> 
 }
 
 impl Topics {
-    /// One retention pass over every open ledger.
+    /// One retention pass over every partition of every topic (ledgers not
+    /// used since start-up are opened for it).
     pub async fn enforce_retention(&self) {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        match self.all_partitions().await {
+            Ok(partitions) => {
+                for partition in partitions {
+                    if let Err(e) = self.ledger(&partition, false).await {
+                        tracing::warn!(topic = %partition, error = %e, "retention skips a topic it cannot open");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "retention cannot list topics"),
+        }
         for ledger in self.open_ledgers() {
             let Ok(partition) = TopicName::parse(ledger.name()) else { continue };
             let base = partition.base();
