@@ -100,12 +100,14 @@ impl EntryMeta {
     }
 }
 
-/// Writes the header of an entry with `payload` into `out` (48 bytes) and
-/// returns the CRC stored in it.
-pub fn encode_entry_header(meta: &EntryMeta, payload: &[u8], out: &mut Vec<u8>) -> u32 {
+/// Writes the header of an entry whose payload is `payload_len` bytes with
+/// CRC32C `payload_crc` into `out` (48 bytes); returns the CRC stored in it.
+/// The stored CRC is that of header bytes 12..48 followed by the payload,
+/// combined from the two parts so the payload is not read again here.
+pub fn encode_entry_header_with_crc(meta: &EntryMeta, payload_len: usize, payload_crc: u32, out: &mut Vec<u8>) -> u32 {
     let start = out.len();
     out.put_u32_le(ENTRY_MAGIC);
-    out.put_u32_le(payload.len() as u32);
+    out.put_u32_le(payload_len as u32);
     out.put_u32_le(0); // CRC, filled below
     out.put_u16_le(meta.format);
     out.put_u16_le(meta.flags);
@@ -114,9 +116,16 @@ pub fn encode_entry_header(meta: &EntryMeta, payload: &[u8], out: &mut Vec<u8>) 
     out.put_u32_le(0); // reserved
     out.put_i64_le(meta.publish_time_ms);
     out.put_i64_le(meta.max_timestamp_ms);
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start + 12..start + ENTRY_HEADER_LEN]), payload);
+    let head = crc32c::crc32c(&out[start + 12..start + ENTRY_HEADER_LEN]);
+    let crc = crc32c::crc32c_combine(head, payload_crc, payload_len);
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     crc
+}
+
+/// Writes the header of an entry with `payload` into `out` (48 bytes) and
+/// returns the CRC stored in it.
+pub fn encode_entry_header(meta: &EntryMeta, payload: &[u8], out: &mut Vec<u8>) -> u32 {
+    encode_entry_header_with_crc(meta, payload.len(), crc32c::crc32c(payload), out)
 }
 
 /// A decoded entry header.
@@ -285,6 +294,9 @@ mod tests {
         encode_entry_header(&meta, b"payload", &mut out);
         let header = EntryHeader::decode(&out).expect("header");
         assert_eq!(header.meta, meta);
+        // The stored CRC is the one over header bytes 12..48 and the payload.
+        let direct = crc32c::crc32c_append(crc32c::crc32c(&out[12..48]), b"payload");
+        assert_eq!(header.crc, direct);
         assert!(header.verify(&out, b"payload"));
         assert!(!header.verify(&out, b"paylaad"));
     }

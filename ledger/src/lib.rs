@@ -285,8 +285,12 @@ impl ManagedLedger {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let entries = entries.into_iter().map(|e| {
+            let crc = crc32c::crc32c(&e.payload);
+            (e, crc)
+        });
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Append { entries, durable, reply }).await?;
+        self.send(Command::Append { entries: entries.collect(), durable, reply }).await?;
         rx.await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?
     }
 

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    format::{encode_entry_header, EntryMeta, IndexPoint, SegmentHeader, ENTRY_HEADER_LEN, SEGMENT_HEADER_LEN},
+    format::{
+        encode_entry_header_with_crc, EntryMeta, IndexPoint, SegmentHeader, ENTRY_HEADER_LEN, SEGMENT_HEADER_LEN,
+    },
     now_ms,
     segment::{index_path, Segment},
     LedgerError, Shared, SyncPolicy,
@@ -49,9 +51,19 @@ pub struct Appended {
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Appended>, LedgerError>>;
 
 pub(crate) enum Command {
-    Append { entries: Vec<NewEntry>, durable: bool, reply: Reply },
-    Roll { reply: oneshot::Sender<Result<(), LedgerError>> },
-    Close { reply: oneshot::Sender<()> },
+    /// Entries with the CRC32C of each payload, computed by the caller so the
+    /// single writer does not read every payload byte.
+    Append {
+        entries: Vec<(NewEntry, u32)>,
+        durable: bool,
+        reply: Reply,
+    },
+    Roll {
+        reply: oneshot::Sender<Result<(), LedgerError>>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The tail state, owned by the writer.
@@ -276,14 +288,14 @@ impl Writer {
     /// appends.
     fn stage(
         &mut self,
-        entries: &[NewEntry],
+        entries: &[(NewEntry, u32)],
         staged: &mut Staged,
         pending: &mut Waiting,
         written: &mut Waiting,
     ) -> Result<Vec<Appended>, LedgerError> {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
-        for e in entries {
+        for (e, _) in entries {
             if e.count == 0 {
                 return Err(LedgerError::InvalidEntry("an entry holds at least one message".into()));
             }
@@ -297,7 +309,7 @@ impl Writer {
         }
         let mut out = Vec::with_capacity(entries.len());
         let publish_time_ms = now_ms();
-        for e in entries {
+        for (e, payload_crc) in entries {
             let needed = (ENTRY_HEADER_LEN + e.payload.len()) as u64;
             let end = staged.start + staged.buf.len() as u64;
             let aged = self.next_entry_id > 0
@@ -318,7 +330,7 @@ impl Writer {
                 publish_time_ms,
                 max_timestamp_ms: if e.max_timestamp_ms < 0 { publish_time_ms } else { e.max_timestamp_ms },
             };
-            encode_entry_header(&meta, &e.payload, &mut staged.buf);
+            encode_entry_header_with_crc(&meta, e.payload.len(), *payload_crc, &mut staged.buf);
             staged.buf.extend_from_slice(&e.payload);
             self.max_ts = self.max_ts.max(meta.max_timestamp_ms);
             if self.next_entry_id == 0 || pos - self.last_point_pos >= config.index_interval_bytes {
@@ -545,7 +557,7 @@ fn batch_bytes(batch: &[Command]) -> u64 {
         .iter()
         .map(|c| match c {
             Command::Append { entries, .. } => {
-                entries.iter().map(|e| e.payload.len() as u64 + ENTRY_HEADER_LEN as u64).sum()
+                entries.iter().map(|(e, _)| e.payload.len() as u64 + ENTRY_HEADER_LEN as u64).sum()
             }
             _ => 0,
         })

@@ -18,7 +18,7 @@ use std::{
     task::Poll,
 };
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{stream::FuturesOrdered, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use polyport_handler_api::{ErrorKind, HandlerError, Host};
@@ -171,8 +171,18 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_request: usize) ->
             return Err(HandlerError::new(ErrorKind::PROTOCOL, format!("invalid request size {size}")));
         }
     };
-    let mut frame = BytesMut::zeroed(size);
-    reader.read_exact(&mut frame).await?;
+    let mut frame = BytesMut::with_capacity(size);
+    // read_buf fills the spare capacity without zeroing it first.
+    while frame.len() < size {
+        let remaining = size - frame.len();
+        let mut limited = (&mut frame).limit(remaining);
+        if reader.read_buf(&mut limited).await? == 0 {
+            return Err(HandlerError::new(
+                ErrorKind::PROTOCOL,
+                format!("connection closed inside a {size}-byte request"),
+            ));
+        }
+    }
     Ok(Some(frame.freeze()))
 }
 
