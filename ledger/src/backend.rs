@@ -128,11 +128,21 @@ impl Backend for FsBackend {
 /// A segment on disk. Writes go through `pwrite`; reads slice one read-only
 /// shared mapping of the whole capacity, which the page cache keeps coherent
 /// with the writes (Linux), so a read hands out bytes without copying them.
+///
+/// Pages a read touched stay mapped, and count in the process's resident
+/// memory, until released: every [`RELEASE_EVERY`] bytes read, the mapping's
+/// pages are dropped from the page tables (`MADV_DONTNEED`). For a shared
+/// file mapping that frees no data: a later access maps the page again from
+/// the page cache. Resident memory so stays bounded whatever is read.
 struct FsSegment {
     file: File,
     map: Arc<Mmap>,
     capacity: u64,
+    read_since_release: std::sync::atomic::AtomicU64,
 }
+
+/// Bytes read from one segment between two releases of its mapped pages.
+const RELEASE_EVERY: u64 = 64 << 20;
 
 impl FsSegment {
     fn map(file: File) -> io::Result<Self> {
@@ -143,7 +153,18 @@ impl FsSegment {
         // the file for an instant, during recovery, before any reader exists,
         // and only past the data; it restores the length at once.
         let map = unsafe { MmapOptions::new().len(usize::try_from(capacity).unwrap_or(usize::MAX)).map(&file)? };
-        Ok(Self { file, map: Arc::new(map), capacity })
+        Ok(Self { file, map: Arc::new(map), capacity, read_since_release: std::sync::atomic::AtomicU64::new(0) })
+    }
+
+    fn account(&self, len: usize) {
+        use std::sync::atomic::Ordering;
+        let total = self.read_since_release.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
+        if total >= RELEASE_EVERY && self.read_since_release.swap(0, Ordering::Relaxed) >= RELEASE_EVERY {
+            // SAFETY: DONTNEED on a shared, file-backed mapping only drops page
+            // table entries; readers still holding slices fault the same
+            // bytes back in from the page cache.
+            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, self.map.len()) };
+        }
     }
 }
 
@@ -182,6 +203,7 @@ impl SegmentFile for FsSegment {
             return Err(out_of_bounds(pos, len, self.capacity));
         };
         let end = usize::try_from(end).map_err(|_| out_of_bounds(pos, len, self.capacity))?;
+        self.account(len);
         Ok(Bytes::from_owner(MapSlice { map: Arc::clone(&self.map), start, end }))
     }
 

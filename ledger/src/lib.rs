@@ -918,7 +918,7 @@ fn verify_tail(name: &str, segment: &Segment, p: &Published) -> Result<(), Ledge
     let (mut next, mut entry_id) = (point.offset, point.entry_id);
     let mut entries = segment.entries_from(name, point.position, point.entry_id, p.data_len)?;
     loop {
-        let position = entries.position();
+        let position = entries.file_position();
         let Some(entry) = entries.next() else { break };
         let entry = entry?;
         if entry.meta.base_offset != next {
@@ -932,7 +932,7 @@ fn verify_tail(name: &str, segment: &Segment, p: &Published) -> Result<(), Ledge
         next = entry.meta.next_offset();
         entry_id = entry.entry_id + 1;
     }
-    let pos = entries.position();
+    let pos = entries.file_position();
     if pos != p.data_len || next != p.end_offset || entry_id != p.entries {
         return Err(LedgerError::Corrupt {
             ledger: name.to_owned(),

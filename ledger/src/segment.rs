@@ -143,12 +143,27 @@ impl Segment {
         };
         let capacity = file.capacity();
         let mut last_point_pos = 0u64;
+        // Read by windows: one mapping per window, not two per entry.
+        let (mut window, mut window_pos) = (Bytes::new(), p.data_len);
+        let fetch = |pos: u64, need: usize, window: &mut Bytes, window_pos: &mut u64| -> Option<()> {
+            let have = (*window_pos..*window_pos + window.len() as u64).contains(&pos)
+                && *window_pos + window.len() as u64 >= pos + need as u64;
+            if !have {
+                let len = (capacity - pos).min(WINDOW.max(need as u64)) as usize;
+                *window = file.read(pos, len).ok()?;
+                *window_pos = pos;
+            }
+            Some(())
+        };
         loop {
             let pos = p.data_len;
-            if pos + ENTRY_HEADER_LEN as u64 > capacity {
+            if pos + ENTRY_HEADER_LEN as u64 > capacity
+                || fetch(pos, ENTRY_HEADER_LEN, &mut window, &mut window_pos).is_none()
+            {
                 return Scan { published: p, garbage_at: None };
             }
-            let Ok(head) = file.read(pos, ENTRY_HEADER_LEN) else { return Scan { published: p, garbage_at: None } };
+            let at = (pos - window_pos) as usize;
+            let head = window.slice(at..at + ENTRY_HEADER_LEN);
             let garbage = |why: &str| if head.iter().all(|b| *b == 0) { None } else { Some((pos, why.to_owned())) };
             let Some(h) = EntryHeader::decode(&head) else {
                 return Scan { garbage_at: garbage("no entry header"), published: p };
@@ -156,10 +171,12 @@ impl Segment {
             if pos + h.total_len() as u64 > capacity {
                 return Scan { garbage_at: garbage("entry runs past the end of the file"), published: p };
             }
-            let Ok(payload) = file.read(pos + ENTRY_HEADER_LEN as u64, h.payload_len as usize) else {
+            if fetch(pos, h.total_len(), &mut window, &mut window_pos).is_none() {
                 return Scan { garbage_at: garbage("unreadable payload"), published: p };
-            };
-            if !h.verify(&head, &payload) {
+            }
+            let at = (pos - window_pos) as usize;
+            let payload = window.slice(at + ENTRY_HEADER_LEN..at + h.total_len());
+            if !h.verify(&window[at..at + ENTRY_HEADER_LEN], &payload) {
                 return Scan { garbage_at: garbage("CRC mismatch"), published: p };
             }
             if h.meta.base_offset != p.end_offset || h.meta.count == 0 {
@@ -214,8 +231,8 @@ impl Segment {
     }
 
     /// The entries from `pos` (entry `entry_id`) to `data_len`, each CRC-checked.
-    /// One read covers the whole range, so iterating allocates nothing per
-    /// entry: payloads are slices of the same shared buffer (the mmap).
+    /// Reads go by windows of at least [`WINDOW`] bytes, so iterating
+    /// allocates nothing per entry: payloads are slices of a shared window.
     pub fn entries_from<'a>(
         &'a self,
         ledger: &'a str,
@@ -223,10 +240,7 @@ impl Segment {
         entry_id: u64,
         data_len: u64,
     ) -> Result<EntryIter<'a>, LedgerError> {
-        let len = usize::try_from(data_len.saturating_sub(pos)).unwrap_or(0);
-        let window =
-            self.file.read(pos, len).map_err(|e| LedgerError::io(format!("read {}", self.path.display()), e))?;
-        Ok(EntryIter { segment: self, ledger, window, base: pos, at: 0, entry_id })
+        Ok(EntryIter { segment: self, ledger, window: Bytes::new(), base: pos, at: 0, entry_id, data_len })
     }
 
     /// The index point to start scanning from for `offset` (the last point at or before it).
@@ -250,29 +264,68 @@ impl Segment {
     }
 }
 
-/// Iterates a segment's entries over one shared window; see [`Segment::entries_from`].
+/// Bytes read at once by [`EntryIter`] (more when an entry is larger).
+pub(crate) const WINDOW: u64 = 1 << 20;
+
+/// Iterates a segment's entries over shared windows; see [`Segment::entries_from`].
 pub(crate) struct EntryIter<'a> {
     segment: &'a Segment,
     ledger: &'a str,
+    /// The bytes from `base` on that are read.
     window: Bytes,
     base: u64,
+    /// Position of the next entry within `window`.
     at: usize,
     entry_id: u64,
+    data_len: u64,
 }
 
 impl EntryIter<'_> {
     /// The file position of the next entry.
-    pub fn position(&self) -> u64 {
+    pub fn file_position(&self) -> u64 {
         self.base + self.at as u64
+    }
+
+    /// Makes sure `need` bytes from the next entry are in the window, reading
+    /// a new window there if not; false if the data ends first.
+    fn ensure(&mut self, need: usize) -> Result<bool, LedgerError> {
+        if self.window.len() - self.at >= need {
+            return Ok(true);
+        }
+        let pos = self.file_position();
+        let available = self.data_len.saturating_sub(pos);
+        if available < need as u64 {
+            return Ok(false);
+        }
+        let len = available.min(WINDOW.max(need as u64)) as usize;
+        let path = &self.segment.path;
+        self.window =
+            self.segment.file.read(pos, len).map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?;
+        self.base = pos;
+        self.at = 0;
+        Ok(true)
     }
 
     fn corrupt(&self, reason: String) -> LedgerError {
         LedgerError::Corrupt {
             ledger: self.ledger.to_owned(),
             file: self.segment.path.clone(),
-            position: self.position(),
+            position: self.file_position(),
             reason,
         }
+    }
+}
+
+impl EntryIter<'_> {
+    /// Ends the iteration with a corruption error at the current position.
+    fn stop(&mut self, reason: String) -> Option<Result<Entry, LedgerError>> {
+        let e = self.corrupt(reason);
+        self.fail(e)
+    }
+
+    fn fail(&mut self, e: LedgerError) -> Option<Result<Entry, LedgerError>> {
+        self.data_len = self.file_position();
+        Some(Err(e))
     }
 }
 
@@ -280,26 +333,26 @@ impl Iterator for EntryIter<'_> {
     type Item = Result<Entry, LedgerError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.window.len() - self.at;
-        if rest == 0 {
+        if self.file_position() >= self.data_len {
             return None;
         }
-        let head = &self.window[self.at..];
-        let Some(h) = EntryHeader::decode(head) else {
-            let e = self.corrupt(format!("no entry header for entry {}", self.entry_id));
-            self.at = self.window.len();
-            return Some(Err(e));
-        };
-        if h.total_len() > rest {
-            let e = self.corrupt(format!("entry {} runs past the end of the data", self.entry_id));
-            self.at = self.window.len();
-            return Some(Err(e));
+        match self.ensure(ENTRY_HEADER_LEN) {
+            Ok(true) => {}
+            Ok(false) => return self.stop(format!("entry {} header runs past the end of the data", self.entry_id)),
+            Err(e) => return self.fail(e),
         }
+        let Some(h) = EntryHeader::decode(&self.window[self.at..]) else {
+            return self.stop(format!("no entry header for entry {}", self.entry_id));
+        };
+        match self.ensure(h.total_len()) {
+            Ok(true) => {}
+            Ok(false) => return self.stop(format!("entry {} runs past the end of the data", self.entry_id)),
+            Err(e) => return self.fail(e),
+        }
+        let head = &self.window[self.at..];
         let payload = self.window.slice(self.at + ENTRY_HEADER_LEN..self.at + h.total_len());
         if !h.verify(head, &payload) {
-            let e = self.corrupt(format!("CRC mismatch in entry {}", self.entry_id));
-            self.at = self.window.len();
-            return Some(Err(e));
+            return self.stop(format!("CRC mismatch in entry {}", self.entry_id));
         }
         let entry = Entry { ledger_id: self.segment.header.ledger_id, entry_id: self.entry_id, meta: h.meta, payload };
         self.at += h.total_len();
