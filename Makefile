@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger clean
+.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger bench-kafka clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -44,7 +44,11 @@ test: build-debug $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/python
 
 ## Benchmarks (not part of the tests): see docs/benchmarks.md.
-bench: bench-boundary bench-ledger
+bench: bench-boundary bench-ledger bench-kafka
+
+## Kafka produce/consume with rdkafka_performance next to the machine's limits (../shared/bench).
+bench-kafka:
+	bash benches/kafka.sh
 
 ## Managed ledger: appends per sync policy vs raw disk writes, reads vs memcpy.
 bench-ledger:

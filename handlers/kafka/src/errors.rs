@@ -32,6 +32,10 @@ pub const INVALID_REQUEST: i16 = 42;
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 /// Disk error when trying to access log file on the disk.
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// The leader epoch in the request is newer than the epoch on the broker.
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+/// This endpoint type is not supported yet.
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
 /// The Kafka error for a host service error.
 pub fn from_handler(e: &HandlerError) -> i16 {

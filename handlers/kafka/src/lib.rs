@@ -5,6 +5,7 @@
 //! its own module under [`apis`].
 
 pub mod apis;
+pub mod configs;
 pub mod connection;
 pub mod errors;
 pub mod listeners;
@@ -78,8 +79,12 @@ impl KafkaService {
                 "a number of bytes, at least 1024",
             ));
         }
-        let broker =
-            BrokerInfo { node_id: 0, cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned() };
+        let broker = BrokerInfo {
+            node_id: 0,
+            cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned(),
+            // The host checks the value (true or false) and defaults to true.
+            auto_create_topics: config.get("allowAutoTopicCreation") != Some("false"),
+        };
         let tenant = config.get("kafkaTenant").unwrap_or("public");
         let namespace = config.get("kafkaNamespace").unwrap_or("default");
         let valid =

@@ -2,13 +2,20 @@
 //! the versions it implements beside its code; ApiVersions is derived from
 //! [`SUPPORTED`], so nothing is advertised that is not served.
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 
 use std::{future::Future, sync::Arc};
@@ -31,7 +38,14 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ApiVersions, api_versions::VERSIONS),
     (ApiKey::CreateTopics, create_topics::VERSIONS),
     (ApiKey::DeleteTopics, delete_topics::VERSIONS),
+    (ApiKey::DeleteRecords, delete_records::VERSIONS),
     (ApiKey::InitProducerId, init_producer_id::VERSIONS),
+    (ApiKey::OffsetForLeaderEpoch, offset_for_leader_epoch::VERSIONS),
+    (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
+    (ApiKey::AlterConfigs, alter_configs::VERSIONS),
+    (ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    (ApiKey::IncrementalAlterConfigs, incremental_alter_configs::VERSIONS),
+    (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -49,6 +63,8 @@ pub struct BrokerInfo {
     pub node_id: i32,
     /// The cluster id reported in Metadata (`clusterName`).
     pub cluster_id: String,
+    /// Whether the host creates missing topics on first use (`allowAutoTopicCreation`).
+    pub auto_create_topics: bool,
 }
 
 /// What an API implementation gets besides its request.
@@ -94,7 +110,14 @@ pub async fn dispatch(
         ApiKey::ListOffsets => call(&ctx, frame, list_offsets::handle).await,
         ApiKey::CreateTopics => call(&ctx, frame, create_topics::handle).await,
         ApiKey::DeleteTopics => call(&ctx, frame, delete_topics::handle).await,
+        ApiKey::DeleteRecords => call(&ctx, frame, delete_records::handle).await,
         ApiKey::InitProducerId => call(&ctx, frame, |c, r| std::future::ready(init_producer_id::handle(c, r))).await,
+        ApiKey::OffsetForLeaderEpoch => call(&ctx, frame, offset_for_leader_epoch::handle).await,
+        ApiKey::DescribeConfigs => call(&ctx, frame, describe_configs::handle).await,
+        ApiKey::AlterConfigs => call(&ctx, frame, alter_configs::handle).await,
+        ApiKey::CreatePartitions => call(&ctx, frame, create_partitions::handle).await,
+        ApiKey::IncrementalAlterConfigs => call(&ctx, frame, incremental_alter_configs::handle).await,
+        ApiKey::DescribeCluster => call(&ctx, frame, |c, r| std::future::ready(describe_cluster::handle(c, r))).await,
         other => Err(ProtocolError::Decode(format!("{other:?} is listed as supported but has no dispatch arm"))),
     }
 }
@@ -146,9 +169,10 @@ pub fn unsupported_response(correlation_id: i32) -> BytesMut {
 #[cfg(test)]
 mod tests {
     use futures_util::FutureExt;
-    use kafka_protocol::messages::*;
+    use kafka_protocol::{messages::*, protocol::StrBytes};
 
     use super::*;
+    use crate::errors;
 
     fn listener() -> Arc<KafkaListener> {
         Arc::new(KafkaListener {
@@ -174,6 +198,117 @@ mod tests {
         R::decode(out, version).expect("decode");
     }
 
+    /// Sends `body` through `dispatch` (no host) and decodes the response.
+    fn round_trip<Req: Encodable + HeaderVersion, Resp: Decodable>(key: ApiKey, version: i16, body: &Req) -> Resp {
+        let shared = Arc::new(Shared::for_tests());
+        let out = dispatch(key, version, request(key, version, body), shared, listener())
+            .now_or_never()
+            .expect("completes without a host")
+            .expect("dispatch")
+            .expect("a response");
+        let mut out = out.freeze();
+        let _size = bytes::Buf::get_i32(&mut out);
+        ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
+        let response = Resp::decode(&mut out, version).expect("decode");
+        assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");
+        response
+    }
+
+    /// Responses with content encode at every version: the fields of later
+    /// versions (config types, documentation, endpoint type) only where they exist.
+    #[test]
+    fn populated_responses_encode_at_every_version() {
+        use describe_configs_request::DescribeConfigsResource;
+        let s = StrBytes::from_static_str;
+        for version in describe_configs::VERSIONS.min..=describe_configs::VERSIONS.max {
+            let resources = vec![
+                DescribeConfigsResource::default().with_resource_type(4).with_resource_name(s("0")),
+                DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(s(""))
+                    .with_configuration_keys(Some(vec![s("message.max.bytes"), s("no.such.key")])),
+                DescribeConfigsResource::default().with_resource_type(4).with_resource_name(s("1")),
+                DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s("t")),
+                DescribeConfigsResource::default().with_resource_type(3).with_resource_name(s("g")),
+            ];
+            let request = DescribeConfigsRequest::default()
+                .with_resources(resources)
+                .with_include_synonyms(true)
+                .with_include_documentation(version >= 3);
+            let r: DescribeConfigsResponse = round_trip(ApiKey::DescribeConfigs, version, &request);
+            let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+            assert_eq!(codes, [0, 0, 42, 56, 42], "v{version}");
+            let names: Vec<&str> = r.results[0].configs.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(
+                names,
+                ["message.max.bytes", "num.partitions", "default.replication.factor", "auto.create.topics.enable"]
+            );
+            let max = &r.results[1].configs;
+            assert_eq!(max.len(), 1);
+            assert_eq!(max[0].value.as_deref(), Some("1048576"));
+            assert!(max[0].read_only);
+            assert_eq!(max[0].synonyms.len(), 1);
+            if version >= 3 {
+                assert_eq!(max[0].config_type, 3, "INT");
+                assert!(max[0].documentation.as_deref().is_some_and(|d| d.contains("maxMessageSize")));
+            }
+        }
+        for version in describe_cluster::VERSIONS.min..=describe_cluster::VERSIONS.max {
+            let r: DescribeClusterResponse =
+                round_trip(ApiKey::DescribeCluster, version, &DescribeClusterRequest::default());
+            assert_eq!((r.error_code, r.cluster_id.as_str(), r.controller_id.0), (0, "test", 0));
+            assert_eq!(r.brokers.len(), 1);
+            assert_eq!((r.brokers[0].host.as_str(), r.brokers[0].port), ("h", 9092));
+            assert_eq!(r.endpoint_type, 1);
+        }
+        let controllers = DescribeClusterRequest::default().with_endpoint_type(2);
+        let r: DescribeClusterResponse = round_trip(ApiKey::DescribeCluster, 1, &controllers);
+        assert_eq!((r.error_code, r.endpoint_type, r.brokers.len()), (errors::UNSUPPORTED_ENDPOINT_TYPE, 2, 0));
+        for version in alter_configs::VERSIONS.min..=alter_configs::VERSIONS.max {
+            let request = AlterConfigsRequest::default().with_resources(vec![
+                alter_configs_request::AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("0")),
+                alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t"))
+                    .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("-2")))]),
+            ]);
+            let r: AlterConfigsResponse = round_trip(ApiKey::AlterConfigs, version, &request);
+            let codes: Vec<i16> = r.responses.iter().map(|r| r.error_code).collect();
+            assert_eq!(codes, [errors::INVALID_REQUEST, errors::INVALID_CONFIG]);
+            assert!(r.responses[0].error_message.as_deref().is_some_and(|m| m.contains("broker.conf")));
+        }
+        for version in incremental_alter_configs::VERSIONS.min..=incremental_alter_configs::VERSIONS.max {
+            use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+            let config = |name, op| AlterableConfig::default().with_name(s(name)).with_config_operation(op);
+            let resource = |configs| {
+                AlterConfigsResource::default().with_resource_type(2).with_resource_name(s("t")).with_configs(configs)
+            };
+            let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+                resource(vec![config("retention.ms", 2)]),
+                resource(vec![config("segment.ms", 0)]),
+                resource(vec![config("retention.ms", 1), config("retention.ms", 1)]),
+            ]);
+            let r: IncrementalAlterConfigsResponse = round_trip(ApiKey::IncrementalAlterConfigs, version, &request);
+            let codes: Vec<i16> = r.responses.iter().map(|r| r.error_code).collect();
+            assert_eq!(codes, [errors::INVALID_REQUEST, errors::INVALID_CONFIG, errors::INVALID_REQUEST]);
+        }
+        for version in create_partitions::VERSIONS.min..=create_partitions::VERSIONS.max {
+            use create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+            let topic = |name| CreatePartitionsTopic::default().with_name(TopicName(s(name))).with_count(3);
+            let request = CreatePartitionsRequest::default().with_topics(vec![
+                topic("a").with_assignments(Some(vec![CreatePartitionsAssignment::default()])),
+                topic("b"),
+                topic("b"),
+                topic("c"),
+            ]);
+            let r: CreatePartitionsResponse = round_trip(ApiKey::CreatePartitions, version, &request);
+            let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+            assert_eq!(codes, [42, 42, 42, 56]);
+        }
+    }
+
     /// Every advertised (key, version) is dispatched and answers with a
     /// response that decodes at that version, even without a host.
     #[test]
@@ -190,6 +325,15 @@ mod tests {
                     ApiKey::CreateTopics => request(key, version, &CreateTopicsRequest::default()),
                     ApiKey::DeleteTopics => request(key, version, &DeleteTopicsRequest::default()),
                     ApiKey::InitProducerId => request(key, version, &InitProducerIdRequest::default()),
+                    ApiKey::DeleteRecords => request(key, version, &DeleteRecordsRequest::default()),
+                    ApiKey::OffsetForLeaderEpoch => request(key, version, &OffsetForLeaderEpochRequest::default()),
+                    ApiKey::DescribeConfigs => request(key, version, &DescribeConfigsRequest::default()),
+                    ApiKey::AlterConfigs => request(key, version, &AlterConfigsRequest::default()),
+                    ApiKey::CreatePartitions => request(key, version, &CreatePartitionsRequest::default()),
+                    ApiKey::IncrementalAlterConfigs => {
+                        request(key, version, &IncrementalAlterConfigsRequest::default())
+                    }
+                    ApiKey::DescribeCluster => request(key, version, &DescribeClusterRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
                 let out = dispatch(key, version, frame, Arc::clone(&shared), listener())
@@ -210,6 +354,13 @@ mod tests {
                     ApiKey::CreateTopics => check::<CreateTopicsResponse>(&mut out, version),
                     ApiKey::DeleteTopics => check::<DeleteTopicsResponse>(&mut out, version),
                     ApiKey::InitProducerId => check::<InitProducerIdResponse>(&mut out, version),
+                    ApiKey::DeleteRecords => check::<DeleteRecordsResponse>(&mut out, version),
+                    ApiKey::OffsetForLeaderEpoch => check::<OffsetForLeaderEpochResponse>(&mut out, version),
+                    ApiKey::DescribeConfigs => check::<DescribeConfigsResponse>(&mut out, version),
+                    ApiKey::AlterConfigs => check::<AlterConfigsResponse>(&mut out, version),
+                    ApiKey::CreatePartitions => check::<CreatePartitionsResponse>(&mut out, version),
+                    ApiKey::IncrementalAlterConfigs => check::<IncrementalAlterConfigsResponse>(&mut out, version),
+                    ApiKey::DescribeCluster => check::<DescribeClusterResponse>(&mut out, version),
                     _ => unreachable!(),
                 }
                 assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");

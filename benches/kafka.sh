@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Kafka throughput with librdkafka's rdkafka_performance, next to this
+# machine's limits measured in the same run (../shared/bench: limits.sh for
+# loopback TCP, disk and memcpy; kafka_bench.sh for the produce/consume matrix).
+#
+#   make bench-kafka                  # builds in release, sets up the tools once
+#   PARTS="1" SIZES="1024" ACKS="1 -1" CODECS=none make bench-kafka   # a smaller matrix
+#
+# The broker runs from target/release with its own data directory under
+# target/bench-kafka (deleted afterwards) and the shipped conf/broker.conf,
+# except for the data directory and the log level. Not part of the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED="${SHARED_BENCH:-../shared/bench}"
+PERF_HOME="${PERF_HOME:-$HOME/.cache/kafka-bench}"
+export PERF_HOME
+[ -x "$PERF_HOME/bin/rdkafka_performance" ] || bash "$SHARED/setup.sh"
+make build
+WORK="$PWD/target/bench-kafka"
+rm -rf "$WORK" && mkdir -p "$WORK"
+POLYPORT_dataDirectory="$WORK/data" POLYPORT_logLevel=warn POLYPORT_kafkaListeners=PLAINTEXT://127.0.0.1:9092 \
+    ./target/release/broker --config conf/broker.conf > "$WORK/broker.log" 2>&1 &
+BROKER=$!
+trap 'kill -TERM $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$WORK/data"' EXIT
+for _ in $(seq 50); do grep -q "broker ready" "$WORK/broker.log" 2>/dev/null && break; sleep 0.1; done
+echo "# limits of this machine, measured now"
+bash "$SHARED/limits.sh" "$WORK" | grep -E "loopback|disk|memcpy|crc" || true
+echo "# Kafka matrix against target/release/broker (pid $BROKER)"
+bash "$SHARED/kafka_bench.sh" 127.0.0.1:9092 "$BROKER"
+echo "# broker memory at the end: $(grep -E 'VmHWM|VmRSS|RssAnon|RssFile' /proc/$BROKER/status | tr -s ' \n' ' ')"

@@ -1,0 +1,75 @@
+//! DeleteRecords (key 21).
+//!
+//! Versions: 0-2. Deletes every record of a partition below the given offset:
+//! the log start offset (low watermark) moves there at once and durably, so
+//! ListOffsets earliest and Fetch see it; whole segments below it are removed.
+//! Offset -1 means the high watermark (everything); an offset below the
+//! current start changes nothing; one above the high watermark, or another
+//! negative one, answers OFFSET_OUT_OF_RANGE. The response's low watermark is
+//! the partition's start after the deletion.
+//! Gaps: `timeout_ms` is not needed (the deletion is done when the response is
+//! sent) and is ignored.
+
+use kafka_protocol::{
+    messages::{
+        delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
+        DeleteRecordsRequest, DeleteRecordsResponse,
+    },
+    protocol::VersionRange,
+};
+use polyport_handler_api::Host;
+
+use super::RequestContext;
+use crate::{errors, topics::partition_name};
+
+/// Versions implemented.
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
+
+/// Offset -1: the high watermark.
+const HIGH_WATERMARK: i64 = -1;
+
+async fn delete(host: &Host, ledger: &str, offset: i64) -> Result<i64, i16> {
+    let error = |e: polyport_handler_api::HandlerError| errors::from_handler(&e);
+    let before = match offset {
+        HIGH_WATERMARK => host.log_range(ledger).await.map_err(error)?.end,
+        o => u64::try_from(o).map_err(|_| errors::OFFSET_OUT_OF_RANGE)?,
+    };
+    let range = host.delete_records(ledger, before).await.map_err(error)?;
+    tracing::debug!(%ledger, before, start = range.start, "records deleted");
+    Ok(range.start as i64)
+}
+
+/// Deletes records of every partition named.
+pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let mapper = &ctx.shared.topics;
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let pulsar = mapper.pulsar(topic.name.as_str());
+        let partitions = match (&pulsar, ctx.host()) {
+            (Err(code), _) => Err(*code),
+            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
+            (Ok(p), Some(host)) => mapper.partitions(host, p, false).await,
+        };
+        let mut out = Vec::new();
+        for p in topic.partitions {
+            let ledger = match (&pulsar, &partitions) {
+                (Ok(name), Ok(n)) => {
+                    partition_name(name, *n, p.partition_index).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)
+                }
+                (Err(code), _) | (_, Err(code)) => Err(*code),
+            };
+            let result = match (ledger, ctx.host()) {
+                (Ok(ledger), Some(host)) => delete(host, &ledger, p.offset).await,
+                (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
+                (Err(code), _) => Err(code),
+            };
+            let response = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            out.push(match result {
+                Ok(low_watermark) => response.with_low_watermark(low_watermark),
+                Err(code) => response.with_error_code(code).with_low_watermark(-1),
+            });
+        }
+        topics.push(DeleteRecordsTopicResult::default().with_name(topic.name).with_partitions(out));
+    }
+    DeleteRecordsResponse::default().with_topics(topics)
+}

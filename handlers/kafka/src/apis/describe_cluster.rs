@@ -1,0 +1,45 @@
+//! DescribeCluster (key 60).
+//!
+//! Versions: 0-1. The cluster id (`clusterName`), this broker as node 0 and
+//! the controller, at the advertised address of the listener the client
+//! connected on (no rack). v1's `endpoint_type` BROKERS (1) is echoed;
+//! CONTROLLERS (2) answers UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker does
+//! (there is no separate controller quorum to list).
+//! Gaps: `cluster_authorized_operations` is always "not provided"
+//! (i32::MIN), whether asked for or not, as there is no authorizer yet;
+//! v2 (fenced brokers) is not served.
+
+use kafka_protocol::{
+    messages::{
+        describe_cluster_response::DescribeClusterBroker, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+    },
+    protocol::{StrBytes, VersionRange},
+};
+
+use super::RequestContext;
+use crate::errors;
+
+/// Versions implemented.
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+
+const BROKERS: i8 = 1;
+
+/// Describes this single-broker cluster.
+pub fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let node = BrokerId(ctx.shared.broker.node_id);
+    // v0 has no endpoint type and means brokers (the default, 1).
+    let endpoint_type = if ctx.version >= 1 { request.endpoint_type } else { BROKERS };
+    let response = DescribeClusterResponse::default()
+        .with_endpoint_type(endpoint_type)
+        .with_cluster_id(StrBytes::from_string(ctx.shared.broker.cluster_id.clone()));
+    if endpoint_type != BROKERS {
+        return response.with_error_code(errors::UNSUPPORTED_ENDPOINT_TYPE).with_error_message(Some(
+            StrBytes::from_string(format!("endpoint type {endpoint_type}: a broker describes brokers (1) only")),
+        ));
+    }
+    response.with_controller_id(node).with_brokers(vec![DescribeClusterBroker::default()
+        .with_broker_id(node)
+        .with_host(StrBytes::from_string(ctx.listener.advertised_host.clone()))
+        .with_port(ctx.listener.advertised_port)
+        .with_rack(None)])
+}
