@@ -121,3 +121,55 @@ fn oversized_negative_and_malformed_frames_close_only_that_connection() {
     api_versions_ok(&mut bystander);
     api_versions_ok(&mut KafkaConn::connect(broker.kafka_port));
 }
+
+#[test]
+fn fetch_sessions_send_only_partitions_with_news() {
+    use kafka_protocol::messages::{
+        fetch_request::{FetchPartition, FetchTopic},
+        CreateTopicsRequest, FetchRequest, FetchResponse,
+    };
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let topic = TopicName(StrBytes::from_static_str("sessions"));
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+            .with_name(topic.clone())
+            .with_num_partitions(3)
+            .with_replication_factor(1),
+    ]);
+    let c = conn.send(ApiKey::CreateTopics, 5, &create);
+    let _: kafka_protocol::messages::CreateTopicsResponse = conn.receive(ApiKey::CreateTopics, 5, c);
+    let partitions: Vec<FetchPartition> = (0..3)
+        .map(|p| FetchPartition::default().with_partition(p).with_fetch_offset(0).with_partition_max_bytes(1 << 20))
+        .collect();
+    let fetch = |session_id: i32, epoch: i32, parts: Vec<FetchPartition>| {
+        FetchRequest::default()
+            .with_max_wait_ms(50)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_id(session_id)
+            .with_session_epoch(epoch)
+            .with_topics(if parts.is_empty() {
+                vec![]
+            } else {
+                vec![FetchTopic::default().with_topic(topic.clone()).with_partitions(parts)]
+            })
+    };
+    // A full fetch opening a session answers every partition.
+    let c = conn.send(ApiKey::Fetch, 12, &fetch(0, 0, partitions));
+    let full: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    assert_ne!(full.session_id, 0);
+    assert_eq!(full.responses[0].partitions.len(), 3);
+    // Nothing changed: an incremental fetch with no partitions answers none.
+    let c = conn.send(ApiKey::Fetch, 12, &fetch(full.session_id, 1, vec![]));
+    let quiet: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    assert_eq!(quiet.error_code, 0);
+    assert!(quiet.responses.iter().all(|t| t.partitions.is_empty()), "{quiet:?}");
+    // Out of step: INVALID_FETCH_SESSION_EPOCH; unknown id: FETCH_SESSION_ID_NOT_FOUND.
+    let c = conn.send(ApiKey::Fetch, 12, &fetch(full.session_id, 7, vec![]));
+    let stale: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    assert_eq!(stale.error_code, 71);
+    let c = conn.send(ApiKey::Fetch, 12, &fetch(full.session_id.wrapping_add(12345), 1, vec![]));
+    let unknown: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    assert_eq!(unknown.error_code, 70);
+}

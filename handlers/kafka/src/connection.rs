@@ -55,6 +55,8 @@ pub struct Shared {
     pub host: OnceLock<Host>,
     /// Producer ids for idempotent producers.
     pub producer_ids: crate::apis::init_producer_id::ProducerIds,
+    /// Fetch sessions (KIP-227).
+    pub fetch_sessions: crate::apis::fetch_sessions::FetchSessions,
 }
 
 impl Shared {
@@ -68,6 +70,7 @@ impl Shared {
             topics: TopicMapper::new("public/default".into()),
             host: OnceLock::new(),
             producer_ids: crate::apis::init_producer_id::ProducerIds::new(0),
+            fetch_sessions: crate::apis::fetch_sessions::FetchSessions::default(),
         }
     }
 }

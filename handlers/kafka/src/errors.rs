@@ -30,6 +30,10 @@ pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 /// The message format version on the broker does not support the request.
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+/// The fetch session ID was not found.
+pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+/// The fetch session epoch is invalid.
+pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 /// Disk error when trying to access log file on the disk.
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 /// The leader epoch in the request is newer than the epoch on the broker.

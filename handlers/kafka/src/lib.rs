@@ -105,6 +105,10 @@ impl KafkaService {
                 ))
             }
         }
+        // Handlers have no clock of their own before start; the system clock is
+        // fine for seeds (it is not a timer).
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         // The host's limit for an entry; a record batch is one entry.
         let max_message_bytes = config.parse_or("maxMessageSize", 5 * 1024 * 1024, "a number of bytes")?;
         Ok(Self {
@@ -117,11 +121,9 @@ impl KafkaService {
                 host: OnceLock::new(),
                 // Handlers have no clock of their own before start; the system
                 // clock is fine for a seed (it is not a timer).
-                producer_ids: apis::init_producer_id::ProducerIds::new(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64),
-                ),
+                producer_ids: apis::init_producer_id::ProducerIds::new(now_ms),
+                // Seeded by the clock so a client's session id from an earlier run is unlikely to match.
+                fetch_sessions: apis::fetch_sessions::FetchSessions::new((now_ms % 1_000_000_000) as i32),
             }),
             shutdown: watch::channel(false).0,
         })

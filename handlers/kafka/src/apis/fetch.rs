@@ -8,8 +8,10 @@
 //! its partitions to grow. Stored batches are sent as written; only their
 //! base offset field is set (the CRC does not cover it). The high watermark
 //! and log start offset are the ledger's, exact at the time of the read.
-//! Gaps: fetch sessions (KIP-227) are not kept — every response has session
-//! id 0, which tells clients to send full requests; no transactions, so
+//! Fetch sessions (KIP-227, v7+): see [`super::fetch_sessions`]; an
+//! incremental answer carries only partitions with records, an error, or a
+//! moved high watermark or log start offset, and returns as soon as one has.
+//! Gaps: no transactions, so
 //! read_committed sees everything (the last stable offset is the high
 //! watermark); topic ids (v13+) are not served.
 
@@ -18,13 +20,16 @@ use futures_util::future::{join_all, select_all};
 use kafka_protocol::{
     messages::{
         fetch_response::{FetchableTopicResponse, PartitionData},
-        BrokerId, FetchRequest, FetchResponse,
+        BrokerId, FetchRequest, FetchResponse, TopicName,
     },
-    protocol::VersionRange,
+    protocol::{StrBytes, VersionRange},
 };
 use polyport_handler_api::{storage::ReadRequest, Host};
 
-use super::RequestContext;
+use super::{
+    fetch_sessions::{Key, Plan},
+    RequestContext,
+};
 use crate::{errors, records::with_base_offset, topics::partition_name};
 
 /// Versions implemented.
@@ -32,7 +37,6 @@ pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
 
 /// One partition to read.
 struct Wanted {
-    topic: usize,
     index: i32,
     ledger: Result<String, i16>,
     offset: i64,
@@ -108,38 +112,66 @@ async fn host_range(host: &Host, w: &Wanted) -> Result<(i64, i64), ()> {
 /// Serves a fetch, waiting for data if the request allows.
 pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
     let mapper = &ctx.shared.topics;
-    let mut names = Vec::new();
-    let mut wanted = Vec::new();
-    for (t, topic) in request.topics.into_iter().enumerate() {
-        let pulsar = mapper.pulsar(topic.topic.as_str());
-        let partitions = match (&pulsar, ctx.host()) {
-            (Err(code), _) => Err(*code),
-            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-            (Ok(p), Some(host)) => mapper.partitions(host, p, false).await,
-        };
-        for p in topic.partitions {
-            let ledger = match (&pulsar, &partitions) {
-                (Ok(name), Ok(n)) => partition_name(name, *n, p.partition).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                (Err(code), _) | (_, Err(code)) => Err(*code),
-            };
-            wanted.push(Wanted {
-                topic: t,
-                index: p.partition,
-                ledger,
-                offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes,
-            });
+    let sessions = &ctx.shared.fetch_sessions;
+    let requested: Vec<(Key, i64, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| ((t.topic.as_str().to_owned(), p.partition), p.fetch_offset, p.partition_max_bytes))
+        })
+        .collect();
+    let forgotten: Vec<Key> = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.as_str().to_owned(), *p)))
+        .collect();
+    // Sessions exist from v7 on.
+    let plan = if ctx.version >= 7 {
+        sessions.begin(request.session_id, request.session_epoch, &requested, &forgotten)
+    } else {
+        Plan::Sessionless
+    };
+    let (session_id, incremental, targets) = match plan {
+        Plan::Error(code) => return FetchResponse::default().with_error_code(code).with_session_id(0),
+        Plan::Sessionless => (0, false, requested),
+        Plan::New { id } => (id, false, requested),
+        Plan::Incremental { id, partitions } => {
+            (id, true, partitions.into_iter().map(|(key, s)| (key, s.fetch_offset, s.max_bytes)).collect())
         }
-        names.push(topic.topic);
+    };
+
+    let mut wanted = Vec::with_capacity(targets.len());
+    let mut resolved: Vec<(String, Result<(String, u32), i16>)> = Vec::new();
+    for ((topic, partition), offset, max_bytes) in &targets {
+        if resolved.last().is_none_or(|(name, _)| name != topic) {
+            let pulsar = mapper.pulsar(topic);
+            let result = match (pulsar, ctx.host()) {
+                (Err(code), _) => Err(code),
+                (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
+                (Ok(p), Some(host)) => mapper.partitions(host, &p, false).await.map(|n| (p, n)),
+            };
+            resolved.push((topic.clone(), result));
+        }
+        let ledger = match resolved.last().map(|(_, r)| r) {
+            Some(Ok((name, n))) => partition_name(name, *n, *partition).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
+            Some(Err(code)) => Err(*code),
+            None => Err(errors::UNKNOWN_SERVER_ERROR),
+        };
+        wanted.push(Wanted { index: *partition, ledger, offset: *offset, max_bytes: *max_bytes });
     }
     let budget = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).max(1);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let partitions = match ctx.host() {
         None => wanted.iter().map(|w| error(w.index, errors::KAFKA_STORAGE_ERROR)).collect(),
         Some(host) => {
-            let (mut data, mut total) = read_all(host, &wanted, budget).await;
+            let (mut data, total) = read_all(host, &wanted, budget).await;
             let wait = u32::try_from(request.max_wait_ms).unwrap_or(0);
-            if total < min_bytes.max(1) && wait > 0 && !wanted.is_empty() {
+            let news = |data: &[PartitionData]| {
+                data.iter().any(|d| d.error_code != errors::NONE || d.records.as_ref().is_some_and(|r| !r.is_empty()))
+            };
+            if total < min_bytes.max(1) && wait > 0 && !wanted.is_empty() && !(incremental && news(&data)) {
                 // Long poll: wait for any partition at its end to grow, then read again.
                 let waits =
                     wanted.iter().zip(&data).filter(|(_, d)| d.error_code == errors::NONE).filter_map(|(w, d)| {
@@ -152,17 +184,31 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
                 let waits: Vec<_> = waits.collect();
                 if !waits.is_empty() {
                     let _ = select_all(waits).await;
-                    (data, total) = read_all(host, &wanted, budget).await;
+                    data = read_all(host, &wanted, budget).await.0;
                 }
-                let _ = total;
             }
             data
         }
     };
-    let mut responses: Vec<FetchableTopicResponse> =
-        names.into_iter().map(|name| FetchableTopicResponse::default().with_topic(name)).collect();
-    for (w, data) in wanted.iter().zip(partitions) {
-        responses[w.topic].partitions.push(data);
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    for (((topic, partition), _, _), data) in targets.iter().zip(partitions) {
+        if session_id != 0 {
+            let moved =
+                sessions.sent(session_id, &(topic.clone(), *partition), data.high_watermark, data.log_start_offset);
+            let has_records = data.records.as_ref().is_some_and(|r| !r.is_empty());
+            // An incremental answer carries only partitions with news.
+            if incremental && !moved && !has_records && data.error_code == errors::NONE {
+                continue;
+            }
+        }
+        match responses.last_mut() {
+            Some(last) if last.topic.as_str() == topic => last.partitions.push(data),
+            _ => responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(vec![data]),
+            ),
+        }
     }
-    FetchResponse::default().with_session_id(0).with_responses(responses)
+    FetchResponse::default().with_session_id(session_id).with_responses(responses)
 }

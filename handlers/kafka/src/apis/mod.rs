@@ -11,6 +11,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod fetch_sessions;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
