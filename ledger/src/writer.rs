@@ -189,7 +189,10 @@ impl Writer {
                     self = writer;
                     closing = close;
                     if let Some(job) = job {
-                        let _ = sync_tx.send(job);
+                        self.shared.sync_queue.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        if sync_tx.send(job).is_err() {
+                            self.shared.sync_queue.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                        }
                     }
                     if self.shared.config.sync == SyncPolicy::Always {
                         // One fsync per append: wait for it before taking the next.
@@ -218,8 +221,11 @@ impl Writer {
             sync,
             done: Some(done),
         };
+        self.shared.sync_queue.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if sync_tx.send(job).is_ok() {
             let _ = wait.await;
+        } else {
+            self.shared.sync_queue.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 
@@ -273,11 +279,29 @@ impl Writer {
             }
         }
         let _ = self.write(&mut staged, &mut pending, &mut written);
+        if written.is_empty() && self.shared.failure().is_some() {
+            return (close, None);
+        }
+        // With nothing queued at the syncer there is nothing to overlap with:
+        // make the batch durable here and save the hand-off. Otherwise the
+        // syncer takes it, and the next batch is written during its fsync.
+        let syncer_idle = self.shared.sync_queue.load(std::sync::atomic::Ordering::Acquire) == 0;
+        if policy == SyncPolicy::Os {
+            publish(&self.shared, &self.active, self.state());
+            for (reply, appended) in written {
+                let _ = reply.send(Ok(appended));
+            }
+            return (close, None);
+        }
+        if syncer_idle {
+            let _ = self.sync_and_publish(&mut written);
+            return (close, None);
+        }
         let job = SyncJob {
             segment: Arc::clone(&self.active),
             state: self.state(),
             replies: written,
-            sync: policy != SyncPolicy::Os,
+            sync: true,
             done: None,
         };
         (close, Some(job))
@@ -511,20 +535,25 @@ async fn sync_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<SyncJob>
         while let Ok(job) = rx.try_recv() {
             jobs.push(job);
         }
+        let taken = jobs.len();
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         for job in jobs.iter().filter(|j| j.sync) {
             if !segments.iter().any(|s| Arc::ptr_eq(s, &job.segment)) {
                 segments.push(Arc::clone(&job.segment));
             }
         }
-        let synced = tokio::task::spawn_blocking(move || {
-            for segment in &segments {
-                segment.file.sync().map_err(|e| format!("fsync of {} failed: {e}", segment.path.display()))?;
-            }
-            Ok::<(), String>(())
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("fsync task failed: {e}")));
+        let synced = if segments.is_empty() {
+            Ok(())
+        } else {
+            tokio::task::spawn_blocking(move || {
+                for segment in &segments {
+                    segment.file.sync().map_err(|e| format!("fsync of {} failed: {e}", segment.path.display()))?;
+                }
+                Ok::<(), String>(())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("fsync task failed: {e}")))
+        };
         if let Err(reason) = &synced {
             // After a failed fsync the kernel may have dropped the dirty
             // pages: nothing written since the last sync can be trusted.
@@ -549,6 +578,7 @@ async fn sync_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<SyncJob>
                 let _ = done.send(());
             }
         }
+        shared.sync_queue.fetch_sub(taken, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
