@@ -101,23 +101,23 @@ impl EntryMeta {
 }
 
 /// Writes the header of an entry whose payload is `payload_len` bytes with
-/// CRC32C `payload_crc` into `out` (48 bytes); returns the CRC stored in it.
-/// The stored CRC is that of header bytes 12..48 followed by the payload,
-/// combined from the two parts so the payload is not read again here.
+/// CRC32C `payload_crc` into `out` (48 bytes); returns the header CRC stored
+/// in it. The payload's CRC sits in the header (bytes 28..32), and the header
+/// CRC (bytes 8..12) covers bytes 12..48: one CRC chain protects both, and the
+/// single writer never reads a payload byte (callers compute payload CRCs).
 pub fn encode_entry_header_with_crc(meta: &EntryMeta, payload_len: usize, payload_crc: u32, out: &mut Vec<u8>) -> u32 {
     let start = out.len();
     out.put_u32_le(ENTRY_MAGIC);
     out.put_u32_le(payload_len as u32);
-    out.put_u32_le(0); // CRC, filled below
+    out.put_u32_le(0); // header CRC, filled below
     out.put_u16_le(meta.format);
     out.put_u16_le(meta.flags);
     out.put_u64_le(meta.base_offset);
     out.put_u32_le(meta.count);
-    out.put_u32_le(0); // reserved
+    out.put_u32_le(payload_crc);
     out.put_i64_le(meta.publish_time_ms);
     out.put_i64_le(meta.max_timestamp_ms);
-    let head = crc32c::crc32c(&out[start + 12..start + ENTRY_HEADER_LEN]);
-    let crc = crc32c::crc32c_combine(head, payload_crc, payload_len);
+    let crc = crc32c::crc32c(&out[start + 12..start + ENTRY_HEADER_LEN]);
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     crc
 }
@@ -133,8 +133,10 @@ pub fn encode_entry_header(meta: &EntryMeta, payload: &[u8], out: &mut Vec<u8>) 
 pub struct EntryHeader {
     /// Payload length.
     pub payload_len: u32,
-    /// Stored CRC32C of header bytes 12..48 and the payload.
+    /// Stored CRC32C of header bytes 12..48 (which hold the payload's CRC).
     pub crc: u32,
+    /// Stored CRC32C of the payload.
+    pub payload_crc: u32,
     /// The metadata.
     pub meta: EntryMeta,
 }
@@ -160,20 +162,22 @@ impl EntryHeader {
         let flags = b.get_u16_le();
         let base_offset = b.get_u64_le();
         let count = b.get_u32_le();
-        let _reserved = b.get_u32_le();
+        let payload_crc = b.get_u32_le();
         let publish_time_ms = b.get_i64_le();
         let max_timestamp_ms = b.get_i64_le();
         Some(Self {
             payload_len,
             crc,
+            payload_crc,
             meta: EntryMeta { base_offset, count, format, flags, publish_time_ms, max_timestamp_ms },
         })
     }
 
-    /// Whether `header_bytes` (48) and `payload` match the stored CRC.
+    /// Whether `header_bytes` (48) and `payload` match the stored CRCs.
     pub fn verify(&self, header_bytes: &[u8], payload: &[u8]) -> bool {
         header_bytes.len() >= ENTRY_HEADER_LEN
-            && crc32c::crc32c_append(crc32c::crc32c(&header_bytes[12..ENTRY_HEADER_LEN]), payload) == self.crc
+            && crc32c::crc32c(&header_bytes[12..ENTRY_HEADER_LEN]) == self.crc
+            && crc32c::crc32c(payload) == self.payload_crc
     }
 }
 
@@ -294,9 +298,14 @@ mod tests {
         encode_entry_header(&meta, b"payload", &mut out);
         let header = EntryHeader::decode(&out).expect("header");
         assert_eq!(header.meta, meta);
-        // The stored CRC is the one over header bytes 12..48 and the payload.
-        let direct = crc32c::crc32c_append(crc32c::crc32c(&out[12..48]), b"payload");
-        assert_eq!(header.crc, direct);
+        assert_eq!(header.crc, crc32c::crc32c(&out[12..48]));
+        assert_eq!(header.payload_crc, crc32c::crc32c(b"payload"));
+        let mut flipped = out.clone();
+        flipped[20] ^= 1;
+        assert!(
+            !EntryHeader::decode(&flipped).expect("decodes").verify(&flipped, b"payload"),
+            "a header bit flip is caught"
+        );
         assert!(header.verify(&out, b"payload"));
         assert!(!header.verify(&out, b"paylaad"));
     }
