@@ -548,11 +548,11 @@ mod storage {
                 let overrides = TopicPolicies {
                     retention_ms: own
                         .retention_ms
-                        .or(own.retention_time_in_minutes.map(|m| if m < 0 { -1 } else { m * 60_000 }))
+                        .or(own.retention_time_in_minutes.map(|m| if m < 0 { -1 } else { m.saturating_mul(60_000) }))
                         .unwrap_or(UNSET),
                     retention_bytes: own
                         .retention_bytes
-                        .or(own.retention_size_in_mb.map(|m| if m < 0 { -1 } else { m << 20 }))
+                        .or(own.retention_size_in_mb.map(|m| if m < 0 { -1 } else { m.saturating_mul(1 << 20) }))
                         .unwrap_or(UNSET),
                     message_ttl_seconds: own.message_ttl_in_seconds.unwrap_or(UNSET),
                 };

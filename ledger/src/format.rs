@@ -10,8 +10,9 @@ use bytes::{Buf, BufMut};
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PPLEDGR1";
 /// First bytes of every index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"PPINDEX1";
-/// Layout version written in headers.
-pub const FORMAT_VERSION: u32 = 1;
+/// Layout version written in headers. Version 2 moved the payload CRC into
+/// the entry header; a version-1 segment is refused (Corrupt), never misread.
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the segment header.
 pub const SEGMENT_HEADER_LEN: usize = 64;
 /// Size of an entry header; the payload follows it.

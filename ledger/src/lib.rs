@@ -162,8 +162,6 @@ pub(crate) struct Shared {
     cursor_io: Mutex<()>,
     /// Offsets below this were deleted (DeleteRecords), even inside a segment.
     start_floor: std::sync::atomic::AtomicU64,
-    /// Jobs handed to the syncer and not yet done (the writer syncs inline when 0).
-    pub sync_queue: std::sync::atomic::AtomicUsize,
 }
 
 struct CursorEntry {
@@ -840,7 +838,6 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
         cursors,
         cursor_io: Mutex::new(()),
         start_floor: std::sync::atomic::AtomicU64::new(floor),
-        sync_queue: std::sync::atomic::AtomicUsize::new(0),
     });
     Ok(Writer {
         shared,

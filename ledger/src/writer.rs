@@ -179,8 +179,11 @@ impl Writer {
                     }
                 }
             }
+            // Appends already waiting for the next batch: worth overlapping
+            // this batch's fsync with writing them.
+            let more_queued = !rx.is_empty();
             let moved = tokio::task::spawn_blocking(move || {
-                let (closing, job) = self.apply(batch);
+                let (closing, job) = self.apply(batch, more_queued);
                 (self, closing, job)
             })
             .await;
@@ -189,10 +192,7 @@ impl Writer {
                     self = writer;
                     closing = close;
                     if let Some(job) = job {
-                        self.shared.sync_queue.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                        if sync_tx.send(job).is_err() {
-                            self.shared.sync_queue.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                        }
+                        let _ = sync_tx.send(job);
                     }
                     if self.shared.config.sync == SyncPolicy::Always {
                         // One fsync per append: wait for it before taking the next.
@@ -221,17 +221,14 @@ impl Writer {
             sync,
             done: Some(done),
         };
-        self.shared.sync_queue.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if sync_tx.send(job).is_ok() {
             let _ = wait.await;
-        } else {
-            self.shared.sync_queue.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 
     /// Processes a batch. Returns the close reply if the batch closes the
     /// ledger, and the job that makes the batch's writes durable.
-    fn apply(&mut self, batch: Vec<Command>) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
+    fn apply(&mut self, batch: Vec<Command>, more_queued: bool) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
         let mut pending: Waiting = Vec::new();
         let mut written: Waiting = Vec::new();
         let mut staged = Staged { buf: Vec::new(), start: self.write_pos };
@@ -282,10 +279,11 @@ impl Writer {
         if written.is_empty() && self.shared.failure().is_some() {
             return (close, None);
         }
-        // With nothing queued at the syncer there is nothing to overlap with:
-        // make the batch durable here and save the hand-off. Otherwise the
-        // syncer takes it, and the next batch is written during its fsync.
-        let syncer_idle = self.shared.sync_queue.load(std::sync::atomic::Ordering::Acquire) == 0;
+        // With no appends waiting for the next batch there is nothing to
+        // overlap with: make this batch durable here and save the hand-off
+        // (this fsync also covers whatever the syncer still has). With
+        // appends waiting, the syncer takes the fsync and the next batch is
+        // written meanwhile.
         if policy == SyncPolicy::Os {
             publish(&self.shared, &self.active, self.state());
             for (reply, appended) in written {
@@ -293,7 +291,7 @@ impl Writer {
             }
             return (close, None);
         }
-        if syncer_idle {
+        if !more_queued || close.is_some() {
             let _ = self.sync_and_publish(&mut written);
             return (close, None);
         }
@@ -535,7 +533,6 @@ async fn sync_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<SyncJob>
         while let Ok(job) = rx.try_recv() {
             jobs.push(job);
         }
-        let taken = jobs.len();
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         for job in jobs.iter().filter(|j| j.sync) {
             if !segments.iter().any(|s| Arc::ptr_eq(s, &job.segment)) {
@@ -561,6 +558,15 @@ async fn sync_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<SyncJob>
         }
         for job in jobs {
             match &synced {
+                // After a failure nothing more becomes visible: the writer's
+                // state may count writes whose appends were answered Failed.
+                Ok(()) if shared.failure().is_some() => {
+                    let reason = shared.failure().unwrap_or_default();
+                    for (reply, _) in job.replies {
+                        let _ = reply
+                            .send(Err(LedgerError::Failed { ledger: shared.name.clone(), reason: reason.clone() }));
+                    }
+                }
                 Ok(()) => {
                     publish(&shared, &job.segment, job.state);
                     for (reply, appended) in job.replies {
@@ -578,7 +584,6 @@ async fn sync_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<SyncJob>
                 let _ = done.send(());
             }
         }
-        shared.sync_queue.fetch_sub(taken, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

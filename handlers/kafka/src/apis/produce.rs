@@ -53,71 +53,89 @@ pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes) -> Result<Option
     encode_response(ctx.header.correlation_id, ctx.version, &response).map(Some)
 }
 
-/// Appends every partition's batches.
+/// Appends every partition's batches: topics are resolved first, then every
+/// partition's append starts at once (one join), so the first poll of this
+/// request hands all its appends to the ledger in request order.
 pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> ProduceResponse {
     let durable = request.acks != 1 && request.acks != 0;
     let mapper = &ctx.shared.topics;
-    let mut topics = Vec::new();
-    for topic in request.topic_data {
+    let mut resolved = Vec::with_capacity(request.topic_data.len());
+    for topic in &request.topic_data {
         let pulsar = mapper.pulsar(topic.name.as_str());
         let partitions = match (&pulsar, ctx.host()) {
             (Err(code), _) => Err(*code),
             (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
             (Ok(p), Some(host)) => mapper.partitions(host, p, true).await,
         };
-        let work = topic.partition_data.into_iter().map(|data| {
-            let pulsar = &pulsar;
-            let partitions = &partitions;
-            async move {
-                let index = data.index;
-                let (pulsar, partitions) = match (pulsar, partitions) {
-                    (Ok(p), Ok(n)) => (p, *n),
-                    (Err(code), _) | (_, Err(code)) => return partition_error(index, *code, None),
-                };
-                let Some(ledger) = partition_name(pulsar, partitions, index) else {
-                    return partition_error(index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
-                };
-                let Some(records) = data.records else {
-                    return partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into()));
-                };
-                let batches = match records::split(records, ctx.shared.max_message_bytes) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::info!(topic = %ledger, error = %e, "produce refused");
-                        return partition_error(index, e.code(), Some(e.to_string()));
-                    }
-                };
-                let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
-                let entries = batches
-                    .into_iter()
-                    .map(|b| NewEntry {
-                        payload: b.bytes,
-                        count: b.count,
-                        format: FORMAT_KAFKA,
-                        flags: 0,
-                        max_timestamp_ms: b.max_timestamp_ms,
-                    })
-                    .collect();
-                match host.append(&ledger, entries, durable).await {
-                    Ok(appended) => {
-                        let range = host.log_range(&ledger).await.ok();
-                        PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(appended.first().map_or(-1, |a| a.base_offset as i64))
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(range.map_or(-1, |r| r.start as i64))
-                    }
-                    Err(e) => {
-                        mapper.forget_if_missing(pulsar, e.kind());
-                        tracing::info!(topic = %ledger, error = %e, "append failed");
-                        partition_error(index, errors::from_handler(&e), Some(e.message().to_owned()))
-                    }
-                }
-            }
-        });
-        let partition_responses = join_all(work).await;
-        topics
-            .push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partition_responses));
+        resolved.push((pulsar, partitions));
+    }
+    let mut names = Vec::with_capacity(request.topic_data.len());
+    let mut work = Vec::new();
+    for (t, (topic, (pulsar, partitions))) in request.topic_data.into_iter().zip(&resolved).enumerate() {
+        names.push(topic.name);
+        for data in topic.partition_data {
+            work.push(async move { (t, produce_partition(ctx, pulsar, partitions, data, durable).await) });
+        }
+    }
+    let mut topics: Vec<TopicProduceResponse> =
+        names.into_iter().map(|name| TopicProduceResponse::default().with_name(name)).collect();
+    for (t, response) in join_all(work).await {
+        topics[t].partition_responses.push(response);
     }
     ProduceResponse::default().with_responses(topics)
+}
+
+/// Checks and appends one partition's records.
+async fn produce_partition(
+    ctx: &RequestContext<'_>,
+    pulsar: &Result<String, i16>,
+    partitions: &Result<u32, i16>,
+    data: kafka_protocol::messages::produce_request::PartitionProduceData,
+    durable: bool,
+) -> PartitionProduceResponse {
+    let mapper = &ctx.shared.topics;
+    let index = data.index;
+    let (pulsar, partitions) = match (pulsar, partitions) {
+        (Ok(p), Ok(n)) => (p, *n),
+        (Err(code), _) | (_, Err(code)) => return partition_error(index, *code, None),
+    };
+    let Some(ledger) = partition_name(pulsar, partitions, index) else {
+        return partition_error(index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
+    };
+    let Some(records) = data.records else {
+        return partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into()));
+    };
+    let batches = match records::split(records, ctx.shared.max_message_bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::info!(topic = %ledger, error = %e, "produce refused");
+            return partition_error(index, e.code(), Some(e.to_string()));
+        }
+    };
+    let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
+    let entries = batches
+        .into_iter()
+        .map(|b| NewEntry {
+            payload: b.bytes,
+            count: b.count,
+            format: FORMAT_KAFKA,
+            flags: 0,
+            max_timestamp_ms: b.max_timestamp_ms,
+        })
+        .collect();
+    match host.append(&ledger, entries, durable).await {
+        Ok(appended) => {
+            let range = host.log_range(&ledger).await.ok();
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(appended.first().map_or(-1, |a| a.base_offset as i64))
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(range.map_or(-1, |r| r.start as i64))
+        }
+        Err(e) => {
+            mapper.forget_if_missing(pulsar, e.kind());
+            tracing::info!(topic = %ledger, error = %e, "append failed");
+            partition_error(index, errors::from_handler(&e), Some(e.message().to_owned()))
+        }
+    }
 }
