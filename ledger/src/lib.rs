@@ -157,6 +157,8 @@ pub(crate) struct Shared {
     /// The published end offset; readers wait on it.
     pub end: watch::Sender<u64>,
     failed: Mutex<Option<String>>,
+    /// Commands sent to the writer and not yet taken into a batch.
+    pub queued: std::sync::atomic::AtomicUsize,
     cursors: Mutex<HashMap<String, CursorEntry>>,
     /// Serialises cursor saves and deletions, which share temp file names.
     cursor_io: Mutex<()>,
@@ -295,7 +297,11 @@ impl ManagedLedger {
     }
 
     async fn send(&self, cmd: Command) -> Result<(), LedgerError> {
-        self.tx.send(cmd).await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))
+        self.shared.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.tx.send(cmd).await.map_err(|_| {
+            self.shared.queued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            LedgerError::Closed(self.shared.name.clone())
+        })
     }
 
     /// Seals the active segment and starts a new one.
@@ -835,6 +841,7 @@ fn recover(name: String, dir: PathBuf, config: LedgerConfig, backend: Arc<dyn Ba
         segments,
         end,
         failed: Mutex::new(None),
+        queued: std::sync::atomic::AtomicUsize::new(0),
         cursors,
         cursor_io: Mutex::new(()),
         start_floor: std::sync::atomic::AtomicU64::new(floor),

@@ -179,11 +179,9 @@ impl Writer {
                     }
                 }
             }
-            // Appends already waiting for the next batch: worth overlapping
-            // this batch's fsync with writing them.
-            let more_queued = !rx.is_empty();
+            self.shared.queued.fetch_sub(batch.len(), std::sync::atomic::Ordering::AcqRel);
             let moved = tokio::task::spawn_blocking(move || {
-                let (closing, job) = self.apply(batch, more_queued);
+                let (closing, job) = self.apply(batch);
                 (self, closing, job)
             })
             .await;
@@ -228,7 +226,7 @@ impl Writer {
 
     /// Processes a batch. Returns the close reply if the batch closes the
     /// ledger, and the job that makes the batch's writes durable.
-    fn apply(&mut self, batch: Vec<Command>, more_queued: bool) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
+    fn apply(&mut self, batch: Vec<Command>) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
         let mut pending: Waiting = Vec::new();
         let mut written: Waiting = Vec::new();
         let mut staged = Staged { buf: Vec::new(), start: self.write_pos };
@@ -291,6 +289,9 @@ impl Writer {
             }
             return (close, None);
         }
+        // Appends that arrived while this batch was being written: worth
+        // overlapping this batch's fsync with writing them.
+        let more_queued = self.shared.queued.load(std::sync::atomic::Ordering::Acquire) > 0;
         if !more_queued || close.is_some() {
             let _ = self.sync_and_publish(&mut written);
             return (close, None);
@@ -421,9 +422,14 @@ impl Writer {
     /// fsync now, publish everything written, answer `written` (rolls and
     /// explicit rolls, which must not wait for the syncer).
     fn sync_and_publish(&mut self, written: &mut Waiting) -> Result<(), LedgerError> {
-        if let Err(e) = self.active.file.sync() {
-            let reason = format!("fsync of {} failed: {e}", self.active.path.display());
-            self.shared.fail(reason.clone());
+        let synced =
+            self.active.file.sync().map_err(|e| format!("fsync of {} failed: {e}", self.active.path.display()));
+        // The syncer may have failed an fsync meanwhile: then nothing written
+        // since can be trusted, whatever this fsync says.
+        if let Err(reason) = synced.and_then(|()| self.shared.failure().map_or(Ok(()), Err)) {
+            if self.shared.failure().is_none() {
+                self.shared.fail(reason.clone());
+            }
             for (reply, _) in written.drain(..) {
                 let _ =
                     reply.send(Err(LedgerError::Failed { ledger: self.ledger().to_owned(), reason: reason.clone() }));
