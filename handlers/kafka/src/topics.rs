@@ -99,6 +99,38 @@ impl TopicMapper {
     }
 }
 
+/// A Kafka topic resolved for one request: its Pulsar topic and partition
+/// count, or the Kafka error every one of its partitions gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved(Result<(String, u32), i16>);
+
+impl Resolved {
+    /// The ledger of Kafka partition `index`, or the error code for it.
+    pub fn ledger(&self, index: i32) -> Result<String, i16> {
+        match &self.0 {
+            Ok((pulsar, n)) => partition_name(pulsar, *n, index).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
+            Err(code) => Err(*code),
+        }
+    }
+
+    /// The Pulsar topic and its partition count (0: non-partitioned).
+    pub fn topic(&self) -> Result<(&str, u32), i16> {
+        self.0.as_ref().map(|(p, n)| (p.as_str(), *n)).map_err(|c| *c)
+    }
+}
+
+impl TopicMapper {
+    /// Resolves Kafka topic `kafka` (creating it if `auto_create` and the
+    /// broker allows); without a host every partition gets KAFKA_STORAGE_ERROR.
+    pub async fn resolve(&self, host: Option<&Host>, kafka: &str, auto_create: bool) -> Resolved {
+        Resolved(match (self.pulsar(kafka), host) {
+            (Err(code), _) => Err(code),
+            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
+            (Ok(pulsar), Some(host)) => self.partitions(host, &pulsar, auto_create).await.map(|n| (pulsar, n)),
+        })
+    }
+}
+
 /// The ledger holding Kafka partition `index` of `pulsar` with `partitions`.
 pub fn partition_name(pulsar: &str, partitions: u32, index: i32) -> Option<String> {
     if partitions == 0 {

@@ -30,7 +30,7 @@ use super::{
     fetch_sessions::{Key, Plan},
     RequestContext,
 };
-use crate::{errors, records::with_base_offset, topics::partition_name};
+use crate::{errors, records::with_base_offset, topics::Resolved};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
@@ -143,22 +143,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
     };
 
     let mut wanted = Vec::with_capacity(targets.len());
-    let mut resolved: Vec<(String, Result<(String, u32), i16>)> = Vec::new();
+    let mut resolved: Vec<(String, Resolved)> = Vec::new();
     for ((topic, partition), offset, max_bytes) in &targets {
         if resolved.last().is_none_or(|(name, _)| name != topic) {
-            let pulsar = mapper.pulsar(topic);
-            let result = match (pulsar, ctx.host()) {
-                (Err(code), _) => Err(code),
-                (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-                (Ok(p), Some(host)) => mapper.partitions(host, &p, false).await.map(|n| (p, n)),
-            };
-            resolved.push((topic.clone(), result));
+            resolved.push((topic.clone(), mapper.resolve(ctx.host(), topic, false).await));
         }
-        let ledger = match resolved.last().map(|(_, r)| r) {
-            Some(Ok((name, n))) => partition_name(name, *n, *partition).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
-            Some(Err(code)) => Err(*code),
-            None => Err(errors::UNKNOWN_SERVER_ERROR),
-        };
+        let ledger = resolved.last().map_or(Err(errors::UNKNOWN_SERVER_ERROR), |(_, r)| r.ledger(*partition));
         wanted.push(Wanted { index: *partition, ledger, offset: *offset, max_bytes: *max_bytes });
     }
     let budget = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).max(1);

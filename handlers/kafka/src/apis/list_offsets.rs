@@ -17,7 +17,7 @@ use kafka_protocol::{
 use polyport_handler_api::Host;
 
 use super::RequestContext;
-use crate::{errors, records::first_delta_at_or_after, topics::partition_name};
+use crate::{errors, records::first_delta_at_or_after};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 7 };
@@ -47,24 +47,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
     let mapper = &ctx.shared.topics;
     let mut topics = Vec::new();
     for topic in request.topics {
-        let pulsar = mapper.pulsar(topic.name.as_str());
-        let partitions = match (&pulsar, ctx.host()) {
-            (Err(code), _) => Err(*code),
-            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-            (Ok(p), Some(host)) => mapper.partitions(host, p, false).await,
-        };
+        let resolved = mapper.resolve(ctx.host(), topic.name.as_str(), false).await;
         let mut out = Vec::new();
         for p in topic.partitions {
             let mut response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             if ctx.version >= 4 {
                 response = response.with_leader_epoch(0);
             }
-            let ledger = match (&pulsar, &partitions) {
-                (Ok(name), Ok(n)) => {
-                    partition_name(name, *n, p.partition_index).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)
-                }
-                (Err(code), _) | (_, Err(code)) => Err(*code),
-            };
+            let ledger = resolved.ledger(p.partition_index);
             let result = match (ledger, ctx.host()) {
                 (Ok(ledger), Some(host)) => lookup(host, &ledger, p.timestamp).await,
                 (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),

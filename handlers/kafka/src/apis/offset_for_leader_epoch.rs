@@ -20,7 +20,7 @@ use kafka_protocol::{
 };
 
 use super::RequestContext;
-use crate::{errors, topics::partition_name};
+use crate::errors;
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
@@ -33,18 +33,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochReque
     let mapper = &ctx.shared.topics;
     let mut topics = Vec::new();
     for topic in request.topics {
-        let pulsar = mapper.pulsar(topic.topic.as_str());
-        let partitions = match (&pulsar, ctx.host()) {
-            (Err(code), _) => Err(*code),
-            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-            (Ok(p), Some(host)) => mapper.partitions(host, p, false).await,
-        };
+        let resolved = mapper.resolve(ctx.host(), topic.topic.as_str(), false).await;
         let mut out = Vec::new();
         for p in topic.partitions {
-            let ledger = match (&pulsar, &partitions) {
-                (Ok(name), Ok(n)) => partition_name(name, *n, p.partition).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                (Err(code), _) | (_, Err(code)) => Err(*code),
-            };
+            let ledger = resolved.ledger(p.partition);
             let result = match (ledger, ctx.host()) {
                 (Err(code), _) => Err(code),
                 (Ok(_), _) if p.current_leader_epoch > EPOCH || p.leader_epoch > EPOCH => {

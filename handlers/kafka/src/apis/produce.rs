@@ -25,7 +25,7 @@ use super::{encode_response, RequestContext};
 use crate::{
     errors,
     records::{self, FORMAT_KAFKA},
-    topics::partition_name,
+    topics::Resolved,
     ProtocolError,
 };
 
@@ -61,20 +61,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Produc
     let mapper = &ctx.shared.topics;
     let mut resolved = Vec::with_capacity(request.topic_data.len());
     for topic in &request.topic_data {
-        let pulsar = mapper.pulsar(topic.name.as_str());
-        let partitions = match (&pulsar, ctx.host()) {
-            (Err(code), _) => Err(*code),
-            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-            (Ok(p), Some(host)) => mapper.partitions(host, p, true).await,
-        };
-        resolved.push((pulsar, partitions));
+        resolved.push(mapper.resolve(ctx.host(), topic.name.as_str(), true).await);
     }
     let mut names = Vec::with_capacity(request.topic_data.len());
     let mut work = Vec::new();
-    for (t, (topic, (pulsar, partitions))) in request.topic_data.into_iter().zip(&resolved).enumerate() {
+    for (t, (topic, resolved)) in request.topic_data.into_iter().zip(&resolved).enumerate() {
         names.push(topic.name);
         for data in topic.partition_data {
-            work.push(async move { (t, produce_partition(ctx, pulsar, partitions, data, durable).await) });
+            work.push(async move { (t, produce_partition(ctx, resolved, data, durable).await) });
         }
     }
     let mut topics: Vec<TopicProduceResponse> =
@@ -88,19 +82,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Produc
 /// Checks and appends one partition's records.
 async fn produce_partition(
     ctx: &RequestContext<'_>,
-    pulsar: &Result<String, i16>,
-    partitions: &Result<u32, i16>,
+    resolved: &Resolved,
     data: kafka_protocol::messages::produce_request::PartitionProduceData,
     durable: bool,
 ) -> PartitionProduceResponse {
     let mapper = &ctx.shared.topics;
     let index = data.index;
-    let (pulsar, partitions) = match (pulsar, partitions) {
-        (Ok(p), Ok(n)) => (p, *n),
-        (Err(code), _) | (_, Err(code)) => return partition_error(index, *code, None),
-    };
-    let Some(ledger) = partition_name(pulsar, partitions, index) else {
-        return partition_error(index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
+    let (pulsar, ledger) = match (resolved.topic(), resolved.ledger(index)) {
+        (Ok((pulsar, _)), Ok(ledger)) => (pulsar, ledger),
+        (Err(code), _) | (_, Err(code)) => return partition_error(index, code, None),
     };
     let Some(records) = data.records else {
         return partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into()));
