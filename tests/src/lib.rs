@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 pub mod kafka;
+pub mod line;
 
 use std::{
     fs,

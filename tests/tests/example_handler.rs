@@ -5,71 +5,15 @@
 
 use std::{
     fs,
-    io::{BufRead, BufReader, Write},
-    net::TcpStream,
     path::{Path, PathBuf},
-    process::Command,
-    sync::OnceLock,
     time::Duration,
 };
 
-use polyport_tests::{free_port, kafka_library, workspace_root, Broker};
-
-/// Target directory shared by the out-of-tree builds (kept between runs).
-fn out_of_tree_target() -> PathBuf {
-    workspace_root().join("target").join("out-of-tree")
-}
-
-fn cargo_build(manifest: &Path) -> PathBuf {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(manifest)
-        .arg("--target-dir")
-        .arg(out_of_tree_target())
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building {} failed", manifest.display());
-    out_of_tree_target().join("debug").join("libline_handler.so")
-}
-
-/// The example handler, built once per test run and copied aside (the
-/// incompatible build below writes the same file name).
-fn line_handler() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let built = cargo_build(&workspace_root().join("examples/line-handler/Cargo.toml"));
-        let kept = out_of_tree_target().join("libline_handler.compatible.so");
-        fs::copy(&built, &kept).expect("copy");
-        let named = out_of_tree_target().join("compatible");
-        fs::create_dir_all(&named).expect("dir");
-        fs::copy(&kept, named.join("libline_handler.so")).expect("copy");
-        named.join("libline_handler.so")
-    })
-}
-
-struct Line {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Line {
-    fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        Self { reader: BufReader::new(stream.try_clone().expect("clone")), writer: stream }
-    }
-
-    fn ask(&mut self, command: &str) -> Option<String> {
-        self.writer.write_all(format!("{command}\n").as_bytes()).ok()?;
-        let mut reply = String::new();
-        match self.reader.read_line(&mut reply) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(reply.trim_end().to_owned()),
-        }
-    }
-}
+use polyport_tests::{
+    free_port, kafka_library,
+    line::{cargo_build, line_handler, Line},
+    workspace_root, Broker,
+};
 
 fn line_broker(port: u16) -> Broker {
     Broker::configure(
