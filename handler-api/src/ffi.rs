@@ -27,8 +27,8 @@ use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 
 use crate::{
     storage::{
-        Ack, Appended, CursorInfo, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange, Position,
-        ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
+        Ack, Appended, CursorInfo, CursorReadRequest, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange,
+        Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
     },
     HandlerError,
 };
@@ -182,6 +182,13 @@ pub trait FfiHost: Send + Sync + Clone {
     fn delete_records(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<LogRange, HandlerError>>;
     /// Raises the partition count of partitioned `topic` to `count`.
     fn create_partitions(&self, topic: RStr<'_>, count: u32) -> FfiFuture<RResult<(), HandlerError>>;
+    /// Reads from cursor `name`'s read position and moves it past what it returns.
+    fn cursor_read(
+        &self,
+        partition: RStr<'_>,
+        name: RStr<'_>,
+        request: CursorReadRequest,
+    ) -> FfiFuture<RResult<FfiReadResult, HandlerError>>;
 }
 
 /// A shared [`FfiHost`] trait object.

@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 use crate::{
     ffi::{FfiHostBox, FfiJoinHandleBox, LogLevel},
     storage::{
-        Ack, Appended, CursorInfo, Entry, FfiBytes, FfiNewEntry, InitialPosition, LogRange, NewEntry, Position,
-        ReadRequest, ReadResult, TopicConfig, TopicLookup, TopicPolicies,
+        Ack, Appended, CursorInfo, CursorReadRequest, Entry, FfiBytes, FfiNewEntry, InitialPosition, LogRange,
+        NewEntry, Position, ReadRequest, ReadResult, TopicConfig, TopicLookup, TopicPolicies,
     },
     ErrorKind, HandlerError,
 };
@@ -221,6 +221,19 @@ impl Host {
     /// Deletes every message of `partition` below `offset` (the log start moves there).
     pub async fn delete_records(&self, partition: &str, offset: u64) -> Result<LogRange, HandlerError> {
         self.inner.delete_records(partition.into(), offset).await.into_result()
+    }
+
+    /// Reads from cursor `name`'s read position (where its previous read
+    /// ended; its mark-delete after a restart, a seek, or with `rewind`) and
+    /// moves the read position past what it returns.
+    pub async fn cursor_read(
+        &self,
+        partition: &str,
+        name: &str,
+        request: CursorReadRequest,
+    ) -> Result<ReadResult, HandlerError> {
+        let result = self.inner.cursor_read(partition.into(), name.into(), request).await.into_result()?;
+        Ok(ReadResult { entries: result.entries.into_iter().map(Entry::from).collect(), range: result.range })
     }
 
     /// Raises the partition count of partitioned `topic` to `count`.

@@ -188,6 +188,20 @@ pub struct ReadRequest {
     pub wait_ms: u32,
 }
 
+/// A read from a cursor's read position.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorReadRequest {
+    /// At most this many entries.
+    pub max_entries: u32,
+    /// At most this many payload bytes (the first entry is always whole).
+    pub max_bytes: u32,
+    /// At the end of the log, wait this long for new entries (0: do not wait).
+    pub wait_ms: u32,
+    /// Start again from the mark-delete (redelivery of what is unacknowledged).
+    pub rewind: bool,
+}
+
 /// The answer to a read, as it crosses the boundary.
 #[repr(C)]
 #[derive(StableAbi, Debug)]

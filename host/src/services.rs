@@ -17,8 +17,8 @@ use futures::FutureExt as _;
 use polyport_handler_api::{
     ffi::{FfiHost, FfiHostBox, FfiHost_TO, FfiJoinHandle, FfiJoinHandleBox, FfiJoinHandle_TO, LogLevel},
     storage::{
-        Ack, Appended, CursorInfo, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange, Position,
-        ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
+        Ack, Appended, CursorInfo, CursorReadRequest, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange,
+        Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
     },
     ErrorKind, HandlerError,
 };
@@ -200,6 +200,15 @@ impl FfiHost for HostServices {
     fn create_partitions(&self, topic: RStr<'_>, count: u32) -> FfiFuture<RResult<(), HandlerError>> {
         self.create_partitions_impl(topic, count)
     }
+
+    fn cursor_read(
+        &self,
+        partition: RStr<'_>,
+        name: RStr<'_>,
+        request: CursorReadRequest,
+    ) -> FfiFuture<RResult<FfiReadResult, HandlerError>> {
+        self.cursor_read_impl(partition, name, request)
+    }
 }
 
 /// The host side of [`FfiJoinHandle`].
@@ -237,8 +246,9 @@ mod storage {
     use async_ffi::{FfiFuture, FutureExt as _};
     use polyport_handler_api::{
         storage::{
-            Ack, Appended, CursorInfo, EntryMeta, FfiBytes, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition,
-            LogRange, Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies, UNSET,
+            Ack, Appended, CursorInfo, CursorReadRequest, EntryMeta, FfiBytes, FfiEntry, FfiNewEntry, FfiReadResult,
+            InitialPosition, LogRange, Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
+            UNSET,
         },
         ErrorKind, HandlerError,
     };
@@ -593,6 +603,26 @@ mod storage {
                 let r =
                     host.ledger(&partition, false).await?.delete_records_before(offset).await.map_err(ledger_error)?;
                 Ok(LogRange { start: r.start, end: r.end })
+            })
+        }
+
+        pub(super) fn cursor_read_impl(
+            &self,
+            partition: RStr<'_>,
+            name: RStr<'_>,
+            request: CursorReadRequest,
+        ) -> FfiFuture<RResult<FfiReadResult, HandlerError>> {
+            let (partition, name) = (partition.as_str().to_owned(), name.as_str().to_owned());
+            self.run(move |host| async move {
+                let ledger = host.ledger(&partition, false).await?;
+                let limits =
+                    ReadLimits { max_entries: request.max_entries as usize, max_bytes: request.max_bytes as usize };
+                let wait = (request.wait_ms > 0).then(|| Duration::from_millis(u64::from(request.wait_ms)));
+                let batch = ledger.read_cursor(&name, limits, wait, request.rewind).await.map_err(ledger_error)?;
+                Ok(FfiReadResult {
+                    entries: batch.entries.into_iter().map(entry).collect(),
+                    range: LogRange { start: batch.range.start, end: batch.range.end },
+                })
             })
         }
 

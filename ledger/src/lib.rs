@@ -170,6 +170,9 @@ struct CursorEntry {
     state: CursorState,
     /// Changed since it was last saved.
     dirty: bool,
+    /// Where the next `read_cursor` starts (not saved: after a restart or a
+    /// seek it is the mark-delete, so unacknowledged messages come again).
+    read_position: u64,
 }
 
 impl Shared {
@@ -349,7 +352,10 @@ impl ManagedLedger {
                     InitialPosition::Latest => range.end,
                     InitialPosition::Offset(o) => o.clamp(range.start, range.end),
                 };
-                cursors.insert(name.to_owned(), CursorEntry { state: CursorState::at(at, durable), dirty: true });
+                cursors.insert(
+                    name.to_owned(),
+                    CursorEntry { state: CursorState::at(at, durable), dirty: true, read_position: at },
+                );
                 true
             }
         };
@@ -383,9 +389,39 @@ impl ManagedLedger {
             let mut cursors = self.shared.cursors();
             let cursor = cursors.get_mut(name).ok_or_else(|| self.no_cursor(name))?;
             cursor.state.seek(offset.clamp(range.start, range.end));
+            cursor.read_position = cursor.state.mark_delete;
             cursor.dirty = true;
         }
         self.cursor(name).ok_or_else(|| self.no_cursor(name))
+    }
+
+    /// Reads from cursor `name`'s read position — where its previous read
+    /// ended; the mark-delete after a restart, a seek, or with `rewind`
+    /// (redelivery) — and moves the read position past what it returns.
+    /// Waits up to `wait` at the end of the log, like [`ManagedLedger::read`].
+    pub async fn read_cursor(
+        &self,
+        name: &str,
+        limits: ReadLimits,
+        wait: Option<Duration>,
+        rewind: bool,
+    ) -> Result<ReadBatch, LedgerError> {
+        let start = self.range().start;
+        let position = {
+            let mut cursors = self.shared.cursors();
+            let cursor = cursors.get_mut(name).ok_or_else(|| self.no_cursor(name))?;
+            if rewind {
+                cursor.read_position = cursor.state.mark_delete;
+            }
+            cursor.read_position.max(start)
+        };
+        let batch = self.read(position, limits, wait).await?;
+        if let Some(last) = batch.entries.last() {
+            if let Some(cursor) = self.shared.cursors().get_mut(name) {
+                cursor.read_position = cursor.read_position.max(last.meta.next_offset());
+            }
+        }
+        Ok(batch)
     }
 
     /// Deletes cursor `name` and its saved file.
@@ -913,7 +949,8 @@ fn load_cursors(name: &str, dir: &Path, backend: &dyn Backend) -> Result<HashMap
             position: 0,
             reason: "cursor file fails its checksum".into(),
         })?;
-        cursors.insert(cursor_name, CursorEntry { state, dirty: false });
+        let read_position = state.mark_delete;
+        cursors.insert(cursor_name, CursorEntry { state, dirty: false, read_position });
     }
     Ok(cursors)
 }

@@ -442,3 +442,34 @@ async fn delete_records_moves_the_start_at_any_offset_durably() {
     let ledger = open(&dir, small(), backend).await;
     assert_eq!(ledger.range().start, 33, "the start survives a restart");
 }
+
+#[tokio::test]
+async fn a_cursor_reads_from_where_it_left_off_and_rewinds_to_its_mark_delete() {
+    use polyport_ledger::{Ack, InitialPosition};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t");
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let ledger = open(&dir, small(), Arc::clone(&backend)).await;
+    for i in 0..10u8 {
+        ledger.append(vec![entry(&[i], 1, 1)]).await.unwrap();
+    }
+    ledger.open_cursor("sub", true, InitialPosition::Earliest).await.unwrap();
+    let three = ReadLimits { max_entries: 3, max_bytes: usize::MAX };
+    let first = ledger.read_cursor("sub", three, None, false).await.unwrap();
+    let second = ledger.read_cursor("sub", three, None, false).await.unwrap();
+    assert_eq!(first.entries.iter().map(|e| e.meta.base_offset).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(second.entries.iter().map(|e| e.meta.base_offset).collect::<Vec<_>>(), vec![3, 4, 5]);
+    ledger.acknowledge("sub", &Ack::Cumulative(2)).unwrap();
+    let again = ledger.read_cursor("sub", three, None, true).await.unwrap();
+    assert_eq!(again.entries[0].meta.base_offset, 2, "rewind: from the mark-delete");
+    ledger.close().await;
+    drop(ledger);
+    let ledger = open(&dir, small(), backend).await;
+    let after = ledger.read_cursor("sub", three, None, false).await.unwrap();
+    assert_eq!(after.entries[0].meta.base_offset, 2, "after a restart: from the mark-delete");
+    let waited =
+        ledger.read_cursor("sub", ReadLimits { max_entries: 100, max_bytes: usize::MAX }, None, false).await.unwrap();
+    assert_eq!(waited.entries.last().unwrap().meta.base_offset, 9);
+    let none = ledger.read_cursor("sub", three, Some(Duration::from_millis(20)), false).await.unwrap();
+    assert!(none.entries.is_empty());
+}

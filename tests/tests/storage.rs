@@ -47,6 +47,10 @@ fn acknowledged_appends_survive_kill_9_and_offsets_stay_dense() {
         assert_eq!(*w, format!("{i}={e}"));
     }
     assert_eq!(line.call("CURSORS orders"), "audit:42:108", "the cursor survived kill -9");
+    // Its reads start again at the mark-delete, then go on from where they ended.
+    let next = line.call("NEXT orders audit 2");
+    assert!(next.starts_with("42=m42-") && next.contains(" 43=m43-"), "{}", &next[..40.min(next.len())]);
+    assert!(line.call("NEXT orders audit 1").starts_with("44=m44-"));
     assert_eq!(line.call("PUB orders after"), "150", "appends continue densely after the restart");
     // Pulsar message ids and offsets address the same messages, across segments.
     let id = line.call("MSGID orders 120");

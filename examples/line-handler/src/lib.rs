@@ -13,6 +13,7 @@
 //! - `GET <topic> <offset> <max>` replies `offset=word ...` from that offset
 //! - `RANGE <topic>`           replies `<start> <end>`
 //! - `SUB <topic> <cursor>` / `ACK <topic> <cursor> <offset>` / `CURSORS <topic>`
+//! - `NEXT <topic> <cursor> <max>` reads on from where the cursor's last read ended
 //! - `MSGID <topic> <offset>` / `OFFSET <topic> <ledger>:<entry>:<batch>`
 //!
 //! Errors reply `ERR <kind> <message>`.
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use polyport_handler_api::{
     export_handler,
-    storage::{Ack, InitialPosition, NewEntry, Position, ReadRequest},
+    storage::{Ack, CursorReadRequest, InitialPosition, NewEntry, Position, ReadRequest},
     Config, Connection, ConnectionFuture, HandlerError, Host, Listener, ProtocolHandler,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -154,6 +155,18 @@ async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, Handle
             let name = words.next().ok_or_else(|| invalid("ACK <topic> <cursor> <offset>"))?;
             let c = host.cursor_ack(topic, name, Ack::Cumulative(number(words.next(), "ACK <topic> <cursor> <offset>")?)).await?;
             Ok(format!("{} {}", c.mark_delete, c.backlog_messages))
+        }
+        "NEXT" => {
+            let name = words.next().ok_or_else(|| invalid("NEXT <topic> <cursor> <max>"))?;
+            let max_entries = number(words.next(), "NEXT <topic> <cursor> <max>")?;
+            let request = CursorReadRequest { max_entries, max_bytes: u32::MAX, wait_ms: 0, rewind: false };
+            let result = host.cursor_read(topic, name, request).await?;
+            Ok(result
+                .entries
+                .iter()
+                .map(|e| format!("{}={}", e.meta.base_offset, String::from_utf8_lossy(&e.payload)))
+                .collect::<Vec<_>>()
+                .join(" "))
         }
         "CURSORS" => {
             let cursors = host.cursor_list(topic).await?;
