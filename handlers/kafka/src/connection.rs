@@ -24,7 +24,7 @@ use kafka_protocol::messages::ApiKey;
 use polyport_handler_api::{ErrorKind, HandlerError, Host};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
-    sync::{mpsc, watch},
+    sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore},
 };
 use tracing::Instrument;
 
@@ -39,6 +39,10 @@ use crate::{
 const MIN_REQUEST: usize = 8;
 /// Requests of one connection served at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Request bytes one connection may hold at once (read ahead or in flight);
+/// at least one request of `kafkaMaxRequestBytes` always fits. With the
+/// request count limit, this bounds a connection's memory by configuration.
+pub const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
 
 /// What every connection of a handler shares.
 #[derive(Debug)]
@@ -76,6 +80,8 @@ impl Shared {
 }
 
 type Pending = Pin<Box<dyn Future<Output = Result<Option<BytesMut>, ProtocolError>> + Send>>;
+/// A request being served, with the share of the byte budget its frame holds.
+type Held = Pin<Box<dyn Future<Output = (Result<Option<BytesMut>, ProtocolError>, OwnedSemaphorePermit)> + Send>>;
 
 /// Serves `stream` until the client closes it, a frame is malformed, or
 /// `shutdown` turns true (in-flight requests are finished first).
@@ -89,15 +95,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (read_half, mut write_half) = tokio::io::split(stream);
-    let (frames, mut incoming) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
+    let (frames, mut incoming) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
     let max_request = shared.max_request_bytes;
+    let budget_bytes = MAX_IN_FLIGHT_BYTES.max(max_request);
+    let budget = Arc::new(Semaphore::new(budget_bytes));
     let reader = async move {
         let mut reader = BufReader::with_capacity(64 * 1024, read_half);
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-                frame = read_frame(&mut reader, max_request) => frame?,
+                frame = read_frame(&mut reader, max_request, &budget) => frame?,
             };
             let Some(frame) = frame else { return Ok(()) };
             if frames.send(frame).await.is_err() {
@@ -107,14 +115,17 @@ where
     };
     let listener = Arc::new(listener);
     let writer = async move {
-        let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
+        let mut in_flight: FuturesOrdered<Held> = FuturesOrdered::new();
         let mut reading = true;
         loop {
             tokio::select! {
                 biased;
-                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                Some((done, permit)) = in_flight.next(), if !in_flight.is_empty() => {
                     match done {
-                        Ok(Some(response)) => write_half.write_all(&response).await?,
+                        Ok(Some(response)) => {
+                            write_half.write_all(&response).await?;
+                            drop(permit);
+                        }
                         Ok(None) => {}
                         Err(e) => {
                             match &e {
@@ -126,7 +137,7 @@ where
                     }
                 }
                 frame = incoming.recv(), if reading && in_flight.len() < MAX_IN_FLIGHT => {
-                    let Some(frame) = frame else {
+                    let Some((frame, permit)) = frame else {
                         reading = false;
                         continue;
                     };
@@ -135,8 +146,8 @@ where
                     // before the next request is looked at.
                     let first = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
                     match first {
-                        Poll::Ready(result) => in_flight.push_back(Box::pin(std::future::ready(result))),
-                        Poll::Pending => in_flight.push_back(pending),
+                        Poll::Ready(result) => in_flight.push_back(Box::pin(std::future::ready((result, permit)))),
+                        Poll::Pending => in_flight.push_back(Box::pin(async move { (pending.await, permit) })),
                     }
                 }
                 else => return Ok(()),
@@ -156,8 +167,12 @@ where
     }
 }
 
-/// Reads one frame; `None` at a clean end of stream.
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_request: usize) -> Result<Option<Bytes>, HandlerError> {
+/// Reads one frame, once `budget` has room for it; `None` at a clean end of stream.
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_request: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, HandlerError> {
     let size = match reader.read_i32().await {
         Ok(size) => size,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -174,6 +189,12 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_request: usize) ->
             return Err(HandlerError::new(ErrorKind::PROTOCOL, format!("invalid request size {size}")));
         }
     };
+    // Wait for earlier requests to be answered if this one would not fit.
+    let permits = u32::try_from(size).unwrap_or(u32::MAX);
+    let permit = Arc::clone(budget)
+        .acquire_many_owned(permits)
+        .await
+        .map_err(|_| HandlerError::new(ErrorKind::STATE, "request budget closed"))?;
     let mut frame = BytesMut::with_capacity(size);
     // read_buf fills the spare capacity without zeroing it first.
     while frame.len() < size {
@@ -186,7 +207,7 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_request: usize) ->
             ));
         }
     }
-    Ok(Some(frame.freeze()))
+    Ok(Some((frame.freeze(), permit)))
 }
 
 /// Handles one request frame (without its size prefix).
