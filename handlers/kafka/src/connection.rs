@@ -68,7 +68,12 @@ impl Shared {
     #[cfg(test)]
     pub fn for_tests() -> Self {
         Self {
-            broker: BrokerInfo { node_id: 0, cluster_id: "test".into(), auto_create_topics: true },
+            broker: BrokerInfo {
+                node_id: 0,
+                cluster_id: "test".into(),
+                auto_create_topics: true,
+                default_partitions: 1,
+            },
             max_request_bytes: 1 << 20,
             max_message_bytes: 1 << 20,
             topics: TopicMapper::new("public/default".into()),

@@ -84,6 +84,7 @@ impl KafkaService {
             cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned(),
             // The host checks the value (true or false) and defaults to true.
             auto_create_topics: config.get("allowAutoTopicCreation") != Some("false"),
+            default_partitions: config.parse_or("defaultNumPartitions", 1, "a number of partitions")?,
         };
         let tenant = config.get("kafkaTenant").unwrap_or("public");
         let namespace = config.get("kafkaNamespace").unwrap_or("default");

@@ -116,7 +116,13 @@ fn broker_configs(ctx: &RequestContext<'_>) -> Vec<Described> {
             TYPE_INT,
             "The largest record batch accepted (maxMessageSize in broker.conf).",
         ),
-        fixed("num.partitions", 1, SOURCE_DEFAULT, TYPE_INT, "Partitions of a topic created without a count."),
+        fixed(
+            "num.partitions",
+            ctx.shared.broker.default_partitions,
+            SOURCE_STATIC_BROKER,
+            TYPE_INT,
+            "Partitions of a topic created without a count (defaultNumPartitions).",
+        ),
         fixed("default.replication.factor", 1, SOURCE_DEFAULT, TYPE_INT, "A single broker: one replica."),
         fixed(
             "auto.create.topics.enable",

@@ -15,6 +15,8 @@
 //! read_committed sees everything (the last stable offset is the high
 //! watermark); topic ids (v13+) are not served.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use futures_util::future::{join_all, select_all};
 use kafka_protocol::{
@@ -156,26 +158,35 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
     let partitions = match ctx.host() {
         None => wanted.iter().map(|w| error(w.index, errors::KAFKA_STORAGE_ERROR)).collect(),
         Some(host) => {
-            let (mut data, total) = read_all(host, &wanted, budget).await;
-            let wait = u32::try_from(request.max_wait_ms).unwrap_or(0);
+            let (mut data, mut total) = read_all(host, &wanted, budget).await;
             let news = |data: &[PartitionData]| {
                 data.iter().any(|d| d.error_code != errors::NONE || d.records.as_ref().is_some_and(|r| !r.is_empty()))
             };
-            if total < min_bytes.max(1) && wait > 0 && !wanted.is_empty() && !(incremental && news(&data)) {
-                // Long poll: wait for any partition at its end to grow, then read again.
-                let waits =
-                    wanted.iter().zip(&data).filter(|(_, d)| d.error_code == errors::NONE).filter_map(|(w, d)| {
+            // Long poll: until min_bytes are there (an incremental fetch: any
+            // news) or max_wait_ms is over, wait for any partition to grow
+            // past what was read, then read again.
+            let deadline = host.monotonic() + Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+            while total < min_bytes.max(1) && !wanted.is_empty() && !(incremental && news(&data)) {
+                let left = deadline.saturating_sub(host.monotonic());
+                let wait_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
+                if wait_ms == 0 {
+                    break;
+                }
+                let waits: Vec<_> = wanted
+                    .iter()
+                    .zip(&data)
+                    .filter(|(_, d)| d.error_code == errors::NONE)
+                    .filter_map(|(w, d)| {
                         let ledger = w.ledger.as_ref().ok()?;
                         let offset = u64::try_from(d.high_watermark).ok()?;
-                        Some(Box::pin(
-                            host.read(ledger, ReadRequest { offset, max_entries: 1, max_bytes: 1, wait_ms: wait }),
-                        ))
-                    });
-                let waits: Vec<_> = waits.collect();
-                if !waits.is_empty() {
-                    let _ = select_all(waits).await;
-                    data = read_all(host, &wanted, budget).await.0;
+                        Some(Box::pin(host.read(ledger, ReadRequest { offset, max_entries: 1, max_bytes: 1, wait_ms })))
+                    })
+                    .collect();
+                if waits.is_empty() {
+                    break;
                 }
+                let _ = select_all(waits).await;
+                (data, total) = read_all(host, &wanted, budget).await;
             }
             data
         }

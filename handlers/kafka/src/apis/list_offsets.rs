@@ -36,7 +36,9 @@ async fn lookup(host: &Host, ledger: &str, timestamp: i64) -> Result<(i64, i64),
             Some(entry) => {
                 let base = entry.meta.base_offset as i64;
                 let offset = first_delta_at_or_after(&entry.payload, t).map_or(base, |d| base + d);
-                Ok((entry.meta.max_timestamp_ms, offset))
+                // Never below the log start (records deleted inside that batch).
+                let start = host.log_range(ledger).await.map_err(error)?.start as i64;
+                Ok((entry.meta.max_timestamp_ms, offset.max(start)))
             }
         },
     }

@@ -66,6 +66,8 @@ pub struct BrokerInfo {
     pub cluster_id: String,
     /// Whether the host creates missing topics on first use (`allowAutoTopicCreation`).
     pub auto_create_topics: bool,
+    /// `defaultNumPartitions`, reported as `num.partitions`.
+    pub default_partitions: i32,
 }
 
 /// What an API implementation gets besides its request.
