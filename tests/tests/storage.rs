@@ -123,3 +123,38 @@ fn a_corrupt_topic_is_refused_and_the_rest_of_the_broker_serves() {
     assert_eq!(line.call("PUB good more"), "30");
     assert!(broker.log().contains("topic refused"), "{}", broker.log());
 }
+
+#[test]
+fn a_kafka_group_commit_is_a_durable_cursor_pulsar_side_tools_see() {
+    use kafka_protocol::messages::{
+        offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
+        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use polyport_tests::{kafka::KafkaConn, kafka_library};
+
+    let port = free_port();
+    let broker = Broker::configure(
+        &format!("messagingProtocols=kafka,line\nlineListener=127.0.0.1:{port}"),
+        &[&kafka_library(), line_handler()],
+    )
+    .start();
+    let mut line = Line::connect(port);
+    for i in 0..10 {
+        line.call(&format!("PUB shared m{i}"));
+    }
+    let mut kafka = KafkaConn::connect(broker.kafka_port);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("billing")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("shared")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(6)])]);
+    let c = kafka.send(ApiKey::OffsetCommit, 8, &commit);
+    let response: OffsetCommitResponse = kafka.receive(ApiKey::OffsetCommit, 8, c);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    // The group is a durable cursor with its backlog, in the ledger's listing.
+    assert_eq!(line.call("CURSORS shared"), "billing:6:4");
+}

@@ -12,11 +12,15 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod fetch_sessions;
+pub mod find_coordinator;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
+pub mod offsets;
 pub mod produce;
 
 use std::{future::Future, sync::Arc};
@@ -47,6 +51,9 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
     (ApiKey::IncrementalAlterConfigs, incremental_alter_configs::VERSIONS),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
+    (ApiKey::OffsetCommit, offset_commit::VERSIONS),
+    (ApiKey::OffsetFetch, offset_fetch::VERSIONS),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -113,6 +120,9 @@ pub async fn dispatch(
         ApiKey::ListOffsets => call(&ctx, frame, list_offsets::handle).await,
         ApiKey::CreateTopics => call(&ctx, frame, create_topics::handle).await,
         ApiKey::DeleteTopics => call(&ctx, frame, delete_topics::handle).await,
+        ApiKey::FindCoordinator => call(&ctx, frame, |c, r| std::future::ready(find_coordinator::handle(c, r))).await,
+        ApiKey::OffsetCommit => call(&ctx, frame, offset_commit::handle).await,
+        ApiKey::OffsetFetch => call(&ctx, frame, offset_fetch::handle).await,
         ApiKey::DeleteRecords => call(&ctx, frame, delete_records::handle).await,
         ApiKey::InitProducerId => call(&ctx, frame, |c, r| std::future::ready(init_producer_id::handle(c, r))).await,
         ApiKey::OffsetForLeaderEpoch => call(&ctx, frame, offset_for_leader_epoch::handle).await,
@@ -327,6 +337,9 @@ mod tests {
                     ApiKey::ListOffsets => request(key, version, &ListOffsetsRequest::default()),
                     ApiKey::CreateTopics => request(key, version, &CreateTopicsRequest::default()),
                     ApiKey::DeleteTopics => request(key, version, &DeleteTopicsRequest::default()),
+                    ApiKey::FindCoordinator => request(key, version, &FindCoordinatorRequest::default()),
+                    ApiKey::OffsetCommit => request(key, version, &OffsetCommitRequest::default()),
+                    ApiKey::OffsetFetch => request(key, version, &OffsetFetchRequest::default()),
                     ApiKey::InitProducerId => request(key, version, &InitProducerIdRequest::default()),
                     ApiKey::DeleteRecords => request(key, version, &DeleteRecordsRequest::default()),
                     ApiKey::OffsetForLeaderEpoch => request(key, version, &OffsetForLeaderEpochRequest::default()),
@@ -356,6 +369,9 @@ mod tests {
                     ApiKey::ListOffsets => check::<ListOffsetsResponse>(&mut out, version),
                     ApiKey::CreateTopics => check::<CreateTopicsResponse>(&mut out, version),
                     ApiKey::DeleteTopics => check::<DeleteTopicsResponse>(&mut out, version),
+                    ApiKey::FindCoordinator => check::<FindCoordinatorResponse>(&mut out, version),
+                    ApiKey::OffsetCommit => check::<OffsetCommitResponse>(&mut out, version),
+                    ApiKey::OffsetFetch => check::<OffsetFetchResponse>(&mut out, version),
                     ApiKey::InitProducerId => check::<InitProducerIdResponse>(&mut out, version),
                     ApiKey::DeleteRecords => check::<DeleteRecordsResponse>(&mut out, version),
                     ApiKey::OffsetForLeaderEpoch => check::<OffsetForLeaderEpochResponse>(&mut out, version),
