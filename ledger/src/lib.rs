@@ -431,10 +431,11 @@ impl ManagedLedger {
             let path = self.shared.cursor_dir().join(cursor::file_name(name));
             let shared = Arc::clone(&self.shared);
             tokio::task::spawn_blocking(move || {
-                match {
+                let removed = {
                     let _io = shared.cursor_io.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     shared.backend.remove(&path)
-                } {
+                };
+                match removed {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         Err(LedgerError::io(format!("delete {}", path.display()), e))
                     }

@@ -20,8 +20,8 @@ fn small() -> LedgerConfig {
 
 const ALL: ReadLimits = ReadLimits { max_entries: usize::MAX, max_bytes: usize::MAX };
 
-async fn open(dir: &PathBuf, config: LedgerConfig, backend: Arc<dyn Backend>) -> ManagedLedger {
-    ManagedLedger::open("t", dir.clone(), config, backend).await.unwrap()
+async fn open(dir: &std::path::Path, config: LedgerConfig, backend: Arc<dyn Backend>) -> ManagedLedger {
+    ManagedLedger::open("t", dir, config, backend).await.unwrap()
 }
 
 /// Reads everything and checks offsets are dense from `start`.
