@@ -40,6 +40,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 ## and drive it with real clients: kcat, confluent-kafka, kafka-python).
 test: build-debug $(VENV)/.installed
 	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	$(CARGO) test --workspace --no-fail-fast
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/python
 
