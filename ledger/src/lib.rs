@@ -226,6 +226,12 @@ impl Shared {
         segments[i..].to_vec()
     }
 
+    /// First offset of the oldest segment, without copying the list (every read asks).
+    fn first_offset(&self) -> u64 {
+        let segments = self.segments.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        segments.first().map_or(0, |s| s.header.base_offset)
+    }
+
     fn all_segments(&self) -> Vec<Arc<Segment>> {
         self.segments.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
@@ -499,7 +505,7 @@ impl ManagedLedger {
 
     /// The stored range.
     pub fn range(&self) -> LogRange {
-        let first = self.shared.all_segments().first().map_or(0, |s| s.header.base_offset);
+        let first = self.shared.first_offset();
         let end = *self.shared.end.borrow();
         let floor = self.shared.start_floor.load(std::sync::atomic::Ordering::Acquire);
         LogRange { start: first.max(floor.min(end)), end }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use polyport_handler_api::{
     export_handler,
-    storage::{Ack, CursorReadRequest, InitialPosition, NewEntry, Position, ReadRequest},
+    storage::{Ack, CursorReadRequest, Entry, InitialPosition, NewEntry, Position, ReadRequest},
     Config, Connection, ConnectionFuture, HandlerError, Host, Listener, ProtocolHandler,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -113,6 +113,13 @@ fn number<T: std::str::FromStr>(word: Option<&str>, what: &str) -> Result<T, Han
     word.and_then(|w| w.parse().ok()).ok_or_else(|| invalid(what))
 }
 
+/// Entries as `offset=word offset=word ...`.
+fn entries_line(entries: &[Entry]) -> String {
+    let words: Vec<String> =
+        entries.iter().map(|e| format!("{}={}", e.meta.base_offset, String::from_utf8_lossy(&e.payload))).collect();
+    words.join(" ")
+}
+
 /// The storage commands.
 async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, HandlerError> {
     let mut words = arg.split(' ');
@@ -138,12 +145,7 @@ async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, Handle
             let max_entries = number(words.next(), "GET <topic> <offset> <max>")?;
             let request = ReadRequest { offset, max_entries, max_bytes: u32::MAX, wait_ms: 0 };
             let result = host.read(topic, request).await?;
-            Ok(result
-                .entries
-                .iter()
-                .map(|e| format!("{}={}", e.meta.base_offset, String::from_utf8_lossy(&e.payload)))
-                .collect::<Vec<_>>()
-                .join(" "))
+            Ok(entries_line(&result.entries))
         }
         "RANGE" => host.log_range(topic).await.map(|r| format!("{} {}", r.start, r.end)),
         "SUB" => {
@@ -161,12 +163,7 @@ async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, Handle
             let max_entries = number(words.next(), "NEXT <topic> <cursor> <max>")?;
             let request = CursorReadRequest { max_entries, max_bytes: u32::MAX, wait_ms: 0, rewind: false };
             let result = host.cursor_read(topic, name, request).await?;
-            Ok(result
-                .entries
-                .iter()
-                .map(|e| format!("{}={}", e.meta.base_offset, String::from_utf8_lossy(&e.payload)))
-                .collect::<Vec<_>>()
-                .join(" "))
+            Ok(entries_line(&result.entries))
         }
         "CURSORS" => {
             let cursors = host.cursor_list(topic).await?;
