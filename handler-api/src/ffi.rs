@@ -189,6 +189,8 @@ pub trait FfiHost: Send + Sync + Clone {
         name: RStr<'_>,
         request: CursorReadRequest,
     ) -> FfiFuture<RResult<FfiReadResult, HandlerError>>;
+    /// Creates namespace `tenant/ns` (and its tenant) if missing.
+    fn create_namespace(&self, namespace: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>>;
 }
 
 /// A shared [`FfiHost`] trait object.

@@ -241,6 +241,12 @@ impl Host {
         self.inner.create_partitions(topic.into(), count).await.into_result()
     }
 
+    /// Creates namespace `tenant/ns` (and its tenant) if missing; topics can
+    /// only be created in an existing namespace.
+    pub async fn create_namespace(&self, namespace: &str) -> Result<(), HandlerError> {
+        self.inner.create_namespace(namespace.into()).await.into_result()
+    }
+
     /// The position (Pulsar MessageId) of the message at `offset`.
     pub async fn offset_to_message_id(&self, partition: &str, offset: u64) -> Result<Position, HandlerError> {
         self.inner.offset_to_message_id(partition.into(), offset).await.into_result()

@@ -88,6 +88,19 @@ fn a_wrong_handler_value_exits_2_naming_the_key() {
 }
 
 #[test]
+fn a_wrong_group_coordinator_value_exits_2_naming_the_key() {
+    for (line, wanted) in [
+        ("groupMaxSessionTimeoutMs=1000", "invalid value for groupMaxSessionTimeoutMs: \"1000\""),
+        ("offsetsTopicNumPartitions=0", "invalid value for offsetsTopicNumPartitions: \"0\""),
+        ("kafkaMetadataNamespace=a/b", "invalid value for kafkaMetadataNamespace: \"a/b\""),
+    ] {
+        let exit = Broker::configure(line, &[&kafka_library()]).run_to_exit();
+        assert_eq!(exit.status.code(), Some(2), "{line}: {}", exit.log);
+        assert!(exit.log.contains(wanted), "{line}: {}", exit.log);
+    }
+}
+
+#[test]
 fn an_unknown_key_is_a_warning() {
     let broker = Broker::configure("kafkaListners=typo", &[&kafka_library()]).start();
     let log = broker.log();

@@ -6,7 +6,12 @@ use std::fs;
 use polyport_tests::workspace_root;
 
 fn keys() -> Vec<&'static str> {
-    polyport_host::config::HOST_KEYS.iter().map(|k| k.name).chain(kafka::CONFIG_KEYS.iter().copied()).collect()
+    polyport_host::config::HOST_KEYS
+        .iter()
+        .map(|k| k.name)
+        .chain(kafka::CONFIG_KEYS.iter().copied())
+        .chain(kafka::coordinator::CoordinatorConfig::KEYS.iter().copied())
+        .collect()
 }
 
 #[test]

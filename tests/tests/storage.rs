@@ -128,7 +128,8 @@ fn a_corrupt_topic_is_refused_and_the_rest_of_the_broker_serves() {
 fn a_kafka_group_commit_is_a_durable_cursor_pulsar_side_tools_see() {
     use kafka_protocol::messages::{
         offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
-        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName,
+        ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, GroupId, OffsetCommitRequest, OffsetCommitResponse,
+        TopicName,
     };
     use kafka_protocol::protocol::StrBytes;
     use polyport_tests::{kafka::KafkaConn, kafka_library};
@@ -157,4 +158,10 @@ fn a_kafka_group_commit_is_a_durable_cursor_pulsar_side_tools_see() {
     assert_eq!(response.topics[0].partitions[0].error_code, 0);
     // The group is a durable cursor with its backlog, in the ledger's listing.
     assert_eq!(line.call("CURSORS shared"), "billing:6:4");
+    // Deleting the group deletes its cursor: retention no longer waits for it.
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str("billing"))]);
+    let c = kafka.send(ApiKey::DeleteGroups, 2, &delete);
+    let response: DeleteGroupsResponse = kafka.receive(ApiKey::DeleteGroups, 2, c);
+    assert_eq!(response.results[0].error_code, 0);
+    assert_eq!(line.call("CURSORS shared"), "");
 }

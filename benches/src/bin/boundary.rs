@@ -107,9 +107,9 @@ async fn start_in_process() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        while let Ok((stream, peer)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
-            if let Ok(future) = service.serve("PLAINTEXT", stream) {
+            if let Ok(future) = service.serve("PLAINTEXT", &peer.to_string(), stream) {
                 tokio::spawn(future);
             }
         }

@@ -61,6 +61,8 @@ pub struct Shared {
     pub producer_ids: crate::apis::init_producer_id::ProducerIds,
     /// Fetch sessions (KIP-227).
     pub fetch_sessions: crate::apis::fetch_sessions::FetchSessions,
+    /// The group coordinator.
+    pub coordinator: crate::coordinator::Coordinator,
 }
 
 impl Shared {
@@ -80,6 +82,12 @@ impl Shared {
             host: OnceLock::new(),
             producer_ids: crate::apis::init_producer_id::ProducerIds::new(0),
             fetch_sessions: crate::apis::fetch_sessions::FetchSessions::default(),
+            coordinator: crate::coordinator::Coordinator::new(crate::coordinator::CoordinatorConfig {
+                group: crate::coordinator::GroupConfig::default(),
+                metadata_namespace: "public/__kafka".into(),
+                partitions: 1,
+                retention_check: std::time::Duration::from_secs(600),
+            }),
         }
     }
 }
@@ -94,6 +102,7 @@ pub async fn serve<S>(
     stream: S,
     shared: Arc<Shared>,
     listener: KafkaListener,
+    client_host: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), HandlerError>
 where
@@ -146,7 +155,7 @@ where
                         reading = false;
                         continue;
                     };
-                    let mut pending = process(frame, Arc::clone(&shared), Arc::clone(&listener));
+                    let mut pending = process(frame, Arc::clone(&shared), Arc::clone(&listener), Arc::clone(&client_host));
                     // Poll once now: a Produce hands its appends to the ledger
                     // before the next request is looked at.
                     let first = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
@@ -216,13 +225,13 @@ async fn read_frame<R: AsyncRead + Unpin>(
 }
 
 /// Handles one request frame (without its size prefix).
-pub fn process(frame: Bytes, shared: Arc<Shared>, listener: Arc<KafkaListener>) -> Pending {
+pub fn process(frame: Bytes, shared: Arc<Shared>, listener: Arc<KafkaListener>, client_host: Arc<str>) -> Pending {
     let mut peek = frame.slice(..MIN_REQUEST);
     let (key, version, correlation_id) = (peek.get_i16(), peek.get_i16(), peek.get_i32());
     let span = tracing::debug_span!("request", api = key, version, correlation_id);
     match apis::versions(key) {
         Some((api, range)) if (range.min..=range.max).contains(&version) => {
-            Box::pin(apis::dispatch(api, version, frame, shared, listener).instrument(span))
+            Box::pin(apis::dispatch(api, version, frame, shared, listener, client_host).instrument(span))
         }
         Some((ApiKey::ApiVersions, _)) => {
             tracing::debug!(parent: &span, "ApiVersions at an unsupported version; answering v0 with UNSUPPORTED_VERSION");
@@ -241,11 +250,12 @@ pub async fn serve_instrumented<S>(
     stream: S,
     shared: Arc<Shared>,
     listener: KafkaListener,
+    client_host: Arc<str>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), HandlerError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let span = tracing::debug_span!("kafka", listener = %listener.name);
-    serve(stream, shared, listener, shutdown).instrument(span).await
+    serve(stream, shared, listener, client_host, shutdown).instrument(span).await
 }

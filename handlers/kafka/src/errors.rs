@@ -16,6 +16,24 @@ pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 /// The request attempted to perform an operation on an invalid topic.
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+/// The metadata field of an offset commit is too large.
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+/// The coordinator is loading and hence can't process requests.
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+/// The coordinator is not available.
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+/// The generation id provided in the request is not the current generation.
+pub const ILLEGAL_GENERATION: i16 = 22;
+/// The group member's supported protocols are incompatible with those of existing members.
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+/// The configured groupId is invalid.
+pub const INVALID_GROUP_ID: i16 = 24;
+/// The coordinator is not aware of this member.
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+/// The session timeout is not within the range allowed by the broker.
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+/// The group is rebalancing, so a rejoin is needed.
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
 /// The version of API is not supported.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 /// Topic with this name already exists.
@@ -36,6 +54,16 @@ pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 /// Disk error when trying to access log file on the disk.
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// The group is not empty.
+pub const NON_EMPTY_GROUP: i16 = 68;
+/// The group id does not exist.
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+/// The member must rejoin with the member id it was given.
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+/// A static member with the same group.instance.id took this member's place.
+pub const FENCED_INSTANCE_ID: i16 = 82;
+/// The group has members subscribed to this topic.
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 /// The leader epoch in the request is newer than the epoch on the broker.
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 /// This endpoint type is not supported yet.

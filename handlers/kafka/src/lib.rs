@@ -7,6 +7,7 @@
 pub mod apis;
 pub mod configs;
 pub mod connection;
+pub mod coordinator;
 pub mod errors;
 pub mod listeners;
 pub mod records;
@@ -42,7 +43,8 @@ impl ProtocolError {
     }
 }
 
-/// The keys this handler reads from broker.conf.
+/// The keys this handler reads from broker.conf (besides the group
+/// coordinator's, [`coordinator::CoordinatorConfig::KEYS`]).
 pub const CONFIG_KEYS: &[&str] = &[
     "kafkaListeners",
     "kafkaAdvertisedListeners",
@@ -112,6 +114,7 @@ impl KafkaService {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         // The host's limit for an entry; a record batch is one entry.
         let max_message_bytes = config.parse_or("maxMessageSize", 5 * 1024 * 1024, "a number of bytes")?;
+        let coordinator = coordinator::Coordinator::new(coordinator::CoordinatorConfig::from_config(config)?);
         Ok(Self {
             listeners,
             shared: Arc::new(Shared {
@@ -125,6 +128,7 @@ impl KafkaService {
                 producer_ids: apis::init_producer_id::ProducerIds::new(now_ms),
                 // Seeded by the clock so a client's session id from an earlier run is unlikely to match.
                 fetch_sessions: apis::fetch_sessions::FetchSessions::new((now_ms % 1_000_000_000) as i32),
+                coordinator,
             }),
             shutdown: watch::channel(false).0,
         })
@@ -135,15 +139,27 @@ impl KafkaService {
         &self.listeners
     }
 
-    /// Gives the service the host's storage services.
+    /// Gives the service the host's storage services and starts the group
+    /// coordinator.
     pub fn set_host(&self, host: Host) {
+        let namespace = self.shared.topics.namespace().to_owned();
+        let ensure = host.clone();
+        // Topics of a kafkaNamespace other than public/default need it to exist.
+        host.spawn("kafka-namespace", async move {
+            if let Err(e) = ensure.create_namespace(&namespace).await {
+                tracing::error!(namespace = %namespace, error = %e, "cannot create kafkaTenant/kafkaNamespace");
+            }
+        });
+        self.shared.coordinator.start(&host, self.shared.topics.namespace());
         let _ = self.shared.host.set(host);
     }
 
-    /// Serves one connection accepted on the listener named `listener`.
+    /// Serves one connection accepted on the listener named `listener` from
+    /// `peer` (`ip:port`).
     pub fn serve<S>(
         &self,
         listener: &str,
+        peer: &str,
         stream: S,
     ) -> Result<impl std::future::Future<Output = Result<(), HandlerError>> + Send + 'static, HandlerError>
     where
@@ -155,7 +171,16 @@ impl KafkaService {
             .find(|l| l.name == listener)
             .cloned()
             .ok_or_else(|| HandlerError::new(ErrorKind::STATE, format!("no Kafka listener named {listener}")))?;
-        Ok(connection::serve_instrumented(stream, Arc::clone(&self.shared), listener, self.shutdown.subscribe()))
+        // Kafka shows a client's host as "/ip".
+        let ip = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip).trim_start_matches('[').trim_end_matches(']');
+        let client_host: Arc<str> = format!("/{ip}").into();
+        Ok(connection::serve_instrumented(
+            stream,
+            Arc::clone(&self.shared),
+            listener,
+            client_host,
+            self.shutdown.subscribe(),
+        ))
     }
 
     /// Tells every connection to stop after its in-flight request.
@@ -176,7 +201,7 @@ impl ProtocolHandler for KafkaHandler {
     }
 
     fn config_keys(&self) -> Vec<String> {
-        CONFIG_KEYS.iter().map(|k| (*k).to_owned()).collect()
+        CONFIG_KEYS.iter().chain(coordinator::CoordinatorConfig::KEYS).map(|k| (*k).to_owned()).collect()
     }
 
     fn initialize(&mut self, config: &Config) -> Result<(), HandlerError> {
@@ -214,7 +239,10 @@ impl ProtocolHandler for KafkaHandler {
             .service
             .as_ref()
             .ok_or_else(|| HandlerError::new(ErrorKind::STATE, "connection before initialize"))
-            .and_then(|s| s.serve(listener, connection));
+            .and_then(|s| {
+                let peer = connection.peer_addr().to_owned();
+                s.serve(listener, &peer, connection)
+            });
         Box::pin(async move { future?.await })
     }
 

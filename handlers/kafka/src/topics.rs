@@ -158,6 +158,15 @@ pub fn topic_id(pulsar: &str) -> uuid::Uuid {
     uuid::Uuid::from_bytes(bytes)
 }
 
+/// Whether `s` is a valid tenant or namespace name (the host's rule).
+pub fn valid_name_segment(s: &str) -> bool {
+    s != "."
+        && s != ".."
+        && !s.is_empty()
+        && s.len() <= 255
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | ':'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -209,6 +209,10 @@ impl FfiHost for HostServices {
     ) -> FfiFuture<RResult<FfiReadResult, HandlerError>> {
         self.cursor_read_impl(partition, name, request)
     }
+
+    fn create_namespace(&self, namespace: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>> {
+        self.create_namespace_impl(namespace)
+    }
 }
 
 /// The host side of [`FfiJoinHandle`].

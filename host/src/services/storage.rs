@@ -382,6 +382,11 @@ impl HostServices {
         )
     }
 
+    pub(super) fn create_namespace_impl(&self, namespace: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>> {
+        let namespace = namespace.as_str().to_owned();
+        self.run(move |host| async move { host.topics.ensure_namespace(&namespace).await.map_err(topic_error) })
+    }
+
     pub(super) fn offset_to_message_id_impl(
         &self,
         partition: RStr<'_>,

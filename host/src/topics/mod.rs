@@ -147,8 +147,14 @@ impl Topics {
 
     /// Creates tenant and namespace `tenant/ns` if missing.
     pub async fn ensure_namespace(&self, namespace: &str) -> Result<(), TopicError> {
-        let (tenant, _) =
-            namespace.split_once('/').ok_or_else(|| TopicError::Invalid(format!("invalid namespace {namespace:?}")))?;
+        let tenant = match namespace.split_once('/') {
+            Some((tenant, ns)) if name::valid_segment(tenant) && name::valid_segment(ns) => tenant,
+            _ => {
+                return Err(TopicError::Invalid(format!(
+                    "invalid namespace {namespace:?}: expected tenant/namespace, each 1-255 characters among letters, digits and - _ . = :"
+                )))
+            }
+        };
         let store = Arc::clone(&self.store);
         let (tenant_key, ns_key) = (format!("/admin/tenants/{tenant}"), namespace_key(namespace));
         blocking(move || {

@@ -28,7 +28,7 @@ pub struct InvalidName {
     pub reason: String,
 }
 
-fn valid_segment(s: &str) -> bool {
+pub(crate) fn valid_segment(s: &str) -> bool {
     s != "."
         && s != ".."
         && !s.is_empty()

@@ -6,22 +6,29 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod fetch_sessions;
 pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
-pub mod offsets;
 pub mod produce;
+pub mod sync_group;
 
 use std::{future::Future, sync::Arc};
 
@@ -54,6 +61,14 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
     (ApiKey::OffsetCommit, offset_commit::VERSIONS),
     (ApiKey::OffsetFetch, offset_fetch::VERSIONS),
+    (ApiKey::JoinGroup, join_group::VERSIONS),
+    (ApiKey::Heartbeat, heartbeat::VERSIONS),
+    (ApiKey::LeaveGroup, leave_group::VERSIONS),
+    (ApiKey::SyncGroup, sync_group::VERSIONS),
+    (ApiKey::DescribeGroups, describe_groups::VERSIONS),
+    (ApiKey::ListGroups, list_groups::VERSIONS),
+    (ApiKey::DeleteGroups, delete_groups::VERSIONS),
+    (ApiKey::OffsetDelete, offset_delete::VERSIONS),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -86,6 +101,8 @@ pub struct RequestContext<'a> {
     pub version: i16,
     /// The listener the client connected on.
     pub listener: &'a KafkaListener,
+    /// The client's address as Kafka shows it (`/127.0.0.1`).
+    pub client_host: &'a str,
     /// What the handler's connections share (config, topic mapper, host).
     pub shared: &'a Shared,
 }
@@ -107,10 +124,12 @@ pub async fn dispatch(
     mut frame: Bytes,
     shared: Arc<Shared>,
     listener: Arc<KafkaListener>,
+    client_host: Arc<str>,
 ) -> Result<Option<BytesMut>, ProtocolError> {
     let header =
         RequestHeader::decode(&mut frame, key.request_header_version(version)).map_err(ProtocolError::decode)?;
-    let ctx = RequestContext { header: &header, version, listener: &listener, shared: &shared };
+    let ctx =
+        RequestContext { header: &header, version, listener: &listener, client_host: &client_host, shared: &shared };
     let frame = &mut frame;
     match key {
         ApiKey::ApiVersions => call(&ctx, frame, |c, r| std::future::ready(api_versions::handle(c, r))).await,
@@ -123,6 +142,14 @@ pub async fn dispatch(
         ApiKey::FindCoordinator => call(&ctx, frame, |c, r| std::future::ready(find_coordinator::handle(c, r))).await,
         ApiKey::OffsetCommit => call(&ctx, frame, offset_commit::handle).await,
         ApiKey::OffsetFetch => call(&ctx, frame, offset_fetch::handle).await,
+        ApiKey::JoinGroup => call(&ctx, frame, join_group::handle).await,
+        ApiKey::SyncGroup => call(&ctx, frame, sync_group::handle).await,
+        ApiKey::Heartbeat => call(&ctx, frame, heartbeat::handle).await,
+        ApiKey::LeaveGroup => call(&ctx, frame, leave_group::handle).await,
+        ApiKey::DescribeGroups => call(&ctx, frame, describe_groups::handle).await,
+        ApiKey::ListGroups => call(&ctx, frame, list_groups::handle).await,
+        ApiKey::DeleteGroups => call(&ctx, frame, delete_groups::handle).await,
+        ApiKey::OffsetDelete => call(&ctx, frame, offset_delete::handle).await,
         ApiKey::DeleteRecords => call(&ctx, frame, delete_records::handle).await,
         ApiKey::InitProducerId => call(&ctx, frame, |c, r| std::future::ready(init_producer_id::handle(c, r))).await,
         ApiKey::OffsetForLeaderEpoch => call(&ctx, frame, offset_for_leader_epoch::handle).await,
@@ -214,7 +241,7 @@ mod tests {
     /// Sends `body` through `dispatch` (no host) and decodes the response.
     fn round_trip<Req: Encodable + HeaderVersion, Resp: Decodable>(key: ApiKey, version: i16, body: &Req) -> Resp {
         let shared = Arc::new(Shared::for_tests());
-        let out = dispatch(key, version, request(key, version, body), shared, listener())
+        let out = dispatch(key, version, request(key, version, body), shared, listener(), "/127.0.0.1".into())
             .now_or_never()
             .expect("completes without a host")
             .expect("dispatch")
@@ -350,9 +377,26 @@ mod tests {
                         request(key, version, &IncrementalAlterConfigsRequest::default())
                     }
                     ApiKey::DescribeCluster => request(key, version, &DescribeClusterRequest::default()),
+                    ApiKey::JoinGroup => request(key, version, &JoinGroupRequest::default()),
+                    ApiKey::SyncGroup => request(key, version, &SyncGroupRequest::default()),
+                    ApiKey::Heartbeat => request(key, version, &HeartbeatRequest::default()),
+                    ApiKey::LeaveGroup => request(key, version, &LeaveGroupRequest::default()),
+                    ApiKey::DescribeGroups => request(
+                        key,
+                        version,
+                        &DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("g"))]),
+                    ),
+                    ApiKey::ListGroups => request(key, version, &ListGroupsRequest::default()),
+                    ApiKey::DeleteGroups => request(
+                        key,
+                        version,
+                        &DeleteGroupsRequest::default()
+                            .with_groups_names(vec![GroupId(StrBytes::from_static_str("g"))]),
+                    ),
+                    ApiKey::OffsetDelete => request(key, version, &OffsetDeleteRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
-                let out = dispatch(key, version, frame, Arc::clone(&shared), listener())
+                let out = dispatch(key, version, frame, Arc::clone(&shared), listener(), "/127.0.0.1".into())
                     .now_or_never()
                     .expect("completes without a host")
                     .expect("dispatch")
@@ -380,6 +424,14 @@ mod tests {
                     ApiKey::CreatePartitions => check::<CreatePartitionsResponse>(&mut out, version),
                     ApiKey::IncrementalAlterConfigs => check::<IncrementalAlterConfigsResponse>(&mut out, version),
                     ApiKey::DescribeCluster => check::<DescribeClusterResponse>(&mut out, version),
+                    ApiKey::JoinGroup => check::<JoinGroupResponse>(&mut out, version),
+                    ApiKey::SyncGroup => check::<SyncGroupResponse>(&mut out, version),
+                    ApiKey::Heartbeat => check::<HeartbeatResponse>(&mut out, version),
+                    ApiKey::LeaveGroup => check::<LeaveGroupResponse>(&mut out, version),
+                    ApiKey::DescribeGroups => check::<DescribeGroupsResponse>(&mut out, version),
+                    ApiKey::ListGroups => check::<ListGroupsResponse>(&mut out, version),
+                    ApiKey::DeleteGroups => check::<DeleteGroupsResponse>(&mut out, version),
+                    ApiKey::OffsetDelete => check::<OffsetDeleteResponse>(&mut out, version),
                     _ => unreachable!(),
                 }
                 assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");

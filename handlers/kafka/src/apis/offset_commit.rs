@@ -1,14 +1,17 @@
 //! OffsetCommit (key 8).
 //!
-//! Versions: 2-8. Standalone consumers (generation -1, no member id) commit
-//! offsets of any partition; each is stored as the group's durable cursor on
-//! that partition ([`super::offsets`]), so it survives restarts and shows in
-//! cursor listings.
-//! Gaps: commit metadata strings are not kept; commits from group members
-//! (generation >= 0) answer ILLEGAL_GENERATION, as JoinGroup is not served
-//! yet; an offset past the log end is stored as the log end.
+//! Versions: 2-8. Group members commit with their generation and member id
+//! (checked: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
+//! REBALANCE_IN_PROGRESS); standalone consumers commit with generation -1 to
+//! a group without members. Offsets, leader epochs and metadata strings are
+//! stored in the coordinator's system topic and answered once durable; each
+//! is mirrored to the group's durable cursor on the partition
+//! ([`crate::coordinator::mirror`]).
+//! Gaps: the retention time of v2-4 is ignored (`offsetsRetentionMinutes`
+//! applies, as in Kafka 2.1+).
 
-use futures_util::future::join_all;
+use std::collections::HashMap;
+
 use kafka_protocol::{
     messages::{
         offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
@@ -17,44 +20,81 @@ use kafka_protocol::{
     protocol::VersionRange,
 };
 
-use super::{offsets, RequestContext};
-use crate::errors;
+use super::RequestContext;
+use crate::{
+    coordinator::{CommitEntry, Committed, Committer},
+    errors,
+};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 8 };
 
-const ILLEGAL_GENERATION: i16 = 22;
-const INVALID_GROUP_ID: i16 = 24;
-
 /// Stores every committed offset.
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
-    let group = request.group_id.as_str().to_owned();
-    let refusal = if group.is_empty() {
-        Some(INVALID_GROUP_ID)
-    } else if request.generation_id_or_member_epoch >= 0 {
-        Some(ILLEGAL_GENERATION)
-    } else {
-        None
-    };
+    let group = request.group_id.0.to_string();
+    let now_ms =
+        ctx.host().map_or(0, |h| h.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
     let mapper = &ctx.shared.topics;
-    let mut topics = Vec::new();
-    for topic in request.topics {
-        let resolved = mapper.resolve(ctx.host(), topic.name.as_str(), false).await;
-        let work = topic.partitions.into_iter().map(|p| {
-            let (resolved, group) = (&resolved, &group);
-            async move {
-                let result = match (refusal, resolved.ledger(p.partition_index), ctx.host()) {
-                    (Some(code), _, _) | (None, Err(code), _) => Err(code),
-                    (None, Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-                    (None, Ok(ledger), Some(host)) => offsets::commit(host, &ledger, group, p.committed_offset).await,
-                };
-                OffsetCommitResponsePartition::default()
-                    .with_partition_index(p.partition_index)
-                    .with_error_code(result.err().unwrap_or(errors::NONE))
-            }
-        });
-        let partitions = join_all(work).await;
-        topics.push(OffsetCommitResponseTopic::default().with_name(topic.name).with_partitions(partitions));
+    // Per partition: its entry index in the commit, or its own error.
+    let mut slots: Vec<Vec<(i32, Result<usize, i16>)>> = Vec::new();
+    let mut entries = Vec::new();
+    let mut resolved_topics = HashMap::new();
+    for topic in &request.topics {
+        let name = topic.name.as_str();
+        if !resolved_topics.contains_key(name) {
+            resolved_topics.insert(name.to_owned(), mapper.resolve(ctx.host(), name, false).await);
+        }
+        let resolved = &resolved_topics[name];
+        let mut topic_slots = Vec::new();
+        for p in &topic.partitions {
+            let slot = match (group.is_empty(), resolved.ledger(p.partition_index), resolved.topic()) {
+                (true, _, _) => Err(errors::INVALID_GROUP_ID),
+                (false, Err(code), _) | (false, _, Err(code)) => Err(code),
+                (false, Ok(ledger), Ok((pulsar, _))) => {
+                    entries.push(CommitEntry {
+                        key: (pulsar.to_owned(), p.partition_index),
+                        value: Committed {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.as_deref().unwrap_or("").to_owned(),
+                            commit_ms: now_ms,
+                            ledger,
+                        },
+                    });
+                    Ok(entries.len() - 1)
+                }
+            };
+            topic_slots.push((p.partition_index, slot));
+        }
+        slots.push(topic_slots);
     }
+    let codes = if entries.is_empty() {
+        Vec::new()
+    } else {
+        let who = Committer {
+            member_id: request.member_id.to_string(),
+            instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+            generation: request.generation_id_or_member_epoch,
+        };
+        ctx.shared.coordinator.commit(&group, who, entries).await
+    };
+    let topics = request
+        .topics
+        .into_iter()
+        .zip(slots)
+        .map(|(topic, topic_slots)| {
+            let partitions = topic_slots
+                .into_iter()
+                .map(|(index, slot)| {
+                    let code = match slot {
+                        Ok(i) => codes.get(i).copied().unwrap_or(errors::UNKNOWN_SERVER_ERROR),
+                        Err(code) => code,
+                    };
+                    OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(topic.name).with_partitions(partitions)
+        })
+        .collect();
     OffsetCommitResponse::default().with_topics(topics)
 }

@@ -1,75 +1,152 @@
 //! OffsetFetch (key 9).
 //!
-//! Versions: 1-7. Reads committed offsets back from the group's durable
-//! cursors ([`super::offsets`]); -1 where the group has committed nothing.
-//! With no topic list (v2+), every topic of `kafkaTenant/kafkaNamespace` on
-//! which the group has a cursor is listed.
-//! Gaps: metadata strings come back empty; several groups at once (v8+) are
-//! not served.
+//! Versions: 1-8. Committed offsets with their leader epoch and metadata
+//! string, from the coordinator; -1 where the group has committed nothing.
+//! With no topic list (v2+), every partition the group committed is listed.
+//! v8 asks for several groups at once.
+//! Gaps: `require_stable` (v7+) has nothing to wait for (no transactional
+//! offsets) and is ignored; v9 (KIP-848 member epochs) is not served.
+
+use std::collections::BTreeMap;
 
 use kafka_protocol::{
     messages::{
-        offset_fetch_response::{OffsetFetchResponsePartition, OffsetFetchResponseTopic},
+        offset_fetch_response::{
+            OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+            OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+        },
         OffsetFetchRequest, OffsetFetchResponse, TopicName,
     },
     protocol::{StrBytes, VersionRange},
 };
 
-use super::{offsets, RequestContext};
-use crate::{errors, topics::kafka_partitions};
+use super::RequestContext;
+use crate::{coordinator::Committed, errors};
 
 /// Versions implemented.
-pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 7 };
+pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 8 };
 
-fn partition(index: i32, result: Result<i64, i16>) -> OffsetFetchResponsePartition {
-    let p =
-        OffsetFetchResponsePartition::default().with_partition_index(index).with_metadata(Some(StrBytes::default()));
-    match result {
-        Ok(offset) => p.with_committed_offset(offset),
-        Err(code) => p.with_committed_offset(-1).with_error_code(code),
-    }
-}
+/// One partition's answer: offset, leader epoch, metadata, error.
+type Answer = (i32, Option<Committed>, i16);
 
 /// Answers the group's committed offsets.
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
-    let group = request.group_id.as_str();
-    let mapper = &ctx.shared.topics;
-    let Some(host) = ctx.host() else {
-        return OffsetFetchResponse::default().with_error_code(errors::KAFKA_STORAGE_ERROR);
-    };
-    let all = request.topics.is_none();
-    let wanted: Vec<(TopicName, Vec<i32>)> = match request.topics {
-        Some(topics) => topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
-        None => match host.list_topics(mapper.namespace()).await {
-            Ok(list) => list
+    if ctx.version >= 8 {
+        let mut groups = Vec::new();
+        for g in request.groups {
+            let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+            let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            groups.push(match fetch(ctx, g.group_id.as_str(), wanted).await {
+                Ok(topics) => group.with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(name, answers)| {
+                            let partitions = answers
+                                .into_iter()
+                                .map(|(index, c, code)| {
+                                    let (offset, epoch, metadata) = fields(c);
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(index)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(metadata))
+                                        .with_error_code(code)
+                                })
+                                .collect();
+                            OffsetFetchResponseTopics::default().with_name(name).with_partitions(partitions)
+                        })
+                        .collect(),
+                ),
+                Err(code) => group.with_error_code(code),
+            });
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    match fetch(ctx, request.group_id.as_str(), wanted).await {
+        Ok(topics) => OffsetFetchResponse::default().with_topics(
+            topics
                 .into_iter()
-                .map(|(pulsar, n)| {
-                    let name = TopicName(StrBytes::from_string(mapper.kafka_name(&pulsar)));
-                    (name, (0..kafka_partitions(n) as i32).collect())
+                .map(|(name, answers)| {
+                    let partitions = answers
+                        .into_iter()
+                        .map(|(index, c, code)| {
+                            let (offset, epoch, metadata) = fields(c);
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(metadata))
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
                 })
                 .collect(),
-            Err(e) => return OffsetFetchResponse::default().with_error_code(errors::from_handler(&e)),
-        },
-    };
-    let mut topics = Vec::new();
-    for (name, indexes) in wanted {
-        let resolved = mapper.resolve(Some(host), name.as_str(), false).await;
-        let mut partitions = Vec::new();
-        for index in indexes {
-            let result = match resolved.ledger(index) {
-                Ok(ledger) => offsets::committed(host, &ledger, group).await,
-                Err(code) => Err(code),
-            };
-            // Asked for everything: only what the group committed.
-            if all && !matches!(result, Ok(offset) if offset >= 0) {
-                continue;
-            }
-            partitions.push(partition(index, result));
-        }
-        if all && partitions.is_empty() {
-            continue;
-        }
-        topics.push(OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions));
+        ),
+        // v1 has no top-level error code: the error goes on no partition
+        // either, as there are none; clients retry on the v2+ code.
+        Err(code) => OffsetFetchResponse::default().with_error_code(code),
     }
-    OffsetFetchResponse::default().with_topics(topics)
+}
+
+fn fields(c: Option<Committed>) -> (i64, i32, StrBytes) {
+    match c {
+        Some(c) => (c.offset, c.leader_epoch, StrBytes::from_string(c.metadata)),
+        None => (-1, -1, StrBytes::default()),
+    }
+}
+
+/// The committed offsets of `group` for `wanted` topics (every committed
+/// partition when `None`), per Kafka topic name.
+async fn fetch(
+    ctx: &RequestContext<'_>,
+    group: &str,
+    wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Result<Vec<(TopicName, Vec<Answer>)>, i16> {
+    if group.is_empty() {
+        return Err(errors::INVALID_GROUP_ID);
+    }
+    let coordinator = &ctx.shared.coordinator;
+    let mapper = &ctx.shared.topics;
+    let Some(wanted) = wanted else {
+        let all = coordinator.fetch(group, None).await?;
+        let mut by_topic: BTreeMap<String, Vec<Answer>> = BTreeMap::new();
+        for ((pulsar, index), c) in all {
+            by_topic.entry(mapper.kafka_name(&pulsar)).or_default().push((index, c, errors::NONE));
+        }
+        return Ok(by_topic
+            .into_iter()
+            .map(|(name, answers)| (TopicName(StrBytes::from_string(name)), answers))
+            .collect());
+    };
+    let mut keys = Vec::new();
+    let mut slots = Vec::new();
+    for (name, indexes) in &wanted {
+        let pulsar = mapper.pulsar(name.as_str());
+        for index in indexes {
+            match &pulsar {
+                Ok(p) => {
+                    slots.push(Ok(keys.len()));
+                    keys.push((p.clone(), *index));
+                }
+                Err(code) => slots.push(Err(*code)),
+            }
+        }
+    }
+    let found = if keys.is_empty() { Vec::new() } else { coordinator.fetch(group, Some(keys)).await? };
+    let mut slots = slots.into_iter();
+    let mut out = Vec::new();
+    for (name, indexes) in wanted {
+        let answers = indexes
+            .into_iter()
+            .map(|index| match slots.next() {
+                Some(Ok(i)) => (index, found.get(i).and_then(|(_, c)| c.clone()), errors::NONE),
+                Some(Err(code)) => (index, None, code),
+                None => (index, None, errors::UNKNOWN_SERVER_ERROR),
+            })
+            .collect();
+        out.push((name, answers));
+    }
+    Ok(out)
 }

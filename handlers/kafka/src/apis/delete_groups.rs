@@ -1,0 +1,28 @@
+//! DeleteGroups (key 42).
+//!
+//! Versions: 0-2. Only a group without members can be deleted
+//! (NON_EMPTY_GROUP otherwise); its offsets and metadata get tombstones in
+//! the system topic and its cursors are deleted, so retention no longer
+//! waits for it.
+
+use kafka_protocol::{
+    messages::{delete_groups_response::DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse},
+    protocol::VersionRange,
+};
+
+use super::RequestContext;
+use crate::errors;
+
+/// Versions implemented.
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
+
+/// Deletes each empty group.
+pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::new();
+    for id in request.groups_names {
+        let code =
+            if id.is_empty() { errors::INVALID_GROUP_ID } else { ctx.shared.coordinator.delete(id.as_str()).await };
+        results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code));
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

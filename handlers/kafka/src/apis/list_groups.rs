@@ -1,0 +1,38 @@
+//! ListGroups (key 16).
+//!
+//! Versions: 0-5. Every group this broker coordinates, groups that only hold
+//! committed offsets included; v4+ filter by state (case-insensitive, as
+//! Kafka), v5+ by type: every group here is `classic`.
+
+use kafka_protocol::{
+    messages::{list_groups_response::ListedGroup, GroupId, ListGroupsRequest, ListGroupsResponse},
+    protocol::{StrBytes, VersionRange},
+};
+
+use super::RequestContext;
+
+/// Versions implemented.
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
+
+/// Lists the groups.
+pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let listings = match ctx.shared.coordinator.list().await {
+        Ok(l) => l,
+        Err(code) => return ListGroupsResponse::default().with_error_code(code),
+    };
+    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types_ok =
+        request.types_filter.is_empty() || request.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic"));
+    let groups = listings
+        .into_iter()
+        .filter(|g| types_ok && (states.is_empty() || states.contains(&g.state.to_lowercase())))
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(g.group)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type))
+                .with_group_state(StrBytes::from_static_str(g.state))
+                .with_group_type(StrBytes::from_static_str("classic"))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
