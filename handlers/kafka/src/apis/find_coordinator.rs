@@ -2,10 +2,7 @@
 //!
 //! Versions: 0-4 (v4 batches keys). For a group key this broker is the
 //! coordinator, at the advertised address of the listener the client used.
-//! Gaps: transaction coordinators (key type 1) answer COORDINATOR_NOT_AVAILABLE;
-//! the coordinator serves committed offsets only (OffsetCommit/OffsetFetch for
-//! standalone consumers): JoinGroup and the rest of the group protocol are not
-//! served yet.
+//! Gaps: transaction coordinators (key type 1) answer COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::{
     messages::{find_coordinator_response::Coordinator, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse},
@@ -13,11 +10,11 @@ use kafka_protocol::{
 };
 
 use super::RequestContext;
+use crate::errors;
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const GROUP: i8 = 0;
 
 /// Names this broker as the coordinator of every group.
@@ -25,7 +22,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> Find
     let node = BrokerId(ctx.shared.broker.node_id);
     let host = StrBytes::from_string(ctx.listener.advertised_host.clone());
     let port = ctx.listener.advertised_port;
-    let error = if request.key_type == GROUP { 0 } else { COORDINATOR_NOT_AVAILABLE };
+    let error = if request.key_type == GROUP { 0 } else { errors::COORDINATOR_NOT_AVAILABLE };
     if ctx.version >= 4 {
         let coordinators = request
             .coordinator_keys

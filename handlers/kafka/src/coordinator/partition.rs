@@ -408,6 +408,12 @@ impl Partition {
     /// Persists a group whose metadata changed and re-arms its timer.
     fn after_change(&mut self, id: &str) {
         let Some(group) = self.groups.get_mut(id) else { return };
+        if group.is_removable() && group.generation() == 0 {
+            // Created by a join that failed or never completed: nothing was
+            // stored, so nothing to tombstone.
+            self.groups.remove(id);
+            return;
+        }
         if group.take_dirty() {
             self.batch.push(Record::Group { group: id.to_owned(), value: Some(group.snapshot()) });
         }
@@ -445,6 +451,12 @@ impl Partition {
             if !keys.is_empty() {
                 expired.push((group.id().to_owned(), keys));
             }
+        }
+        // Groups with neither members nor offsets left (Kafka removes them too).
+        let empty: Vec<String> = self.groups.values().filter(|g| g.is_removable()).map(|g| g.id().to_owned()).collect();
+        for group in empty {
+            self.groups.remove(&group);
+            self.batch.push(Record::Group { group, value: None });
         }
         for (group, keys) in expired {
             tracing::info!(group = %group, offsets = keys.len(), "committed offsets expired (offsetsRetentionMinutes)");
