@@ -593,9 +593,11 @@ impl Group {
         self.members.insert(new_id.clone(), member);
         self.dirty = true;
         match self.state {
-            State::Stable if !protocols_changed && (!was_leader || request.supports_skip_assignment) => {
-                // KIP-345: no rebalance. A leader on JoinGroup v9+ gets the
-                // members but keeps the current assignment.
+            State::Stable if !protocols_changed => {
+                // KIP-345: no rebalance. A leader gets the members; from
+                // JoinGroup v9 it is told to keep the current assignment
+                // (KIP-814), before that the assignment it syncs is ignored,
+                // as Kafka does (SyncGroup in Stable answers the current one).
                 let members = if was_leader { self.joined_members() } else { Vec::new() };
                 let _ = reply.send(JoinOutcome {
                     error: errors::NONE,
@@ -605,7 +607,7 @@ impl Group {
                     leader: self.leader.clone().unwrap_or_default(),
                     member_id: new_id,
                     members,
-                    skip_assignment: was_leader,
+                    skip_assignment: was_leader && request.supports_skip_assignment,
                 });
             }
             State::PreparingRebalance => {
@@ -1296,6 +1298,12 @@ mod tests {
         assert_eq!(s.try_recv().expect("assignment kept").assignment, Bytes::from_static(b"p1"));
         assert_eq!(g.heartbeat(&b.member_id, Some("i-b"), 2, 20), errors::FENCED_INSTANCE_ID);
         assert_eq!(g.check_commit(&b.member_id, Some("i-b"), 2, 20), errors::FENCED_INSTANCE_ID);
+        // The leader restarts too: still no rebalance; it gets the members.
+        let mut leader = join(&mut g, request("", Some("i-a")), 30);
+        let rejoined = leader.try_recv().expect("answered at once");
+        assert_eq!((rejoined.generation, rejoined.members.len()), (2, 2));
+        assert_eq!(rejoined.leader, rejoined.member_id);
+        assert_eq!(g.state(), State::Stable);
     }
 
     #[test]
