@@ -102,8 +102,9 @@ pub struct BrokerConfig {
     pub bind_address: IpAddr,
     /// Address advertised to clients (`advertisedAddress`); never a wildcard.
     pub advertised_address: String,
-    /// Pulsar binary protocol port (`brokerServicePort`).
-    pub broker_service_port: u16,
+    /// Pulsar binary protocol port (`brokerServicePort`); `None` (an empty
+    /// value) turns the Pulsar protocol off.
+    pub broker_service_port: Option<u16>,
     /// HTTP admin port (`webServicePort`).
     pub web_service_port: u16,
     /// Root of the broker's storage (`dataDirectory`).
@@ -175,7 +176,8 @@ impl BrokerConfig {
             check(key, "a TCP port number, 0 to 65535", parsed.is_ok());
             parsed.unwrap_or(0)
         };
-        let broker_service_port = port("brokerServicePort");
+        let broker_service_port =
+            if get("brokerServicePort").is_empty() { None } else { Some(port("brokerServicePort")) };
         let web_service_port = port("webServicePort");
 
         let log_level = get("logLevel");
@@ -359,7 +361,7 @@ mod tests {
         let c = BrokerConfig::load(f.path(), []).expect("valid");
         assert_eq!(c.messaging_protocols, vec!["kafka"]);
         assert_eq!(c.entries["kafkaListeners"], "PLAINTEXT://0.0.0.0:9092");
-        assert_eq!(c.broker_service_port, 6650);
+        assert_eq!(c.broker_service_port, Some(6650));
         assert_eq!(c.advertised_address, "127.0.0.1");
     }
 
@@ -372,7 +374,7 @@ mod tests {
             ("OTHER".to_owned(), "x".to_owned()),
         ];
         let c = BrokerConfig::load(f.path(), env).expect("valid");
-        assert_eq!(c.broker_service_port, 7000);
+        assert_eq!(c.broker_service_port, Some(7000));
         assert_eq!(c.entries["kafkaListeners"], "PLAINTEXT://127.0.0.1:19092");
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod loader;
 pub mod logging;
 pub mod metadata;
+pub mod pulsar;
 pub mod server;
 pub mod services;
 pub mod topics;
@@ -63,6 +64,8 @@ pub struct Broker {
     config: BrokerConfig,
     handlers: Vec<Arc<RunningHandler>>,
     listeners: Vec<BoundListener>,
+    /// The built-in Pulsar protocol and its bound socket (unless `brokerServicePort` is empty).
+    pulsar: Option<(Arc<pulsar::PulsarService>, tokio::net::TcpListener)>,
     topics: Arc<topics::Topics>,
     _lock: std::fs::File,
 }
@@ -133,14 +136,35 @@ impl Broker {
         }
 
         let listeners = bind_all(&handlers).await?;
-        Ok(Self { config, handlers, listeners, topics, _lock: lock })
+        let pulsar = match config.broker_service_port {
+            None => {
+                tracing::info!("brokerServicePort is empty: the Pulsar protocol is off");
+                None
+            }
+            Some(port) => {
+                let listener =
+                    pulsar::bind(SocketAddr::new(config.bind_address, port)).await.map_err(StartupError::Listener)?;
+                let port = listener.local_addr().map_or(port, |a| a.port());
+                let service = pulsar::PulsarService::new(
+                    Arc::clone(&topics),
+                    config.storage.ledger.max_entry_bytes as usize,
+                    &config.advertised_address,
+                    port,
+                    &config.cluster_name,
+                );
+                Some((Arc::new(service), listener))
+            }
+        };
+        Ok(Self { config, handlers, listeners, pulsar, topics, _lock: lock })
     }
 
     /// The addresses bound, with their protocol and listener name.
     pub fn local_addrs(&self) -> Vec<(String, String, SocketAddr)> {
+        let pulsar = self.pulsar.iter().filter_map(|(_, l)| l.local_addr().ok());
         self.listeners
             .iter()
             .filter_map(|l| l.local_addr().map(|a| (l.handler.protocol.clone(), l.name.clone(), a)))
+            .chain(pulsar.map(|a| ("pulsar".to_owned(), "brokerServicePort".to_owned(), a)))
             .collect()
     }
 
@@ -154,6 +178,11 @@ impl Broker {
             tracing::info!(protocol = %bound.handler.protocol, listener = %bound.name,
                 address = %bound.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
             accept_loops.push(tokio::spawn(server::accept_loop(bound, stop.clone(), connections.clone())));
+        }
+        if let Some((service, listener)) = self.pulsar {
+            tracing::info!(protocol = "pulsar", address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                "listening");
+            accept_loops.push(tokio::spawn(pulsar::accept_loop(service, listener, stop.clone(), connections.clone())));
         }
         tracing::info!(cluster = %self.config.cluster_name, "broker ready");
 

@@ -32,6 +32,8 @@ class Broker:
         (base / "protocols" / "libkafka.so").write_bytes(lib.read_bytes())
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.pulsar_port = free_port()
+        self.pulsar_url = f"pulsar://127.0.0.1:{self.pulsar_port}"
         self.conf = base / "broker.conf"
         self.conf.write_text(
             "messagingProtocols=kafka\n"
@@ -39,6 +41,7 @@ class Broker:
             f"dataDirectory={base / 'data'}\n"
             "advertisedAddress=127.0.0.1\n"
             f"kafkaListeners=PLAINTEXT://127.0.0.1:{self.port}\n"
+            f"brokerServicePort={self.pulsar_port}\n"
             "brokerShutdownTimeoutMs=3000\n"
             "maxMessageSize=1048576\n"
             f"{extra}\n"

@@ -55,6 +55,8 @@ pub struct Broker {
     log_start: usize,
     /// The Kafka listener port chosen for this broker.
     pub kafka_port: u16,
+    /// The Pulsar protocol port (`brokerServicePort`) chosen for this broker.
+    pub pulsar_port: u16,
 }
 
 /// What a broker run that ended by itself produced.
@@ -79,15 +81,16 @@ impl Broker {
         for lib in libraries {
             fs::copy(lib, protocols.join(lib.file_name().unwrap())).unwrap();
         }
-        let kafka_port = free_port();
+        let (kafka_port, pulsar_port) = (free_port(), free_port());
         let text = format!(
             "messagingProtocols=kafka\nprotocolHandlerDirectory={}\ndataDirectory={}\nadvertisedAddress=127.0.0.1\n\
-             kafkaListeners=PLAINTEXT://127.0.0.1:{kafka_port}\nbrokerShutdownTimeoutMs=4000\nlogLevel=info\n{conf}\n",
+             kafkaListeners=PLAINTEXT://127.0.0.1:{kafka_port}\nbrokerServicePort={pulsar_port}\n\
+             brokerShutdownTimeoutMs=4000\nlogLevel=info\n{conf}\n",
             protocols.display(),
             dir.path().join("data").display(),
         );
         fs::write(dir.path().join("broker.conf"), text).unwrap();
-        Self { child: None, dir, env: Vec::new(), log_start: 0, kafka_port }
+        Self { child: None, dir, env: Vec::new(), log_start: 0, kafka_port, pulsar_port }
     }
 
     /// Adds an environment variable for the broker process.

@@ -1,0 +1,210 @@
+//! The Pulsar binary protocol, built into the host, on `brokerServicePort`.
+//!
+//! Pulsar clients connect, look topics up (this broker is authoritative for
+//! all of them), produce and subscribe. Messages are stored as Pulsar wrote
+//! them: one ledger entry per SEND, holding `[metadata size][MessageMetadata]
+//! [payload]` with format tag [`FORMAT_PULSAR`]; a MESSAGE sends those bytes
+//! back with a fresh checksum. Subscriptions are the ledger's cursors, so a
+//! Pulsar subscription and a Kafka group sit side by side in cursor listings.
+//!
+//! - [`frame`]: framing, size limit and CRC32C;
+//! - [`connection`]: one client connection and its commands;
+//! - [`subscription`]: one subscription's task (consumers, permits, acks,
+//!   redelivery).
+
+pub mod connection;
+pub mod frame;
+pub mod subscription;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use polyport_ledger::{InitialPosition, ManagedLedger, Position};
+use pulsar::message::proto::{command_subscribe::SubType, MessageIdData};
+use tokio::{net::TcpListener, sync::mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use self::subscription::{ConsumerLink, SubCommand, Subscription};
+use crate::topics::Topics;
+
+/// The format tag of entries written by Pulsar producers.
+pub const FORMAT_PULSAR: u16 = 2;
+
+/// What every Pulsar connection shares.
+pub struct PulsarService {
+    /// Topics and their ledgers.
+    pub topics: Arc<Topics>,
+    /// `maxMessageSize`.
+    pub max_message_size: usize,
+    /// `pulsar://<advertisedAddress>:<port>`, the answer to every lookup.
+    pub service_url: String,
+    cluster: String,
+    producers: AtomicU64,
+    connections: AtomicU64,
+    /// Running subscriptions by (topic partition, subscription name).
+    subscriptions: Mutex<HashMap<(String, String), mpsc::Sender<SubCommand>>>,
+}
+
+impl std::fmt::Debug for PulsarService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PulsarService").field("service_url", &self.service_url).finish_non_exhaustive()
+    }
+}
+
+impl PulsarService {
+    /// The service for clients that reach it at `advertised:port`.
+    pub fn new(topics: Arc<Topics>, max_message_size: usize, advertised: &str, port: u16, cluster: &str) -> Self {
+        Self {
+            topics,
+            max_message_size,
+            service_url: format!("pulsar://{advertised}:{port}"),
+            cluster: cluster.to_owned(),
+            producers: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            subscriptions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A name for a producer that did not choose one (Pulsar's `<cluster>-<n>` style).
+    pub fn producer_name(&self) -> String {
+        format!("{}-{}", self.cluster, self.producers.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Adds a consumer to subscription `name` of `ledger`, starting the
+    /// subscription's task (and its cursor at `initial`) if it is not running.
+    pub async fn attach(
+        &self,
+        ledger: &Arc<ManagedLedger>,
+        name: &str,
+        sub_type: SubType,
+        durable: bool,
+        initial: InitialPosition,
+        link: ConsumerLink,
+    ) -> Result<mpsc::Sender<SubCommand>, String> {
+        let key = (ledger.name().to_owned(), name.to_owned());
+        let mut link = Some(link);
+        // A task that is just ending (its last reader left) refuses the
+        // consumer; the second attempt starts a new one.
+        for _ in 0..2 {
+            let sender = self.subscription(ledger, &key, sub_type, durable, initial).await?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let Some(l) = link.take() else { break };
+            match sender.send(SubCommand::Add(l, tx)).await {
+                Ok(()) => {
+                    return match rx.await {
+                        Ok(Ok(())) => Ok(sender),
+                        Ok(Err(message)) => Err(message),
+                        Err(_) => Err(format!("subscription {name} closed")),
+                    }
+                }
+                Err(mpsc::error::SendError(SubCommand::Add(l, _))) => {
+                    self.lock().remove(&key);
+                    link = Some(l);
+                }
+                Err(_) => break,
+            }
+        }
+        Err(format!("subscription {name} is closing; retry"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), mpsc::Sender<SubCommand>>> {
+        self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn subscription(
+        &self,
+        ledger: &Arc<ManagedLedger>,
+        key: &(String, String),
+        sub_type: SubType,
+        durable: bool,
+        initial: InitialPosition,
+    ) -> Result<mpsc::Sender<SubCommand>, String> {
+        if let Some(sender) = self.lock().get(key).filter(|s| !s.is_closed()).cloned() {
+            return Ok(sender);
+        }
+        let cursor = &key.1;
+        ledger.open_cursor(cursor, durable, initial).await.map_err(|e| e.to_string())?;
+        let mut registry = self.lock();
+        if let Some(sender) = registry.get(key).filter(|s| !s.is_closed()).cloned() {
+            return Ok(sender);
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        registry.insert(key.clone(), tx.clone());
+        drop(registry);
+        let task = Subscription::new(Arc::clone(ledger), cursor.clone(), sub_type, durable);
+        let span = tracing::info_span!("subscription", topic = %key.0, name = %key.1);
+        tokio::spawn(task.run(rx, || {}).instrument(span));
+        Ok(tx)
+    }
+}
+
+/// Where a consumer given `start_message_id` begins: at that message for a
+/// durable subscription (Pulsar positions the mark-delete on it), after it
+/// for a reader (the client skips messages of the batch up to it).
+pub fn start_position(ledger: &ManagedLedger, id: &MessageIdData, durable: bool) -> InitialPosition {
+    if id.ledger_id == u64::MAX {
+        return InitialPosition::Earliest;
+    }
+    if id.ledger_id == i64::MAX as u64 {
+        return InitialPosition::Latest;
+    }
+    let position = Position { ledger_id: id.ledger_id, entry_id: id.entry_id, batch_index: 0 };
+    match ledger.offset_of(position) {
+        Ok(base) if durable => InitialPosition::Offset(base),
+        // The reader gets the entry holding the message again; the client
+        // drops what comes before the start id.
+        Ok(base) => InitialPosition::Offset(base),
+        Err(_) => InitialPosition::Earliest,
+    }
+}
+
+/// Binds `bind:port` for the Pulsar protocol.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| format!("Pulsar protocol (brokerServicePort): cannot bind {addr}: {e}"))
+}
+
+/// Accepts until `shutdown`; connections are tracked by `connections`.
+pub async fn accept_loop(
+    service: Arc<PulsarService>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let id = service.connections.fetch_add(1, Ordering::Relaxed);
+                let span = tracing::info_span!("conn", protocol = "pulsar", %peer);
+                let service = Arc::clone(&service);
+                let stop = shutdown.clone();
+                connections.spawn(
+                    async move {
+                        tokio::select! {
+                            () = connection::serve(service, id, stream) => {}
+                            // Pulsar clients reconnect; nothing is in flight that an answer would save.
+                            () = stop.cancelled() => {}
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Pulsar accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! One subscription of one topic partition: its consumers, permits and
+//! outstanding messages, owned by one task (DESIGN.md section 2) that the
+//! connections reach by message.
+//!
+//! The subscription is the ledger cursor of the same name: durable for
+//! subscriptions, in memory for readers (non-durable). The task reads from
+//! the cursor's read position while some consumer has permits, and hands each
+//! entry to a consumer by subscription type:
+//! - Exclusive: one consumer (a second is refused with ConsumerBusy);
+//! - Failover: the first consumer (by priority level, then arrival) gets
+//!   everything; the next one takes over when it leaves;
+//! - Shared: entries round-robin over the consumers with permits;
+//! - Key_Shared: by a hash of the entry's ordering or partition key.
+//!
+//! Acknowledgements become cursor acks in offsets (a batch of N messages
+//! holds N offsets, so batch-index acks are exact). Unacknowledged messages
+//! of a consumer that leaves, asks for redelivery or has its negative acks
+//! expire are dispatched again, with their redelivery count.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use polyport_ledger::{Ack, ManagedLedger, Position, ReadLimits};
+use pulsar::message::proto::{
+    base_command::Type, command_ack::AckType, command_subscribe::SubType, BaseCommand, CommandCloseConsumer,
+    CommandMessage, MessageIdData,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{frame, FORMAT_PULSAR};
+
+/// A consumer, as its subscription knows it.
+#[derive(Debug)]
+pub struct ConsumerLink {
+    /// (connection id, consumer id): unique in the broker.
+    pub key: (u64, u64),
+    /// The client's consumer id.
+    pub consumer_id: u64,
+    /// Priority level (Failover: lower is preferred).
+    pub priority: i32,
+    /// Frames to the consumer's connection.
+    pub out: mpsc::Sender<Bytes>,
+    /// Messages it may still receive.
+    pub permits: i64,
+}
+
+/// A message id's target for Seek.
+#[derive(Debug, Clone)]
+pub enum SeekTarget {
+    /// To this message (inclusive).
+    MessageId(MessageIdData),
+    /// To the first message published at or after this time (Unix ms).
+    PublishTime(u64),
+}
+
+/// A request to a subscription task.
+#[derive(Debug)]
+pub enum SubCommand {
+    /// A new consumer; refused with (error, message) for Exclusive when busy.
+    Add(ConsumerLink, oneshot::Sender<Result<(), String>>),
+    /// The consumer left (close, unsubscribe by another, connection lost).
+    Remove((u64, u64)),
+    /// More permits.
+    Flow((u64, u64), u32),
+    /// Acknowledgements; the reply (if any) carries an error message.
+    Ack((u64, u64), AckType, Vec<MessageIdData>, Option<oneshot::Sender<Result<(), String>>>),
+    /// Redeliver these (or all, if empty) unacknowledged messages of the consumer.
+    Redeliver((u64, u64), Vec<MessageIdData>),
+    /// Reset the subscription; its consumers are closed so that they resubscribe.
+    Seek(SeekTarget, oneshot::Sender<Result<(), String>>),
+    /// Delete the subscription (only its last consumer may).
+    Unsubscribe((u64, u64), oneshot::Sender<Result<(), String>>),
+    /// The topic's last message id and the subscription's mark-delete position.
+    LastMessageId(oneshot::Sender<Result<(MessageIdData, MessageIdData), String>>),
+}
+
+/// An entry handed to a consumer and not yet acknowledged.
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    consumer: (u64, u64),
+    count: u32,
+}
+
+/// The subscription task's state.
+pub struct Subscription {
+    ledger: Arc<ManagedLedger>,
+    cursor: String,
+    sub_type: SubType,
+    durable: bool,
+    consumers: Vec<ConsumerLink>,
+    next: usize,
+    /// Base offset of each dispatched, unacknowledged entry.
+    outstanding: BTreeMap<u64, Outstanding>,
+    /// Entries to dispatch again before reading on.
+    replay: BTreeSet<u64>,
+    redeliveries: HashMap<u64, u32>,
+    /// The next cursor read restarts from the mark-delete.
+    rewind: bool,
+    /// Formats already reported as not deliverable (logged once).
+    skipped_formats: BTreeSet<u16>,
+}
+
+/// The message id of the entry at `(ledger_id, entry_id)`.
+pub fn message_id(ledger_id: u64, entry_id: u64, batch_index: i32) -> MessageIdData {
+    MessageIdData { ledger_id, entry_id, batch_index: Some(batch_index), ..Default::default() }
+}
+
+/// Pulsar's `MessageId.earliest` ((-1, -1) as unsigned).
+fn is_earliest(id: &MessageIdData) -> bool {
+    id.ledger_id == u64::MAX
+}
+
+/// Pulsar's `MessageId.latest` ((i64::MAX, i64::MAX)).
+fn is_latest(id: &MessageIdData) -> bool {
+    id.ledger_id == i64::MAX as u64
+}
+
+impl Subscription {
+    /// A subscription over the cursor `cursor` of `ledger`.
+    pub fn new(ledger: Arc<ManagedLedger>, cursor: String, sub_type: SubType, durable: bool) -> Self {
+        Self {
+            ledger,
+            cursor,
+            sub_type,
+            durable,
+            consumers: Vec::new(),
+            next: 0,
+            outstanding: BTreeMap::new(),
+            replay: BTreeSet::new(),
+            redeliveries: HashMap::new(),
+            rewind: false,
+            skipped_formats: BTreeSet::new(),
+        }
+    }
+
+    /// Serves until unsubscribed, or (readers) until the last consumer leaves.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<SubCommand>, on_exit: impl FnOnce()) {
+        loop {
+            if !self.replay.is_empty() && self.has_permits() {
+                self.dispatch_replay().await;
+            }
+            let readable = self.has_permits() && self.replay.is_empty();
+            let limits = ReadLimits { max_entries: self.permit_total().clamp(1, 64) as usize, max_bytes: 4 << 20 };
+            let ledger = Arc::clone(&self.ledger);
+            let cursor = self.cursor.clone();
+            let rewind = self.rewind;
+            let read = async move {
+                if readable {
+                    ledger.read_cursor(&cursor, limits, Some(Duration::from_secs(30)), rewind).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    if !self.handle(command).await {
+                        break;
+                    }
+                }
+                batch = read => {
+                    self.rewind = false;
+                    match batch {
+                        Ok(batch) => {
+                            for entry in batch.entries {
+                                self.dispatch(entry).await;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %self.ledger.name(), subscription = %self.cursor, error = %e, "subscription read failed");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }
+        }
+        on_exit();
+    }
+
+    fn has_permits(&self) -> bool {
+        match self.sub_type {
+            SubType::Exclusive | SubType::Failover => self.active().is_some_and(|c| c.permits > 0),
+            SubType::Shared | SubType::KeyShared => self.consumers.iter().any(|c| c.permits > 0),
+        }
+    }
+
+    fn permit_total(&self) -> i64 {
+        self.consumers.iter().map(|c| c.permits.max(0)).sum()
+    }
+
+    /// Failover and Exclusive: the consumer that receives.
+    fn active(&self) -> Option<&ConsumerLink> {
+        self.consumers.iter().min_by_key(|c| c.priority)
+    }
+
+    /// Returns false when the subscription ends.
+    async fn handle(&mut self, command: SubCommand) -> bool {
+        match command {
+            SubCommand::Add(link, reply) => {
+                if self.sub_type == SubType::Exclusive && !self.consumers.is_empty() {
+                    let _ = reply.send(Err(format!("Exclusive consumer is already connected to {}", self.cursor)));
+                } else {
+                    self.consumers.push(link);
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            SubCommand::Remove(key) => {
+                self.remove(key);
+                if self.consumers.is_empty() && !self.durable {
+                    let _ = self.ledger.delete_cursor(&self.cursor).await;
+                    return false;
+                }
+            }
+            SubCommand::Flow(key, permits) => {
+                if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
+                    c.permits += i64::from(permits);
+                }
+            }
+            SubCommand::Ack(_, ack_type, ids, reply) => {
+                let result = self.ack(ack_type, &ids).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                } else if let Err(e) = result {
+                    tracing::debug!(subscription = %self.cursor, error = %e, "acknowledgement ignored");
+                }
+            }
+            SubCommand::Redeliver(key, ids) => self.redeliver(key, &ids).await,
+            SubCommand::Seek(target, reply) => {
+                let result = self.seek(target).await;
+                if result.is_ok() {
+                    // As Pulsar: consumers are closed and resubscribe from the new position.
+                    for c in std::mem::take(&mut self.consumers) {
+                        let close = BaseCommand {
+                            r#type: Type::CloseConsumer as i32,
+                            close_consumer: Some(CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0 }),
+                            ..Default::default()
+                        };
+                        let _ = c.out.send(frame::command(&close)).await;
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            SubCommand::Unsubscribe(key, reply) => {
+                if self.consumers.iter().any(|c| c.key != key) {
+                    let _ = reply.send(Err("other consumers are connected to the subscription".into()));
+                    return true;
+                }
+                let result = self.ledger.delete_cursor(&self.cursor).await.map_err(|e| e.to_string());
+                let done = result.is_ok();
+                let _ = reply.send(result);
+                return !done;
+            }
+            SubCommand::LastMessageId(reply) => {
+                let _ = reply.send(self.last_message_id());
+            }
+        }
+        true
+    }
+
+    fn remove(&mut self, key: (u64, u64)) {
+        self.consumers.retain(|c| c.key != key);
+        // What it had not acknowledged goes to the others.
+        let mine: Vec<u64> = self.outstanding.iter().filter(|(_, o)| o.consumer == key).map(|(k, _)| *k).collect();
+        for base in mine {
+            self.outstanding.remove(&base);
+            self.replay.insert(base);
+        }
+    }
+
+    /// The base offset and message count of the entry holding `id`.
+    async fn entry_of(&self, id: &MessageIdData) -> Result<(u64, u32), String> {
+        let position = Position { ledger_id: id.ledger_id, entry_id: id.entry_id, batch_index: 0 };
+        let base = self.ledger.offset_of(position).map_err(|e| e.to_string())?;
+        if let Some(o) = self.outstanding.get(&base) {
+            return Ok((base, o.count));
+        }
+        let batch =
+            self.ledger.read_now(base, ReadLimits { max_entries: 1, max_bytes: 1 }).map_err(|e| e.to_string())?;
+        let entry = batch.entries.first().ok_or_else(|| format!("no entry at {base}"))?;
+        Ok((entry.meta.base_offset, entry.meta.count))
+    }
+
+    async fn ack(&mut self, ack_type: AckType, ids: &[MessageIdData]) -> Result<(), String> {
+        for id in ids {
+            let (base, count) = self.entry_of(id).await?;
+            let batch_index = id.batch_index.unwrap_or(-1);
+            let ack = match (ack_type, batch_index) {
+                (AckType::Cumulative, i) if i >= 0 => Ack::Cumulative(base + i as u64 + 1),
+                (AckType::Cumulative, _) => Ack::Cumulative(base + u64::from(count)),
+                (AckType::Individual, i) if i >= 0 && !id.ack_set.is_empty() => {
+                    Ack::Individual(vec![(base + i as u64, base + i as u64 + 1)])
+                }
+                (AckType::Individual, _) => Ack::Individual(vec![(base, base + u64::from(count))]),
+            };
+            let info = self.ledger.acknowledge(&self.cursor, &ack).map_err(|e| e.to_string())?;
+            // Forget what is acknowledged now.
+            self.outstanding.retain(|b, o| {
+                let end = *b + u64::from(o.count);
+                let covered = end <= info.mark_delete || info.acked_ranges.iter().any(|(s, e)| *s <= *b && end <= *e);
+                !covered
+            });
+            self.redeliveries.retain(|b, _| *b >= info.mark_delete);
+        }
+        Ok(())
+    }
+
+    async fn redeliver(&mut self, key: (u64, u64), ids: &[MessageIdData]) {
+        match self.sub_type {
+            SubType::Exclusive | SubType::Failover => {
+                for base in self.outstanding.keys() {
+                    *self.redeliveries.entry(*base).or_default() += 1;
+                }
+                self.outstanding.clear();
+                self.replay.clear();
+                self.rewind = true;
+            }
+            SubType::Shared | SubType::KeyShared => {
+                let bases: Vec<u64> = if ids.is_empty() {
+                    self.outstanding.iter().filter(|(_, o)| o.consumer == key).map(|(b, _)| *b).collect()
+                } else {
+                    let mut bases = Vec::new();
+                    for id in ids {
+                        if let Ok((base, _)) = self.entry_of(id).await {
+                            bases.push(base);
+                        }
+                    }
+                    bases
+                };
+                for base in bases {
+                    if self.outstanding.remove(&base).is_some() {
+                        *self.redeliveries.entry(base).or_default() += 1;
+                        self.replay.insert(base);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn seek(&mut self, target: SeekTarget) -> Result<(), String> {
+        let range = self.ledger.range();
+        let offset = match target {
+            SeekTarget::MessageId(id) if is_earliest(&id) => range.start,
+            SeekTarget::MessageId(id) if is_latest(&id) => range.end,
+            SeekTarget::MessageId(id) => {
+                let (base, _) = self.entry_of(&id).await?;
+                base + id.batch_index.unwrap_or(-1).max(0) as u64
+            }
+            SeekTarget::PublishTime(ms) => match self.ledger.find_by_time(ms as i64).map_err(|e| e.to_string())? {
+                Some(entry) => entry.meta.base_offset,
+                None => range.end,
+            },
+        };
+        self.ledger.seek_cursor(&self.cursor, offset).map_err(|e| e.to_string())?;
+        self.outstanding.clear();
+        self.replay.clear();
+        self.redeliveries.clear();
+        self.rewind = true;
+        Ok(())
+    }
+
+    fn last_message_id(&self) -> Result<(MessageIdData, MessageIdData), String> {
+        let range = self.ledger.range();
+        let mark_delete = self.ledger.cursor(&self.cursor).map_or(range.start, |c| c.mark_delete);
+        let earliest = MessageIdData { ledger_id: u64::MAX, entry_id: u64::MAX, ..message_id(0, 0, -1) };
+        let at = |offset: u64| -> Result<MessageIdData, String> {
+            let p = self.ledger.position(offset).map_err(|e| e.to_string())?;
+            let batch =
+                self.ledger.read_now(offset, ReadLimits { max_entries: 1, max_bytes: 1 }).map_err(|e| e.to_string())?;
+            // A message sent alone (not in a batch) has no batch index.
+            let batched = batch
+                .entries
+                .first()
+                .filter(|e| e.meta.format == FORMAT_PULSAR)
+                .and_then(|e| frame::split_section(&e.payload))
+                .is_none_or(|(m, _)| m.num_messages_in_batch.is_some());
+            Ok(message_id(p.ledger_id, p.entry_id, if batched { p.batch_index as i32 } else { -1 }))
+        };
+        let last = if range.end > range.start { at(range.end - 1)? } else { earliest.clone() };
+        let mark = if mark_delete > range.start { at(mark_delete - 1)? } else { earliest };
+        Ok((last, mark))
+    }
+
+    async fn dispatch_replay(&mut self) {
+        let bases: Vec<u64> = std::mem::take(&mut self.replay).into_iter().collect();
+        for base in bases {
+            match self.ledger.read_now(base, ReadLimits { max_entries: 1, max_bytes: 1 }) {
+                Ok(batch) => {
+                    if let Some(entry) = batch.entries.into_iter().next() {
+                        self.dispatch(entry).await;
+                    }
+                }
+                Err(e) => tracing::debug!(subscription = %self.cursor, offset = base, error = %e, "replay skipped"),
+            }
+        }
+    }
+
+    /// Hands one entry to a consumer.
+    async fn dispatch(&mut self, entry: polyport_ledger::Entry) {
+        let base = entry.meta.base_offset;
+        let end = entry.meta.next_offset();
+        if let Some(info) = self.ledger.cursor(&self.cursor) {
+            if end <= info.mark_delete || info.acked_ranges.iter().any(|(s, e)| *s <= base && end <= *e) {
+                return;
+            }
+        }
+        if entry.meta.format != FORMAT_PULSAR {
+            if self.skipped_formats.insert(entry.meta.format) {
+                tracing::warn!(topic = %self.ledger.name(), subscription = %self.cursor, format = entry.meta.format,
+                    "entries written by another protocol are not delivered to Pulsar consumers yet");
+            }
+            return;
+        }
+        let Some(index) = self.pick(&entry) else {
+            // No consumer (it left meanwhile): keep it for the next one.
+            self.replay.insert(base);
+            return;
+        };
+        let redelivery_count = self.redeliveries.get(&base).copied().unwrap_or(0);
+        let consumer = &mut self.consumers[index];
+        let command = BaseCommand {
+            r#type: Type::Message as i32,
+            message: Some(CommandMessage {
+                consumer_id: consumer.consumer_id,
+                message_id: message_id(entry.ledger_id, entry.entry_id, -1),
+                redelivery_count: Some(redelivery_count),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        consumer.permits -= i64::from(entry.meta.count);
+        let key = consumer.key;
+        let out = consumer.out.clone();
+        self.outstanding.insert(base, Outstanding { consumer: key, count: entry.meta.count });
+        if out.send(frame::with_message(&command, &entry.payload)).await.is_err() {
+            // The connection is gone; its Remove is on the way.
+            self.outstanding.remove(&base);
+            self.replay.insert(base);
+        }
+    }
+
+    fn pick(&mut self, entry: &polyport_ledger::Entry) -> Option<usize> {
+        if self.consumers.is_empty() {
+            return None;
+        }
+        match self.sub_type {
+            SubType::Exclusive | SubType::Failover => {
+                let best = self.consumers.iter().map(|c| c.priority).min()?;
+                self.consumers.iter().position(|c| c.priority == best)
+            }
+            SubType::KeyShared => {
+                let key = frame::split_section(&entry.payload)
+                    .and_then(|(m, _)| m.ordering_key.or_else(|| m.partition_key.map(String::into_bytes)))
+                    .unwrap_or_default();
+                Some((crc32c::crc32c(&key) as usize) % self.consumers.len())
+            }
+            SubType::Shared => {
+                let n = self.consumers.len();
+                for i in 0..n {
+                    let index = (self.next + i) % n;
+                    if self.consumers[index].permits > 0 {
+                        self.next = index + 1;
+                        return Some(index);
+                    }
+                }
+                None
+            }
+        }
+    }
+}
