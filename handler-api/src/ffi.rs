@@ -191,6 +191,16 @@ pub trait FfiHost: Send + Sync + Clone {
     ) -> FfiFuture<RResult<FfiReadResult, HandlerError>>;
     /// Creates namespace `tenant/ns` (and its tenant) if missing.
     fn create_namespace(&self, namespace: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>>;
+    /// Registers the converter of entries with format tag `format` (the
+    /// handler writes them): readers of other protocols get them through it.
+    fn register_converter(&self, format: u16, converter: crate::convert::FfiConverterBox);
+    /// The messages of an entry of `format` (one this caller does not own):
+    /// converted by the host (Pulsar entries) or by the registered converter.
+    fn decode_entry(
+        &self,
+        format: u16,
+        payload: RSlice<'_, u8>,
+    ) -> RResult<RVec<crate::convert::FfiMessage>, HandlerError>;
 }
 
 /// A shared [`FfiHost`] trait object.

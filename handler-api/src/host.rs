@@ -241,6 +241,22 @@ impl Host {
         self.inner.create_partitions(topic.into(), count).await.into_result()
     }
 
+    /// Registers `converter` for the entries this handler writes with format
+    /// tag `format`, so readers of other protocols can read them.
+    pub fn register_converter(&self, format: u16, converter: impl crate::convert::Converter) {
+        let boxed = crate::convert::FfiConverter_TO::from_value(
+            crate::convert::Guarded(converter),
+            abi_stable::sabi_trait::TD_Opaque,
+        );
+        self.inner.register_converter(format, boxed);
+    }
+
+    /// The messages of an entry written in `format` by another protocol.
+    pub fn decode_entry(&self, format: u16, payload: &[u8]) -> Result<Vec<crate::convert::Message>, HandlerError> {
+        let messages = self.inner.decode_entry(format, payload.into()).into_result()?;
+        Ok(messages.into_iter().map(crate::convert::Message::from).collect())
+    }
+
     /// Creates namespace `tenant/ns` (and its tenant) if missing; topics can
     /// only be created in an existing namespace.
     pub async fn create_namespace(&self, namespace: &str) -> Result<(), HandlerError> {

@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod connection;
+pub mod convert;
 mod error;
 pub mod ffi;
 mod handler;

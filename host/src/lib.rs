@@ -6,6 +6,7 @@
 //! [`Broker::serve`] accepts until shutdown.
 
 pub mod config;
+pub mod convert;
 pub mod loader;
 pub mod logging;
 pub mod metadata;
@@ -99,11 +100,13 @@ impl Broker {
             tracing::warn!("ignoring protocol handler library {failure}");
         }
 
+        let converters = Arc::new(convert::Converters::default());
         let services = services::HostServices::new(
             tokio::runtime::Handle::current(),
             max_log_level,
             Arc::clone(&topics),
             config.advertised_address.clone(),
+            Arc::clone(&converters),
         );
         let ffi_config: polyport_handler_api::ffi::FfiConfig =
             config.entries.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect();
@@ -147,6 +150,7 @@ impl Broker {
                 let port = listener.local_addr().map_or(port, |a| a.port());
                 let service = pulsar::PulsarService::new(
                     Arc::clone(&topics),
+                    converters,
                     config.storage.ledger.max_entry_bytes as usize,
                     &config.advertised_address,
                     port,

@@ -7,6 +7,7 @@
 pub mod apis;
 pub mod configs;
 pub mod connection;
+pub mod convert;
 pub mod coordinator;
 pub mod errors;
 pub mod listeners;
@@ -151,6 +152,8 @@ impl KafkaService {
             }
         });
         self.shared.coordinator.start(&host, self.shared.topics.namespace());
+        // Pulsar consumers read the batches this handler stores through it.
+        host.register_converter(records::FORMAT_KAFKA, convert::KafkaConverter);
         let _ = self.shared.host.set(host);
     }
 

@@ -13,6 +13,7 @@
 //!   redelivery).
 
 pub mod connection;
+pub mod convert;
 pub mod frame;
 pub mod subscription;
 
@@ -33,7 +34,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use self::subscription::{ConsumerLink, SubCommand, Subscription};
-use crate::topics::Topics;
+use crate::{convert::Converters, topics::Topics};
 
 /// The format tag of entries written by Pulsar producers.
 pub const FORMAT_PULSAR: u16 = 2;
@@ -42,6 +43,8 @@ pub const FORMAT_PULSAR: u16 = 2;
 pub struct PulsarService {
     /// Topics and their ledgers.
     pub topics: Arc<Topics>,
+    /// Converters of entries other protocols wrote.
+    pub converters: Arc<Converters>,
     /// `maxMessageSize`.
     pub max_message_size: usize,
     /// `pulsar://<advertisedAddress>:<port>`, the answer to every lookup.
@@ -61,9 +64,17 @@ impl std::fmt::Debug for PulsarService {
 
 impl PulsarService {
     /// The service for clients that reach it at `advertised:port`.
-    pub fn new(topics: Arc<Topics>, max_message_size: usize, advertised: &str, port: u16, cluster: &str) -> Self {
+    pub fn new(
+        topics: Arc<Topics>,
+        converters: Arc<Converters>,
+        max_message_size: usize,
+        advertised: &str,
+        port: u16,
+        cluster: &str,
+    ) -> Self {
         Self {
             topics,
+            converters,
             max_message_size,
             service_url: format!("pulsar://{advertised}:{port}"),
             cluster: cluster.to_owned(),
@@ -139,7 +150,8 @@ impl PulsarService {
         let (tx, rx) = mpsc::channel(1024);
         registry.insert(key.clone(), tx.clone());
         drop(registry);
-        let task = Subscription::new(Arc::clone(ledger), cursor.clone(), sub_type, durable);
+        let task =
+            Subscription::new(Arc::clone(ledger), cursor.clone(), sub_type, durable, Arc::clone(&self.converters));
         let span = tracing::info_span!("subscription", topic = %key.0, name = %key.1);
         tokio::spawn(task.run(rx, || {}).instrument(span));
         Ok(tx)

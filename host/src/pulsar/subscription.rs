@@ -32,6 +32,7 @@ use pulsar::message::proto::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{frame, FORMAT_PULSAR};
+use crate::convert::Converters;
 
 /// A consumer, as its subscription knows it.
 #[derive(Debug)]
@@ -102,6 +103,8 @@ pub struct Subscription {
     rewind: bool,
     /// Formats already reported as not deliverable (logged once).
     skipped_formats: BTreeSet<u16>,
+    /// Converters of entries other protocols wrote.
+    converters: Arc<Converters>,
 }
 
 /// The message id of the entry at `(ledger_id, entry_id)`.
@@ -121,7 +124,13 @@ fn is_latest(id: &MessageIdData) -> bool {
 
 impl Subscription {
     /// A subscription over the cursor `cursor` of `ledger`.
-    pub fn new(ledger: Arc<ManagedLedger>, cursor: String, sub_type: SubType, durable: bool) -> Self {
+    pub fn new(
+        ledger: Arc<ManagedLedger>,
+        cursor: String,
+        sub_type: SubType,
+        durable: bool,
+        converters: Arc<Converters>,
+    ) -> Self {
         Self {
             ledger,
             cursor,
@@ -134,6 +143,7 @@ impl Subscription {
             redeliveries: HashMap::new(),
             rewind: false,
             skipped_formats: BTreeSet::new(),
+            converters,
         }
     }
 
@@ -407,13 +417,24 @@ impl Subscription {
                 return;
             }
         }
-        if entry.meta.format != FORMAT_PULSAR {
-            if self.skipped_formats.insert(entry.meta.format) {
-                tracing::warn!(topic = %self.ledger.name(), subscription = %self.cursor, format = entry.meta.format,
-                    "entries written by another protocol are not delivered to Pulsar consumers yet");
+        // Entries another protocol wrote are converted on this read path only.
+        let payload = if entry.meta.format == FORMAT_PULSAR {
+            entry.payload.clone()
+        } else {
+            match self.converters.decode(entry.meta.format, &entry.payload) {
+                Ok(messages) => super::convert::from_messages(&messages, base),
+                Err(e) => {
+                    // Not deliverable: said once per format; the consumer
+                    // sees the next deliverable message.
+                    if self.skipped_formats.insert(entry.meta.format) {
+                        tracing::warn!(topic = %self.ledger.name(), subscription = %self.cursor,
+                            format = entry.meta.format, offset = base, error = %e,
+                            "entry not converted for a Pulsar consumer; skipped");
+                    }
+                    return;
+                }
             }
-            return;
-        }
+        };
         let Some(index) = self.pick(&entry) else {
             // No consumer (it left meanwhile): keep it for the next one.
             self.replay.insert(base);
@@ -435,7 +456,7 @@ impl Subscription {
         let key = consumer.key;
         let out = consumer.out.clone();
         self.outstanding.insert(base, Outstanding { consumer: key, count: entry.meta.count });
-        if out.send(frame::with_message(&command, &entry.payload)).await.is_err() {
+        if out.send(frame::with_message(&command, &payload)).await.is_err() {
             // The connection is gone; its Remove is on the way.
             self.outstanding.remove(&base);
             self.replay.insert(base);

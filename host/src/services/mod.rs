@@ -34,6 +34,7 @@ pub struct HostServices {
     max_log_level: LogLevel,
     topics: Arc<Topics>,
     advertised_address: String,
+    converters: Arc<crate::convert::Converters>,
 }
 
 impl HostServices {
@@ -43,8 +44,9 @@ impl HostServices {
         max_log_level: LogLevel,
         topics: Arc<Topics>,
         advertised_address: String,
+        converters: Arc<crate::convert::Converters>,
     ) -> Self {
-        Self { runtime, origin: Instant::now(), max_log_level, topics, advertised_address }
+        Self { runtime, origin: Instant::now(), max_log_level, topics, advertised_address, converters }
     }
 
     /// The services as the ABI object handed to handlers.
@@ -212,6 +214,21 @@ impl FfiHost for HostServices {
 
     fn create_namespace(&self, namespace: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>> {
         self.create_namespace_impl(namespace)
+    }
+
+    fn register_converter(&self, format: u16, converter: polyport_handler_api::convert::FfiConverterBox) {
+        self.converters.register(format, converter);
+    }
+
+    fn decode_entry(
+        &self,
+        format: u16,
+        payload: abi_stable::std_types::RSlice<'_, u8>,
+    ) -> RResult<RVec<polyport_handler_api::convert::FfiMessage>, HandlerError> {
+        self.converters
+            .decode(format, payload.as_slice())
+            .map(|messages| messages.into_iter().map(Into::into).collect())
+            .into()
     }
 }
 

@@ -32,7 +32,11 @@ use super::{
     fetch_sessions::{Key, Plan},
     RequestContext,
 };
-use crate::{errors, records::with_base_offset, topics::Resolved};
+use crate::{
+    errors,
+    records::{with_base_offset, FORMAT_KAFKA},
+    topics::Resolved,
+};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
@@ -87,7 +91,22 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                     if total > 0 && entry.payload.len() > budget {
                         break;
                     }
-                    with_base_offset(&mut records, &entry.payload, entry.meta.base_offset);
+                    if entry.meta.format == FORMAT_KAFKA {
+                        with_base_offset(&mut records, &entry.payload, entry.meta.base_offset);
+                    } else {
+                        // Written by another protocol: converted on this read only.
+                        match host
+                            .decode_entry(entry.meta.format, &entry.payload)
+                            .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset))
+                        {
+                            Ok(batch) => records.extend_from_slice(&batch),
+                            Err(e) => {
+                                tracing::warn!(partition = ?w.ledger, offset = entry.meta.base_offset, error = %e,
+                                    "entry not converted for a Kafka reader; the fetch stops before it");
+                                break;
+                            }
+                        }
+                    }
                     budget = budget.saturating_sub(entry.payload.len());
                     total += entry.payload.len();
                 }

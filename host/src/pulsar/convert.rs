@@ -1,0 +1,174 @@
+//! Pulsar entries to and from protocol-neutral messages (DESIGN.md section 6,
+//! seed 004): how a Kafka reader sees a Pulsar producer's messages, and how
+//! a Pulsar consumer sees entries another protocol wrote.
+//!
+//! - key: Pulsar's ordering key if set, else its partition key (base64-decoded
+//!   when flagged); a key becomes both the ordering key and the partition key
+//!   (base64-encoded, with the flag, when it is not UTF-8);
+//! - value: the payload, `null_value` for a null;
+//! - properties: as they are (a non-UTF-8 value is replaced lossily: Pulsar
+//!   properties are strings);
+//! - times: event time per message; the batch's publish time is the first
+//!   message's publish time.
+
+use base64::Engine as _;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use polyport_handler_api::{convert::Message, ErrorKind, HandlerError};
+use prost::Message as _;
+use pulsar::message::proto::{CompressionType, KeyValue, MessageMetadata, SingleMessageMetadata};
+
+use super::frame;
+
+fn corrupt(message: String) -> HandlerError {
+    HandlerError::new(ErrorKind::CORRUPT, message)
+}
+
+fn key_of(ordering: Option<Vec<u8>>, partition: Option<String>, b64: bool) -> Option<Bytes> {
+    if let Some(k) = ordering {
+        return Some(Bytes::from(k));
+    }
+    let k = partition?;
+    if b64 {
+        base64::engine::general_purpose::STANDARD.decode(k.as_bytes()).ok().map(Bytes::from)
+    } else {
+        Some(Bytes::from(k.into_bytes()))
+    }
+}
+
+fn properties_of(kv: Vec<KeyValue>) -> Vec<(String, Bytes)> {
+    kv.into_iter().map(|p| (p.key, Bytes::from(p.value.into_bytes()))).collect()
+}
+
+/// The messages of a stored Pulsar entry (`[metadata size][metadata][payload]`).
+pub fn to_messages(raw: &[u8]) -> Result<Vec<Message>, HandlerError> {
+    let raw = Bytes::copy_from_slice(raw);
+    let (metadata, mut payload) =
+        frame::split_section(&raw).ok_or_else(|| corrupt("Pulsar entry: metadata does not decode".into()))?;
+    let compression = metadata.compression();
+    if compression != CompressionType::None {
+        return Err(HandlerError::new(
+            ErrorKind::INVALID_ARGUMENT,
+            format!("Pulsar entries compressed with {compression:?} are not converted yet"),
+        ));
+    }
+    let publish_time_ms = metadata.publish_time as i64;
+    let event = |t: Option<u64>| t.filter(|t| *t > 0).map(|t| t as i64);
+    let Some(count) = metadata.num_messages_in_batch else {
+        let b64 = metadata.partition_key_b64_encoded();
+        let null = metadata.null_value();
+        return Ok(vec![Message {
+            key: key_of(metadata.ordering_key, metadata.partition_key, b64),
+            value: (!null).then_some(payload),
+            properties: properties_of(metadata.properties),
+            event_time_ms: event(metadata.event_time),
+            publish_time_ms,
+        }]);
+    };
+    let mut out = Vec::with_capacity(count.max(0) as usize);
+    for i in 0..count {
+        if payload.remaining() < 4 {
+            return Err(corrupt(format!("Pulsar batch: message {i} of {count} is missing")));
+        }
+        let size = payload.get_u32() as usize;
+        if size > payload.remaining() {
+            return Err(corrupt(format!("Pulsar batch: message {i} metadata overruns the entry")));
+        }
+        let single = SingleMessageMetadata::decode(payload.split_to(size))
+            .map_err(|e| corrupt(format!("Pulsar batch: message {i} metadata: {e}")))?;
+        let len = usize::try_from(single.payload_size).unwrap_or(usize::MAX);
+        if len > payload.remaining() {
+            return Err(corrupt(format!("Pulsar batch: message {i} payload overruns the entry")));
+        }
+        let value = payload.split_to(len);
+        out.push(Message {
+            key: key_of(single.ordering_key.clone(), single.partition_key.clone(), single.partition_key_b64_encoded()),
+            value: (!single.null_value()).then_some(value),
+            properties: properties_of(single.properties),
+            event_time_ms: event(single.event_time),
+            publish_time_ms,
+        });
+    }
+    Ok(out)
+}
+
+/// A Pulsar batch entry (`[metadata size][metadata][payload]`) holding
+/// `messages`; `sequence_id` is the entry's base offset.
+pub fn from_messages(messages: &[Message], sequence_id: u64) -> Bytes {
+    let mut payload = BytesMut::new();
+    for m in messages {
+        let (partition_key, b64) = match &m.key {
+            None => (None, None),
+            Some(k) => match std::str::from_utf8(k) {
+                Ok(s) => (Some(s.to_owned()), None),
+                Err(_) => (Some(base64::engine::general_purpose::STANDARD.encode(k)), Some(true)),
+            },
+        };
+        let value = m.value.clone().unwrap_or_default();
+        let single = SingleMessageMetadata {
+            properties: m
+                .properties
+                .iter()
+                .map(|(k, v)| KeyValue { key: k.clone(), value: String::from_utf8_lossy(v).into_owned() })
+                .collect(),
+            partition_key,
+            partition_key_b64_encoded: b64,
+            ordering_key: m.key.as_ref().map(|k| k.to_vec()),
+            payload_size: value.len() as i32,
+            event_time: m.event_time_ms.map(|t| t.max(0) as u64),
+            null_value: m.value.is_none().then_some(true),
+            ..Default::default()
+        };
+        payload.put_u32(single.encoded_len() as u32);
+        // Encoding into a growable buffer cannot fail.
+        let _ = single.encode(&mut payload);
+        payload.put_slice(&value);
+    }
+    let metadata = MessageMetadata {
+        producer_name: "polyport".into(),
+        sequence_id,
+        publish_time: messages.first().map_or(0, |m| m.publish_time_ms.max(0) as u64),
+        num_messages_in_batch: Some(messages.len() as i32),
+        uncompressed_size: Some(payload.len() as u32),
+        ..Default::default()
+    };
+    let mut raw = BytesMut::with_capacity(4 + metadata.encoded_len() + payload.len());
+    raw.put_u32(metadata.encoded_len() as u32);
+    let _ = metadata.encode(&mut raw);
+    raw.put_slice(&payload);
+    raw.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_survive_a_pulsar_batch() {
+        let messages = vec![
+            Message {
+                key: Some(Bytes::from_static(b"k1")),
+                value: Some(Bytes::from_static(b"v1")),
+                properties: vec![("h".into(), Bytes::from_static(b"x"))],
+                event_time_ms: Some(1000),
+                publish_time_ms: 1000,
+            },
+            Message {
+                key: Some(Bytes::from_static(b"\xff\x00")),
+                value: None,
+                properties: vec![],
+                event_time_ms: Some(1001),
+                publish_time_ms: 1000,
+            },
+            Message {
+                key: None,
+                value: Some(Bytes::new()),
+                properties: vec![],
+                event_time_ms: None,
+                publish_time_ms: 1000,
+            },
+        ];
+        let raw = from_messages(&messages, 5);
+        assert_eq!(to_messages(&raw).expect("decodes"), messages);
+        assert!(to_messages(&raw[..raw.len() - 1]).is_err(), "a truncated batch is an error");
+    }
+}

@@ -1,0 +1,104 @@
+"""Kafka and Pulsar clients on the same topics (seed 004's K-Producer ->
+P-Consumer and P-Producer -> K-Consumer), with every mapped field asserted:
+keys (ordering key, partition key, base64 for keys that are not UTF-8),
+values and nulls, headers and properties, timestamps and event times, and
+Kafka offsets matching the order Pulsar sees."""
+
+import base64
+import time
+import uuid
+
+import pulsar
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from conftest import Broker
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Broker().start()
+    yield b
+    assert b.stop() == 0, b.log()
+
+
+@pytest.fixture
+def client(broker):
+    c = pulsar.Client(broker.pulsar_url, operation_timeout_seconds=10,
+                      logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    yield c
+    c.close()
+
+
+def kafka_read(bootstrap, topic, count, timeout=20):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"x-{uuid.uuid4().hex[:6]}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    out, deadline = [], time.time() + timeout
+    while len(out) < count and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(m)
+    c.close()
+    return out
+
+
+def test_kafka_producer_to_pulsar_consumer_keeps_every_field(broker, client):
+    name = f"k2p-{uuid.uuid4().hex[:8]}"
+    consumer = client.subscribe(f"persistent://public/default/{name}", "pulsar-side",
+                                initial_position=pulsar.InitialPosition.Earliest)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
+    p.produce(name, key=b"user-1", value=b"hello", headers=[("h1", b"a"), ("h2", b"b")], timestamp=1_700_000_000_001)
+    p.produce(name, key=b"\xff\xfe", value=b"binary key", timestamp=1_700_000_000_002)
+    p.produce(name, key=b"gone", value=None, timestamp=1_700_000_000_003)
+    p.produce(name, value=b"no key", timestamp=1_700_000_000_004)
+    assert p.flush(10) == 0
+    got = []
+    for _ in range(4):
+        m = consumer.receive(timeout_millis=10000)
+        got.append(m)
+        consumer.acknowledge(m)
+    first, binary, tombstone, keyless = got
+    assert first.data() == b"hello"
+    assert first.partition_key() == "user-1"
+    assert first.ordering_key() == "user-1"
+    assert first.properties() == {"h1": "a", "h2": "b"}
+    assert first.event_timestamp() == 1_700_000_000_001
+    assert first.publish_timestamp() == 1_700_000_000_001, "the batch's first timestamp"
+    assert binary.data() == b"binary key"
+    assert binary.partition_key() == base64.b64encode(b"\xff\xfe").decode(), "not UTF-8: base64"
+    assert tombstone.has_null_value()
+    assert tombstone.partition_key() == "gone"
+    assert keyless.partition_key() == ""
+    assert keyless.event_timestamp() == 1_700_000_000_004
+    # The same messages, as Kafka numbers them.
+    assert [m.offset() for m in kafka_read(broker.bootstrap, name, 4)] == [0, 1, 2, 3]
+
+
+def test_pulsar_producer_to_kafka_consumer_keeps_every_field(broker, client):
+    name = f"p2k-{uuid.uuid4().hex[:8]}"
+    producer = client.create_producer(f"persistent://public/default/{name}", batching_enabled=True,
+                                      batching_max_messages=3, batching_max_publish_delay_ms=20)
+    producer.send(b"with event time", partition_key="pk-1", properties={"p": "1"}, event_timestamp=1_600_000_000_000)
+    producer.send(b"ordering key wins", partition_key="pk-2", ordering_key="ok-2")
+    producer.send(b"no key")
+    producer.send(b"alone")  # a second batch
+    producer.flush()
+    before = int(time.time() * 1000)
+    got = kafka_read(broker.bootstrap, name, 4)
+    assert [m.offset() for m in got] == [0, 1, 2, 3]
+    a, b, c, d = got
+    assert (a.key(), a.value(), a.headers()) == (b"pk-1", b"with event time", [("p", b"1")])
+    assert a.timestamp() == (1, 1_600_000_000_000), "event time becomes the CreateTime timestamp"
+    assert (b.key(), b.value()) == (b"ok-2", b"ordering key wins")
+    assert b.timestamp()[1] > 1_600_000_000_000 and b.timestamp()[1] <= before, "no event time: the publish time"
+    assert (c.key(), c.value(), c.headers()) == (None, b"no key", None)
+    assert d.value() == b"alone"
+
+
+def test_an_empty_pulsar_payload_is_an_empty_kafka_value(broker, client):
+    name = f"p2k-empty-{uuid.uuid4().hex[:8]}"
+    producer = client.create_producer(f"persistent://public/default/{name}", batching_enabled=False)
+    producer.send(b"", partition_key="empty")
+    [m] = kafka_read(broker.bootstrap, name, 1)
+    assert (m.key(), m.value()) == (b"empty", b"")
