@@ -1,0 +1,90 @@
+//! The Pulsar protocol with pulsar-rs (protocol version 12): produce with
+//! keys, properties and event times, consume and acknowledge; the
+//! subscription is a ledger cursor listed beside a Kafka group's.
+
+use futures::TryStreamExt;
+use kafka_protocol::{
+    messages::{
+        offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
+        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName,
+    },
+    protocol::StrBytes,
+};
+use polyport_tests::{
+    free_port,
+    kafka::KafkaConn,
+    kafka_library,
+    line::{line_handler, Line},
+    Broker,
+};
+use pulsar::{consumer::InitialPosition, Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulsar_rs_round_trip_and_both_protocols_show_as_cursors() {
+    let port = free_port();
+    let broker = Broker::configure(
+        &format!("messagingProtocols=kafka,line\nlineListener=127.0.0.1:{port}"),
+        &[&kafka_library(), line_handler()],
+    )
+    .start();
+    let url = format!("pulsar://127.0.0.1:{}", broker.pulsar_port);
+    let pulsar: Pulsar<_> = Pulsar::builder(url, TokioExecutor).build().await.expect("connects");
+    let topic = "persistent://public/default/shared-rs";
+    let mut producer = pulsar.producer().with_topic(topic).with_name("rs-producer").build().await.expect("producer");
+    for i in 0..10 {
+        producer
+            .create_message()
+            .with_content(format!("m{i}").into_bytes())
+            .with_partition_key(format!("key-{i}"))
+            .with_property("i", i.to_string())
+            .event_time(1_000 + i)
+            .send_non_blocking()
+            .await
+            .expect("send")
+            .await
+            .expect("receipt");
+    }
+    let mut consumer: Consumer<Vec<u8>, _> = pulsar
+        .consumer()
+        .with_topic(topic)
+        .with_subscription("rs-sub")
+        .with_subscription_type(SubType::Exclusive)
+        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        .build()
+        .await
+        .expect("consumer");
+    for i in 0..6u64 {
+        let message = consumer.try_next().await.expect("receive").expect("a message");
+        assert_eq!(message.payload.data, format!("m{i}").into_bytes());
+        assert_eq!(message.payload.metadata.partition_key.as_deref(), Some(format!("key-{i}").as_str()));
+        assert_eq!(message.payload.metadata.event_time, Some(1_000 + i));
+        assert_eq!(message.payload.metadata.properties[0].value, i.to_string());
+        consumer.ack(&message).await.expect("ack");
+    }
+
+    // A Kafka group commits on the same topic.
+    let mut kafka = KafkaConn::connect(broker.kafka_port);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("kafka-group")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("shared-rs")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(3)])]);
+    let c = kafka.send(ApiKey::OffsetCommit, 8, &commit);
+    let response: OffsetCommitResponse = kafka.receive(ApiKey::OffsetCommit, 8, c);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+
+    // Both are cursors of the ledger: name, mark-delete, backlog.
+    let mut line = Line::connect(port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let cursors = line.call("CURSORS shared-rs");
+        if cursors == "kafka-group:3:7 rs-sub:6:4" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "cursors: {cursors}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
