@@ -102,3 +102,35 @@ def test_an_empty_pulsar_payload_is_an_empty_kafka_value(broker, client):
     producer.send(b"", partition_key="empty")
     [m] = kafka_read(broker.bootstrap, name, 1)
     assert (m.key(), m.value()) == (b"empty", b"")
+
+
+@pytest.mark.parametrize("codec", ["LZ4", "ZLib", "ZSTD", "SNAPPY"])
+def test_compressed_pulsar_batches_reach_kafka_readers(broker, client, codec):
+    name = f"p2k-{codec.lower()}-{uuid.uuid4().hex[:8]}"
+    producer = client.create_producer(f"persistent://public/default/{name}",
+                                      compression_type=getattr(pulsar.CompressionType, codec),
+                                      batching_enabled=True, batching_max_messages=20,
+                                      batching_max_publish_delay_ms=50)
+    for i in range(20):
+        producer.send_async(f"compressed {i} ".encode() * 10, None, partition_key=f"k{i}")
+    producer.flush()
+    got = kafka_read(broker.bootstrap, name, 20)
+    assert [m.value() for m in got] == [f"compressed {i} ".encode() * 10 for i in range(20)]
+    assert [m.key() for m in got] == [f"k{i}".encode() for i in range(20)]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_kafka_batches_reach_pulsar_consumers(broker, client, codec):
+    name = f"k2p-{codec}-{uuid.uuid4().hex[:8]}"
+    consumer = client.subscribe(f"persistent://public/default/{name}", "s",
+                                initial_position=pulsar.InitialPosition.Earliest)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "compression.type": codec})
+    for i in range(20):
+        p.produce(name, key=f"k{i}".encode(), value=f"kafka {i} ".encode() * 10)
+    assert p.flush(10) == 0
+    got = []
+    for _ in range(20):
+        m = consumer.receive(timeout_millis=10000)
+        got.append((m.partition_key(), m.data()))
+        consumer.acknowledge(m)
+    assert got == [(f"k{i}", f"kafka {i} ".encode() * 10) for i in range(20)]

@@ -39,18 +39,36 @@ fn properties_of(kv: Vec<KeyValue>) -> Vec<(String, Bytes)> {
     kv.into_iter().map(|p| (p.key, Bytes::from(p.value.into_bytes()))).collect()
 }
 
+/// The payload of a batch as the producer built it, before compression.
+fn decompress(compression: CompressionType, size: Option<u32>, payload: Bytes) -> Result<Bytes, HandlerError> {
+    use std::io::Read as _;
+    let size = size.unwrap_or(0) as usize;
+    let failed = |e: &dyn std::fmt::Display| corrupt(format!("Pulsar batch compressed with {compression:?}: {e}"));
+    let out = match compression {
+        CompressionType::None => return Ok(payload),
+        // Pulsar's LZ4 is a raw block, its size in the metadata.
+        CompressionType::Lz4 => lz4::block::decompress(&payload, Some(i32::try_from(size).map_err(|e| failed(&e))?))
+            .map_err(|e| failed(&e))?,
+        CompressionType::Zlib => {
+            let mut out = Vec::with_capacity(size);
+            flate2::read::ZlibDecoder::new(&payload[..]).read_to_end(&mut out).map_err(|e| failed(&e))?;
+            out
+        }
+        CompressionType::Zstd => zstd::bulk::decompress(&payload, size).map_err(|e| failed(&e))?,
+        CompressionType::Snappy => snap::raw::Decoder::new().decompress_vec(&payload).map_err(|e| failed(&e))?,
+    };
+    if out.len() != size {
+        return Err(failed(&format!("{} bytes after decompression, the metadata says {size}", out.len())));
+    }
+    Ok(Bytes::from(out))
+}
+
 /// The messages of a stored Pulsar entry (`[metadata size][metadata][payload]`).
 pub fn to_messages(raw: &[u8]) -> Result<Vec<Message>, HandlerError> {
     let raw = Bytes::copy_from_slice(raw);
-    let (metadata, mut payload) =
+    let (metadata, payload) =
         frame::split_section(&raw).ok_or_else(|| corrupt("Pulsar entry: metadata does not decode".into()))?;
-    let compression = metadata.compression();
-    if compression != CompressionType::None {
-        return Err(HandlerError::new(
-            ErrorKind::INVALID_ARGUMENT,
-            format!("Pulsar entries compressed with {compression:?} are not converted yet"),
-        ));
-    }
+    let mut payload = decompress(metadata.compression(), metadata.uncompressed_size, payload)?;
     let publish_time_ms = metadata.publish_time as i64;
     let event = |t: Option<u64>| t.filter(|t| *t > 0).map(|t| t as i64);
     let Some(count) = metadata.num_messages_in_batch else {
