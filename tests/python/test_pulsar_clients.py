@@ -225,3 +225,24 @@ def test_unknown_topics_get_errors_when_auto_creation_is_off():
         c.close()
     finally:
         assert b.stop() == 0
+
+
+def test_acknowledged_sends_survive_kill_9():
+    import signal
+    b = Broker().start()
+    try:
+        c = pulsar.Client(b.pulsar_url, operation_timeout_seconds=10)
+        t = topic("durable")
+        p = c.create_producer(t, batching_enabled=True, batching_max_publish_delay_ms=5)
+        for i in range(50):
+            p.send_async(f"d{i}".encode(), None)
+        p.flush()  # every receipt is in: each send is on disk
+        c.close()
+        assert b.stop(signal.SIGKILL) == -signal.SIGKILL
+        b.start()
+        c = pulsar.Client(b.pulsar_url, operation_timeout_seconds=10)
+        r = c.create_reader(t, pulsar.MessageId.earliest)
+        assert [r.read_next(5000).data() for _ in range(50)] == [f"d{i}".encode() for i in range(50)]
+        c.close()
+    finally:
+        b.stop()

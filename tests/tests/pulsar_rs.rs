@@ -88,3 +88,71 @@ async fn pulsar_rs_round_trip_and_both_protocols_show_as_cursors() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A raw Pulsar connection: frames written and read by hand.
+struct RawPulsar(std::net::TcpStream);
+
+impl RawPulsar {
+    fn connect(port: u16) -> Self {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+        Self(stream)
+    }
+
+    fn send(&mut self, command: &pulsar::message::proto::BaseCommand) {
+        use prost::Message as _;
+        use std::io::Write as _;
+        let body = command.encode_to_vec();
+        let mut frame = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        self.0.write_all(&frame).expect("write");
+    }
+
+    /// The next command, or `None` when the broker closed the connection.
+    fn receive(&mut self) -> Option<pulsar::message::proto::BaseCommand> {
+        use prost::Message as _;
+        use std::io::Read as _;
+        let mut size = [0u8; 4];
+        self.0.read_exact(&mut size).ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+        self.0.read_exact(&mut body).ok()?;
+        let command_size = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        pulsar::message::proto::BaseCommand::decode(&body[4..4 + command_size]).ok()
+    }
+}
+
+#[test]
+fn unsupported_commands_get_errors_and_bad_frames_close_only_their_connection() {
+    use pulsar::message::proto::{base_command::Type, BaseCommand, CommandConnect, CommandGetSchema, ServerError};
+    let broker = Broker::configure("", &[&kafka_library()]).start();
+    let mut raw = RawPulsar::connect(broker.pulsar_port);
+    raw.send(&BaseCommand {
+        r#type: Type::Connect as i32,
+        connect: Some(CommandConnect {
+            client_version: "raw".into(),
+            protocol_version: Some(21),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let connected = raw.receive().expect("CONNECTED");
+    assert_eq!(connected.connected.expect("connected").protocol_version, Some(19), "the broker's version");
+    raw.send(&BaseCommand {
+        r#type: Type::GetSchema as i32,
+        get_schema: Some(CommandGetSchema { request_id: 77, topic: "t".into(), ..Default::default() }),
+        ..Default::default()
+    });
+    let error = raw.receive().expect("an answer").error.expect("ERROR");
+    assert_eq!((error.request_id, error.error), (77, ServerError::NotAllowedError as i32));
+    assert!(error.message.contains("GetSchema"), "{}", error.message);
+
+    // A frame larger than maxMessageSize + 10 KiB closes this connection...
+    let mut big = RawPulsar::connect(broker.pulsar_port);
+    std::io::Write::write_all(&mut big.0, &u32::MAX.to_be_bytes()).expect("write");
+    assert!(big.receive().is_none(), "closed");
+    // ...and nobody else's.
+    raw.send(&BaseCommand { r#type: Type::Ping as i32, ping: Some(Default::default()), ..Default::default() });
+    assert_eq!(raw.receive().expect("PONG").r#type, Type::Pong as i32);
+    assert!(broker.log().contains("frame of 4294967295 bytes: the limit is"), "{}", broker.log());
+}
