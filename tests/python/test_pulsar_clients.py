@@ -246,3 +246,29 @@ def test_acknowledged_sends_survive_kill_9():
         c.close()
     finally:
         b.stop()
+
+
+def test_unsubscribe_seek_by_time_and_topic_patterns(client):
+    import re
+    t = topic("misc")
+    p = client.create_producer(t, batching_enabled=False)
+    c = client.subscribe(t, "gone", initial_position=pulsar.InitialPosition.Earliest)
+    for i in range(4):
+        p.send(f"u{i}".encode())
+        time.sleep(0.02)
+    receive_all(c, 4)
+    c.unsubscribe()
+    # The subscription is gone: the same name starts over (from the end by default).
+    c = client.subscribe(t, "gone", initial_position=pulsar.InitialPosition.Earliest)
+    assert [m.data() for m in receive_all(c, 4)] == [b"u0", b"u1", b"u2", b"u3"]
+    # Seek by publish time: back to the first message published at or after it.
+    c.seek(int(time.time() * 1000) - 10_000)
+    time.sleep(0.3)
+    assert c.receive(timeout_millis=5000).data() == b"u0"
+    c.close()
+    # A pattern subscription lists the namespace's topics (GET_TOPICS_OF_NAMESPACE).
+    local = t.rsplit("/", 1)[1]
+    pattern = client.subscribe(re.compile(f"persistent://public/default/{local}"), "by-pattern",
+                               initial_position=pulsar.InitialPosition.Earliest)
+    assert pattern.receive(timeout_millis=10000).data() == b"u0"
+    pattern.close()
