@@ -201,6 +201,14 @@ pub trait FfiHost: Send + Sync + Clone {
         format: u16,
         payload: RSlice<'_, u8>,
     ) -> RResult<RVec<crate::convert::FfiMessage>, HandlerError>;
+    /// An entry payload of `format` (a format the host owns: Pulsar) holding
+    /// `messages`; `sequence` numbers it (e.g. its first offset).
+    fn encode_entry(
+        &self,
+        format: u16,
+        messages: RVec<crate::convert::FfiMessage>,
+        sequence: u64,
+    ) -> RResult<RVec<u8>, HandlerError>;
 }
 
 /// A shared [`FfiHost`] trait object.

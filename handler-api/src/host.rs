@@ -257,6 +257,20 @@ impl Host {
         Ok(messages.into_iter().map(crate::convert::Message::from).collect())
     }
 
+    /// An entry payload in `format` (one the host owns: Pulsar, tag 2)
+    /// holding `messages`: how a handler stores its messages in another
+    /// protocol's format (Kafka's `entryFormat=pulsar`).
+    pub fn encode_entry(
+        &self,
+        format: u16,
+        messages: Vec<crate::convert::Message>,
+        sequence: u64,
+    ) -> Result<bytes::Bytes, HandlerError> {
+        let messages = messages.into_iter().map(crate::convert::FfiMessage::from).collect();
+        let encoded = self.inner.encode_entry(format, messages, sequence).into_result()?;
+        Ok(bytes::Bytes::from(encoded.into_vec()))
+    }
+
     /// Creates namespace `tenant/ns` (and its tenant) if missing; topics can
     /// only be created in an existing namespace.
     pub async fn create_namespace(&self, namespace: &str) -> Result<(), HandlerError> {

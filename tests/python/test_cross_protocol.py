@@ -134,3 +134,30 @@ def test_compressed_kafka_batches_reach_pulsar_consumers(broker, client, codec):
         got.append((m.partition_key(), m.data()))
         consumer.acknowledge(m)
     assert got == [(f"k{i}", f"kafka {i} ".encode() * 10) for i in range(20)]
+
+
+def test_entry_format_pulsar_converts_at_produce_time():
+    """KoP's entryFormat=pulsar: batches are stored in Pulsar's format, so
+    Pulsar consumers read them natively and Kafka readers get them back
+    converted, with the same fields and offsets."""
+    b = Broker("entryFormat=pulsar\n").start()
+    try:
+        name = f"ef-{uuid.uuid4().hex[:8]}"
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 20, "compression.type": "lz4"})
+        for i in range(10):
+            p.produce(name, key=f"k{i}".encode(), value=f"v{i}".encode(), headers=[("h", str(i).encode())],
+                      timestamp=1_700_000_000_000 + i)
+        assert p.flush(10) == 0
+        got = kafka_read(b.bootstrap, name, 10)
+        assert [(m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]) for m in got] == [
+            (i, f"k{i}".encode(), f"v{i}".encode(), [("h", str(i).encode())], 1_700_000_000_000 + i) for i in range(10)
+        ]
+        client = pulsar.Client(b.pulsar_url, operation_timeout_seconds=10)
+        r = client.create_reader(f"persistent://public/default/{name}", pulsar.MessageId.earliest)
+        msgs = [r.read_next(5000) for _ in range(10)]
+        assert [(m.partition_key(), m.data(), m.properties()) for m in msgs] == [
+            (f"k{i}", f"v{i}".encode(), {"h": str(i)}) for i in range(10)
+        ]
+        client.close()
+    finally:
+        assert b.stop() == 0, b.log()

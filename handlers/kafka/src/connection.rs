@@ -63,6 +63,8 @@ pub struct Shared {
     pub fetch_sessions: crate::apis::fetch_sessions::FetchSessions,
     /// The group coordinator.
     pub coordinator: crate::coordinator::Coordinator,
+    /// `entryFormat`.
+    pub entry_format: crate::EntryFormat,
 }
 
 impl Shared {
@@ -88,6 +90,7 @@ impl Shared {
                 partitions: 1,
                 retention_check: std::time::Duration::from_secs(600),
             }),
+            entry_format: crate::EntryFormat::Kafka,
         }
     }
 }

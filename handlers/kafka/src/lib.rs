@@ -56,6 +56,17 @@ pub const CONFIG_KEYS: &[&str] = &[
     "entryFormat",
 ];
 
+/// How produced record batches are stored (`entryFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryFormat {
+    /// As written: one entry per batch, served to Kafka readers as is (the fast path).
+    Kafka,
+    /// Converted to Pulsar's batch format at produce time (KoP's
+    /// `entryFormat=pulsar`): Pulsar consumers read it natively, Kafka
+    /// readers pay a conversion on every fetch.
+    Pulsar,
+}
+
 /// Kafka's own default for `socket.request.max.bytes`.
 const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
@@ -99,16 +110,17 @@ impl KafkaService {
         if !valid(namespace) {
             return Err(HandlerError::config("kafkaNamespace", namespace, "a namespace name (letters, digits, - _ .)"));
         }
-        match config.get("entryFormat").unwrap_or("kafka") {
-            "kafka" => {}
+        let entry_format = match config.get("entryFormat").unwrap_or("kafka") {
+            "kafka" => EntryFormat::Kafka,
+            "pulsar" => EntryFormat::Pulsar,
             other => {
                 return Err(HandlerError::config(
                     "entryFormat",
                     other,
-                    "kafka (batches stored as written; the pulsar format is not supported yet)",
+                    "kafka (batches stored as written) or pulsar (converted at produce time)",
                 ))
             }
-        }
+        };
         // Handlers have no clock of their own before start; the system clock is
         // fine for seeds (it is not a timer).
         let now_ms =
@@ -130,6 +142,7 @@ impl KafkaService {
                 // Seeded by the clock so a client's session id from an earlier run is unlikely to match.
                 fetch_sessions: apis::fetch_sessions::FetchSessions::new((now_ms % 1_000_000_000) as i32),
                 coordinator,
+                entry_format,
             }),
             shutdown: watch::channel(false).0,
         })

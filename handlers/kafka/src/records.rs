@@ -8,6 +8,8 @@ use bytes::{Buf, Bytes};
 
 /// Format tag of entries holding Kafka record batches.
 pub const FORMAT_KAFKA: u16 = 1;
+/// The host's Pulsar entry format (`entryFormat=pulsar` stores batches in it).
+pub const FORMAT_PULSAR: u16 = 2;
 
 /// Bytes before the records: base offset .. records count.
 pub const BATCH_HEADER_LEN: usize = 61;

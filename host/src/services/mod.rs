@@ -230,6 +230,21 @@ impl FfiHost for HostServices {
             .map(|messages| messages.into_iter().map(Into::into).collect())
             .into()
     }
+
+    fn encode_entry(
+        &self,
+        format: u16,
+        messages: RVec<polyport_handler_api::convert::FfiMessage>,
+        sequence: u64,
+    ) -> RResult<RVec<u8>, HandlerError> {
+        use crate::pulsar::FORMAT_PULSAR;
+        if format != FORMAT_PULSAR {
+            let message = format!("the host encodes only its own entry format (Pulsar, {FORMAT_PULSAR}), not {format}");
+            return RResult::RErr(HandlerError::new(polyport_handler_api::ErrorKind::INVALID_ARGUMENT, message));
+        }
+        let messages: Vec<polyport_handler_api::convert::Message> = messages.into_iter().map(Into::into).collect();
+        RResult::ROk(crate::pulsar::convert::from_messages(&messages, sequence).to_vec().into())
+    }
 }
 
 /// The host side of [`FfiJoinHandle`].

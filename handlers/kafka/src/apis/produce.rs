@@ -19,14 +19,15 @@ use kafka_protocol::{
     },
     protocol::{Decodable, VersionRange},
 };
-use polyport_handler_api::storage::NewEntry;
+use polyport_handler_api::{convert::Converter, storage::NewEntry};
 
 use super::{encode_response, RequestContext};
 use crate::{
+    convert::KafkaConverter,
     errors,
-    records::{self, FORMAT_KAFKA},
+    records::{self, FORMAT_KAFKA, FORMAT_PULSAR},
     topics::Resolved,
-    ProtocolError,
+    EntryFormat, ProtocolError,
 };
 
 /// Versions implemented.
@@ -103,16 +104,38 @@ async fn produce_partition(
         }
     };
     let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
-    let entries = batches
+    let entries: Result<Vec<NewEntry>, polyport_handler_api::HandlerError> = batches
         .into_iter()
-        .map(|b| NewEntry {
-            payload: b.bytes,
-            count: b.count,
-            format: FORMAT_KAFKA,
-            flags: 0,
-            max_timestamp_ms: b.max_timestamp_ms,
+        .map(|b| match ctx.shared.entry_format {
+            EntryFormat::Kafka => Ok(NewEntry {
+                payload: b.bytes,
+                count: b.count,
+                format: FORMAT_KAFKA,
+                flags: 0,
+                max_timestamp_ms: b.max_timestamp_ms,
+            }),
+            EntryFormat::Pulsar => {
+                // KoP's entryFormat=pulsar: converted once here, so Pulsar
+                // consumers read it natively.
+                let messages = KafkaConverter.to_messages(&b.bytes)?;
+                let count = messages.len() as u32;
+                Ok(NewEntry {
+                    payload: host.encode_entry(FORMAT_PULSAR, messages, 0)?,
+                    count,
+                    format: FORMAT_PULSAR,
+                    flags: 0,
+                    max_timestamp_ms: b.max_timestamp_ms,
+                })
+            }
         })
         .collect();
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::info!(topic = %ledger, error = %e, "produce refused: batch not converted");
+            return partition_error(index, errors::CORRUPT_MESSAGE, Some(e.message().to_owned()));
+        }
+    };
     match host.append(&ledger, entries, durable).await {
         Ok(appended) => {
             let range = host.log_range(&ledger).await.ok();
