@@ -176,8 +176,9 @@ impl BrokerConfig {
             check(key, "a TCP port number, 0 to 65535", parsed.is_ok());
             parsed.unwrap_or(0)
         };
-        let broker_service_port =
-            if get("brokerServicePort").is_empty() { None } else { Some(port("brokerServicePort")) };
+        // Set but empty turns the Pulsar protocol off (unset means the default port).
+        let pulsar_off = entries.get("brokerServicePort").is_some_and(|v| v.trim().is_empty());
+        let broker_service_port = if pulsar_off { None } else { Some(port("brokerServicePort")) };
         let web_service_port = port("webServicePort");
 
         let log_level = get("logLevel");
@@ -375,6 +376,8 @@ mod tests {
         ];
         let c = BrokerConfig::load(f.path(), env).expect("valid");
         assert_eq!(c.broker_service_port, Some(7000));
+        let off = BrokerConfig::from_entries([("brokerServicePort".to_owned(), String::new())].into()).expect("valid");
+        assert_eq!(off.broker_service_port, None, "an empty port turns the Pulsar protocol off");
         assert_eq!(c.entries["kafkaListeners"], "PLAINTEXT://127.0.0.1:19092");
     }
 

@@ -246,6 +246,20 @@ impl Connection {
                     tracing::warn!("SEND without a message: closing");
                     return false;
                 };
+                if section.raw.len() > self.service.max_message_size {
+                    let e = CommandSendError {
+                        producer_id: s.producer_id,
+                        sequence_id: s.sequence_id,
+                        error: ServerError::NotAllowedError as i32,
+                        message: format!(
+                            "message of {} bytes is larger than maxMessageSize ({})",
+                            section.raw.len(),
+                            self.service.max_message_size
+                        ),
+                    };
+                    self.send(cmd(Type::SendError, |c| c.send_error = Some(e))).await;
+                    return true;
+                }
                 let item = QueuedSend {
                     sequence_id: s.sequence_id,
                     highest_sequence_id: s.highest_sequence_id.unwrap_or(0),

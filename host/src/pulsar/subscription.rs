@@ -435,7 +435,7 @@ impl Subscription {
                 }
             }
         };
-        let Some(index) = self.pick(&entry) else {
+        let Some(index) = self.pick(&payload) else {
             // No consumer (it left meanwhile): keep it for the next one.
             self.replay.insert(base);
             return;
@@ -463,7 +463,8 @@ impl Subscription {
         }
     }
 
-    fn pick(&mut self, entry: &polyport_ledger::Entry) -> Option<usize> {
+    /// The consumer for an entry (`section`: its Pulsar form).
+    fn pick(&mut self, section: &Bytes) -> Option<usize> {
         if self.consumers.is_empty() {
             return None;
         }
@@ -473,8 +474,12 @@ impl Subscription {
                 self.consumers.iter().position(|c| c.priority == best)
             }
             SubType::KeyShared => {
-                let key = frame::split_section(&entry.payload)
-                    .and_then(|(m, _)| m.ordering_key.or_else(|| m.partition_key.map(String::into_bytes)))
+                // A batch goes whole to the consumer of its first message's key
+                // (Pulsar producers batch by key for Key_Shared).
+                let key = frame::split_section(section)
+                    .and_then(|(m, body)| {
+                        m.ordering_key.or_else(|| m.partition_key.map(String::into_bytes)).or_else(|| first_key(&body))
+                    })
                     .unwrap_or_default();
                 Some((crc32c::crc32c(&key) as usize) % self.consumers.len())
             }
@@ -491,4 +496,20 @@ impl Subscription {
             }
         }
     }
+}
+
+/// The key of the first message of an uncompressed batch body.
+fn first_key(body: &Bytes) -> Option<Vec<u8>> {
+    use bytes::Buf as _;
+    use prost::Message as _;
+    let mut b = body.clone();
+    if b.remaining() < 4 {
+        return None;
+    }
+    let size = b.get_u32() as usize;
+    if size > b.remaining() {
+        return None;
+    }
+    let single = pulsar::message::proto::SingleMessageMetadata::decode(b.split_to(size)).ok()?;
+    single.ordering_key.or_else(|| single.partition_key.map(String::into_bytes))
 }
