@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger bench-kafka clean
+.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-groups bench-pulsar clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -45,7 +45,7 @@ test: build-debug $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/python
 
 ## Benchmarks (not part of the tests): see docs/benchmarks.md.
-bench: bench-boundary bench-ledger bench-kafka
+bench: bench-boundary bench-ledger bench-kafka bench-groups bench-pulsar
 
 ## Kafka produce/consume with rdkafka_performance next to the machine's limits (../shared/bench).
 bench-kafka:
@@ -59,6 +59,18 @@ bench-ledger:
 bench-boundary:
 	$(CARGO) build --release -p polyport-kafka
 	$(CARGO) run --release -p polyport-benches --bin boundary
+
+## Group coordinator: OffsetCommit throughput and replay (Rust), rebalance time (confluent-kafka).
+bench-groups: $(VENV)/.installed
+	$(CARGO) build --release -p polyport-host
+	$(CARGO) build --release -p polyport-kafka
+	$(CARGO) run --release -p polyport-benches --bin groups
+	$(VENV)/bin/python benches/groups_rebalance.py
+
+## Pulsar protocol: produce/consume (pulsar-rs) and cross-protocol reads against same-protocol reads.
+bench-pulsar:
+	$(CARGO) build --release -p polyport-kafka
+	$(CARGO) run --release -p polyport-benches --bin pulsar
 
 clean:
 	$(CARGO) clean
