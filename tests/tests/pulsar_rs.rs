@@ -156,3 +156,68 @@ fn unsupported_commands_get_errors_and_bad_frames_close_only_their_connection() 
     assert_eq!(raw.receive().expect("PONG").r#type, Type::Pong as i32);
     assert!(broker.log().contains("frame of 4294967295 bytes: the limit is"), "{}", broker.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulsar_rs_shared_consumers_partitioned_topics_readers_and_negative_acks() {
+    let broker =
+        Broker::configure("allowAutoTopicCreationType=partitioned\ndefaultNumPartitions=3", &[&kafka_library()])
+            .start();
+    let url = format!("pulsar://127.0.0.1:{}", broker.pulsar_port);
+    let pulsar: Pulsar<_> = Pulsar::builder(url, TokioExecutor).build().await.expect("connects");
+    // Auto-created with 3 partitions: the client produces to and consumes from all of them.
+    let topic = "persistent://public/default/parted-rs";
+    let mut producer = pulsar.producer().with_topic(topic).build_multi_topic();
+    for i in 0..30 {
+        producer.send_non_blocking(topic, format!("s{i}").into_bytes()).await.expect("send").await.expect("receipt");
+    }
+    let options = || ConsumerOptions::default().with_initial_position(InitialPosition::Earliest);
+    let mut a: Consumer<Vec<u8>, _> = pulsar
+        .consumer()
+        .with_topic(topic)
+        .with_subscription("work")
+        .with_subscription_type(SubType::Shared)
+        .with_options(options())
+        .build()
+        .await
+        .expect("a");
+    let mut b: Consumer<Vec<u8>, _> = pulsar
+        .consumer()
+        .with_topic(topic)
+        .with_subscription("work")
+        .with_subscription_type(SubType::Shared)
+        .with_options(options())
+        .build()
+        .await
+        .expect("b");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut nacked = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen.len() < 30 {
+        assert!(std::time::Instant::now() < deadline, "only {} of 30: {seen:?}", seen.len());
+        for c in [&mut a, &mut b] {
+            let next = tokio::time::timeout(std::time::Duration::from_millis(200), c.try_next()).await;
+            let Ok(Ok(Some(message))) = next else { continue };
+            let value = String::from_utf8(message.payload.data.clone()).expect("utf-8");
+            if !nacked {
+                // The first message is refused once and must come back.
+                nacked = true;
+                c.nack(&message).await.expect("nack");
+                continue;
+            }
+            c.ack(&message).await.expect("ack");
+            assert!(seen.insert(value.clone()), "{value} delivered twice");
+        }
+    }
+    assert_eq!(seen.len(), 30);
+
+    // A reader from the earliest message of one partition.
+    let mut reader = pulsar
+        .reader()
+        .with_topic(format!("{topic}-partition-0"))
+        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        .into_reader::<Vec<u8>>()
+        .await
+        .expect("reader");
+    let first = reader.try_next().await.expect("read").expect("a message");
+    assert!(String::from_utf8(first.payload.data).expect("utf-8").starts_with('s'));
+}
