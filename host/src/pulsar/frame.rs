@@ -145,7 +145,12 @@ pub fn with_message(command: &BaseCommand, raw: &[u8]) -> Bytes {
 
 /// Splits a stored message section into its metadata and payload.
 pub fn split_section(raw: &Bytes) -> Option<(MessageMetadata, Bytes)> {
-    let mut b = raw.clone();
+    split_sized(raw)
+}
+
+/// Decodes a `[size u32][protobuf]` prefix of `bytes`; returns it and the rest.
+pub fn split_sized<M: prost::Message + Default>(bytes: &Bytes) -> Option<(M, Bytes)> {
+    let mut b = bytes.clone();
     if b.len() < 4 {
         return None;
     }
@@ -153,8 +158,8 @@ pub fn split_section(raw: &Bytes) -> Option<(MessageMetadata, Bytes)> {
     if size > b.len() {
         return None;
     }
-    let metadata = MessageMetadata::decode(b.split_to(size)).ok()?;
-    Some((metadata, b))
+    let message = M::decode(b.split_to(size)).ok()?;
+    Some((message, b))
 }
 
 #[cfg(test)]

@@ -176,8 +176,11 @@ impl Subscription {
                     self.rewind = false;
                     match batch {
                         Ok(batch) => {
+                            // Acks are this task's own: one look at the cursor
+                            // serves the whole batch.
+                            let acked = self.ledger.cursor(&self.cursor);
                             for entry in batch.entries {
-                                self.dispatch(entry).await;
+                                self.dispatch(entry, acked.as_ref()).await;
                             }
                         }
                         Err(e) => {
@@ -396,11 +399,12 @@ impl Subscription {
 
     async fn dispatch_replay(&mut self) {
         let bases: Vec<u64> = std::mem::take(&mut self.replay).into_iter().collect();
+        let acked = self.ledger.cursor(&self.cursor);
         for base in bases {
             match self.ledger.read_now(base, ReadLimits { max_entries: 1, max_bytes: 1 }) {
                 Ok(batch) => {
                     if let Some(entry) = batch.entries.into_iter().next() {
-                        self.dispatch(entry).await;
+                        self.dispatch(entry, acked.as_ref()).await;
                     }
                 }
                 Err(e) => tracing::debug!(subscription = %self.cursor, offset = base, error = %e, "replay skipped"),
@@ -408,11 +412,11 @@ impl Subscription {
         }
     }
 
-    /// Hands one entry to a consumer.
-    async fn dispatch(&mut self, entry: polyport_ledger::Entry) {
+    /// Hands one entry to a consumer, unless `acked` (the cursor) covers it.
+    async fn dispatch(&mut self, entry: polyport_ledger::Entry, acked: Option<&polyport_ledger::CursorInfo>) {
         let base = entry.meta.base_offset;
         let end = entry.meta.next_offset();
-        if let Some(info) = self.ledger.cursor(&self.cursor) {
+        if let Some(info) = acked {
             if end <= info.mark_delete || info.acked_ranges.iter().any(|(s, e)| *s <= base && end <= *e) {
                 return;
             }
@@ -500,16 +504,6 @@ impl Subscription {
 
 /// The key of the first message of an uncompressed batch body.
 fn first_key(body: &Bytes) -> Option<Vec<u8>> {
-    use bytes::Buf as _;
-    use prost::Message as _;
-    let mut b = body.clone();
-    if b.remaining() < 4 {
-        return None;
-    }
-    let size = b.get_u32() as usize;
-    if size > b.remaining() {
-        return None;
-    }
-    let single = pulsar::message::proto::SingleMessageMetadata::decode(b.split_to(size)).ok()?;
+    let (single, _) = frame::split_sized::<pulsar::message::proto::SingleMessageMetadata>(body)?;
     single.ordering_key.or_else(|| single.partition_key.map(String::into_bytes))
 }
