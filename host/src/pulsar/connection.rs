@@ -8,7 +8,13 @@
 //! answers the receipts in order. Consumers are links into their
 //! subscription's task ([`super::subscription`]).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
 
 use bytes::Bytes;
 use polyport_ledger::{ManagedLedger, NewEntry};
@@ -16,12 +22,12 @@ use pulsar::message::proto::{
     base_command::Type, command_lookup_topic_response::LookupType,
     command_partitioned_topic_metadata_response::LookupType as MetadataLookupType, BaseCommand, CommandAckResponse,
     CommandConnected, CommandError, CommandGetLastMessageIdResponse, CommandGetTopicsOfNamespaceResponse,
-    CommandLookupTopicResponse, CommandPartitionedTopicMetadataResponse, CommandPong, CommandProducerSuccess,
-    CommandSendError, CommandSendReceipt, CommandSuccess, ServerError,
+    CommandLookupTopicResponse, CommandPartitionedTopicMetadataResponse, CommandPing, CommandPong,
+    CommandProducerSuccess, CommandSendError, CommandSendReceipt, CommandSuccess, ServerError,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, Notify},
 };
 
 use super::{
@@ -37,6 +43,8 @@ const PROTOCOL_VERSION: i32 = 19;
 const OUT_QUEUE: usize = 1024;
 /// SENDs queued for one producer's append task.
 const SEND_QUEUE: usize = 1024;
+/// Pulsar's default keepalive interval.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A SEND waiting for its append.
 struct QueuedSend {
@@ -107,13 +115,49 @@ where
             }
         }
     });
+    // Pulsar's keepalive: a connection silent for an interval gets a PING; one
+    // still silent an interval later is closed (a dead peer that is never
+    // written to would otherwise hold its subscriptions forever).
+    let origin = std::time::Instant::now();
+    let last_frame = Arc::new(AtomicU64::new(0));
+    let dead = Arc::new(Notify::new());
+    let keepalive = {
+        let (out, last_frame, dead) = (out.clone(), Arc::clone(&last_frame), Arc::clone(&dead));
+        tokio::spawn(async move {
+            let mut pinged = false;
+            loop {
+                tokio::time::sleep(KEEPALIVE).await;
+                let idle = (origin.elapsed().as_millis() as u64).saturating_sub(last_frame.load(Ordering::Relaxed));
+                if idle < KEEPALIVE.as_millis() as u64 {
+                    pinged = false;
+                } else if pinged {
+                    dead.notify_one();
+                    return;
+                } else {
+                    let ping = cmd(Type::Ping, |c| c.ping = Some(CommandPing {}));
+                    if out.send(frame::command(&ping)).await.is_err() {
+                        return;
+                    }
+                    pinged = true;
+                }
+            }
+        })
+    };
     let limit = service.max_message_size + frame::FRAME_PADDING;
     let mut conn =
         Connection { service, id, out, producers: HashMap::new(), consumers: HashMap::new(), connected: false };
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     loop {
-        match frame::read(&mut reader, limit).await {
+        let read = tokio::select! {
+            read = frame::read(&mut reader, limit) => read,
+            () = dead.notified() => {
+                tracing::info!("no frame and no PONG for two keepalive intervals: closing");
+                break;
+            }
+        };
+        match read {
             Ok(Some(frame)) => {
+                last_frame.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
                 if !conn.handle(frame).await {
                     break;
                 }
@@ -129,6 +173,7 @@ where
             }
         }
     }
+    keepalive.abort();
     conn.close().await;
     drop(conn);
     let _ = writer.await;
@@ -303,7 +348,19 @@ impl Connection {
             Some(Type::Ack) => {
                 let Some(a) = command.ack else { return false };
                 let ack_type = a.ack_type();
-                let Some(c) = self.consumers.get(&a.consumer_id) else { return true };
+                let Some(c) = self.consumers.get(&a.consumer_id) else {
+                    if let Some(request_id) = a.request_id {
+                        let response = CommandAckResponse {
+                            consumer_id: a.consumer_id,
+                            request_id: Some(request_id),
+                            error: Some(ServerError::ConsumerNotFound as i32),
+                            message: Some(format!("no consumer {} on this connection", a.consumer_id)),
+                            ..Default::default()
+                        };
+                        self.send(cmd(Type::AckResponse, |c| c.ack_response = Some(response))).await;
+                    }
+                    return true;
+                };
                 let (reply, answer) = match a.request_id {
                     Some(_) => {
                         let (tx, rx) = oneshot::channel();
@@ -459,11 +516,11 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, s: pulsar::message::proto::CommandSubscribe) -> Result<(), (ServerError, String)> {
-        if self.consumers.contains_key(&s.consumer_id) {
-            return Err((
-                ServerError::ConsumerBusy,
-                format!("consumer id {} is in use on this connection", s.consumer_id),
-            ));
+        if let Some(old) = self.consumers.remove(&s.consumer_id) {
+            // The same consumer subscribing again (after the CLOSE_CONSUMER of
+            // a seek, or a SUBSCRIBE retried after a timeout): it replaces
+            // its old link.
+            let _ = old.subscription.send(SubCommand::Remove((self.id, s.consumer_id))).await;
         }
         let ledger = self.open_ledger(&s.topic).await?;
         let sub_type = s.sub_type();
@@ -479,6 +536,7 @@ impl Connection {
             key: (self.id, s.consumer_id),
             consumer_id: s.consumer_id,
             priority: s.priority_level.unwrap_or(0),
+            sub_type,
             out: self.out.clone(),
             permits: 0,
         };
@@ -528,11 +586,9 @@ async fn append_loop(
                 count: s.count,
                 format: FORMAT_PULSAR,
                 flags: 0,
-                // Seek by publish time and Kafka's ListOffsets by time use it.
-                max_timestamp_ms: i64::try_from(
-                    s.section.metadata.event_time.filter(|t| *t > 0).unwrap_or(s.section.metadata.publish_time),
-                )
-                .unwrap_or(-1),
+                // Seek by publish time looks entries up by it (event times
+                // need not be monotonic; publish times are, per producer).
+                max_timestamp_ms: i64::try_from(s.section.metadata.publish_time).unwrap_or(-1),
             })
             .collect();
         match ledger.append_with(entries, true).await {

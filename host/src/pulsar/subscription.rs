@@ -43,6 +43,8 @@ pub struct ConsumerLink {
     pub consumer_id: u64,
     /// Priority level (Failover: lower is preferred).
     pub priority: i32,
+    /// The subscription type the consumer asked for.
+    pub sub_type: SubType,
     /// Frames to the consumer's connection.
     pub out: mpsc::Sender<Bytes>,
     /// Messages it may still receive.
@@ -214,7 +216,16 @@ impl Subscription {
     async fn handle(&mut self, command: SubCommand) -> bool {
         match command {
             SubCommand::Add(link, reply) => {
-                if self.sub_type == SubType::Exclusive && !self.consumers.is_empty() {
+                if self.consumers.is_empty() {
+                    // With nobody attached the type may change, as in Pulsar.
+                    self.sub_type = link.sub_type;
+                }
+                if link.sub_type != self.sub_type {
+                    let _ = reply.send(Err(format!(
+                        "subscription {} is of type {:?}, not {:?}",
+                        self.cursor, self.sub_type, link.sub_type
+                    )));
+                } else if self.sub_type == SubType::Exclusive && !self.consumers.is_empty() {
                     let _ = reply.send(Err(format!("Exclusive consumer is already connected to {}", self.cursor)));
                 } else {
                     self.consumers.push(link);
@@ -297,19 +308,57 @@ impl Subscription {
         Ok((entry.meta.base_offset, entry.meta.count))
     }
 
+    /// Applies acknowledgements; a bad id is skipped (and reported), the
+    /// others still count.
     async fn ack(&mut self, ack_type: AckType, ids: &[MessageIdData]) -> Result<(), String> {
+        if ack_type == AckType::Cumulative && matches!(self.sub_type, SubType::Shared | SubType::KeyShared) {
+            return Err("cumulative acknowledgement is not allowed on a Shared or Key_Shared subscription".into());
+        }
+        let mut errors = Vec::new();
         for id in ids {
-            let (base, count) = self.entry_of(id).await?;
-            let batch_index = id.batch_index.unwrap_or(-1);
-            let ack = match (ack_type, batch_index) {
-                (AckType::Cumulative, i) if i >= 0 => Ack::Cumulative(base + i as u64 + 1),
-                (AckType::Cumulative, _) => Ack::Cumulative(base + u64::from(count)),
-                (AckType::Individual, i) if i >= 0 && !id.ack_set.is_empty() => {
-                    Ack::Individual(vec![(base + i as u64, base + i as u64 + 1)])
+            let (base, count) = match self.entry_of(id).await {
+                Ok(span) => span,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
                 }
-                (AckType::Individual, _) => Ack::Individual(vec![(base, base + u64::from(count))]),
             };
-            let info = self.ledger.acknowledge(&self.cursor, &ack).map_err(|e| e.to_string())?;
+            let batch_index = id.batch_index.unwrap_or(-1);
+            if batch_index >= 0 && batch_index as u64 >= u64::from(count) {
+                errors.push(format!("batch index {batch_index} of an entry of {count} messages"));
+                continue;
+            }
+            let mut acks = Vec::new();
+            if !id.ack_set.is_empty() {
+                // Batch-index acknowledgement: the set bits of ack_set (a
+                // Java BitSet, 64 bits a word) are the messages still unacked.
+                let unacked = |i: u32| id.ack_set.get(i as usize / 64).is_some_and(|w| (*w >> (i % 64)) & 1 == 1);
+                let acked: Vec<(u64, u64)> = (0..count)
+                    .filter(|i| !unacked(*i))
+                    .map(|i| (base + u64::from(i), base + u64::from(i) + 1))
+                    .collect();
+                if ack_type == AckType::Cumulative {
+                    acks.push(Ack::Cumulative(base));
+                }
+                if !acked.is_empty() {
+                    acks.push(Ack::Individual(acked));
+                }
+            } else {
+                acks.push(match (ack_type, batch_index) {
+                    (AckType::Cumulative, i) if i >= 0 => Ack::Cumulative(base + i as u64 + 1),
+                    (AckType::Cumulative, _) => Ack::Cumulative(base + u64::from(count)),
+                    (AckType::Individual, i) if i >= 0 => Ack::Individual(vec![(base + i as u64, base + i as u64 + 1)]),
+                    (AckType::Individual, _) => Ack::Individual(vec![(base, base + u64::from(count))]),
+                });
+            }
+            let mut last = None;
+            for ack in &acks {
+                match self.ledger.acknowledge(&self.cursor, ack) {
+                    Ok(info) => last = Some(info),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            let Some(info) = last else { continue };
             // Forget what is acknowledged now.
             self.outstanding.retain(|b, o| {
                 let end = *b + u64::from(o.count);
@@ -318,7 +367,11 @@ impl Subscription {
             });
             self.redeliveries.retain(|b, _| *b >= info.mark_delete);
         }
-        Ok(())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     async fn redeliver(&mut self, key: (u64, u64), ids: &[MessageIdData]) {
@@ -359,8 +412,9 @@ impl Subscription {
             SeekTarget::MessageId(id) if is_earliest(&id) => range.start,
             SeekTarget::MessageId(id) if is_latest(&id) => range.end,
             SeekTarget::MessageId(id) => {
-                let (base, _) = self.entry_of(&id).await?;
-                base + id.batch_index.unwrap_or(-1).max(0) as u64
+                let (base, count) = self.entry_of(&id).await?;
+                let index = u32::try_from(id.batch_index.unwrap_or(-1).max(0)).unwrap_or(0);
+                base + u64::from(index.min(count.saturating_sub(1)))
             }
             SeekTarget::PublishTime(ms) => match self.ledger.find_by_time(ms as i64).map_err(|e| e.to_string())? {
                 Some(entry) => entry.meta.base_offset,
@@ -460,10 +514,23 @@ impl Subscription {
         let key = consumer.key;
         let out = consumer.out.clone();
         self.outstanding.insert(base, Outstanding { consumer: key, count: entry.meta.count });
-        if out.send(frame::with_message(&command, &payload)).await.is_err() {
-            // The connection is gone; its Remove is on the way.
-            self.outstanding.remove(&base);
-            self.replay.insert(base);
+        // Never wait on one consumer's connection: a stalled client must not
+        // stall the subscription's other consumers.
+        match out.try_send(frame::with_message(&command, &payload)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.outstanding.remove(&base);
+                self.replay.insert(base);
+                // Nothing more for it until it asks again (FLOW).
+                if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
+                    c.permits = 0;
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // The connection is gone; its Remove is on the way.
+                self.outstanding.remove(&base);
+                self.replay.insert(base);
+            }
         }
     }
 

@@ -86,6 +86,7 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
             }
             Ok(read) => {
                 let mut records = BytesMut::new();
+                let mut unreadable = false;
                 for entry in &read.entries {
                     // The first batch of the response is whole whatever its size.
                     if total > 0 && entry.payload.len() > budget {
@@ -103,12 +104,23 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                             Err(e) => {
                                 tracing::warn!(partition = ?w.ledger, offset = entry.meta.base_offset, error = %e,
                                     "entry not converted for a Kafka reader; the fetch stops before it");
+                                // At the fetch offset itself the client would
+                                // refetch forever: it gets an error instead.
+                                unreadable = records.is_empty();
                                 break;
                             }
                         }
                     }
                     budget = budget.saturating_sub(entry.payload.len());
                     total += entry.payload.len();
+                }
+                if unreadable {
+                    out.push(
+                        error(w.index, errors::CORRUPT_MESSAGE)
+                            .with_high_watermark(read.range.end as i64)
+                            .with_log_start_offset(read.range.start as i64),
+                    );
+                    continue;
                 }
                 out.push(
                     PartitionData::default()

@@ -635,8 +635,17 @@ impl Group {
             let _ = reply.send(JoinOutcome::error(code, &member_id));
             return;
         }
+        let selected = self.protocol.clone();
         let Some(member) = self.members.get_mut(&member_id) else { return };
-        let unchanged = member.protocols == request.protocols;
+        // Unchanged: the same subscription for the chosen assignor (a member
+        // restored after a restart knows only that one).
+        let unchanged = match &selected {
+            Some(p) => {
+                let theirs = request.protocols.iter().find(|(n, _)| n == p).map(|(_, m)| m);
+                theirs.is_some() && theirs == member.protocols.iter().find(|(n, _)| n == p).map(|(_, m)| m)
+            }
+            None => member.protocols == request.protocols,
+        };
         member.client_id = request.client_id;
         member.client_host = request.client_host;
         member.session_timeout_ms = request.session_timeout_ms;
@@ -770,8 +779,15 @@ impl Group {
     /// Ends the join phase: members that did not rejoin are dropped, the
     /// generation advances, everyone who joined gets their answer.
     fn complete_join(&mut self, now: u64, wall_ms: i64) {
-        let gone: Vec<String> =
-            self.members.values().filter(|m| m.join_reply.is_none()).map(|m| m.id.clone()).collect();
+        // Dynamic members that did not rejoin are dropped; static ones keep
+        // their place until their session expires (KIP-345), so a rolling
+        // restart does not cost a second rebalance.
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_reply.is_none() && m.instance_id.is_none())
+            .map(|m| m.id.clone())
+            .collect();
         for id in gone {
             self.drop_member(&id);
         }
@@ -793,7 +809,7 @@ impl Group {
         }
         self.set_state(State::CompletingRebalance, wall_ms);
         self.sync_deadline = Some(now + self.max_rebalance_timeout());
-        self.pending_sync = self.members.keys().cloned().collect();
+        self.pending_sync = self.members.values().filter(|m| m.join_reply.is_some()).map(|m| m.id.clone()).collect();
         let ids: Vec<String> = self.sorted_members().map(|m| m.id.clone()).collect();
         for id in ids {
             let outcome = self.join_outcome(&id);
@@ -932,7 +948,9 @@ impl Group {
                 self.pending_sync.remove(&request.member_id);
                 if let Some(m) = self.members.get_mut(&request.member_id) {
                     m.touch(now);
-                    m.sync_reply = Some(reply);
+                    if let Some(old) = m.sync_reply.replace(reply) {
+                        let _ = old.send(SyncOutcome::error(errors::REBALANCE_IN_PROGRESS));
+                    }
                 }
                 if self.leader.as_deref() == Some(request.member_id.as_str()) {
                     let mut assignments: HashMap<String, Bytes> = request.assignments.into_iter().collect();
@@ -1304,6 +1322,29 @@ mod tests {
         assert_eq!((rejoined.generation, rejoined.members.len()), (2, 2));
         assert_eq!(rejoined.leader, rejoined.member_id);
         assert_eq!(g.state(), State::Stable);
+    }
+
+    #[test]
+    fn a_static_member_that_misses_a_rebalance_keeps_its_place_until_its_session_ends() {
+        let mut g = Group::new("g".into(), 0, 0);
+        let mut ja = join(&mut g, request("", Some("i-a")), 0);
+        let a = ja.try_recv().expect("a");
+        // Static members run long sessions (here 60 s, the rebalance timeout 30 s).
+        let mut long = request("", Some("i-b"));
+        long.session_timeout_ms = 60_000;
+        let mut jb = join(&mut g, long, 0);
+        let _rejoin = join(&mut g, request(&a.member_id, Some("i-a")), 0);
+        let b = jb.try_recv().expect("b");
+        sync(&mut g, &a.member_id, 2, vec![]);
+        // A dynamic member joins while b is restarting; b never rejoins in time.
+        let (_c, mut jc) = join_new(&mut g, 100);
+        let _a_again = join(&mut g, request(&a.member_id, Some("i-a")), 100);
+        g.on_timer(30_100, 0); // the rebalance timeout
+        let joined = jc.try_recv().expect("the join completes without b");
+        assert_eq!(joined.generation, 3);
+        assert_eq!(g.heartbeat(&b.member_id, Some("i-b"), 3, 30_200), errors::NONE, "b is still a member");
+        g.on_timer(100_000, 0); // b's session ran out
+        assert_eq!(g.heartbeat(&b.member_id, Some("i-b"), 3, 100_000), errors::UNKNOWN_MEMBER_ID);
     }
 
     #[test]

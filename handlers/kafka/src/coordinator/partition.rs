@@ -719,7 +719,15 @@ impl Partition {
                 self.groups.insert(group, g);
             }
             Record::Group { group, value: None } => {
-                self.groups.remove(&group);
+                // The group's metadata goes; offsets go only by their own
+                // tombstones (a commit may have landed just before this one).
+                if let Some(old) = self.groups.remove(&group) {
+                    if !old.offsets.is_empty() {
+                        let mut fresh = Group::new(group.clone(), delay, wall);
+                        fresh.offsets = old.offsets;
+                        self.groups.insert(group, fresh);
+                    }
+                }
             }
         }
     }
