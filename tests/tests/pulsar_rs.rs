@@ -221,3 +221,104 @@ async fn pulsar_rs_shared_consumers_partitioned_topics_readers_and_negative_acks
     let first = reader.try_next().await.expect("read").expect("a message");
     assert!(String::from_utf8(first.payload.data).expect("utf-8").starts_with('s'));
 }
+
+/// A frame with a message section (`[metadata size][metadata][payload]`),
+/// its checksum flipped when `damaged`.
+fn message_frame(
+    command: &pulsar::message::proto::BaseCommand,
+    metadata: &pulsar::message::proto::MessageMetadata,
+    payload: &[u8],
+    damaged: bool,
+) -> Vec<u8> {
+    use prost::Message as _;
+    let body = command.encode_to_vec();
+    let meta = metadata.encode_to_vec();
+    let mut section = (meta.len() as u32).to_be_bytes().to_vec();
+    section.extend_from_slice(&meta);
+    section.extend_from_slice(payload);
+    let mut frame = ((4 + body.len() + 6 + section.len()) as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame.extend_from_slice(&0x0e01u16.to_be_bytes());
+    frame.extend_from_slice(&(crc32c::crc32c(&section) ^ u32::from(damaged)).to_be_bytes());
+    frame.extend_from_slice(&section);
+    frame
+}
+
+#[test]
+fn a_pulsar_null_value_is_a_kafka_tombstone_and_a_bad_checksum_closes_the_connection() {
+    use kafka_protocol::{
+        messages::{
+            fetch_request::{FetchPartition, FetchTopic},
+            FetchRequest, FetchResponse,
+        },
+        records::RecordBatchDecoder,
+    };
+    use pulsar::message::proto::{
+        base_command::Type, BaseCommand, CommandConnect, CommandProducer, CommandSend, MessageMetadata,
+    };
+    let broker = Broker::configure("", &[&kafka_library()]).start();
+    let mut raw = RawPulsar::connect(broker.pulsar_port);
+    raw.send(&BaseCommand {
+        r#type: Type::Connect as i32,
+        connect: Some(CommandConnect {
+            client_version: "raw".into(),
+            protocol_version: Some(19),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    raw.receive().expect("CONNECTED");
+    raw.send(&BaseCommand {
+        r#type: Type::Producer as i32,
+        producer: Some(CommandProducer {
+            topic: "persistent://public/default/tombstones".into(),
+            producer_id: 1,
+            request_id: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert_eq!(raw.receive().expect("PRODUCER_SUCCESS").r#type, Type::ProducerSuccess as i32);
+    let send = |sequence_id| BaseCommand {
+        r#type: Type::Send as i32,
+        send: Some(CommandSend { producer_id: 1, sequence_id, num_messages: Some(1), ..Default::default() }),
+        ..Default::default()
+    };
+    let metadata = |null: bool| MessageMetadata {
+        producer_name: "raw".into(),
+        sequence_id: 0,
+        publish_time: 1_700_000_000_000,
+        partition_key: Some("deleted-key".into()),
+        null_value: null.then_some(true),
+        ..Default::default()
+    };
+    let write = |raw: &mut RawPulsar, frame: Vec<u8>| std::io::Write::write_all(&mut raw.0, &frame).expect("write");
+    write(&mut raw, message_frame(&send(0), &metadata(true), b"", false));
+    assert_eq!(raw.receive().expect("SEND_RECEIPT").r#type, Type::SendReceipt as i32);
+    write(&mut raw, message_frame(&send(1), &metadata(false), b"live", false));
+    assert_eq!(raw.receive().expect("SEND_RECEIPT").r#type, Type::SendReceipt as i32);
+
+    let mut kafka = KafkaConn::connect(broker.kafka_port);
+    let request =
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("tombstones")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let c = kafka.send(ApiKey::Fetch, 12, &request);
+    let response: FetchResponse = kafka.receive(ApiKey::Fetch, 12, c);
+    let mut records = response.responses[0].partitions[0].records.clone().expect("records");
+    let records: Vec<_> =
+        RecordBatchDecoder::decode_all(&mut records).expect("batches").into_iter().flat_map(|s| s.records).collect();
+    type Row<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
+    let got: Vec<Row> = records.iter().map(|r| (r.offset, r.key.as_deref(), r.value.as_deref())).collect();
+    assert_eq!(got, [(0, Some(&b"deleted-key"[..]), None), (1, Some(&b"deleted-key"[..]), Some(&b"live"[..]))]);
+
+    // A damaged checksum closes this connection (and nothing is stored).
+    let bad = message_frame(&send(2), &metadata(false), b"x", true);
+    write(&mut raw, bad);
+    assert!(raw.receive().is_none(), "closed");
+    assert!(broker.log().contains("checksum mismatch"), "{}", broker.log());
+}
