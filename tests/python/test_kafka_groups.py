@@ -307,3 +307,27 @@ def test_admin_describes_lists_and_deletes_groups_with_offsets_and_lag(broker):
     admin.delete_consumer_groups([group])[group].result(15)
     assert group not in [g.group_id for g in admin.list_consumer_groups().result(15).valid]
     kp.close()
+
+
+def test_offset_delete_spares_subscribed_topics_and_alter_offsets_commits(broker):
+    from kafka import TopicPartition as KpTopicPartition
+    from kafka.errors import GroupSubscribedToTopicError, NoError
+    from kafka.structs import OffsetAndMetadata
+
+    topic, other, group = name("grp-od"), name("grp-od-other"), name("g-od")
+    make_topic(broker.bootstrap, topic, 8)
+    make_topic(broker.bootstrap, other, 4)
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    # AlterConsumerGroupOffsets (OffsetCommit) on a group without members.
+    kp.alter_group_offsets(group, {KpTopicPartition(topic, 0): OffsetAndMetadata(1, "m", -1),
+                                   KpTopicPartition(other, 0): OffsetAndMetadata(2, "", -1)})
+    member = confluent(broker.bootstrap, group)
+    member.subscribe([topic])
+    assert assignment_of(member, PARTITIONS, 20)
+    result = kp.delete_group_offsets(group, [KpTopicPartition(topic, 0), KpTopicPartition(other, 0)])
+    assert result[KpTopicPartition(topic, 0)] is GroupSubscribedToTopicError, result
+    assert result[KpTopicPartition(other, 0)] is NoError, result
+    left = kp.list_group_offsets(group)[group]
+    assert {(tp.topic, om.offset) for tp, om in left.items()} == {(topic, 1)}
+    member.close()
+    kp.close()
