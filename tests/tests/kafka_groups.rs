@@ -128,3 +128,54 @@ fn the_system_topic_is_compacted_and_every_commit_survives_kill_9() {
     assert_eq!(committed(&mut kafka, "other", "snap"), (1, "at 1".to_owned()));
     assert!(broker.log().contains("coordinator partition loaded"), "{}", broker.log());
 }
+
+#[test]
+fn offset_fetch_v8_answers_several_groups_at_once() {
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+    let port = free_port();
+    let broker = Broker::configure(
+        &format!("messagingProtocols=kafka,line\nlineListener=127.0.0.1:{port}"),
+        &[&kafka_library(), line_handler()],
+    )
+    .start();
+    Line::connect(port).call("PUB many m0");
+    let mut kafka = KafkaConn::connect(broker.kafka_port);
+    commit(&mut kafka, "first", "many", std::iter::once(1));
+    commit(&mut kafka, "second", "many", std::iter::once(1).chain(std::iter::once(0)));
+    let group = |id: &str, topics: Option<Vec<OffsetFetchRequestTopics>>| {
+        OffsetFetchRequestGroup::default().with_group_id(GroupId(s(id))).with_topics(topics)
+    };
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        group("first", None),
+        group(
+            "second",
+            Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(TopicName(s("many")))
+                .with_partition_indexes(vec![0])]),
+        ),
+        group("nobody", None),
+    ]);
+    let c = kafka.send(ApiKey::OffsetFetch, 8, &request);
+    let response: OffsetFetchResponse = kafka.receive(ApiKey::OffsetFetch, 8, c);
+    let answers: Vec<(String, Vec<(i32, i64, String)>)> = response
+        .groups
+        .iter()
+        .map(|g| {
+            let partitions = g
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| (p.partition_index, p.committed_offset, p.metadata.as_deref().unwrap_or("").to_owned()))
+                .collect();
+            (g.group_id.to_string(), partitions)
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("first".to_owned(), vec![(0, 1, "at 1".to_owned())]),
+            ("second".to_owned(), vec![(0, 0, "at 0".to_owned())]),
+            ("nobody".to_owned(), vec![]),
+        ]
+    );
+}
