@@ -157,7 +157,9 @@ fn offset_fetch_v8_answers_several_groups_at_once() {
     ]);
     let c = kafka.send(ApiKey::OffsetFetch, 8, &request);
     let response: OffsetFetchResponse = kafka.receive(ApiKey::OffsetFetch, 8, c);
-    let answers: Vec<(String, Vec<(i32, i64, String)>)> = response
+    // (group, [(partition, offset, metadata)])
+    type Answer = (String, Vec<(i32, i64, String)>);
+    let answers: Vec<Answer> = response
         .groups
         .iter()
         .map(|g| {
