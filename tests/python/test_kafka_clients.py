@@ -168,3 +168,22 @@ def test_kafka_python_produce_consume_admin_and_offsets_for_times(broker):
     consumer.close()
     admin.delete_topics([topic])
     admin.close()
+
+
+def test_idempotent_producers_store_each_record_once_in_order(broker):
+    topic = name("idempotent")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(15)
+    delivered = produce(broker.bootstrap, topic, [(None, f"c{i}".encode(), None, None, i % 2) for i in range(400)],
+                        **{"enable.idempotence": True, "max.in.flight.requests.per.connection": 5})
+    assert len(delivered) == 400
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=True, linger_ms=5)
+    for i in range(100):
+        kp.send(topic, value=f"k{i}".encode(), partition=0)
+    kp.flush(30)
+    kp.close()
+    got = consume_all(broker.bootstrap, topic, [0], 300)
+    values = [m.value() for m in got]
+    assert values[:200] == [f"c{i}".encode() for i in range(0, 400, 2)]
+    assert values[200:] == [f"k{i}".encode() for i in range(100)]
+    assert [m.offset() for m in got] == list(range(300)), "dense, nothing twice"

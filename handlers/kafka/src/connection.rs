@@ -65,6 +65,8 @@ pub struct Shared {
     pub coordinator: crate::coordinator::Coordinator,
     /// `entryFormat`.
     pub entry_format: crate::EntryFormat,
+    /// Idempotent producers' sequences.
+    pub sequences: crate::idempotence::Sequences,
 }
 
 impl Shared {
@@ -91,6 +93,7 @@ impl Shared {
                 retention_check: std::time::Duration::from_secs(600),
             }),
             entry_format: crate::EntryFormat::Kafka,
+            sequences: crate::idempotence::Sequences::default(),
         }
     }
 }

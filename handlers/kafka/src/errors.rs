@@ -54,6 +54,12 @@ pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 /// Disk error when trying to access log file on the disk.
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// Messages are written to fewer in-sync replicas than required (retriable).
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+/// The broker received an out of order sequence number.
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+/// The producer's epoch is older than the broker's (it was fenced).
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 /// The group is not empty.
 pub const NON_EMPTY_GROUP: i16 = 68;
 /// The group id does not exist.

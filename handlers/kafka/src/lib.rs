@@ -10,6 +10,7 @@ pub mod connection;
 pub mod convert;
 pub mod coordinator;
 pub mod errors;
+pub mod idempotence;
 pub mod listeners;
 pub mod records;
 pub mod topics;
@@ -143,6 +144,7 @@ impl KafkaService {
                 fetch_sessions: apis::fetch_sessions::FetchSessions::new((now_ms % 1_000_000_000) as i32),
                 coordinator,
                 entry_format,
+                sequences: idempotence::Sequences::default(),
             }),
             shutdown: watch::channel(false).0,
         })

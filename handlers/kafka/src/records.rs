@@ -28,6 +28,12 @@ pub struct Batch {
     pub count: u32,
     /// Its max timestamp (CreateTime), Unix ms.
     pub max_timestamp_ms: i64,
+    /// The idempotent producer's id (-1: not idempotent).
+    pub producer_id: i64,
+    /// The producer's epoch.
+    pub producer_epoch: i16,
+    /// The sequence number of the first record.
+    pub base_sequence: i32,
 }
 
 /// Why a produce payload is refused.
@@ -92,12 +98,21 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
         let last_offset_delta = h.get_i32();
         let _base_timestamp = h.get_i64();
         let max_timestamp = h.get_i64();
-        h.advance(8 + 2 + 4); // producer id, epoch, base sequence
+        let producer_id = h.get_i64();
+        let producer_epoch = h.get_i16();
+        let base_sequence = h.get_i32();
         let count = h.get_i32();
         if count <= 0 || last_offset_delta != count - 1 {
             return Err(BatchError::Corrupt(format!("{count} records with last offset delta {last_offset_delta}")));
         }
-        batches.push(Batch { bytes: batch, count: count as u32, max_timestamp_ms: max_timestamp });
+        batches.push(Batch {
+            bytes: batch,
+            count: count as u32,
+            max_timestamp_ms: max_timestamp,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+        });
     }
     if batches.is_empty() {
         return Err(BatchError::Corrupt("no record batch".into()));

@@ -4,8 +4,8 @@
 //! 3.x and kafka-python 3) a producer id: unique across restarts because ids
 //! start from the start-up time in milliseconds times 1000. A producer that
 //! asks again with its id and epoch gets the epoch bumped.
-//! Gaps: sequence numbers are not checked, so a retried batch can be stored
-//! twice (no deduplication); transactional producers are refused with
+//! Sequence numbers are checked by Produce ([`crate::idempotence`]).
+//! Gaps: transactional producers are refused with
 //! COORDINATOR_NOT_AVAILABLE, as there is no transaction coordinator.
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -25,6 +25,7 @@ use super::{encode_response, RequestContext};
 use crate::{
     convert::KafkaConverter,
     errors,
+    idempotence::Verdict,
     records::{self, FORMAT_KAFKA, FORMAT_PULSAR},
     topics::Resolved,
     EntryFormat, ProtocolError,
@@ -104,7 +105,46 @@ async fn produce_partition(
         }
     };
     let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
-    let entries: Result<Vec<NewEntry>, polyport_handler_api::HandlerError> = batches
+    // Idempotent producers: retries are answered, not stored twice.
+    let sequences = &ctx.shared.sequences;
+    let verdicts: Vec<Verdict> = batches
+        .iter()
+        .map(|b| sequences.check(&ledger, b.producer_id, b.producer_epoch, b.base_sequence, b.count))
+        .collect();
+    let release = |batches: &[records::Batch], verdicts: &[Verdict]| {
+        for (b, v) in batches.iter().zip(verdicts) {
+            if *v == Verdict::Append {
+                sequences.completed(&ledger, b.producer_id, b.base_sequence, None);
+            }
+        }
+    };
+    if let Some(code) = verdicts.iter().find_map(|v| if let Verdict::Refuse(c) = v { Some(*c) } else { None }) {
+        release(&batches, &verdicts);
+        tracing::debug!(topic = %ledger, code, "produce refused by the producer's sequence");
+        return partition_error(index, code, None);
+    }
+    let first_duplicate = match verdicts.first() {
+        Some(Verdict::Duplicate(offset)) => Some(*offset),
+        _ => None,
+    };
+    let stored: Vec<(i64, i32)> = batches
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| **v == Verdict::Append)
+        .map(|(b, _)| (b.producer_id, b.base_sequence))
+        .collect();
+    let to_store: Vec<records::Batch> =
+        batches.into_iter().zip(&verdicts).filter(|(_, v)| **v == Verdict::Append).map(|(b, _)| b).collect();
+    if to_store.is_empty() {
+        // Every batch was stored before: the answer the client missed.
+        let range = host.log_range(&ledger).await.ok();
+        return PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(first_duplicate.unwrap_or(-1))
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(range.map_or(-1, |r| r.start as i64));
+    }
+    let entries: Result<Vec<NewEntry>, polyport_handler_api::HandlerError> = to_store
         .into_iter()
         .map(|b| match ctx.shared.entry_format {
             EntryFormat::Kafka => Ok(NewEntry {
@@ -132,20 +172,30 @@ async fn produce_partition(
     let entries = match entries {
         Ok(entries) => entries,
         Err(e) => {
+            for (pid, seq) in &stored {
+                sequences.completed(&ledger, *pid, *seq, None);
+            }
             tracing::info!(topic = %ledger, error = %e, "produce refused: batch not converted");
             return partition_error(index, errors::CORRUPT_MESSAGE, Some(e.message().to_owned()));
         }
     };
     match host.append(&ledger, entries, durable).await {
         Ok(appended) => {
+            for ((pid, seq), a) in stored.iter().zip(&appended) {
+                sequences.completed(&ledger, *pid, *seq, Some(a.base_offset as i64));
+            }
             let range = host.log_range(&ledger).await.ok();
+            let base = first_duplicate.or(appended.first().map(|a| a.base_offset as i64)).unwrap_or(-1);
             PartitionProduceResponse::default()
                 .with_index(index)
-                .with_base_offset(appended.first().map_or(-1, |a| a.base_offset as i64))
+                .with_base_offset(base)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(range.map_or(-1, |r| r.start as i64))
         }
         Err(e) => {
+            for (pid, seq) in &stored {
+                sequences.completed(&ledger, *pid, *seq, None);
+            }
             mapper.forget_if_missing(pulsar, e.kind());
             tracing::info!(topic = %ledger, error = %e, "append failed");
             partition_error(index, errors::from_handler(&e), Some(e.message().to_owned()))
