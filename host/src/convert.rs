@@ -4,9 +4,9 @@
 
 use std::{collections::HashMap, sync::RwLock};
 
-use abi_stable::std_types::RResult;
+use abi_stable::std_types::RVec;
 use polyport_handler_api::{
-    convert::{FfiConverterBox, Message},
+    convert::{FfiConverterBox, FfiMessage, Message},
     ErrorKind, HandlerError,
 };
 
@@ -44,15 +44,25 @@ impl Converters {
         if format == FORMAT_PULSAR {
             return convert::to_messages(payload);
         }
+        Ok(self.decode_registered(format, payload)?.into_iter().map(Message::from).collect())
+    }
+
+    /// [`Self::decode`] in the form that crosses the boundary: a handler's
+    /// converter's answer is passed on as it came.
+    pub fn decode_ffi(&self, format: u16, payload: &[u8]) -> Result<RVec<FfiMessage>, HandlerError> {
+        if format == FORMAT_PULSAR {
+            return Ok(convert::to_messages(payload)?.into_iter().map(FfiMessage::from).collect());
+        }
+        self.decode_registered(format, payload)
+    }
+
+    fn decode_registered(&self, format: u16, payload: &[u8]) -> Result<RVec<FfiMessage>, HandlerError> {
         // The lock is held while a handler converts: conversions only read it,
         // and registration happens at start-up.
         let registered = self.read();
         let converter = registered.get(&format).ok_or_else(|| {
             HandlerError::new(ErrorKind::NOT_FOUND, format!("no converter is registered for entry format {format}"))
         })?;
-        match converter.to_messages(payload.into()) {
-            RResult::ROk(messages) => Ok(messages.into_iter().map(Message::from).collect()),
-            RResult::RErr(e) => Err(e),
-        }
+        converter.to_messages(payload.into()).into_result()
     }
 }

@@ -184,6 +184,19 @@ impl Connection {
         let _ = self.out.send(frame::command(&command)).await;
     }
 
+    /// Sends a request to consumer `consumer_id`'s subscription and waits
+    /// for its answer.
+    async fn ask<T>(
+        &self,
+        consumer_id: u64,
+        request: impl FnOnce(oneshot::Sender<Result<T, String>>) -> SubCommand,
+    ) -> Result<T, String> {
+        let c = self.consumers.get(&consumer_id).ok_or_else(|| format!("no consumer {consumer_id}"))?;
+        let (tx, rx) = oneshot::channel();
+        c.subscription.send(request(tx)).await.map_err(|_| "subscription closed".to_owned())?;
+        rx.await.unwrap_or_else(|_| Err("subscription closed".into()))
+    }
+
     async fn close(&mut self) {
         for (consumer_id, consumer) in self.consumers.drain() {
             let _ = consumer.subscription.send(SubCommand::Remove((self.id, consumer_id))).await;
@@ -348,39 +361,25 @@ impl Connection {
             Some(Type::Ack) => {
                 let Some(a) = command.ack else { return false };
                 let ack_type = a.ack_type();
-                let Some(c) = self.consumers.get(&a.consumer_id) else {
-                    if let Some(request_id) = a.request_id {
-                        let response = CommandAckResponse {
-                            consumer_id: a.consumer_id,
-                            request_id: Some(request_id),
-                            error: Some(ServerError::ConsumerNotFound as i32),
-                            message: Some(format!("no consumer {} on this connection", a.consumer_id)),
-                            ..Default::default()
-                        };
-                        self.send(cmd(Type::AckResponse, |c| c.ack_response = Some(response))).await;
+                let key = (self.id, a.consumer_id);
+                let Some(request_id) = a.request_id else {
+                    if let Some(c) = self.consumers.get(&a.consumer_id) {
+                        let _ = c.subscription.send(SubCommand::Ack(key, ack_type, a.message_id, None)).await;
                     }
                     return true;
                 };
-                let (reply, answer) = match a.request_id {
-                    Some(_) => {
-                        let (tx, rx) = oneshot::channel();
-                        (Some(tx), Some(rx))
-                    }
-                    None => (None, None),
+                // The client asked for a receipt.
+                let known = self.consumers.contains_key(&a.consumer_id);
+                let result = self.ask(a.consumer_id, |tx| SubCommand::Ack(key, ack_type, a.message_id, Some(tx))).await;
+                let code = if known { ServerError::UnknownError } else { ServerError::ConsumerNotFound };
+                let response = CommandAckResponse {
+                    consumer_id: a.consumer_id,
+                    request_id: Some(request_id),
+                    error: result.as_ref().err().map(|_| code as i32),
+                    message: result.err(),
+                    ..Default::default()
                 };
-                let key = (self.id, a.consumer_id);
-                let _ = c.subscription.send(SubCommand::Ack(key, ack_type, a.message_id, reply)).await;
-                if let (Some(rx), Some(request_id)) = (answer, a.request_id) {
-                    let result = rx.await.unwrap_or_else(|_| Err("subscription closed".into()));
-                    let response = CommandAckResponse {
-                        consumer_id: a.consumer_id,
-                        request_id: Some(request_id),
-                        error: result.as_ref().err().map(|_| ServerError::UnknownError as i32),
-                        message: result.err(),
-                        ..Default::default()
-                    };
-                    self.send(cmd(Type::AckResponse, |c| c.ack_response = Some(response))).await;
-                }
+                self.send(cmd(Type::AckResponse, |c| c.ack_response = Some(response))).await;
             }
             Some(Type::RedeliverUnacknowledgedMessages) => {
                 let Some(r) = command.redeliver_unacknowledged_messages else { return false };
@@ -398,15 +397,8 @@ impl Connection {
             }
             Some(Type::Unsubscribe) => {
                 let Some(u) = command.unsubscribe else { return false };
-                let reply = match self.consumers.get(&u.consumer_id) {
-                    Some(c) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = c.subscription.send(SubCommand::Unsubscribe((self.id, u.consumer_id), tx)).await;
-                        rx.await.unwrap_or_else(|_| Err("subscription closed".into()))
-                    }
-                    None => Err(format!("no consumer {}", u.consumer_id)),
-                };
-                match reply {
+                let key = (self.id, u.consumer_id);
+                match self.ask(u.consumer_id, |tx| SubCommand::Unsubscribe(key, tx)).await {
                     Ok(()) => {
                         self.consumers.remove(&u.consumer_id);
                         self.send(success(u.request_id)).await;
@@ -421,14 +413,9 @@ impl Connection {
                     (None, Some(t)) => Some(SeekTarget::PublishTime(t)),
                     (None, None) => None,
                 };
-                let result = match (target, self.consumers.get(&s.consumer_id)) {
-                    (None, _) => Err("SEEK needs a message id or a publish time".to_owned()),
-                    (_, None) => Err(format!("no consumer {}", s.consumer_id)),
-                    (Some(target), Some(c)) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = c.subscription.send(SubCommand::Seek(target, tx)).await;
-                        rx.await.unwrap_or_else(|_| Err("subscription closed".into()))
-                    }
+                let result = match target {
+                    None => Err("SEEK needs a message id or a publish time".to_owned()),
+                    Some(target) => self.ask(s.consumer_id, |tx| SubCommand::Seek(target, tx)).await,
                 };
                 match result {
                     Ok(()) => {
@@ -441,15 +428,7 @@ impl Connection {
             }
             Some(Type::GetLastMessageId) => {
                 let Some(g) = command.get_last_message_id else { return false };
-                let result = match self.consumers.get(&g.consumer_id) {
-                    Some(c) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = c.subscription.send(SubCommand::LastMessageId(tx)).await;
-                        rx.await.unwrap_or_else(|_| Err("subscription closed".into()))
-                    }
-                    None => Err(format!("no consumer {}", g.consumer_id)),
-                };
-                match result {
+                match self.ask(g.consumer_id, SubCommand::LastMessageId).await {
                     Ok((last, mark)) => {
                         let response = CommandGetLastMessageIdResponse {
                             last_message_id: last,
@@ -526,7 +505,7 @@ impl Connection {
         let sub_type = s.sub_type();
         let durable = s.durable.unwrap_or(true);
         let initial = match (&s.start_message_id, s.initial_position()) {
-            (Some(id), _) => super::start_position(&ledger, id, durable),
+            (Some(id), _) => super::start_position(&ledger, id),
             (None, pulsar::message::proto::command_subscribe::InitialPosition::Earliest) => {
                 polyport_ledger::InitialPosition::Earliest
             }

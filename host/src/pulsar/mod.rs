@@ -153,29 +153,23 @@ impl PulsarService {
         let task =
             Subscription::new(Arc::clone(ledger), cursor.clone(), sub_type, durable, Arc::clone(&self.converters));
         let span = tracing::info_span!("subscription", topic = %key.0, name = %key.1);
-        tokio::spawn(task.run(rx, || {}).instrument(span));
+        tokio::spawn(task.run(rx).instrument(span));
         Ok(tx)
     }
 }
 
-/// Where a consumer given `start_message_id` begins: at that message for a
-/// durable subscription (Pulsar positions the mark-delete on it), after it
-/// for a reader (the client skips messages of the batch up to it).
-pub fn start_position(ledger: &ManagedLedger, id: &MessageIdData, durable: bool) -> InitialPosition {
-    if id.ledger_id == u64::MAX {
+/// Where a consumer given `start_message_id` begins: at the entry holding
+/// that message, for subscriptions and readers alike (a reader that starts
+/// after it gets the entry again; the client drops what comes before).
+pub fn start_position(ledger: &ManagedLedger, id: &MessageIdData) -> InitialPosition {
+    if subscription::is_earliest(id) {
         return InitialPosition::Earliest;
     }
-    if id.ledger_id == i64::MAX as u64 {
+    if subscription::is_latest(id) {
         return InitialPosition::Latest;
     }
     let position = Position { ledger_id: id.ledger_id, entry_id: id.entry_id, batch_index: 0 };
-    match ledger.offset_of(position) {
-        Ok(base) if durable => InitialPosition::Offset(base),
-        // The reader gets the entry holding the message again; the client
-        // drops what comes before the start id.
-        Ok(base) => InitialPosition::Offset(base),
-        Err(_) => InitialPosition::Earliest,
-    }
+    ledger.offset_of(position).map_or(InitialPosition::Earliest, InitialPosition::Offset)
 }
 
 /// Binds `bind:port` for the Pulsar protocol.

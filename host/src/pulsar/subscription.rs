@@ -115,12 +115,12 @@ pub fn message_id(ledger_id: u64, entry_id: u64, batch_index: i32) -> MessageIdD
 }
 
 /// Pulsar's `MessageId.earliest` ((-1, -1) as unsigned).
-fn is_earliest(id: &MessageIdData) -> bool {
+pub fn is_earliest(id: &MessageIdData) -> bool {
     id.ledger_id == u64::MAX
 }
 
 /// Pulsar's `MessageId.latest` ((i64::MAX, i64::MAX)).
-fn is_latest(id: &MessageIdData) -> bool {
+pub fn is_latest(id: &MessageIdData) -> bool {
     id.ledger_id == i64::MAX as u64
 }
 
@@ -150,7 +150,7 @@ impl Subscription {
     }
 
     /// Serves until unsubscribed, or (readers) until the last consumer leaves.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<SubCommand>, on_exit: impl FnOnce()) {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<SubCommand>) {
         loop {
             if !self.replay.is_empty() && self.has_permits() {
                 self.dispatch_replay().await;
@@ -193,7 +193,6 @@ impl Subscription {
                 }
             }
         }
-        on_exit();
     }
 
     fn has_permits(&self) -> bool {
@@ -245,16 +244,16 @@ impl Subscription {
                 }
             }
             SubCommand::Ack(_, ack_type, ids, reply) => {
-                let result = self.ack(ack_type, &ids).await;
+                let result = self.ack(ack_type, &ids);
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 } else if let Err(e) = result {
                     tracing::debug!(subscription = %self.cursor, error = %e, "acknowledgement ignored");
                 }
             }
-            SubCommand::Redeliver(key, ids) => self.redeliver(key, &ids).await,
+            SubCommand::Redeliver(key, ids) => self.redeliver(key, &ids),
             SubCommand::Seek(target, reply) => {
-                let result = self.seek(target).await;
+                let result = self.seek(target);
                 if result.is_ok() {
                     // As Pulsar: consumers are closed and resubscribe from the new position.
                     for c in std::mem::take(&mut self.consumers) {
@@ -296,7 +295,7 @@ impl Subscription {
     }
 
     /// The base offset and message count of the entry holding `id`.
-    async fn entry_of(&self, id: &MessageIdData) -> Result<(u64, u32), String> {
+    fn entry_of(&self, id: &MessageIdData) -> Result<(u64, u32), String> {
         let position = Position { ledger_id: id.ledger_id, entry_id: id.entry_id, batch_index: 0 };
         let base = self.ledger.offset_of(position).map_err(|e| e.to_string())?;
         if let Some(o) = self.outstanding.get(&base) {
@@ -310,13 +309,13 @@ impl Subscription {
 
     /// Applies acknowledgements; a bad id is skipped (and reported), the
     /// others still count.
-    async fn ack(&mut self, ack_type: AckType, ids: &[MessageIdData]) -> Result<(), String> {
+    fn ack(&mut self, ack_type: AckType, ids: &[MessageIdData]) -> Result<(), String> {
         if ack_type == AckType::Cumulative && matches!(self.sub_type, SubType::Shared | SubType::KeyShared) {
             return Err("cumulative acknowledgement is not allowed on a Shared or Key_Shared subscription".into());
         }
         let mut errors = Vec::new();
         for id in ids {
-            let (base, count) = match self.entry_of(id).await {
+            let (base, count) = match self.entry_of(id) {
                 Ok(span) => span,
                 Err(e) => {
                     errors.push(e);
@@ -374,7 +373,7 @@ impl Subscription {
         }
     }
 
-    async fn redeliver(&mut self, key: (u64, u64), ids: &[MessageIdData]) {
+    fn redeliver(&mut self, key: (u64, u64), ids: &[MessageIdData]) {
         match self.sub_type {
             SubType::Exclusive | SubType::Failover => {
                 for base in self.outstanding.keys() {
@@ -390,7 +389,7 @@ impl Subscription {
                 } else {
                     let mut bases = Vec::new();
                     for id in ids {
-                        if let Ok((base, _)) = self.entry_of(id).await {
+                        if let Ok((base, _)) = self.entry_of(id) {
                             bases.push(base);
                         }
                     }
@@ -406,13 +405,13 @@ impl Subscription {
         }
     }
 
-    async fn seek(&mut self, target: SeekTarget) -> Result<(), String> {
+    fn seek(&mut self, target: SeekTarget) -> Result<(), String> {
         let range = self.ledger.range();
         let offset = match target {
             SeekTarget::MessageId(id) if is_earliest(&id) => range.start,
             SeekTarget::MessageId(id) if is_latest(&id) => range.end,
             SeekTarget::MessageId(id) => {
-                let (base, count) = self.entry_of(&id).await?;
+                let (base, count) = self.entry_of(&id)?;
                 let index = u32::try_from(id.batch_index.unwrap_or(-1).max(0)).unwrap_or(0);
                 base + u64::from(index.min(count.saturating_sub(1)))
             }

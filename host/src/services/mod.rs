@@ -225,10 +225,7 @@ impl FfiHost for HostServices {
         format: u16,
         payload: abi_stable::std_types::RSlice<'_, u8>,
     ) -> RResult<RVec<polyport_handler_api::convert::FfiMessage>, HandlerError> {
-        self.converters
-            .decode(format, payload.as_slice())
-            .map(|messages| messages.into_iter().map(Into::into).collect())
-            .into()
+        self.converters.decode_ffi(format, payload.as_slice()).into()
     }
 
     fn encode_entry(

@@ -185,20 +185,16 @@ impl Coordinator {
         let (config, topic, host2, ns) =
             (self.config.clone(), self.offsets_topic(), host.clone(), kafka_namespace.to_owned());
         host.spawn("kafka-coordinator", async move {
-            let partitions = match prepare_topic(&host2, &config, &topic).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(topic = %topic, error = %e, "group coordinator cannot open its system topic; groups are unavailable");
-                    for rx in receivers {
-                        host2.spawn("kafka-coordinator-refuse", refuse_all(rx));
-                    }
-                    return;
+            if let Err(e) = prepare_topic(&host2, &config, &topic).await {
+                tracing::error!(topic = %topic, error = %e, "group coordinator cannot open its system topic; groups are unavailable");
+                for rx in receivers {
+                    host2.spawn("kafka-coordinator-refuse", refuse_all(rx));
                 }
-            };
+                return;
+            }
             let group = Arc::new(config.group.clone());
             for (i, rx) in receivers.into_iter().enumerate() {
                 let ledger = format!("{topic}-partition-{i}");
-                debug_assert!(i < partitions as usize);
                 let task =
                     Partition::new(i, ledger, host2.clone(), Arc::clone(&group), config.retention_check, mirror_tx.clone(), ns.clone());
                 host2.spawn("kafka-coordinator-partition", task.run(rx));
@@ -295,7 +291,7 @@ impl Coordinator {
 
 /// Creates the namespace and the system topic (keeping an existing topic's
 /// partition count), with retention off: the coordinator truncates it itself.
-async fn prepare_topic(host: &Host, config: &CoordinatorConfig, topic: &str) -> Result<u32, HandlerError> {
+async fn prepare_topic(host: &Host, config: &CoordinatorConfig, topic: &str) -> Result<(), HandlerError> {
     host.create_namespace(&config.metadata_namespace).await?;
     match host.create_topic(topic, config.partitions).await {
         Ok(()) => {}
@@ -312,8 +308,7 @@ async fn prepare_topic(host: &Host, config: &CoordinatorConfig, topic: &str) -> 
         ));
     }
     let forever = TopicPolicies { retention_ms: -1, retention_bytes: -1, ..TopicPolicies::default() };
-    host.set_topic_policies(topic, forever).await?;
-    Ok(existing)
+    host.set_topic_policies(topic, forever).await
 }
 
 async fn refuse_all(mut rx: mpsc::Receiver<Command>) {

@@ -224,8 +224,8 @@ impl Partition {
 
     // ---- Commands -----------------------------------------------------------
 
-    fn group(&mut self, id: &str) -> &mut Group {
-        let (_, wall) = self.now();
+    /// Group `id`, created empty (at `wall`) if it is new.
+    fn group(&mut self, id: &str, wall: i64) -> &mut Group {
         let delay = self.config.initial_rebalance_delay_ms;
         self.groups.entry(id.to_owned()).or_insert_with(|| Group::new(id.to_owned(), delay, wall))
     }
@@ -235,7 +235,7 @@ impl Partition {
         let config = Arc::clone(&self.config);
         let touched = match command {
             Command::Join(id, request, reply) => {
-                self.group(&id).join(&config, request, reply, now, wall);
+                self.group(&id, wall).join(&config, request, reply, now, wall);
                 Some(id)
             }
             Command::Sync(id, request, reply) => match self.groups.get_mut(&id) {
@@ -268,7 +268,7 @@ impl Partition {
                 }
             },
             Command::Commit(id, who, entries, reply) => {
-                self.commit(&id, who, entries, reply, now);
+                self.commit(&id, who, entries, reply, now, wall);
                 Some(id)
             }
             Command::Fetch(id, keys, reply) => {
@@ -326,9 +326,10 @@ impl Partition {
         entries: Vec<CommitEntry>,
         reply: oneshot::Sender<Vec<i16>>,
         now: u64,
+        wall: i64,
     ) {
         let max_metadata = self.config.max_metadata_bytes;
-        let group = self.group(id);
+        let group = self.group(id, wall);
         let code = group.check_commit(&who.member_id, who.instance_id.as_deref(), who.generation, now);
         if code != errors::NONE {
             let _ = reply.send(vec![code; entries.len()]);
@@ -666,6 +667,8 @@ impl Partition {
         let range = self.host.log_range(&self.ledger).await?;
         let mut offset = range.start;
         let mut records = 0u64;
+        // Restored members' sessions start now, once for the whole replay.
+        let (now, wall) = self.now();
         while offset < range.end {
             let request = ReadRequest { offset, max_entries: 1024, max_bytes: 8 << 20, wait_ms: 0 };
             let read = self.host.read(&self.ledger, request).await?;
@@ -681,7 +684,7 @@ impl Partition {
                     Ok(list) => {
                         records += list.len() as u64;
                         for record in list {
-                            self.replay(record);
+                            self.replay(record, now, wall);
                         }
                     }
                     Err(e) => tracing::error!(partition = %self.ledger, offset = entry.meta.base_offset, error = %e,
@@ -698,8 +701,7 @@ impl Partition {
         Ok(())
     }
 
-    fn replay(&mut self, record: Record) {
-        let (now, wall) = self.now();
+    fn replay(&mut self, record: Record, now: u64, wall: i64) {
         let delay = self.config.initial_rebalance_delay_ms;
         match record {
             Record::Offset { group, key, value: Some(v) } => {
