@@ -81,6 +81,8 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "managedLedgerMaxLedgerRolloverTimeMinutes", default: "240" },
     KeySpec { name: "managedLedgerIndexIntervalBytes", default: "4096" },
     KeySpec { name: "managedLedgerCursorFlushIntervalMs", default: "1000" },
+    KeySpec { name: "managedLedgerCacheSizeMB", default: "" },
+    KeySpec { name: "managedLedgerDirectIo", default: "true" },
     KeySpec { name: "maxMessageSize", default: "5242880" },
     KeySpec { name: "allowAutoTopicCreation", default: "true" },
     KeySpec { name: "allowAutoTopicCreationType", default: "non-partitioned" },
@@ -248,6 +250,13 @@ fn storage_config(
     let retention_mb = number("defaultRetentionSizeInMB", -1, "a number of MB, or -1 for no limit");
     let ttl = number("ttlDurationDefaultInSeconds", 0, "a number of seconds, 0 for none");
     let retention_check = number("retentionCheckIntervalInSeconds", 1, "a number of seconds, 1 or more");
+    // Empty: a sixteenth of the machine's memory (what Pulsar's default, a
+    // fifth of the JVM's direct memory, comes to on a typical deployment).
+    let cache_mb = match get("managedLedgerCacheSizeMB").as_str() {
+        "" => (physical_memory_bytes() / 16) >> 20,
+        _ => number("managedLedgerCacheSizeMB", 0, "a number of MB, 0 or more, or empty for a sixteenth of the memory")
+            as u64,
+    };
     let sync = match get("managedLedgerSyncPolicy").as_str() {
         "always" => SyncPolicy::Always,
         "os" => SyncPolicy::Os,
@@ -257,6 +266,8 @@ fn storage_config(
         }
     };
     check("defaultNumPartitions", "a number of partitions, 1 to 100000", partitions <= 100_000);
+    let direct = get("managedLedgerDirectIo");
+    check("managedLedgerDirectIo", "true or false", matches!(direct.as_str(), "true" | "false"));
     let auto = get("allowAutoTopicCreation");
     check("allowAutoTopicCreation", "true or false", matches!(auto.as_str(), "true" | "false"));
     let auto_type = get("allowAutoTopicCreationType");
@@ -279,6 +290,19 @@ fn storage_config(
         default_partitions: u32::try_from(partitions).unwrap_or(1),
         retention: crate::topics::RetentionPolicy::from_config(retention_minutes, retention_mb, ttl),
         retention_check_interval: Duration::from_secs(retention_check as u64),
+        cache_bytes: cache_mb << 20,
+        direct_io: direct != "false",
+    }
+}
+
+/// The machine's physical memory (1 GiB if it cannot be read).
+fn physical_memory_bytes() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    if pages > 0 && page > 0 {
+        pages as u64 * page as u64
+    } else {
+        1 << 30
     }
 }
 

@@ -84,7 +84,10 @@ impl Broker {
             Arc::new(store),
             config.data_directory.join("ledgers"),
             config.storage.clone(),
-            Arc::new(polyport_ledger::backend::FsBackend),
+            Arc::new(polyport_ledger::backend::FsBackend::new(
+                polyport_ledger::CachePool::new(usize::try_from(config.storage.cache_bytes).unwrap_or(usize::MAX)),
+                config.storage.direct_io,
+            )),
         )
         .await
         .map_err(|e| StartupError::Storage(e.to_string()))?;

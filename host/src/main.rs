@@ -20,7 +20,22 @@ struct Args {
     config: PathBuf,
 }
 
+/// Keeps freed memory in the process for reuse. glibc returns large blocks
+/// to the kernel (mmap'd blocks at free, the heap's top past the trim
+/// threshold), and the next request buffer or batch then faults in fresh
+/// pages, which on a virtual machine costs more than the copy into them
+/// (see docs/benchmarks.md). Memory then stays bounded by its peak use.
+fn retain_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    retain_freed_memory();
     let args = Args::parse();
     let config = match BrokerConfig::load(&args.config, std::env::vars()) {
         Ok(config) => config,

@@ -19,12 +19,14 @@ fn config(auto_partitioned: bool) -> StorageConfig {
         default_partitions: 3,
         retention: RetentionPolicy::from_config(-1, -1, 0),
         retention_check_interval: Duration::from_secs(3600),
+        cache_bytes: 16 << 20,
+        direct_io: true,
     }
 }
 
 async fn topics(dir: &std::path::Path, auto_partitioned: bool) -> Arc<Topics> {
     let store = Arc::new(RedbStore::open(&dir.join("metadata.redb")).unwrap());
-    Topics::open(store, dir.join("ledgers"), config(auto_partitioned), Arc::new(FsBackend)).await.unwrap()
+    Topics::open(store, dir.join("ledgers"), config(auto_partitioned), Arc::new(FsBackend::default())).await.unwrap()
 }
 
 fn name(s: &str) -> TopicName {

@@ -7,16 +7,18 @@ use std::{
     collections::HashMap,
     fs::{self, File, OpenOptions},
     io,
-    os::unix::fs::FileExt,
+    os::unix::fs::{FileExt, OpenOptionsExt},
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
 };
 
 use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions};
+
+use crate::cache::{align_down, align_up, AlignedMem, CachePool, SegmentCache, BLOCK};
 
 /// A segment file: fixed capacity, written at the tail, read anywhere.
 pub trait SegmentFile: Send + Sync {
@@ -26,6 +28,12 @@ pub trait SegmentFile: Send + Sync {
     fn sync(&self) -> io::Result<()>;
     /// `len` bytes at `pos`, without copying where the backend allows (mmap).
     fn read(&self, pos: u64, len: usize) -> io::Result<Bytes>;
+    /// At least `need` and at most `want` bytes at `pos`: a backend may
+    /// return fewer than `want` when that saves a copy (the end of a cached
+    /// slab).
+    fn read_some(&self, pos: u64, need: usize, want: usize) -> io::Result<Bytes> {
+        self.read(pos, want.max(need))
+    }
     /// The file's size, fixed at creation.
     fn capacity(&self) -> u64;
     /// Discards everything from `from` on (it reads as zeros afterwards).
@@ -52,9 +60,82 @@ pub trait Backend: Send + Sync + 'static {
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
 }
 
-/// The real thing: files on disk, read through a shared memory map.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FsBackend;
+/// The real thing: files on disk, written with `O_DIRECT` from the tail
+/// cache's slabs, read from the cache or through a shared memory map.
+///
+/// Why direct writes: a buffered write copies into page-cache pages the
+/// kernel has to find, and on a fresh virtual machine those pages cost the
+/// guest a first touch each (several times a memcpy); writeback and dirty
+/// page throttling then run on the broker's CPU. Direct writes go from
+/// memory the cache reuses, and the fsync that follows has little left to
+/// do. Filesystems without `O_DIRECT` (tmpfs) get buffered writes instead,
+/// through the same slabs.
+#[derive(Debug, Clone)]
+pub struct FsBackend {
+    pool: Arc<CachePool>,
+    direct_io: bool,
+}
+
+impl Default for FsBackend {
+    /// Direct I/O and a 256 MiB tail cache.
+    fn default() -> Self {
+        Self::new(CachePool::new(256 << 20), true)
+    }
+}
+
+impl FsBackend {
+    /// A backend whose segments share `pool`; `direct_io` false writes
+    /// through the page cache.
+    pub fn new(pool: Arc<CachePool>, direct_io: bool) -> Self {
+        Self { pool, direct_io }
+    }
+
+    /// Opens a segment file, with `O_DIRECT` when asked and the filesystem
+    /// and the file's size allow it.
+    /// `create` is the capacity of a new file.
+    fn open_segment(&self, path: &Path, create: Option<u64>) -> io::Result<FsSegment> {
+        let open = |direct: bool| {
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create_new(create.is_some());
+            if direct {
+                options.custom_flags(libc::O_DIRECT);
+            }
+            if let Some(capacity) = create {
+                let file = options.open(path)?;
+                // A sparse file: disk blocks are taken as data is written, so a full
+                // disk surfaces as a write error on the append that needs the space.
+                file.set_len(capacity)?;
+                file.sync_all()?;
+                return Ok(file);
+            }
+            options.open(path)
+        };
+        if self.direct_io {
+            match open(true) {
+                Ok(file) => {
+                    // A file whose size is not a whole number of blocks
+                    // (written by an older build) cannot take a direct
+                    // write of its last block without growing.
+                    if file.metadata()?.len() % BLOCK as u64 == 0 {
+                        return FsSegment::map(file, true, &self.pool, create.is_some());
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| {
+                        tracing::warn!(path = %path.display(), "the filesystem refuses O_DIRECT: segments are written through the page cache");
+                    });
+                    if create.is_some() {
+                        // The failed open may have created the file.
+                        let _ = fs::remove_file(path);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        FsSegment::map(open(false)?, false, &self.pool, create.is_some())
+    }
+}
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -77,20 +158,16 @@ impl Backend for FsBackend {
     }
 
     fn create(&self, path: &Path, capacity: u64) -> io::Result<Arc<dyn SegmentFile>> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
-        // A sparse file: disk blocks are taken as data is written, so a full
-        // disk surfaces as a write error on the append that needs the space.
-        file.set_len(capacity)?;
-        file.sync_all()?;
+        // Whole blocks, so that direct writes never grow it.
+        let segment = self.open_segment(path, Some(align_up(capacity)))?;
         if let Some(dir) = path.parent() {
             sync_dir(dir)?;
         }
-        Ok(Arc::new(FsSegment::map(file)?))
+        Ok(Arc::new(segment))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn SegmentFile>> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        Ok(Arc::new(FsSegment::map(file)?))
+        Ok(Arc::new(self.open_segment(path, None)?))
     }
 
     fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
@@ -125,39 +202,63 @@ impl Backend for FsBackend {
     }
 }
 
-/// A segment on disk. Writes go through `pwrite`; reads slice one read-only
-/// shared mapping of the whole capacity, which the page cache keeps coherent
-/// with the writes (Linux), so a read hands out bytes without copying them.
+/// A segment on disk. Appends are copied into the tail cache's current slab
+/// and written from it (whole blocks: the last partial block is written
+/// again by the next append). Reads come from the cache when it holds them,
+/// else from one read-only shared mapping of the whole capacity — but only
+/// for bytes before the tail's block, which are never written again: a
+/// direct write into a block the page cache holds would have the kernel
+/// invalidate it under the readers. Bytes in the tail's block that the cache
+/// no longer holds are read with a direct `pread`.
 ///
-/// Pages a read touched stay mapped, and count in the process's resident
-/// memory, until released: every [`RELEASE_EVERY`] bytes read, the mapping's
-/// pages are dropped from the page tables (`MADV_DONTNEED`). For a shared
-/// file mapping that frees no data: a later access maps the page again from
-/// the page cache. Resident memory so stays bounded whatever is read.
+/// Pages a mapped read touched stay mapped, and count in the process's
+/// resident memory, until released: every [`RELEASE_EVERY`] bytes read, the
+/// mapping's pages are dropped from the page tables (`MADV_DONTNEED`). For a
+/// shared file mapping that frees no data: a later access maps the page
+/// again from the page cache. Resident memory so stays bounded whatever is read.
 struct FsSegment {
     file: File,
+    direct: bool,
     map: Arc<Mmap>,
     capacity: u64,
-    read_since_release: std::sync::atomic::AtomicU64,
+    read_since_release: AtomicU64,
+    cache: Arc<SegmentCache>,
+    tail: Mutex<Tail>,
+    /// Bytes before this position are never written again (mapped reads
+    /// are safe below it). Unknown after an open until the first write.
+    stable: AtomicU64,
+}
+
+/// Where the last write ended and the bytes of its block before that.
+struct Tail {
+    pos: Option<u64>,
+    block: Vec<u8>,
 }
 
 /// Bytes read from one segment between two releases of its mapped pages.
 const RELEASE_EVERY: u64 = 64 << 20;
 
 impl FsSegment {
-    fn map(file: File) -> io::Result<Self> {
+    fn map(file: File, direct: bool, pool: &Arc<CachePool>, created: bool) -> io::Result<Self> {
         let capacity = file.metadata()?.len();
-        // SAFETY: the mapping is read-only and the file is only ever written at
-        // positions past what readers are allowed to see (the ledger publishes
-        // an entry's bytes only after they are written). `zero_tail` shrinks
-        // the file for an instant, during recovery, before any reader exists,
-        // and only past the data; it restores the length at once.
+        // SAFETY: the mapping is read-only and only read below `stable`,
+        // which nothing writes again. `zero_tail` shrinks the file for an
+        // instant, during recovery, before any reader exists, and only past
+        // the data; it restores the length at once.
         let map = unsafe { MmapOptions::new().len(usize::try_from(capacity).unwrap_or(usize::MAX)).map(&file)? };
-        Ok(Self { file, map: Arc::new(map), capacity, read_since_release: std::sync::atomic::AtomicU64::new(0) })
+        Ok(Self {
+            file,
+            direct,
+            map: Arc::new(map),
+            capacity,
+            read_since_release: AtomicU64::new(0),
+            cache: SegmentCache::new(pool),
+            tail: Mutex::new(Tail { pos: created.then_some(0), block: Vec::new() }),
+            stable: AtomicU64::new(if created { 0 } else { u64::MAX }),
+        })
     }
 
     fn account(&self, len: usize) {
-        use std::sync::atomic::Ordering;
         let total = self.read_since_release.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
         if total >= RELEASE_EVERY && self.read_since_release.swap(0, Ordering::Relaxed) >= RELEASE_EVERY {
             // SAFETY: DONTNEED on a shared, file-backed mapping only drops page
@@ -166,9 +267,20 @@ impl FsSegment {
             let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, self.map.len()) };
         }
     }
+
+    /// `[pos, pos + len)` read from the file into new block-aligned memory
+    /// (what a direct read needs).
+    fn pread(&self, pos: u64, len: usize) -> io::Result<Bytes> {
+        let (from, to) = (align_down(pos), align_up(pos + len as u64).min(self.capacity));
+        let mut mem = AlignedMem::new((to - from) as usize);
+        let buf = &mut mem.as_mut_slice()[..(to - from) as usize];
+        self.file.read_exact_at(buf, from)?;
+        let start = (pos - from) as usize;
+        Ok(Bytes::from_owner(MemSlice { mem, start, end: start + len }))
+    }
 }
 
-/// Keeps the mapping alive for as long as any `Bytes` slice of it exists.
+/// Keeps a mapping alive for as long as any `Bytes` slice of it exists.
 struct MapSlice {
     map: Arc<Mmap>,
     start: usize,
@@ -181,16 +293,75 @@ impl AsRef<[u8]> for MapSlice {
     }
 }
 
+/// Owns memory a direct read filled.
+struct MemSlice {
+    mem: AlignedMem,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MemSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.mem.as_slice()[self.start..self.end]
+    }
+}
+
 fn out_of_bounds(pos: u64, len: usize, capacity: u64) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("range {pos}+{len} is past the segment's capacity {capacity}"))
 }
 
 impl SegmentFile for FsSegment {
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
-        if pos + data.len() as u64 > self.capacity {
+        let end = pos + data.len() as u64;
+        if end > self.capacity {
             return Err(out_of_bounds(pos, data.len(), self.capacity));
         }
-        self.file.write_all_at(data, pos)
+        let mut tail = self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at_tail = tail.pos == Some(pos);
+        // From here on the block of `pos` may change on disk.
+        self.stable.fetch_min(align_down(pos), Ordering::AcqRel);
+        let slab = match self.cache.current(pos, data.len()).filter(|_| at_tail) {
+            Some(slab) => slab,
+            None => {
+                let prefix = if at_tail {
+                    std::mem::take(&mut tail.block)
+                } else {
+                    // Not where the last write ended (the first write after
+                    // an open, or a rewrite): what precedes `pos` in its
+                    // block comes from the disk, and cached bytes from there
+                    // on may change.
+                    self.cache.truncate(pos);
+                    let len = (pos - align_down(pos)) as usize;
+                    if len == 0 {
+                        Vec::new()
+                    } else {
+                        self.pread(align_down(pos), len)?.to_vec()
+                    }
+                };
+                self.cache.start(pos, &prefix, data.len())
+            }
+        };
+        let off = (pos - slab.base()) as usize;
+        let filled = off + data.len();
+        let padded = (align_up(end) - slab.base()) as usize;
+        // SAFETY: this is the segment's only writer (the tail lock is held)
+        // and `off` is where the slab's readable bytes end.
+        unsafe { slab.write_tail(off, data, padded) };
+        let from = (align_down(pos) - slab.base()) as usize;
+        // SAFETY: as above; nothing changes these bytes until `advance`.
+        let bytes = unsafe { slab.bytes(from, padded) };
+        if let Err(e) = self.file.write_all_at(bytes, slab.base() + from as u64) {
+            // What the disk holds of the tail's block is unknown now.
+            tail.pos = None;
+            return Err(e);
+        }
+        slab.advance(filled);
+        tail.pos = Some(end);
+        tail.block.clear();
+        // SAFETY: below `filled`: final bytes.
+        tail.block.extend_from_slice(unsafe { slab.bytes((align_down(end) - slab.base()) as usize, filled) });
+        self.stable.store(align_down(end), Ordering::Release);
+        Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -198,12 +369,23 @@ impl SegmentFile for FsSegment {
     }
 
     fn read(&self, pos: u64, len: usize) -> io::Result<Bytes> {
-        let end = pos.checked_add(len as u64).filter(|end| *end <= self.capacity);
+        self.read_some(pos, len, len)
+    }
+
+    fn read_some(&self, pos: u64, need: usize, want: usize) -> io::Result<Bytes> {
+        let want = want.max(need);
+        let end = pos.checked_add(want as u64).filter(|end| *end <= self.capacity);
         let (Some(end), Ok(start)) = (end, usize::try_from(pos)) else {
-            return Err(out_of_bounds(pos, len, self.capacity));
+            return Err(out_of_bounds(pos, want, self.capacity));
         };
-        let end = usize::try_from(end).map_err(|_| out_of_bounds(pos, len, self.capacity))?;
-        self.account(len);
+        if let Some(bytes) = self.cache.read(pos, need, want) {
+            return Ok(bytes);
+        }
+        if self.direct && end > self.stable.load(Ordering::Acquire) {
+            return self.pread(pos, want);
+        }
+        let end = usize::try_from(end).map_err(|_| out_of_bounds(pos, want, self.capacity))?;
+        self.account(want);
         Ok(Bytes::from_owner(MapSlice { map: Arc::clone(&self.map), start, end }))
     }
 
@@ -212,6 +394,10 @@ impl SegmentFile for FsSegment {
     }
 
     fn zero_tail(&self, from: u64) -> io::Result<()> {
+        let mut tail = self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.stable.fetch_min(align_down(from), Ordering::AcqRel);
+        self.cache.truncate(from);
+        tail.pos = None;
         self.file.set_len(from)?;
         self.file.set_len(self.capacity)?;
         self.file.sync_all()

@@ -12,6 +12,7 @@
 //! docs/storage.md describes the byte layout and the invariants.
 
 pub mod backend;
+mod cache;
 mod cursor;
 mod error;
 pub mod format;
@@ -27,6 +28,7 @@ use std::{
 };
 
 use backend::Backend;
+pub use cache::CachePool;
 pub use cursor::{Ack, CursorInfo, CursorState, InitialPosition};
 pub use error::LedgerError;
 pub use format::EntryMeta;

@@ -299,8 +299,11 @@ impl EntryIter<'_> {
         }
         let len = available.min(WINDOW.max(need as u64)) as usize;
         let path = &self.segment.path;
-        self.window =
-            self.segment.file.read(pos, len).map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?;
+        self.window = self
+            .segment
+            .file
+            .read_some(pos, need, len)
+            .map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?;
         self.base = pos;
         self.at = 0;
         Ok(true)

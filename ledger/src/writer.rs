@@ -82,6 +82,9 @@ pub(crate) struct Writer {
     pub points: Vec<IndexPoint>,
     /// The state after the last successful write, restored if a write fails.
     pub mark: Mark,
+    /// The staging buffer, kept between batches: memory reused is memory
+    /// the kernel does not have to fault in again.
+    pub spare: Vec<u8>,
 }
 
 /// What the writer had written when a write last succeeded.
@@ -93,6 +96,9 @@ pub(crate) struct Mark {
     pub max_ts: i64,
     pub last_point_pos: u64,
 }
+
+/// Largest staging buffer kept between batches.
+const SPARE_MAX: usize = 32 << 20;
 
 /// Appends staged in the active segment but not yet written.
 struct Staged {
@@ -227,9 +233,22 @@ impl Writer {
     /// Processes a batch. Returns the close reply if the batch closes the
     /// ledger, and the job that makes the batch's writes durable.
     fn apply(&mut self, batch: Vec<Command>) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
+        let mut staged = Staged { buf: std::mem::take(&mut self.spare), start: self.write_pos };
+        let out = self.apply_staged(batch, &mut staged);
+        if staged.buf.capacity() <= SPARE_MAX {
+            staged.buf.clear();
+            self.spare = staged.buf;
+        }
+        out
+    }
+
+    fn apply_staged(
+        &mut self,
+        batch: Vec<Command>,
+        staged: &mut Staged,
+    ) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
         let mut pending: Waiting = Vec::new();
         let mut written: Waiting = Vec::new();
-        let mut staged = Staged { buf: Vec::new(), start: self.write_pos };
         let mut close = None;
         let policy = self.shared.config.sync;
         for cmd in batch {
@@ -240,12 +259,12 @@ impl Writer {
                     let _ = reply.send(Err(failed.unwrap_or(LedgerError::Closed(String::new()))));
                 }
                 Command::Append { entries, durable, reply } => {
-                    match self.stage(&entries, &mut staged, &mut pending, &mut written) {
+                    match self.stage(&entries, staged, &mut pending, &mut written) {
                         Ok(appended) if durable || policy == SyncPolicy::Os => pending.push((reply, appended)),
                         Ok(appended) => {
                             // Acknowledged once written (Kafka's acks=1); durable with the batch.
                             pending.push((reply, appended));
-                            if self.write(&mut staged, &mut pending, &mut written).is_ok() {
+                            if self.write(staged, &mut pending, &mut written).is_ok() {
                                 if let Some((reply, appended)) = written.pop() {
                                     let _ = reply.send(Ok(appended));
                                 }
@@ -265,15 +284,15 @@ impl Writer {
                         continue;
                     }
                     let result = self
-                        .write(&mut staged, &mut pending, &mut written)
+                        .write(staged, &mut pending, &mut written)
                         .and_then(|()| self.sync_and_publish(&mut written))
-                        .and_then(|()| self.roll_for(&mut staged, 0));
+                        .and_then(|()| self.roll_for(staged, 0));
                     let _ = reply.send(result);
                 }
                 Command::Close { reply } => close = Some(reply),
             }
         }
-        let _ = self.write(&mut staged, &mut pending, &mut written);
+        let _ = self.write(staged, &mut pending, &mut written);
         if written.is_empty() && self.shared.failure().is_some() {
             return (close, None);
         }

@@ -43,7 +43,7 @@ fn read_all(ledger: &ManagedLedger) -> Vec<(u64, u32, Bytes)> {
 async fn offsets_stay_dense_across_rolls_and_restarts() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t");
-    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend::default());
     let mut expected = Vec::new();
     let mut next = 0u64;
     for round in 0..3 {
@@ -247,7 +247,7 @@ async fn a_torn_tail_is_cut_and_appends_continue_from_there() {
 async fn corruption_inside_a_sealed_segment_is_refused_with_the_file_and_position() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t");
-    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend::default());
     let ledger = open(&dir, small(), Arc::clone(&backend)).await;
     for i in 0..60u32 {
         ledger.append(vec![entry(format!("entry {i:04} {}", "y".repeat(200)).as_bytes(), 1, 1)]).await.unwrap();
@@ -326,7 +326,7 @@ async fn cursors_persist_with_acks_and_report_backlog() {
     use polyport_ledger::{Ack, InitialPosition};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t");
-    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend::default());
     let ledger = open(&dir, small(), Arc::clone(&backend)).await;
     for _ in 0..10 {
         ledger.append(vec![entry(b"ten messages", 10, 1)]).await.unwrap();
@@ -425,7 +425,7 @@ async fn crashes_during_in_flight_appends_keep_every_answered_append() {
 async fn delete_records_moves_the_start_at_any_offset_durably() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t");
-    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend::default());
     let ledger = open(&dir, small(), Arc::clone(&backend)).await;
     for _ in 0..30 {
         ledger.append(vec![entry(&[3u8; 300], 2, 1)]).await.unwrap();
@@ -448,7 +448,7 @@ async fn a_cursor_reads_from_where_it_left_off_and_rewinds_to_its_mark_delete() 
     use polyport_ledger::{Ack, InitialPosition};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t");
-    let backend: Arc<dyn Backend> = Arc::new(FsBackend);
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend::default());
     let ledger = open(&dir, small(), Arc::clone(&backend)).await;
     for i in 0..10u8 {
         ledger.append(vec![entry(&[i], 1, 1)]).await.unwrap();

@@ -76,7 +76,7 @@ async fn appends(
 ) -> anyhow::Result<AppendResult> {
     let _ = std::fs::remove_dir_all(dir);
     let config = LedgerConfig { sync: policy, ..LedgerConfig::default() };
-    let ledger = Arc::new(ManagedLedger::open("bench", dir, config, Arc::new(FsBackend)).await?);
+    let ledger = Arc::new(ManagedLedger::open("bench", dir, config, Arc::new(FsBackend::default())).await?);
     let payload = Bytes::from(vec![0xa5u8; size]);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
@@ -113,7 +113,7 @@ async fn appends(
 async fn reads(dir: &Path, size: usize, total: u64) -> anyhow::Result<(f64, f64)> {
     let _ = std::fs::remove_dir_all(dir);
     let config = LedgerConfig { sync: SyncPolicy::Os, ..LedgerConfig::default() };
-    let ledger = ManagedLedger::open("bench-read", dir, config, Arc::new(FsBackend)).await?;
+    let ledger = ManagedLedger::open("bench-read", dir, config, Arc::new(FsBackend::default())).await?;
     let payload = Bytes::from(vec![0x3cu8; size]);
     let per_batch = (1 << 20) / size;
     let mut written = 0u64;

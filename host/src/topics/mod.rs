@@ -34,6 +34,10 @@ pub struct StorageConfig {
     pub retention: RetentionPolicy,
     /// `retentionCheckIntervalInSeconds`.
     pub retention_check_interval: Duration,
+    /// `managedLedgerCacheSizeMB`, in bytes: memory for recently written data.
+    pub cache_bytes: u64,
+    /// `managedLedgerDirectIo`: segments written with `O_DIRECT`.
+    pub direct_io: bool,
 }
 
 /// Per-namespace or per-topic policies; unset fields fall back to the next level.
