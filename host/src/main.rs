@@ -24,13 +24,15 @@ struct Args {
 /// to the kernel (mmap'd blocks at free, the heap's top past the trim
 /// threshold), and the next request buffer or batch then faults in fresh
 /// pages, which on a virtual machine costs more than the copy into them
-/// (see docs/benchmarks.md). Memory then stays bounded by its peak use.
+/// (see docs/benchmarks.md). What is kept is bounded: at most 64 MiB of
+/// free memory per arena, and 4 arenas.
 fn retain_freed_memory() {
     // SAFETY: mallopt only changes allocator parameters; called before any
     // other thread exists.
     unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 4);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 
