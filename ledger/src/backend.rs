@@ -223,16 +223,11 @@ struct FsSegment {
     capacity: u64,
     read_since_release: AtomicU64,
     cache: Arc<SegmentCache>,
-    tail: Mutex<Tail>,
+    /// Where the last write ended (unknown after an open or a failed write).
+    tail: Mutex<Option<u64>>,
     /// Bytes before this position are never written again (mapped reads
     /// are safe below it). Unknown after an open until the first write.
     stable: AtomicU64,
-}
-
-/// Where the last write ended and the bytes of its block before that.
-struct Tail {
-    pos: Option<u64>,
-    block: Vec<u8>,
 }
 
 /// Bytes read from one segment between two releases of its mapped pages.
@@ -253,7 +248,7 @@ impl FsSegment {
             capacity,
             read_since_release: AtomicU64::new(0),
             cache: SegmentCache::new(pool),
-            tail: Mutex::new(Tail { pos: created.then_some(0), block: Vec::new() }),
+            tail: Mutex::new(created.then_some(0)),
             stable: AtomicU64::new(if created { 0 } else { u64::MAX }),
         })
     }
@@ -317,49 +312,56 @@ impl SegmentFile for FsSegment {
             return Err(out_of_bounds(pos, data.len(), self.capacity));
         }
         let mut tail = self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let at_tail = tail.pos == Some(pos);
+        let at_tail = *tail == Some(pos);
         // From here on the block of `pos` may change on disk.
         self.stable.fetch_min(align_down(pos), Ordering::AcqRel);
         let slab = match self.cache.current(pos, data.len()).filter(|_| at_tail) {
             Some(slab) => slab,
             None => {
-                let prefix = if at_tail {
-                    std::mem::take(&mut tail.block)
-                } else {
+                if !at_tail {
                     // Not where the last write ended (the first write after
-                    // an open, or a rewrite): what precedes `pos` in its
-                    // block comes from the disk, and cached bytes from there
-                    // on may change.
+                    // an open, or a rewrite): cached bytes from the block of
+                    // `pos` on may change.
                     self.cache.truncate(pos);
-                    let len = (pos - align_down(pos)) as usize;
-                    if len == 0 {
-                        Vec::new()
-                    } else {
-                        self.pread(align_down(pos), len)?.to_vec()
-                    }
+                }
+                // What precedes `pos` in its block: from the cache, else
+                // from the disk, which holds exactly those bytes (the write
+                // that put them there succeeded).
+                let (block, len) = (align_down(pos), (pos - align_down(pos)) as usize);
+                let prefix = match self.cache.read(block, len, len) {
+                    Some(bytes) => bytes,
+                    None if len == 0 => Bytes::new(),
+                    None => self.pread(block, len)?,
                 };
                 self.cache.start(pos, &prefix, data.len())
             }
         };
         let off = (pos - slab.base()) as usize;
         let filled = off + data.len();
-        let padded = (align_up(end) - slab.base()) as usize;
-        // SAFETY: this is the segment's only writer (the tail lock is held)
-        // and `off` is where the slab's readable bytes end.
-        unsafe { slab.write_tail(off, data, padded) };
-        let from = (align_down(pos) - slab.base()) as usize;
-        // SAFETY: as above; nothing changes these bytes until `advance`.
-        let bytes = unsafe { slab.bytes(from, padded) };
-        if let Err(e) = self.file.write_all_at(bytes, slab.base() + from as u64) {
+        let written = if self.direct {
+            // Whole blocks, from the start of the block of `pos`; the
+            // padding is zeros, as the file is past the tail.
+            let padded = (align_up(end) - slab.base()) as usize;
+            // SAFETY: this is the segment's only writer (the tail lock is
+            // held) and `off` is where the slab's readable bytes end.
+            unsafe { slab.write_tail(off, data, padded) };
+            let from = (align_down(pos) - slab.base()) as usize;
+            // SAFETY: as above; nothing changes these bytes until `advance`.
+            let bytes = unsafe { slab.bytes(from, padded) };
+            self.file.write_all_at(bytes, slab.base() + from as u64)
+        } else {
+            // SAFETY: as above.
+            unsafe { slab.write_tail(off, data, filled) };
+            // The page cache takes any alignment: only the new bytes.
+            self.file.write_all_at(data, pos)
+        };
+        if let Err(e) = written {
             // What the disk holds of the tail's block is unknown now.
-            tail.pos = None;
+            *tail = None;
             return Err(e);
         }
         slab.advance(filled);
-        tail.pos = Some(end);
-        tail.block.clear();
-        // SAFETY: below `filled`: final bytes.
-        tail.block.extend_from_slice(unsafe { slab.bytes((align_down(end) - slab.base()) as usize, filled) });
+        *tail = Some(end);
         self.stable.store(align_down(end), Ordering::Release);
         Ok(())
     }
@@ -381,11 +383,17 @@ impl SegmentFile for FsSegment {
         if let Some(bytes) = self.cache.read(pos, need, want) {
             return Ok(bytes);
         }
-        if self.direct && end > self.stable.load(Ordering::Acquire) {
-            return self.pread(pos, want);
+        let mut end = end;
+        let stable = self.stable.load(Ordering::Acquire);
+        if self.direct && end > stable {
+            if pos + need as u64 > stable {
+                return self.pread(pos, want);
+            }
+            // The mapped part is enough: a shorter window, not a copy.
+            end = stable;
         }
         let end = usize::try_from(end).map_err(|_| out_of_bounds(pos, want, self.capacity))?;
-        self.account(want);
+        self.account(end - start);
         Ok(Bytes::from_owner(MapSlice { map: Arc::clone(&self.map), start, end }))
     }
 
@@ -397,7 +405,7 @@ impl SegmentFile for FsSegment {
         let mut tail = self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.stable.fetch_min(align_down(from), Ordering::AcqRel);
         self.cache.truncate(from);
-        tail.pos = None;
+        *tail = None;
         self.file.set_len(from)?;
         self.file.set_len(self.capacity)?;
         self.file.sync_all()

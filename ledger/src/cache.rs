@@ -18,7 +18,7 @@ use std::{
     collections::VecDeque,
     ptr::NonNull,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, Weak,
     },
 };
@@ -68,7 +68,7 @@ impl AlignedMem {
     }
 
     fn layout(len: usize) -> Layout {
-        Layout::from_size_align(len.max(BLOCK), BLOCK).unwrap_or_else(|_| Layout::new::<[u8; BLOCK]>())
+        Layout::from_size_align(len.max(BLOCK), BLOCK).expect("slab sizes are far below isize::MAX")
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -89,7 +89,7 @@ impl AlignedMem {
 
 impl Drop for AlignedMem {
     fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with this layout.
+        // SAFETY: allocated in `new` with this layout.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
     }
 }
@@ -191,7 +191,7 @@ pub struct CachePool {
 struct PoolInner {
     /// Memory the pool owns: cached slabs and free memory.
     allocated: usize,
-    /// Free memory by size (powers of two from `MIN_SLAB` to `MAX_SLAB`, or larger).
+    /// Free memory (`MIN_SLAB`, or multiples of `MAX_SLAB`), in no order.
     free: Vec<AlignedMem>,
     /// Every cached slab, oldest first.
     order: VecDeque<(Weak<SegmentCache>, u64)>,
@@ -277,17 +277,13 @@ impl CachePool {
 pub(crate) struct SegmentCache {
     pool: Arc<CachePool>,
     slabs: Mutex<VecDeque<Arc<Slab>>>,
-    /// Size of the next slab: doubles each time one fills up.
-    next_size: AtomicUsize,
+    /// The segment has filled a slab: its next ones are `MAX_SLAB`.
+    busy: AtomicBool,
 }
 
 impl SegmentCache {
     pub(crate) fn new(pool: &Arc<CachePool>) -> Arc<Self> {
-        Arc::new(Self {
-            pool: Arc::clone(pool),
-            slabs: Mutex::new(VecDeque::new()),
-            next_size: AtomicUsize::new(MIN_SLAB),
-        })
+        Arc::new(Self { pool: Arc::clone(pool), slabs: Mutex::new(VecDeque::new()), busy: AtomicBool::new(false) })
     }
 
     /// `[pos, pos + need)` and up to `want` bytes from `pos`, from the one
@@ -315,12 +311,11 @@ impl SegmentCache {
         let base = align_down(pos);
         debug_assert_eq!(prefix.len() as u64, pos - base);
         let need = align_up((pos - base) + len as u64) as usize;
-        let mut size = self.next_size.load(Ordering::Relaxed);
         if lock(&self.slabs).back().is_some_and(|s| s.end() == pos) {
-            // The previous slab filled up: this segment is busy.
-            size = MAX_SLAB;
-            self.next_size.store(size, Ordering::Relaxed);
+            // The previous slab filled up.
+            self.busy.store(true, Ordering::Relaxed);
         }
+        let size = if self.busy.load(Ordering::Relaxed) { MAX_SLAB } else { MIN_SLAB };
         let size = if need > size { need.next_multiple_of(MAX_SLAB) } else { size };
         let mut mem = self.pool.take(size);
         let size = mem.len();

@@ -60,6 +60,13 @@ pub struct CursorInfo {
     pub backlog_messages: u64,
 }
 
+impl CursorInfo {
+    /// Whether every offset of `[base, end)` is acknowledged.
+    pub fn covers(&self, base: u64, end: u64) -> bool {
+        end <= self.mark_delete || self.acked_ranges.iter().any(|(s, e)| *s <= base && end <= *e)
+    }
+}
+
 impl CursorState {
     /// A cursor at `offset`.
     pub fn at(offset: u64, durable: bool) -> Self {

@@ -309,11 +309,20 @@ impl ManagedLedger {
     }
 
     async fn send(&self, cmd: Command) -> Result<(), LedgerError> {
+        /// Takes the command back off the count unless it was sent (the
+        /// writer counts it down then): a failed send, or a caller that gave
+        /// up while waiting for room, must not leave it counted.
+        struct Unsent<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Unsent<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
         self.shared.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.tx.send(cmd).await.map_err(|_| {
-            self.shared.queued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            LedgerError::Closed(self.shared.name.clone())
-        })
+        let unsent = Unsent(&self.shared.queued);
+        self.tx.send(cmd).await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?;
+        std::mem::forget(unsent);
+        Ok(())
     }
 
     /// Seals the active segment and starts a new one.

@@ -52,7 +52,7 @@ async fn fill(ledgers: &[(u8, &ManagedLedger)], from: u32, to: u32) {
 async fn everything_reads_back_within_the_budget_and_after_a_restart() {
     for direct_io in [true, false] {
         let tmp = tempfile::tempdir().unwrap();
-        // Two slabs' worth: two ledgers writing at once keep evicting each
+        // Less than one large slab: two ledgers writing at once keep evicting each
         // other's slabs, the one being written included.
         let pool = CachePool::new(2 << 20);
         let backend = Arc::new(FsBackend::new(Arc::clone(&pool), direct_io));
