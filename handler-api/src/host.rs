@@ -157,8 +157,7 @@ impl Host {
 
     /// Reads from the entry holding `request.offset`.
     pub async fn read(&self, partition: &str, request: ReadRequest) -> Result<ReadResult, HandlerError> {
-        let result = self.inner.read(partition.into(), request).await.into_result()?;
-        Ok(ReadResult { entries: result.entries.into_iter().map(Entry::from).collect(), range: result.range })
+        Ok(self.inner.read(partition.into(), request).await.into_result()?.into())
     }
 
     /// The stored range of `partition`.
@@ -232,8 +231,7 @@ impl Host {
         name: &str,
         request: CursorReadRequest,
     ) -> Result<ReadResult, HandlerError> {
-        let result = self.inner.cursor_read(partition.into(), name.into(), request).await.into_result()?;
-        Ok(ReadResult { entries: result.entries.into_iter().map(Entry::from).collect(), range: result.range })
+        Ok(self.inner.cursor_read(partition.into(), name.into(), request).await.into_result()?.into())
     }
 
     /// Raises the partition count of partitioned `topic` to `count`.

@@ -221,6 +221,12 @@ pub struct ReadResult {
     pub range: LogRange,
 }
 
+impl From<FfiReadResult> for ReadResult {
+    fn from(r: FfiReadResult) -> Self {
+        Self { entries: r.entries.into_iter().map(Entry::from).collect(), range: r.range }
+    }
+}
+
 /// Pulsar's MessageId as the ledger sees it.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,7 @@ use tokio::{
 };
 
 use super::{
-    frame::{self, Frame, FrameError, MessageSection},
+    frame::{self, cmd, Frame, FrameError, MessageSection},
     subscription::{message_id, ConsumerLink, SeekTarget, SubCommand},
     PulsarService, FORMAT_PULSAR,
 };
@@ -66,12 +66,6 @@ pub struct Connection {
     producers: HashMap<u64, mpsc::Sender<QueuedSend>>,
     consumers: HashMap<u64, Consumer>,
     connected: bool,
-}
-
-fn cmd(t: Type, fill: impl FnOnce(&mut BaseCommand)) -> BaseCommand {
-    let mut c = BaseCommand { r#type: t as i32, ..Default::default() };
-    fill(&mut c);
-    c
 }
 
 fn error(request_id: u64, error: ServerError, message: impl Into<String>) -> BaseCommand {

@@ -111,7 +111,7 @@ pub fn to_messages(raw: &[u8]) -> Result<Vec<Message>, HandlerError> {
 
 /// A Pulsar batch entry (`[metadata size][metadata][payload]`) holding
 /// `messages`; `sequence_id` is the entry's base offset.
-pub fn from_messages(messages: &[Message], sequence_id: u64) -> Bytes {
+pub fn from_messages(messages: &[Message], sequence_id: u64) -> Vec<u8> {
     let mut payload = BytesMut::new();
     for m in messages {
         let (partition_key, b64) = match &m.key {
@@ -149,11 +149,12 @@ pub fn from_messages(messages: &[Message], sequence_id: u64) -> Bytes {
         uncompressed_size: Some(payload.len() as u32),
         ..Default::default()
     };
-    let mut raw = BytesMut::with_capacity(4 + metadata.encoded_len() + payload.len());
+    // A Vec, which both callers take over without a copy (Bytes, RVec).
+    let mut raw = Vec::with_capacity(4 + metadata.encoded_len() + payload.len());
     raw.put_u32(metadata.encoded_len() as u32);
     let _ = metadata.encode(&mut raw);
     raw.put_slice(&payload);
-    raw.freeze()
+    raw
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message as _;
-use pulsar::message::proto::{BaseCommand, MessageMetadata};
+use pulsar::message::proto::{base_command::Type, BaseCommand, MessageMetadata};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The magic number before the checksum of a message section.
@@ -117,6 +117,13 @@ pub fn decode(mut body: Bytes) -> Result<Frame, FrameError> {
     let metadata = MessageMetadata::decode(body.split_to(metadata_size))
         .map_err(|e| malformed(format!("message metadata does not decode: {e}")))?;
     Ok(Frame { command, message: Some(MessageSection { raw, metadata }) })
+}
+
+/// A command of type `t`, its fields set by `fill`.
+pub fn cmd(t: Type, fill: impl FnOnce(&mut BaseCommand)) -> BaseCommand {
+    let mut c = BaseCommand { r#type: t as i32, ..Default::default() };
+    fill(&mut c);
+    c
 }
 
 /// Encodes a command-only frame.

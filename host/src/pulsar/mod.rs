@@ -101,14 +101,14 @@ impl PulsarService {
         link: ConsumerLink,
     ) -> Result<mpsc::Sender<SubCommand>, String> {
         let key = (ledger.name().to_owned(), name.to_owned());
-        let mut link = Some(link);
+        let mut link = link;
         // A task that is just ending (its last reader left) refuses the
-        // consumer; the second attempt starts a new one.
+        // consumer; its sender is closed then, so the second attempt starts
+        // a new one.
         for _ in 0..2 {
             let sender = self.subscription(ledger, &key, sub_type, durable, initial).await?;
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let Some(l) = link.take() else { break };
-            match sender.send(SubCommand::Add(l, tx)).await {
+            match sender.send(SubCommand::Add(link, tx)).await {
                 Ok(()) => {
                     return match rx.await {
                         Ok(Ok(())) => Ok(sender),
@@ -116,10 +116,7 @@ impl PulsarService {
                         Err(_) => Err(format!("subscription {name} closed")),
                     }
                 }
-                Err(mpsc::error::SendError(SubCommand::Add(l, _))) => {
-                    self.lock().remove(&key);
-                    link = Some(l);
-                }
+                Err(mpsc::error::SendError(SubCommand::Add(l, _))) => link = l,
                 Err(_) => break,
             }
         }

@@ -26,8 +26,8 @@ use std::{
 use bytes::Bytes;
 use polyport_ledger::{Ack, ManagedLedger, Position, ReadLimits};
 use pulsar::message::proto::{
-    base_command::Type, command_ack::AckType, command_subscribe::SubType, BaseCommand, CommandCloseConsumer,
-    CommandMessage, MessageIdData,
+    base_command::Type, command_ack::AckType, command_subscribe::SubType, CommandCloseConsumer, CommandMessage,
+    MessageIdData,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -257,11 +257,9 @@ impl Subscription {
                 if result.is_ok() {
                     // As Pulsar: consumers are closed and resubscribe from the new position.
                     for c in std::mem::take(&mut self.consumers) {
-                        let close = BaseCommand {
-                            r#type: Type::CloseConsumer as i32,
-                            close_consumer: Some(CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0 }),
-                            ..Default::default()
-                        };
+                        let close = frame::cmd(Type::CloseConsumer, |b| {
+                            b.close_consumer = Some(CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0 });
+                        });
                         let _ = c.out.send(frame::command(&close)).await;
                     }
                 }
@@ -314,6 +312,7 @@ impl Subscription {
             return Err("cumulative acknowledgement is not allowed on a Shared or Key_Shared subscription".into());
         }
         let mut errors = Vec::new();
+        let mut last = None;
         for id in ids {
             let (base, count) = match self.entry_of(id) {
                 Ok(span) => span,
@@ -350,20 +349,17 @@ impl Subscription {
                     (AckType::Individual, _) => Ack::Individual(vec![(base, base + u64::from(count))]),
                 });
             }
-            let mut last = None;
             for ack in &acks {
                 match self.ledger.acknowledge(&self.cursor, ack) {
                     Ok(info) => last = Some(info),
                     Err(e) => errors.push(e.to_string()),
                 }
             }
-            let Some(info) = last else { continue };
-            // Forget what is acknowledged now.
-            self.outstanding.retain(|b, o| {
-                let end = *b + u64::from(o.count);
-                let covered = end <= info.mark_delete || info.acked_ranges.iter().any(|(s, e)| *s <= *b && end <= *e);
-                !covered
-            });
+        }
+        // Forget what is acknowledged now: the cursor's last state covers
+        // every ack before it.
+        if let Some(info) = last {
+            self.outstanding.retain(|b, o| !info.covers(*b, *b + u64::from(o.count)));
             self.redeliveries.retain(|b, _| *b >= info.mark_delete);
         }
         if errors.is_empty() {
@@ -469,17 +465,15 @@ impl Subscription {
     async fn dispatch(&mut self, entry: polyport_ledger::Entry, acked: Option<&polyport_ledger::CursorInfo>) {
         let base = entry.meta.base_offset;
         let end = entry.meta.next_offset();
-        if let Some(info) = acked {
-            if end <= info.mark_delete || info.acked_ranges.iter().any(|(s, e)| *s <= base && end <= *e) {
-                return;
-            }
+        if acked.is_some_and(|info| info.covers(base, end)) {
+            return;
         }
         // Entries another protocol wrote are converted on this read path only.
         let payload = if entry.meta.format == FORMAT_PULSAR {
             entry.payload.clone()
         } else {
             match self.converters.decode(entry.meta.format, &entry.payload) {
-                Ok(messages) => super::convert::from_messages(&messages, base),
+                Ok(messages) => super::convert::from_messages(&messages, base).into(),
                 Err(e) => {
                     // Not deliverable: said once per format; the consumer
                     // sees the next deliverable message.
@@ -499,16 +493,14 @@ impl Subscription {
         };
         let redelivery_count = self.redeliveries.get(&base).copied().unwrap_or(0);
         let consumer = &mut self.consumers[index];
-        let command = BaseCommand {
-            r#type: Type::Message as i32,
-            message: Some(CommandMessage {
+        let command = frame::cmd(Type::Message, |b| {
+            b.message = Some(CommandMessage {
                 consumer_id: consumer.consumer_id,
                 message_id: message_id(entry.ledger_id, entry.entry_id, -1),
                 redelivery_count: Some(redelivery_count),
                 ..Default::default()
-            }),
-            ..Default::default()
-        };
+            });
+        });
         consumer.permits -= i64::from(entry.meta.count);
         let key = consumer.key;
         let out = consumer.out.clone();

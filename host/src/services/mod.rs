@@ -240,7 +240,7 @@ impl FfiHost for HostServices {
             return RResult::RErr(HandlerError::new(polyport_handler_api::ErrorKind::INVALID_ARGUMENT, message));
         }
         let messages: Vec<polyport_handler_api::convert::Message> = messages.into_iter().map(Into::into).collect();
-        RResult::ROk(crate::pulsar::convert::from_messages(&messages, sequence).to_vec().into())
+        RResult::ROk(crate::pulsar::convert::from_messages(&messages, sequence).into())
     }
 }
 

@@ -179,14 +179,9 @@ impl HostServices {
         let partition = partition.as_str().to_owned();
         self.run(move |host| async move {
             let ledger = host.ledger(&partition, false).await?;
-            let limits =
-                ReadLimits { max_entries: request.max_entries as usize, max_bytes: request.max_bytes as usize };
-            let wait = (request.wait_ms > 0).then(|| Duration::from_millis(u64::from(request.wait_ms)));
+            let (limits, wait) = read_bounds(request.max_entries, request.max_bytes, request.wait_ms);
             let batch = ledger.read(request.offset, limits, wait).await.map_err(ledger_error)?;
-            Ok(FfiReadResult {
-                entries: batch.entries.into_iter().map(entry).collect(),
-                range: LogRange { start: batch.range.start, end: batch.range.end },
-            })
+            Ok(read_result(batch))
         })
     }
 
@@ -364,14 +359,9 @@ impl HostServices {
         let (partition, name) = (partition.as_str().to_owned(), name.as_str().to_owned());
         self.run(move |host| async move {
             let ledger = host.ledger(&partition, false).await?;
-            let limits =
-                ReadLimits { max_entries: request.max_entries as usize, max_bytes: request.max_bytes as usize };
-            let wait = (request.wait_ms > 0).then(|| Duration::from_millis(u64::from(request.wait_ms)));
+            let (limits, wait) = read_bounds(request.max_entries, request.max_bytes, request.wait_ms);
             let batch = ledger.read_cursor(&name, limits, wait, request.rewind).await.map_err(ledger_error)?;
-            Ok(FfiReadResult {
-                entries: batch.entries.into_iter().map(entry).collect(),
-                range: LogRange { start: batch.range.start, end: batch.range.end },
-            })
+            Ok(read_result(batch))
         })
     }
 
@@ -397,5 +387,18 @@ impl HostServices {
             let p = host.ledger(&partition, false).await?.position(offset).map_err(ledger_error)?;
             Ok(Position { ledger_id: p.ledger_id, entry_id: p.entry_id, batch_index: p.batch_index })
         })
+    }
+}
+
+/// The ledger's bounds for a handler's read: `wait_ms` 0 answers at once.
+fn read_bounds(max_entries: u32, max_bytes: u32, wait_ms: u32) -> (ReadLimits, Option<Duration>) {
+    let limits = ReadLimits { max_entries: max_entries as usize, max_bytes: max_bytes as usize };
+    (limits, (wait_ms > 0).then(|| Duration::from_millis(u64::from(wait_ms))))
+}
+
+fn read_result(batch: polyport_ledger::ReadBatch) -> FfiReadResult {
+    FfiReadResult {
+        entries: batch.entries.into_iter().map(entry).collect(),
+        range: LogRange { start: batch.range.start, end: batch.range.end },
     }
 }
