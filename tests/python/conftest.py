@@ -82,3 +82,14 @@ def broker():
     code = b.stop()
     assert code == 0, b.log()
     b.dir.cleanup()
+
+
+@pytest.fixture
+def pulsar_client(broker):
+    """A Python pulsar-client connected to the module's broker."""
+    import pulsar  # only the Pulsar tests need it
+
+    c = pulsar.Client(broker.pulsar_url, operation_timeout_seconds=10,
+                      logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    yield c
+    c.close()

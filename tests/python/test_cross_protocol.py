@@ -15,21 +15,6 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from conftest import Broker
 
 
-@pytest.fixture(scope="module")
-def broker():
-    b = Broker().start()
-    yield b
-    assert b.stop() == 0, b.log()
-
-
-@pytest.fixture
-def client(broker):
-    c = pulsar.Client(broker.pulsar_url, operation_timeout_seconds=10,
-                      logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
-    yield c
-    c.close()
-
-
 def kafka_read(bootstrap, topic, count, timeout=20):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"x-{uuid.uuid4().hex[:6]}",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -43,9 +28,9 @@ def kafka_read(bootstrap, topic, count, timeout=20):
     return out
 
 
-def test_kafka_producer_to_pulsar_consumer_keeps_every_field(broker, client):
+def test_kafka_producer_to_pulsar_consumer_keeps_every_field(broker, pulsar_client):
     name = f"k2p-{uuid.uuid4().hex[:8]}"
-    consumer = client.subscribe(f"persistent://public/default/{name}", "pulsar-side",
+    consumer = pulsar_client.subscribe(f"persistent://public/default/{name}", "pulsar-side",
                                 initial_position=pulsar.InitialPosition.Earliest)
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
     p.produce(name, key=b"user-1", value=b"hello", headers=[("h1", b"a"), ("h2", b"b")], timestamp=1_700_000_000_001)
@@ -75,9 +60,9 @@ def test_kafka_producer_to_pulsar_consumer_keeps_every_field(broker, client):
     assert [m.offset() for m in kafka_read(broker.bootstrap, name, 4)] == [0, 1, 2, 3]
 
 
-def test_pulsar_producer_to_kafka_consumer_keeps_every_field(broker, client):
+def test_pulsar_producer_to_kafka_consumer_keeps_every_field(broker, pulsar_client):
     name = f"p2k-{uuid.uuid4().hex[:8]}"
-    producer = client.create_producer(f"persistent://public/default/{name}", batching_enabled=True,
+    producer = pulsar_client.create_producer(f"persistent://public/default/{name}", batching_enabled=True,
                                       batching_max_messages=3, batching_max_publish_delay_ms=20)
     producer.send(b"with event time", partition_key="pk-1", properties={"p": "1"}, event_timestamp=1_600_000_000_000)
     producer.send(b"ordering key wins", partition_key="pk-2", ordering_key="ok-2")
@@ -96,18 +81,18 @@ def test_pulsar_producer_to_kafka_consumer_keeps_every_field(broker, client):
     assert d.value() == b"alone"
 
 
-def test_an_empty_pulsar_payload_is_an_empty_kafka_value(broker, client):
+def test_an_empty_pulsar_payload_is_an_empty_kafka_value(broker, pulsar_client):
     name = f"p2k-empty-{uuid.uuid4().hex[:8]}"
-    producer = client.create_producer(f"persistent://public/default/{name}", batching_enabled=False)
+    producer = pulsar_client.create_producer(f"persistent://public/default/{name}", batching_enabled=False)
     producer.send(b"", partition_key="empty")
     [m] = kafka_read(broker.bootstrap, name, 1)
     assert (m.key(), m.value()) == (b"empty", b"")
 
 
 @pytest.mark.parametrize("codec", ["LZ4", "ZLib", "ZSTD", "SNAPPY"])
-def test_compressed_pulsar_batches_reach_kafka_readers(broker, client, codec):
+def test_compressed_pulsar_batches_reach_kafka_readers(broker, pulsar_client, codec):
     name = f"p2k-{codec.lower()}-{uuid.uuid4().hex[:8]}"
-    producer = client.create_producer(f"persistent://public/default/{name}",
+    producer = pulsar_client.create_producer(f"persistent://public/default/{name}",
                                       compression_type=getattr(pulsar.CompressionType, codec),
                                       batching_enabled=True, batching_max_messages=20,
                                       batching_max_publish_delay_ms=50)
@@ -120,9 +105,9 @@ def test_compressed_pulsar_batches_reach_kafka_readers(broker, client, codec):
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compressed_kafka_batches_reach_pulsar_consumers(broker, client, codec):
+def test_compressed_kafka_batches_reach_pulsar_consumers(broker, pulsar_client, codec):
     name = f"k2p-{codec}-{uuid.uuid4().hex[:8]}"
-    consumer = client.subscribe(f"persistent://public/default/{name}", "s",
+    consumer = pulsar_client.subscribe(f"persistent://public/default/{name}", "s",
                                 initial_position=pulsar.InitialPosition.Earliest)
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "compression.type": codec})
     for i in range(20):
@@ -152,12 +137,12 @@ def test_entry_format_pulsar_converts_at_produce_time():
         assert [(m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]) for m in got] == [
             (i, f"k{i}".encode(), f"v{i}".encode(), [("h", str(i).encode())], 1_700_000_000_000 + i) for i in range(10)
         ]
-        client = pulsar.Client(b.pulsar_url, operation_timeout_seconds=10)
-        r = client.create_reader(f"persistent://public/default/{name}", pulsar.MessageId.earliest)
+        pulsar_client = pulsar.Client(b.pulsar_url, operation_timeout_seconds=10)
+        r = pulsar_client.create_reader(f"persistent://public/default/{name}", pulsar.MessageId.earliest)
         msgs = [r.read_next(5000) for _ in range(10)]
         assert [(m.partition_key(), m.data(), m.properties()) for m in msgs] == [
             (f"k{i}", f"v{i}".encode(), {"h": str(i)}) for i in range(10)
         ]
-        client.close()
+        pulsar_client.close()
     finally:
         assert b.stop() == 0, b.log()

@@ -13,20 +13,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import Broker
 
 
-@pytest.fixture(scope="module")
-def broker():
-    b = Broker().start()
-    yield b
-    assert b.stop() == 0, b.log()
-
-
-@pytest.fixture
-def client(broker):
-    c = pulsar.Client(broker.pulsar_url, operation_timeout_seconds=10, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
-    yield c
-    c.close()
-
-
 def topic(prefix):
     return f"persistent://public/default/{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -40,10 +26,10 @@ def receive_all(consumer, count, timeout_ms=5000):
     return out
 
 
-def test_round_trip_keeps_keys_properties_and_times(client):
+def test_round_trip_keeps_keys_properties_and_times(pulsar_client):
     t = topic("rt")
-    consumer = client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.Exclusive)
-    producer = client.create_producer(t, batching_enabled=False)
+    consumer = pulsar_client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.Exclusive)
+    producer = pulsar_client.create_producer(t, batching_enabled=False)
     ids = [producer.send(f"m{i}".encode(), partition_key=f"k{i}", properties={"i": str(i)}, event_timestamp=1000 + i)
            for i in range(5)]
     got = receive_all(consumer, 5)
@@ -57,10 +43,10 @@ def test_round_trip_keeps_keys_properties_and_times(client):
     consumer.close()
 
 
-def test_batches_are_split_by_the_client_and_acked_per_message(client):
+def test_batches_are_split_by_the_client_and_acked_per_message(pulsar_client):
     t = topic("batch")
-    consumer = client.subscribe(t, "s")
-    producer = client.create_producer(t, batching_enabled=True, batching_max_messages=10,
+    consumer = pulsar_client.subscribe(t, "s")
+    producer = pulsar_client.create_producer(t, batching_enabled=True, batching_max_messages=10,
                                       batching_max_publish_delay_ms=50)
     for i in range(30):
         producer.send_async(f"b{i}".encode(), None)
@@ -72,38 +58,38 @@ def test_batches_are_split_by_the_client_and_acked_per_message(client):
     consumer.close()
 
 
-def test_a_subscription_resumes_after_what_it_acknowledged(client):
+def test_a_subscription_resumes_after_what_it_acknowledged(pulsar_client):
     t = topic("resume")
-    c = client.subscribe(t, "durable", initial_position=pulsar.InitialPosition.Earliest)
-    p = client.create_producer(t, batching_enabled=False)
+    c = pulsar_client.subscribe(t, "durable", initial_position=pulsar.InitialPosition.Earliest)
+    p = pulsar_client.create_producer(t, batching_enabled=False)
     for i in range(10):
         p.send(f"r{i}".encode())
     receive_all(c, 4)
     c.close()
-    c = client.subscribe(t, "durable")
+    c = pulsar_client.subscribe(t, "durable")
     assert [m.data() for m in receive_all(c, 6)] == [f"r{i}".encode() for i in range(4, 10)]
     c.close()
     # A new subscription starts at the end by default, or at the beginning if asked.
-    late = client.subscribe(t, "late")
+    late = pulsar_client.subscribe(t, "late")
     with pytest.raises(pulsar.Timeout):
         late.receive(timeout_millis=500)
-    early = client.subscribe(t, "early", initial_position=pulsar.InitialPosition.Earliest)
+    early = pulsar_client.subscribe(t, "early", initial_position=pulsar.InitialPosition.Earliest)
     assert len(receive_all(early, 10)) == 10
 
 
-def test_exclusive_refuses_a_second_consumer(client):
+def test_exclusive_refuses_a_second_consumer(pulsar_client):
     t = topic("excl")
-    first = client.subscribe(t, "only", consumer_type=pulsar.ConsumerType.Exclusive)
+    first = pulsar_client.subscribe(t, "only", consumer_type=pulsar.ConsumerType.Exclusive)
     with pytest.raises(pulsar.ConsumerBusy):
-        client.subscribe(t, "only", consumer_type=pulsar.ConsumerType.Exclusive)
+        pulsar_client.subscribe(t, "only", consumer_type=pulsar.ConsumerType.Exclusive)
     first.close()
 
 
-def test_shared_consumers_split_the_messages(client):
+def test_shared_consumers_split_the_messages(pulsar_client):
     t = topic("shared")
-    a = client.subscribe(t, "work", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=10)
-    b = client.subscribe(t, "work", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=10)
-    p = client.create_producer(t, batching_enabled=False)
+    a = pulsar_client.subscribe(t, "work", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=10)
+    b = pulsar_client.subscribe(t, "work", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=10)
+    p = pulsar_client.create_producer(t, batching_enabled=False)
     for i in range(40):
         p.send(f"s{i}".encode())
     seen = {}
@@ -121,12 +107,12 @@ def test_shared_consumers_split_the_messages(client):
     assert set(seen.values()) == {"a", "b"}
 
 
-def test_failover_hands_over_when_the_active_consumer_leaves(client):
+def test_failover_hands_over_when_the_active_consumer_leaves(pulsar_client):
     t = topic("failover")
-    p = client.create_producer(t, batching_enabled=False)
-    a = client.subscribe(t, "fo", consumer_type=pulsar.ConsumerType.Failover,
+    p = pulsar_client.create_producer(t, batching_enabled=False)
+    a = pulsar_client.subscribe(t, "fo", consumer_type=pulsar.ConsumerType.Failover,
                          initial_position=pulsar.InitialPosition.Earliest)
-    b = client.subscribe(t, "fo", consumer_type=pulsar.ConsumerType.Failover)
+    b = pulsar_client.subscribe(t, "fo", consumer_type=pulsar.ConsumerType.Failover)
     for i in range(6):
         p.send(f"f{i}".encode())
     assert [m.data() for m in receive_all(a, 3)] == [b"f0", b"f1", b"f2"]
@@ -136,11 +122,11 @@ def test_failover_hands_over_when_the_active_consumer_leaves(client):
     assert [m.data() for m in receive_all(b, 3)] == [b"f3", b"f4", b"f5"]
 
 
-def test_key_shared_keeps_each_key_on_one_consumer(client):
+def test_key_shared_keeps_each_key_on_one_consumer(pulsar_client):
     t = topic("keyshared")
-    a = client.subscribe(t, "ks", consumer_type=pulsar.ConsumerType.KeyShared)
-    b = client.subscribe(t, "ks", consumer_type=pulsar.ConsumerType.KeyShared)
-    p = client.create_producer(t, batching_enabled=False)
+    a = pulsar_client.subscribe(t, "ks", consumer_type=pulsar.ConsumerType.KeyShared)
+    b = pulsar_client.subscribe(t, "ks", consumer_type=pulsar.ConsumerType.KeyShared)
+    p = pulsar_client.create_producer(t, batching_enabled=False)
     for i in range(40):
         p.send(f"{i}".encode(), partition_key=f"key-{i % 5}")
     owner = {}
@@ -158,26 +144,26 @@ def test_key_shared_keeps_each_key_on_one_consumer(client):
     assert count == 40
 
 
-def test_readers_start_where_they_are_told(client):
+def test_readers_start_where_they_are_told(pulsar_client):
     t = topic("reader")
-    p = client.create_producer(t, batching_enabled=False)
+    p = pulsar_client.create_producer(t, batching_enabled=False)
     ids = [p.send(f"x{i}".encode()) for i in range(5)]
-    r = client.create_reader(t, pulsar.MessageId.earliest)
+    r = pulsar_client.create_reader(t, pulsar.MessageId.earliest)
     assert [r.read_next(5000).data() for _ in range(5)] == [f"x{i}".encode() for i in range(5)]
     assert not r.has_message_available()
     r.close()
-    r = client.create_reader(t, ids[2])
+    r = pulsar_client.create_reader(t, ids[2])
     assert r.read_next(5000).data() == b"x3", "a reader starts after its start message"
     r.close()
-    r = client.create_reader(t, ids[2], start_message_id_inclusive=True)
+    r = pulsar_client.create_reader(t, ids[2], start_message_id_inclusive=True)
     assert r.read_next(5000).data() == b"x2"
     r.close()
 
 
-def test_seek_and_negative_ack_redeliver(client):
+def test_seek_and_negative_ack_redeliver(pulsar_client):
     t = topic("seek")
-    p = client.create_producer(t, batching_enabled=False)
-    c = client.subscribe(t, "sk", initial_position=pulsar.InitialPosition.Earliest,
+    p = pulsar_client.create_producer(t, batching_enabled=False)
+    c = pulsar_client.subscribe(t, "sk", initial_position=pulsar.InitialPosition.Earliest,
                          negative_ack_redelivery_delay_ms=100)
     for i in range(5):
         p.send(f"q{i}".encode())
@@ -201,13 +187,13 @@ def test_seek_and_negative_ack_redeliver(client):
     assert c.receive(timeout_millis=5000).data() == b"q0", "seek moved the subscription back"
 
 
-def test_a_partitioned_topic_made_by_kafka_admin_serves_pulsar_clients(broker, client):
+def test_a_partitioned_topic_made_by_kafka_admin_serves_pulsar_clients(broker, pulsar_client):
     name = f"parted-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic(name, 3, 1)])[name].result(15)
     t = f"persistent://public/default/{name}"
-    c = client.subscribe(t, "all", initial_position=pulsar.InitialPosition.Earliest)
-    p = client.create_producer(t, batching_enabled=False,
+    c = pulsar_client.subscribe(t, "all", initial_position=pulsar.InitialPosition.Earliest)
+    p = pulsar_client.create_producer(t, batching_enabled=False,
                                message_routing_mode=pulsar.PartitionsRoutingMode.RoundRobinDistribution)
     for i in range(9):
         p.send(f"p{i}".encode())
@@ -248,18 +234,18 @@ def test_acknowledged_sends_survive_kill_9():
         b.stop()
 
 
-def test_unsubscribe_seek_by_time_and_topic_patterns(client):
+def test_unsubscribe_seek_by_time_and_topic_patterns(pulsar_client):
     import re
     t = topic("misc")
-    p = client.create_producer(t, batching_enabled=False)
-    c = client.subscribe(t, "gone", initial_position=pulsar.InitialPosition.Earliest)
+    p = pulsar_client.create_producer(t, batching_enabled=False)
+    c = pulsar_client.subscribe(t, "gone", initial_position=pulsar.InitialPosition.Earliest)
     for i in range(4):
         p.send(f"u{i}".encode())
         time.sleep(0.02)
     receive_all(c, 4)
     c.unsubscribe()
     # The subscription is gone: the same name starts over (from the end by default).
-    c = client.subscribe(t, "gone", initial_position=pulsar.InitialPosition.Earliest)
+    c = pulsar_client.subscribe(t, "gone", initial_position=pulsar.InitialPosition.Earliest)
     assert [m.data() for m in receive_all(c, 4)] == [b"u0", b"u1", b"u2", b"u3"]
     # Seek by publish time: back to the first message published at or after it.
     c.seek(int(time.time() * 1000) - 10_000)
@@ -268,7 +254,7 @@ def test_unsubscribe_seek_by_time_and_topic_patterns(client):
     c.close()
     # A pattern subscription lists the namespace's topics (GET_TOPICS_OF_NAMESPACE).
     local = t.rsplit("/", 1)[1]
-    pattern = client.subscribe(re.compile(f"persistent://public/default/{local}"), "by-pattern",
+    pattern = pulsar_client.subscribe(re.compile(f"persistent://public/default/{local}"), "by-pattern",
                                initial_position=pulsar.InitialPosition.Earliest)
     assert pattern.receive(timeout_millis=10000).data() == b"u0"
     pattern.close()

@@ -27,26 +27,32 @@ pub struct KafkaConverter;
 
 impl Converter for KafkaConverter {
     fn to_messages(&self, payload: &[u8]) -> Result<Vec<Message>, HandlerError> {
-        let mut buf = Bytes::copy_from_slice(payload);
-        let sets = RecordBatchDecoder::decode_all(&mut buf)
-            .map_err(|e| HandlerError::new(ErrorKind::CORRUPT, format!("Kafka record batch does not decode: {e}")))?;
-        Ok(sets
-            .into_iter()
-            .flat_map(|set| set.records)
-            .filter(|r| !r.control)
-            .map(|r| Message {
-                key: r.key,
-                value: r.value,
-                properties: r.headers.into_iter().map(|(k, v)| (k.to_string(), v.unwrap_or_default())).collect(),
-                event_time_ms: Some(r.timestamp),
-                publish_time_ms: r.timestamp,
-            })
-            .collect())
+        messages(Bytes::copy_from_slice(payload))
     }
 }
 
-/// One uncompressed record batch holding `messages` at offsets from `base_offset`.
-pub fn to_record_batch(messages: Vec<Message>, base_offset: u64) -> Result<Bytes, HandlerError> {
+/// The messages of the record batches in `batches`; keys and values are
+/// slices of it, not copies.
+pub fn messages(mut batches: Bytes) -> Result<Vec<Message>, HandlerError> {
+    let sets = RecordBatchDecoder::decode_all(&mut batches)
+        .map_err(|e| HandlerError::new(ErrorKind::CORRUPT, format!("Kafka record batch does not decode: {e}")))?;
+    Ok(sets
+        .into_iter()
+        .flat_map(|set| set.records)
+        .filter(|r| !r.control)
+        .map(|r| Message {
+            key: r.key,
+            value: r.value,
+            properties: r.headers.into_iter().map(|(k, v)| (k.to_string(), v.unwrap_or_default())).collect(),
+            event_time_ms: Some(r.timestamp),
+            publish_time_ms: r.timestamp,
+        })
+        .collect())
+}
+
+/// Appends to `out` one uncompressed record batch holding `messages` at
+/// offsets from `base_offset`; on error `out` is as it was.
+pub fn to_record_batch(messages: Vec<Message>, base_offset: u64, out: &mut BytesMut) -> Result<(), HandlerError> {
     let records: Vec<Record> = messages
         .into_iter()
         .enumerate()
@@ -70,10 +76,12 @@ pub fn to_record_batch(messages: Vec<Message>, base_offset: u64) -> Result<Bytes
                 .collect::<IndexMap<_, _>>(),
         })
         .collect();
-    let mut out = BytesMut::new();
-    RecordBatchEncoder::encode(&mut out, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .map_err(|e| HandlerError::new(ErrorKind::INVALID_ARGUMENT, format!("record batch: {e}")))?;
-    Ok(out.freeze())
+    let before = out.len();
+    RecordBatchEncoder::encode(out, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .map_err(|e| {
+            out.truncate(before);
+            HandlerError::new(ErrorKind::INVALID_ARGUMENT, format!("record batch: {e}"))
+        })
 }
 
 #[cfg(test)]
@@ -98,7 +106,9 @@ mod tests {
                 publish_time_ms: 43,
             },
         ];
-        let batch = to_record_batch(messages.clone(), 10).expect("encodes");
+        let mut out = BytesMut::from(&b"earlier"[..]);
+        to_record_batch(messages.clone(), 10, &mut out).expect("encodes");
+        let batch = out.split_off(7).freeze();
         assert_eq!(KafkaConverter.to_messages(&batch).expect("decodes"), messages);
         assert!(KafkaConverter.to_messages(&batch[..batch.len() - 3]).is_err());
     }

@@ -59,7 +59,8 @@ pub enum Verdict {
 /// The sequence state of every idempotent producer on every partition.
 #[derive(Debug, Default)]
 pub struct Sequences {
-    states: Mutex<HashMap<(String, i64), ProducerState>>,
+    /// By partition, then producer id: a lookup borrows the partition name.
+    states: Mutex<HashMap<String, HashMap<i64, ProducerState>>>,
 }
 
 fn last_sequence(first: i32, count: u32) -> i32 {
@@ -76,7 +77,7 @@ fn next_of(last: i32) -> i32 {
 }
 
 impl Sequences {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), ProducerState>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<i64, ProducerState>>> {
         self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -87,11 +88,14 @@ impl Sequences {
         }
         let last = last_sequence(first, count);
         let mut states = self.lock();
-        let key = (partition.to_owned(), producer_id);
-        let Some(state) = states.get_mut(&key) else {
+        if !states.contains_key(partition) {
+            states.insert(partition.to_owned(), HashMap::new());
+        }
+        let Some(producers) = states.get_mut(partition) else { return Verdict::Append };
+        let Some(state) = producers.get_mut(&producer_id) else {
             // An unknown producer (new, or known before a restart): start here.
             let recent = VecDeque::from([Remembered { first, last, offset: None }]);
-            states.insert(key, ProducerState { epoch, next: next_of(last), recent });
+            producers.insert(producer_id, ProducerState { epoch, next: next_of(last), recent });
             return Verdict::Append;
         };
         if epoch < state.epoch {
@@ -137,7 +141,7 @@ impl Sequences {
             return;
         }
         let mut states = self.lock();
-        let Some(state) = states.get_mut(&(partition.to_owned(), producer_id)) else { return };
+        let Some(state) = states.get_mut(partition).and_then(|p| p.get_mut(&producer_id)) else { return };
         match offset {
             Some(offset) => {
                 if let Some(r) = state.recent.iter_mut().find(|r| r.first == first) {
@@ -145,11 +149,13 @@ impl Sequences {
                 }
             }
             None => {
-                // Not stored: the retry must be accepted, and what came after it is refused.
+                // Not stored: the retry must be accepted, and what came after
+                // it is refused. A batch an earlier release already cut off
+                // leaves the sequence where that release put it.
                 if let Some(i) = state.recent.iter().position(|r| r.first == first) {
                     state.recent.truncate(i);
+                    state.next = first;
                 }
-                state.next = first;
             }
         }
     }
@@ -182,5 +188,18 @@ mod tests {
         assert_eq!(s.check("p", 7, 1, 0, 1), Verdict::Append);
         assert_eq!(s.check("p", 7, 0, 5, 1), Verdict::Refuse(errors::INVALID_PRODUCER_EPOCH), "fenced");
         assert_eq!(last_sequence(i32::MAX, 2), 0, "sequences wrap");
+    }
+
+    #[test]
+    fn failed_batches_released_oldest_first_let_the_oldest_retry() {
+        let s = Sequences::default();
+        assert_eq!(s.check("p", 7, 0, 0, 2), Verdict::Append);
+        s.completed("p", 7, 0, Some(0));
+        assert_eq!(s.check("p", 7, 0, 2, 2), Verdict::Append);
+        assert_eq!(s.check("p", 7, 0, 4, 2), Verdict::Append);
+        // Both appends failed; released in order.
+        s.completed("p", 7, 2, None);
+        s.completed("p", 7, 4, None);
+        assert_eq!(s.check("p", 7, 0, 2, 2), Verdict::Append, "the oldest failed batch is next");
     }
 }

@@ -98,9 +98,9 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                         // Written by another protocol: converted on this read only.
                         match host
                             .decode_entry(entry.meta.format, &entry.payload)
-                            .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset))
+                            .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset, &mut records))
                         {
-                            Ok(batch) => records.extend_from_slice(&batch),
+                            Ok(()) => {}
                             Err(e) => {
                                 tracing::warn!(partition = ?w.ledger, offset = entry.meta.base_offset, error = %e,
                                     "entry not converted for a Kafka reader; the fetch stops before it");

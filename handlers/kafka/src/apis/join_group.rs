@@ -25,7 +25,7 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 9 };
 pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let group = request.group_id.0.to_string();
     let outcome = if group.is_empty() {
-        JoinOutcome { error: errors::INVALID_GROUP_ID, generation: -1, ..JoinOutcome::default() }
+        JoinOutcome::error(errors::INVALID_GROUP_ID, "")
     } else {
         let join = JoinRequest {
             member_id: request.member_id.to_string(),

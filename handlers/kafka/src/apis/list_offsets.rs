@@ -17,7 +17,10 @@ use kafka_protocol::{
 use polyport_handler_api::Host;
 
 use super::RequestContext;
-use crate::{errors, records::first_delta_at_or_after};
+use crate::{
+    errors,
+    records::{first_delta_at_or_after, FORMAT_KAFKA},
+};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 7 };
@@ -35,7 +38,12 @@ async fn lookup(host: &Host, ledger: &str, timestamp: i64) -> Result<(i64, i64),
             None => Ok((-1, -1)),
             Some(entry) => {
                 let base = entry.meta.base_offset as i64;
-                let offset = first_delta_at_or_after(&entry.payload, t).map_or(base, |d| base + d);
+                // Inside a Kafka batch, the record; an entry another
+                // protocol wrote (or entryFormat=pulsar) answers its first
+                // message, the earliest that can be at or after `t`.
+                let delta =
+                    if entry.meta.format == FORMAT_KAFKA { first_delta_at_or_after(&entry.payload, t) } else { None };
+                let offset = delta.map_or(base, |d| base + d);
                 // Never below the log start (records deleted inside that batch).
                 let start = host.log_range(ledger).await.map_err(error)?.start as i64;
                 Ok((entry.meta.max_timestamp_ms, offset.max(start)))

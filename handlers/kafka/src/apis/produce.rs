@@ -19,11 +19,10 @@ use kafka_protocol::{
     },
     protocol::{Decodable, VersionRange},
 };
-use polyport_handler_api::{convert::Converter, storage::NewEntry};
+use polyport_handler_api::storage::NewEntry;
 
 use super::{encode_response, RequestContext};
 use crate::{
-    convert::KafkaConverter,
     errors,
     idempotence::Verdict,
     records::{self, FORMAT_KAFKA, FORMAT_PULSAR},
@@ -107,34 +106,32 @@ async fn produce_partition(
     let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
     // Idempotent producers: retries are answered, not stored twice.
     let sequences = &ctx.shared.sequences;
-    let verdicts: Vec<Verdict> = batches
-        .iter()
-        .map(|b| sequences.check(&ledger, b.producer_id, b.producer_epoch, b.base_sequence, b.count))
-        .collect();
-    let release = |batches: &[records::Batch], verdicts: &[Verdict]| {
-        for (b, v) in batches.iter().zip(verdicts) {
-            if *v == Verdict::Append {
-                sequences.completed(&ledger, b.producer_id, b.base_sequence, None);
+    let (mut to_store, mut stored) = (Vec::new(), Vec::new());
+    let (mut refused, mut first_duplicate) = (None, None);
+    for (i, b) in batches.into_iter().enumerate() {
+        match sequences.check(&ledger, b.producer_id, b.producer_epoch, b.base_sequence, b.count) {
+            Verdict::Append => {
+                stored.push((b.producer_id, b.base_sequence));
+                to_store.push(b);
+            }
+            Verdict::Duplicate(offset) if i == 0 => first_duplicate = Some(offset),
+            Verdict::Duplicate(_) => {}
+            Verdict::Refuse(code) => {
+                refused.get_or_insert(code);
             }
         }
+    }
+    // Not stored: the sequences reserved above are given back.
+    let release = || {
+        for (pid, seq) in &stored {
+            sequences.completed(&ledger, *pid, *seq, None);
+        }
     };
-    if let Some(code) = verdicts.iter().find_map(|v| if let Verdict::Refuse(c) = v { Some(*c) } else { None }) {
-        release(&batches, &verdicts);
+    if let Some(code) = refused {
+        release();
         tracing::debug!(topic = %ledger, code, "produce refused by the producer's sequence");
         return partition_error(index, code, None);
     }
-    let first_duplicate = match verdicts.first() {
-        Some(Verdict::Duplicate(offset)) => Some(*offset),
-        _ => None,
-    };
-    let stored: Vec<(i64, i32)> = batches
-        .iter()
-        .zip(&verdicts)
-        .filter(|(_, v)| **v == Verdict::Append)
-        .map(|(b, _)| (b.producer_id, b.base_sequence))
-        .collect();
-    let to_store: Vec<records::Batch> =
-        batches.into_iter().zip(&verdicts).filter(|(_, v)| **v == Verdict::Append).map(|(b, _)| b).collect();
     if to_store.is_empty() {
         // Every batch was stored before: the answer the client missed.
         let range = host.log_range(&ledger).await.ok();
@@ -157,7 +154,7 @@ async fn produce_partition(
             EntryFormat::Pulsar => {
                 // KoP's entryFormat=pulsar: converted once here, so Pulsar
                 // consumers read it natively.
-                let messages = KafkaConverter.to_messages(&b.bytes)?;
+                let messages = crate::convert::messages(b.bytes)?;
                 let count = messages.len() as u32;
                 Ok(NewEntry {
                     payload: host.encode_entry(FORMAT_PULSAR, messages, 0)?,
@@ -172,9 +169,7 @@ async fn produce_partition(
     let entries = match entries {
         Ok(entries) => entries,
         Err(e) => {
-            for (pid, seq) in &stored {
-                sequences.completed(&ledger, *pid, *seq, None);
-            }
+            release();
             tracing::info!(topic = %ledger, error = %e, "produce refused: batch not converted");
             return partition_error(index, errors::CORRUPT_MESSAGE, Some(e.message().to_owned()));
         }
@@ -193,9 +188,7 @@ async fn produce_partition(
                 .with_log_start_offset(range.map_or(-1, |r| r.start as i64))
         }
         Err(e) => {
-            for (pid, seq) in &stored {
-                sequences.completed(&ledger, *pid, *seq, None);
-            }
+            release();
             mapper.forget_if_missing(pulsar, e.kind());
             tracing::info!(topic = %ledger, error = %e, "append failed");
             partition_error(index, errors::from_handler(&e), Some(e.message().to_owned()))

@@ -22,7 +22,7 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
     let group = request.group_id.0.to_string();
     let outcome = if group.is_empty() {
-        SyncOutcome { error: errors::INVALID_GROUP_ID, ..SyncOutcome::default() }
+        SyncOutcome::error(errors::INVALID_GROUP_ID)
     } else {
         let sync = SyncRequest {
             member_id: request.member_id.to_string(),

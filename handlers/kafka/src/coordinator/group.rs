@@ -133,7 +133,8 @@ pub struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    fn error(error: i16, member_id: &str) -> Self {
+    /// An answer carrying only `error`.
+    pub(crate) fn error(error: i16, member_id: &str) -> Self {
         Self { error, generation: -1, member_id: member_id.to_owned(), ..Self::default() }
     }
 }
@@ -169,7 +170,8 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
-    fn error(error: i16) -> Self {
+    /// An answer carrying only `error`.
+    pub(crate) fn error(error: i16) -> Self {
         Self { error, ..Self::default() }
     }
 }

@@ -186,10 +186,8 @@ impl Coordinator {
             (self.config.clone(), self.offsets_topic(), host.clone(), kafka_namespace.to_owned());
         host.spawn("kafka-coordinator", async move {
             if let Err(e) = prepare_topic(&host2, &config, &topic).await {
+                // Dropping the receivers makes every call answer COORDINATOR_NOT_AVAILABLE.
                 tracing::error!(topic = %topic, error = %e, "group coordinator cannot open its system topic; groups are unavailable");
-                for rx in receivers {
-                    host2.spawn("kafka-coordinator-refuse", refuse_all(rx));
-                }
                 return;
             }
             let group = Arc::new(config.group.clone());
@@ -220,19 +218,14 @@ impl Coordinator {
     /// JoinGroup.
     pub async fn join(&self, group: &str, request: JoinRequest) -> JoinOutcome {
         let member_id = request.member_id.clone();
-        self.call(group, |tx| Command::Join(group.to_owned(), request, tx)).await.unwrap_or_else(|code| JoinOutcome {
-            error: code,
-            generation: -1,
-            member_id,
-            ..Default::default()
-        })
+        self.call(group, |tx| Command::Join(group.to_owned(), request, tx))
+            .await
+            .unwrap_or_else(|code| JoinOutcome::error(code, &member_id))
     }
 
     /// SyncGroup.
     pub async fn sync(&self, group: &str, request: SyncRequest) -> SyncOutcome {
-        self.call(group, |tx| Command::Sync(group.to_owned(), request, tx))
-            .await
-            .unwrap_or_else(|code| SyncOutcome { error: code, ..Default::default() })
+        self.call(group, |tx| Command::Sync(group.to_owned(), request, tx)).await.unwrap_or_else(SyncOutcome::error)
     }
 
     /// Heartbeat: an error code.
@@ -309,12 +302,6 @@ async fn prepare_topic(host: &Host, config: &CoordinatorConfig, topic: &str) -> 
     }
     let forever = TopicPolicies { retention_ms: -1, retention_bytes: -1, ..TopicPolicies::default() };
     host.set_topic_policies(topic, forever).await
-}
-
-async fn refuse_all(mut rx: mpsc::Receiver<Command>) {
-    while let Some(command) = rx.recv().await {
-        partition::refuse(command, errors::COORDINATOR_NOT_AVAILABLE);
-    }
 }
 
 #[cfg(test)]

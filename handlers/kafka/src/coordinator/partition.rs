@@ -175,10 +175,8 @@ impl Partition {
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         if let Err(e) = self.load().await {
             // Serving without the stored state would hand out wrong offsets.
+            // Dropping `commands` makes every call answer COORDINATOR_NOT_AVAILABLE.
             tracing::error!(partition = %self.ledger, error = %e, "coordinator partition cannot load its groups; its groups answer COORDINATOR_NOT_AVAILABLE");
-            while let Some(command) = commands.recv().await {
-                refuse(command, errors::COORDINATOR_NOT_AVAILABLE);
-            }
             return;
         }
         let mut next_retention = self.host.monotonic() + self.retention_check;
@@ -244,7 +242,7 @@ impl Partition {
                     Some(id)
                 }
                 None => {
-                    let _ = reply.send(SyncOutcome { error: errors::UNKNOWN_MEMBER_ID, ..SyncOutcome::default() });
+                    let _ = reply.send(SyncOutcome::error(errors::UNKNOWN_MEMBER_ID));
                     None
                 }
             },
@@ -600,7 +598,8 @@ impl Partition {
     }
 
     fn wants_snapshot(&self) -> bool {
-        self.records_since_snapshot >= SNAPSHOT_MIN_RECORDS.max(self.live_records())
+        // The cheap test first: counting live records walks every group.
+        self.records_since_snapshot >= SNAPSHOT_MIN_RECORDS && self.records_since_snapshot >= self.live_records()
     }
 
     fn snapshot_records(&self) -> Vec<Record> {
@@ -746,33 +745,5 @@ fn record_size(record: &Record) -> usize {
                     s.members.iter().map(|m| 64 + m.id.len() + m.subscription.len() + m.assignment.len()).sum()
                 })
         }
-    }
-}
-
-/// Answers a command with `code` (the partition cannot serve).
-pub fn refuse(command: Command, code: i16) {
-    match command {
-        Command::Join(_, r, reply) => {
-            let _ =
-                reply.send(JoinOutcome { error: code, generation: -1, member_id: r.member_id, ..Default::default() });
-        }
-        Command::Sync(_, _, reply) => {
-            let _ = reply.send(SyncOutcome { error: code, ..Default::default() });
-        }
-        Command::Heartbeat(_, _, reply) | Command::Delete(_, reply) => {
-            let _ = reply.send(code);
-        }
-        Command::Leave(_, _, reply) | Command::OffsetDelete(_, _, reply) => {
-            let _ = reply.send(Err(code));
-        }
-        Command::Commit(_, _, entries, reply) => {
-            let _ = reply.send(vec![code; entries.len()]);
-        }
-        Command::Fetch(_, _, reply) => {
-            // Dropping the sender reads as "not available" to the caller.
-            drop(reply);
-        }
-        Command::Describe(_, reply) => drop(reply),
-        Command::List(reply) => drop(reply),
     }
 }
