@@ -24,6 +24,11 @@ use crate::cache::{align_down, align_up, AlignedMem, CachePool, SegmentCache, BL
 pub trait SegmentFile: Send + Sync {
     /// Writes `data` at `pos` (within capacity).
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()>;
+    /// Writes `parts` one after the other from `pos`, as one write of their
+    /// concatenation (a backend may save the copy that makes it).
+    fn write_parts_at(&self, pos: u64, parts: &[&[u8]]) -> io::Result<()> {
+        self.write_at(pos, &parts.concat())
+    }
     /// Makes every write so far durable (fdatasync).
     fn sync(&self) -> io::Result<()>;
     /// `len` bytes at `pos`, without copying where the backend allows (mmap).
@@ -307,15 +312,20 @@ fn out_of_bounds(pos: u64, len: usize, capacity: u64) -> io::Error {
 
 impl SegmentFile for FsSegment {
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
-        let end = pos + data.len() as u64;
+        self.write_parts_at(pos, &[data])
+    }
+
+    fn write_parts_at(&self, pos: u64, parts: &[&[u8]]) -> io::Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let end = pos + len as u64;
         if end > self.capacity {
-            return Err(out_of_bounds(pos, data.len(), self.capacity));
+            return Err(out_of_bounds(pos, len, self.capacity));
         }
         let mut tail = self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let at_tail = *tail == Some(pos);
         // From here on the block of `pos` may change on disk.
         self.stable.fetch_min(align_down(pos), Ordering::AcqRel);
-        let slab = match self.cache.current(pos, data.len()).filter(|_| at_tail) {
+        let slab = match self.cache.current(pos, len).filter(|_| at_tail) {
             Some(slab) => slab,
             None => {
                 if !at_tail {
@@ -333,27 +343,28 @@ impl SegmentFile for FsSegment {
                     None if len == 0 => Bytes::new(),
                     None => self.pread(block, len)?,
                 };
-                self.cache.start(pos, &prefix, data.len())
+                self.cache.start(pos, &prefix, len)
             }
         };
         let off = (pos - slab.base()) as usize;
-        let filled = off + data.len();
+        let filled = off + len;
         let written = if self.direct {
             // Whole blocks, from the start of the block of `pos`; the
             // padding is zeros, as the file is past the tail.
             let padded = (align_up(end) - slab.base()) as usize;
             // SAFETY: this is the segment's only writer (the tail lock is
             // held) and `off` is where the slab's readable bytes end.
-            unsafe { slab.write_tail(off, data, padded) };
+            unsafe { slab.write_tail(off, parts, padded) };
             let from = (align_down(pos) - slab.base()) as usize;
             // SAFETY: as above; nothing changes these bytes until `advance`.
             let bytes = unsafe { slab.bytes(from, padded) };
             self.file.write_all_at(bytes, slab.base() + from as u64)
         } else {
             // SAFETY: as above.
-            unsafe { slab.write_tail(off, data, filled) };
+            unsafe { slab.write_tail(off, parts, filled) };
             // The page cache takes any alignment: only the new bytes.
-            self.file.write_all_at(data, pos)
+            // SAFETY: as above.
+            self.file.write_all_at(unsafe { slab.bytes(off, filled) }, pos)
         };
         if let Err(e) = written {
             // What the disk holds of the tail's block is unknown now.

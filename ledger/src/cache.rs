@@ -119,19 +119,24 @@ impl Slab {
         self.mem.len
     }
 
-    /// Copies `data` to `[at, at + data.len())` and zeroes the rest up to
-    /// `to`, all at or past `filled` (checked): readers never see those bytes.
+    /// Copies `parts`, one after the other, from `at` and zeroes the rest up
+    /// to `to`, all at or past `filled` (checked): readers never see those
+    /// bytes.
     ///
     /// # Safety
     /// Only the segment's single writer calls this.
-    pub(crate) unsafe fn write_tail(&self, at: usize, data: &[u8], to: usize) {
-        let end = at + data.len();
+    pub(crate) unsafe fn write_tail(&self, at: usize, parts: &[&[u8]], to: usize) {
+        let end = at + parts.iter().map(|p| p.len()).sum::<usize>();
         assert!(at >= self.filled.load(Ordering::Acquire) && end <= to && to <= self.mem.len);
         // SAFETY: in bounds (asserted); no reader sees bytes past `filled`
         // and the caller is the only writer.
         unsafe {
             let dst = self.mem.ptr.as_ptr();
-            std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(at), data.len());
+            let mut at = at;
+            for part in parts {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), dst.add(at), part.len());
+                at += part.len();
+            }
             std::ptr::write_bytes(dst.add(end), 0, to - end);
         }
     }

@@ -169,7 +169,6 @@ pub(crate) fn recover(
         last_point_pos: p.points.last().map_or(0, |pt| pt.position),
         last_append_ms: p.last_append_ms,
         points: Vec::new(),
-        spare: Vec::new(),
         mark: writer::Mark {
             write_pos: p.data_len,
             next_offset: p.end_offset,

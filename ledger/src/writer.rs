@@ -82,9 +82,6 @@ pub(crate) struct Writer {
     pub points: Vec<IndexPoint>,
     /// The state after the last successful write, restored if a write fails.
     pub mark: Mark,
-    /// The staging buffer, kept between batches: memory reused is memory
-    /// the kernel does not have to fault in again.
-    pub spare: Vec<u8>,
 }
 
 /// What the writer had written when a write last succeeded.
@@ -97,13 +94,31 @@ pub(crate) struct Mark {
     pub last_point_pos: u64,
 }
 
-/// Largest staging buffer kept between batches.
-const SPARE_MAX: usize = 32 << 20;
-
-/// Appends staged in the active segment but not yet written.
+/// Appends staged in the active segment but not yet written: their
+/// encoded headers and their payloads (shared, not copied), from `start`.
 struct Staged {
-    buf: Vec<u8>,
+    /// `ENTRY_HEADER_LEN` bytes per entry.
+    headers: Vec<u8>,
+    payloads: Vec<Bytes>,
+    /// Bytes staged, headers and payloads.
+    len: u64,
     start: u64,
+}
+
+impl Staged {
+    fn at(start: u64) -> Self {
+        Self { headers: Vec::new(), payloads: Vec::new(), len: 0, start }
+    }
+
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+
+    fn clear(&mut self) {
+        self.headers.clear();
+        self.payloads.clear();
+        self.len = 0;
+    }
 }
 
 /// Appends answered once their data is durable (or, for `Os`, visible).
@@ -233,20 +248,7 @@ impl Writer {
     /// Processes a batch. Returns the close reply if the batch closes the
     /// ledger, and the job that makes the batch's writes durable.
     fn apply(&mut self, batch: Vec<Command>) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
-        let mut staged = Staged { buf: std::mem::take(&mut self.spare), start: self.write_pos };
-        let out = self.apply_staged(batch, &mut staged);
-        if staged.buf.capacity() <= SPARE_MAX {
-            staged.buf.clear();
-            self.spare = staged.buf;
-        }
-        out
-    }
-
-    fn apply_staged(
-        &mut self,
-        batch: Vec<Command>,
-        staged: &mut Staged,
-    ) -> (Option<oneshot::Sender<()>>, Option<SyncJob>) {
+        let staged = &mut Staged::at(self.write_pos);
         let mut pending: Waiting = Vec::new();
         let mut written: Waiting = Vec::new();
         let mut close = None;
@@ -353,7 +355,7 @@ impl Writer {
         let publish_time_ms = now_ms();
         for (e, payload_crc) in entries {
             let needed = (ENTRY_HEADER_LEN + e.payload.len()) as u64;
-            let end = staged.start + staged.buf.len() as u64;
+            let end = staged.end();
             let aged = self.next_entry_id > 0
                 && publish_time_ms.saturating_sub(self.active.header.created_ms)
                     >= config.segment_max_age.as_millis() as i64;
@@ -363,7 +365,7 @@ impl Writer {
                 self.sync_and_publish(written)?;
                 self.roll_for(staged, needed)?;
             }
-            let pos = staged.start + staged.buf.len() as u64;
+            let pos = staged.end();
             let meta = EntryMeta {
                 base_offset: self.next_offset,
                 count: e.count,
@@ -372,8 +374,9 @@ impl Writer {
                 publish_time_ms,
                 max_timestamp_ms: if e.max_timestamp_ms < 0 { publish_time_ms } else { e.max_timestamp_ms },
             };
-            encode_entry_header_with_crc(&meta, e.payload.len(), *payload_crc, &mut staged.buf);
-            staged.buf.extend_from_slice(&e.payload);
+            encode_entry_header_with_crc(&meta, e.payload.len(), *payload_crc, &mut staged.headers);
+            staged.len += needed;
+            staged.payloads.push(e.payload.clone());
             self.max_ts = self.max_ts.max(meta.max_timestamp_ms);
             if self.next_entry_id == 0 || pos - self.last_point_pos >= config.index_interval_bytes {
                 self.points.push(IndexPoint {
@@ -402,14 +405,18 @@ impl Writer {
     /// tail goes back to the last successful write, so no offset handed out
     /// is lost or handed out twice.
     fn write(&mut self, staged: &mut Staged, pending: &mut Waiting, written: &mut Waiting) -> Result<(), LedgerError> {
-        if staged.buf.is_empty() {
+        if staged.len == 0 {
             written.append(pending);
             return Ok(());
         }
-        if let Err(e) = self.active.file.write_at(staged.start, &staged.buf) {
+        // Headers and payloads go to the file as they are: the payloads are
+        // copied once, into the segment's tail cache.
+        let parts: Vec<&[u8]> =
+            staged.headers.chunks(ENTRY_HEADER_LEN).zip(&staged.payloads).flat_map(|(h, p)| [h, &p[..]]).collect();
+        if let Err(e) = self.active.file.write_parts_at(staged.start, &parts) {
             // Best effort: leave no complete-looking entry behind the tail.
-            let _ = self.active.file.write_at(staged.start, &vec![0u8; staged.buf.len()]);
-            staged.buf.clear();
+            let _ = self.active.file.write_at(staged.start, &vec![0u8; staged.len as usize]);
+            staged.clear();
             let error = LedgerError::io(format!("append to {}", self.active.path.display()), e);
             for (reply, _) in pending.drain(..) {
                 let _ = reply.send(Err(clone_error(&error)));
@@ -418,9 +425,9 @@ impl Writer {
             staged.start = self.write_pos;
             return Err(error);
         }
-        self.write_pos = staged.start + staged.buf.len() as u64;
+        self.write_pos = staged.end();
         staged.start = self.write_pos;
-        staged.buf.clear();
+        staged.clear();
         // Index points may be published before the data: readers only use
         // points below the published end.
         let points = std::mem::take(&mut self.points);
