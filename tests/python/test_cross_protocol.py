@@ -137,6 +137,12 @@ def test_entry_format_pulsar_converts_at_produce_time():
         assert [(m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]) for m in got] == [
             (i, f"k{i}".encode(), f"v{i}".encode(), [("h", str(i).encode())], 1_700_000_000_000 + i) for i in range(10)
         ]
+        # ListOffsets by time finds the message inside a converted entry.
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": f"t-{uuid.uuid4().hex[:6]}"})
+        found = [c.offsets_for_times([TopicPartition(name, 0, 1_700_000_000_000 + t)], timeout=10)[0].offset
+                 for t in (0, 4, 9, 10)]
+        c.close()
+        assert found == [0, 4, 9, -1]
         pulsar_client = pulsar.Client(b.pulsar_url, operation_timeout_seconds=10)
         r = pulsar_client.create_reader(f"persistent://public/default/{name}", pulsar.MessageId.earliest)
         msgs = [r.read_next(5000) for _ in range(10)]

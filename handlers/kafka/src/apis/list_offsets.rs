@@ -38,11 +38,20 @@ async fn lookup(host: &Host, ledger: &str, timestamp: i64) -> Result<(i64, i64),
             None => Ok((-1, -1)),
             Some(entry) => {
                 let base = entry.meta.base_offset as i64;
-                // Inside a Kafka batch, the record; an entry another
-                // protocol wrote (or entryFormat=pulsar) answers its first
-                // message, the earliest that can be at or after `t`.
-                let delta =
-                    if entry.meta.format == FORMAT_KAFKA { first_delta_at_or_after(&entry.payload, t) } else { None };
+                // The first message at or after `t` inside the entry: read
+                // from the batch, or from the messages of an entry another
+                // protocol wrote (or entryFormat=pulsar), as Fetch converts
+                // them (timestamp = event time, else publish time).
+                let delta = if entry.meta.format == FORMAT_KAFKA {
+                    first_delta_at_or_after(&entry.payload, t)
+                } else {
+                    host.decode_entry(entry.meta.format, &entry.payload).ok().and_then(|messages| {
+                        messages
+                            .iter()
+                            .position(|m| m.event_time_ms.unwrap_or(m.publish_time_ms) >= t)
+                            .map(|i| i as i64)
+                    })
+                };
                 let offset = delta.map_or(base, |d| base + d);
                 // Never below the log start (records deleted inside that batch).
                 let start = host.log_range(ledger).await.map_err(error)?.start as i64;
