@@ -337,11 +337,11 @@ impl SegmentFile for FsSegment {
                 // What precedes `pos` in its block: from the cache, else
                 // from the disk, which holds exactly those bytes (the write
                 // that put them there succeeded).
-                let (block, len) = (align_down(pos), (pos - align_down(pos)) as usize);
-                let prefix = match self.cache.read(block, len, len) {
+                let (block, before) = (align_down(pos), (pos - align_down(pos)) as usize);
+                let prefix = match self.cache.read(block, before, before) {
                     Some(bytes) => bytes,
-                    None if len == 0 => Bytes::new(),
-                    None => self.pread(block, len)?,
+                    None if before == 0 => Bytes::new(),
+                    None => self.pread(block, before)?,
                 };
                 self.cache.start(pos, &prefix, len)
             }

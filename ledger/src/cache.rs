@@ -127,7 +127,13 @@ impl Slab {
     /// Only the segment's single writer calls this.
     pub(crate) unsafe fn write_tail(&self, at: usize, parts: &[&[u8]], to: usize) {
         let end = at + parts.iter().map(|p| p.len()).sum::<usize>();
-        assert!(at >= self.filled.load(Ordering::Acquire) && end <= to && to <= self.mem.len);
+        let filled = self.filled.load(Ordering::Acquire);
+        assert!(
+            at >= filled && end <= to && to <= self.mem.len,
+            "slab write out of place: at {at}, filled {filled}, end {end}, to {to}, size {}, base {}",
+            self.mem.len,
+            self.base
+        );
         // SAFETY: in bounds (asserted); no reader sees bytes past `filled`
         // and the caller is the only writer.
         unsafe {

@@ -92,3 +92,18 @@ async fn a_large_cache_serves_the_tail_without_the_disk() {
     assert!(pool.cached_bytes() > 0 && pool.cached_bytes() <= pool.budget(), "{pool:?}");
     check(&a, 7, 300);
 }
+
+#[test]
+fn a_write_larger_than_a_slab_gets_a_slab_of_its_own() {
+    use polyport_ledger::backend::Backend;
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = FsBackend::new(CachePool::new(64 << 20), true);
+    let file = backend.create(&tmp.path().join("s.log"), 64 << 20).unwrap();
+    let mut pos = 0u64;
+    for len in [64usize, 5 << 20, 3952, 23 << 20, 100] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        file.write_at(pos, &data).unwrap();
+        assert_eq!(file.read(pos, len).unwrap(), data);
+        pos += len as u64;
+    }
+}
