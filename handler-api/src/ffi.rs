@@ -209,6 +209,17 @@ pub trait FfiHost: Send + Sync + Clone {
         messages: RVec<crate::convert::FfiMessage>,
         sequence: u64,
     ) -> RResult<RVec<u8>, HandlerError>;
+    /// [`append`](FfiHost::append) with the CRC-32C (Castagnoli) of each
+    /// payload, one per entry, computed by the handler (which often has it
+    /// from its own format's checksum), so the host does not read every
+    /// byte again.
+    fn append_checked(
+        &self,
+        partition: RStr<'_>,
+        entries: RVec<FfiNewEntry>,
+        crcs: RVec<u32>,
+        durable: bool,
+    ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>>;
 }
 
 /// A shared [`FfiHost`] trait object.

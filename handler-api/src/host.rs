@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 use crate::{
     ffi::{FfiHostBox, FfiJoinHandleBox, LogLevel},
     storage::{
-        Ack, Appended, CursorInfo, CursorReadRequest, Entry, FfiBytes, FfiNewEntry, InitialPosition, LogRange,
-        NewEntry, Position, ReadRequest, ReadResult, TopicConfig, TopicLookup, TopicPolicies,
+        Ack, Appended, CursorInfo, CursorReadRequest, Entry, FfiNewEntry, InitialPosition, LogRange, NewEntry,
+        Position, ReadRequest, ReadResult, TopicConfig, TopicLookup, TopicPolicies,
     },
     ErrorKind, HandlerError,
 };
@@ -142,17 +142,25 @@ impl Host {
         entries: Vec<NewEntry>,
         durable: bool,
     ) -> Result<Vec<Appended>, HandlerError> {
-        let entries: RVec<FfiNewEntry> = entries
-            .into_iter()
-            .map(|e| FfiNewEntry {
-                payload: FfiBytes::from_bytes(e.payload),
-                count: e.count,
-                format: e.format,
-                flags: e.flags,
-                max_timestamp_ms: e.max_timestamp_ms,
-            })
-            .collect();
+        let entries = entries.into_iter().map(FfiNewEntry::from).collect();
         Ok(self.inner.append(partition.into(), entries, durable).await.into_result()?.into_vec())
+    }
+
+    /// [`append`](Self::append) with the CRC-32C (Castagnoli) of each
+    /// entry's payload, which the handler already knows (e.g. derived from
+    /// its format's own checksum with `crc32c_combine`): the host then does
+    /// not read every byte to compute it. A wrong CRC makes the entry fail
+    /// its check when it is read (a corrupt entry), so give only CRCs you
+    /// computed or verified over the exact payload.
+    pub async fn append_checked(
+        &self,
+        partition: &str,
+        entries: Vec<(NewEntry, u32)>,
+        durable: bool,
+    ) -> Result<Vec<Appended>, HandlerError> {
+        let (entries, crcs): (RVec<FfiNewEntry>, RVec<u32>) =
+            entries.into_iter().map(|(e, crc)| (FfiNewEntry::from(e), crc)).unzip();
+        Ok(self.inner.append_checked(partition.into(), entries, crcs, durable).await.into_result()?.into_vec())
     }
 
     /// Reads from the entry holding `request.offset`.

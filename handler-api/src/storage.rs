@@ -117,6 +117,18 @@ pub struct NewEntry {
     pub max_timestamp_ms: i64,
 }
 
+impl From<NewEntry> for FfiNewEntry {
+    fn from(e: NewEntry) -> Self {
+        Self {
+            payload: FfiBytes::from_bytes(e.payload),
+            count: e.count,
+            format: e.format,
+            flags: e.flags,
+            max_timestamp_ms: e.max_timestamp_ms,
+        }
+    }
+}
+
 /// Where an appended entry was stored.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]

@@ -296,15 +296,26 @@ impl ManagedLedger {
     /// Appends entries; with `durable` false the answer comes once they are
     /// written to the OS, before the policy's fsync (Kafka's acks=1).
     pub async fn append_with(&self, entries: Vec<NewEntry>, durable: bool) -> Result<Vec<Appended>, LedgerError> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
         let entries = entries.into_iter().map(|e| {
             let crc = crc32c::crc32c(&e.payload);
             (e, crc)
         });
+        self.append_checked(entries.collect(), durable).await
+    }
+
+    /// [`append_with`](Self::append_with) for entries whose payload CRC-32C
+    /// the caller already has; it is stored as given (the caller answers
+    /// for it: a wrong one makes the entry fail its check when read).
+    pub async fn append_checked(
+        &self,
+        entries: Vec<(NewEntry, u32)>,
+        durable: bool,
+    ) -> Result<Vec<Appended>, LedgerError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Append { entries: entries.collect(), durable, reply }).await?;
+        self.send(Command::Append { entries, durable, reply }).await?;
         rx.await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?
     }
 

@@ -65,7 +65,10 @@ pub fn to_record_batch(messages: Vec<Message>, base_offset: u64, out: &mut Bytes
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: base_offset as i64 + i as i64,
-            sequence: -1,
+            // No producer sequence (the batch's base sequence is -1); the
+            // encoder keeps records in one batch only while offset minus
+            // sequence stays the same.
+            sequence: i as i32 - 1,
             timestamp: m.event_time_ms.unwrap_or(m.publish_time_ms),
             key: m.key,
             value: m.value,

@@ -34,6 +34,9 @@ pub struct Batch {
     pub producer_epoch: i16,
     /// The sequence number of the first record.
     pub base_sequence: i32,
+    /// CRC-32C of the whole batch (what the ledger stores with it), derived
+    /// from the batch's own checksum: nobody reads the bytes twice.
+    pub payload_crc: u32,
 }
 
 /// Why a produce payload is refused.
@@ -105,7 +108,12 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
         if count <= 0 || last_offset_delta != count - 1 {
             return Err(BatchError::Corrupt(format!("{count} records with last offset delta {last_offset_delta}")));
         }
+        // The batch CRC covers everything from the attributes on; the
+        // ledger's covers the whole batch.
+        let prefix = crc32c::crc32c(&batch[..ATTRIBUTES_AT]);
+        let payload_crc = crc32c::crc32c_combine(prefix, crc, batch.len() - ATTRIBUTES_AT);
         batches.push(Batch {
+            payload_crc,
             bytes: batch,
             count: count as u32,
             max_timestamp_ms: max_timestamp,
@@ -166,4 +174,35 @@ pub fn first_delta_at_or_after(batch: &[u8], target: i64) -> Option<i64> {
 pub fn with_base_offset(out: &mut bytes::BytesMut, payload: &[u8], base_offset: u64) {
     out.extend_from_slice(&(base_offset as i64).to_be_bytes());
     out.extend_from_slice(&payload[8.min(payload.len())..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use polyport_handler_api::convert::Message;
+
+    use super::*;
+
+    #[test]
+    fn the_payload_crc_derived_from_the_batch_crc_is_the_crc_of_the_whole_batch() {
+        let mut out = BytesMut::new();
+        for base in [0, 3] {
+            let messages = (0..3)
+                .map(|i| Message {
+                    key: Some(Bytes::from(format!("k{i}"))),
+                    value: Some(Bytes::from(vec![i as u8; 100 * i])),
+                    properties: Vec::new(),
+                    event_time_ms: Some(1_700_000_000_000),
+                    publish_time_ms: 1_700_000_000_000,
+                })
+                .collect();
+            crate::convert::to_record_batch(messages, base, &mut out).expect("encodes");
+        }
+        let batches = split(out.freeze(), 1 << 20).expect("two valid batches");
+        assert_eq!(batches.len(), 2, "three messages make one batch");
+        for b in batches {
+            assert_eq!((b.count, b.base_sequence, b.producer_id), (3, -1, -1));
+            assert_eq!(b.payload_crc, crc32c::crc32c(&b.bytes));
+        }
+    }
 }

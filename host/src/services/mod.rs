@@ -242,6 +242,16 @@ impl FfiHost for HostServices {
         let messages: Vec<polyport_handler_api::convert::Message> = messages.into_iter().map(Into::into).collect();
         RResult::ROk(crate::pulsar::convert::from_messages(&messages, sequence).into())
     }
+
+    fn append_checked(
+        &self,
+        partition: RStr<'_>,
+        entries: RVec<FfiNewEntry>,
+        crcs: RVec<u32>,
+        durable: bool,
+    ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>> {
+        self.append_checked_impl(partition, entries, crcs, durable)
+    }
 }
 
 /// The host side of [`FfiJoinHandle`].

@@ -148,17 +148,36 @@ impl HostServices {
         let partition = partition.as_str().to_owned();
         self.run(move |host| async move {
             let ledger = host.ledger(&partition, true).await?;
-            let entries = entries
-                .into_iter()
-                .map(|e| NewEntry {
-                    payload: e.payload.into_bytes(),
-                    count: e.count,
-                    format: e.format,
-                    flags: e.flags,
-                    max_timestamp_ms: e.max_timestamp_ms,
-                })
-                .collect();
+            let entries = entries.into_iter().map(new_entry).collect();
             let appended = ledger.append_with(entries, durable).await.map_err(ledger_error)?;
+            Ok(appended
+                .into_iter()
+                .map(|a| Appended {
+                    base_offset: a.base_offset,
+                    ledger_id: a.ledger_id,
+                    entry_id: a.entry_id,
+                    publish_time_ms: a.publish_time_ms,
+                })
+                .collect())
+        })
+    }
+
+    pub(super) fn append_checked_impl(
+        &self,
+        partition: RStr<'_>,
+        entries: RVec<FfiNewEntry>,
+        crcs: RVec<u32>,
+        durable: bool,
+    ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>> {
+        let partition = partition.as_str().to_owned();
+        self.run(move |host| async move {
+            if crcs.len() != entries.len() {
+                let message = format!("{} CRCs for {} entries", crcs.len(), entries.len());
+                return Err(HandlerError::new(polyport_handler_api::ErrorKind::INVALID_ARGUMENT, message));
+            }
+            let ledger = host.ledger(&partition, true).await?;
+            let entries = entries.into_iter().map(new_entry).zip(crcs).collect();
+            let appended = ledger.append_checked(entries, durable).await.map_err(ledger_error)?;
             Ok(appended
                 .into_iter()
                 .map(|a| Appended {
@@ -400,5 +419,15 @@ fn read_result(batch: polyport_ledger::ReadBatch) -> FfiReadResult {
     FfiReadResult {
         entries: batch.entries.into_iter().map(entry).collect(),
         range: LogRange { start: batch.range.start, end: batch.range.end },
+    }
+}
+
+fn new_entry(e: FfiNewEntry) -> NewEntry {
+    NewEntry {
+        payload: e.payload.into_bytes(),
+        count: e.count,
+        format: e.format,
+        flags: e.flags,
+        max_timestamp_ms: e.max_timestamp_ms,
     }
 }

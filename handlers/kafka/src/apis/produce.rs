@@ -141,40 +141,52 @@ async fn produce_partition(
             .with_log_append_time_ms(-1)
             .with_log_start_offset(range.map_or(-1, |r| r.start as i64));
     }
-    let entries: Result<Vec<NewEntry>, polyport_handler_api::HandlerError> = to_store
-        .into_iter()
-        .map(|b| match ctx.shared.entry_format {
-            EntryFormat::Kafka => Ok(NewEntry {
-                payload: b.bytes,
-                count: b.count,
-                format: FORMAT_KAFKA,
-                flags: 0,
-                max_timestamp_ms: b.max_timestamp_ms,
-            }),
-            EntryFormat::Pulsar => {
-                // KoP's entryFormat=pulsar: converted once here, so Pulsar
-                // consumers read it natively.
-                let messages = crate::convert::messages(b.bytes)?;
-                let count = messages.len() as u32;
-                Ok(NewEntry {
-                    payload: host.encode_entry(FORMAT_PULSAR, messages, 0)?,
-                    count,
-                    format: FORMAT_PULSAR,
-                    flags: 0,
-                    max_timestamp_ms: b.max_timestamp_ms,
+    let appended = match ctx.shared.entry_format {
+        EntryFormat::Kafka => {
+            // Stored as sent, with the CRC derived from the batch's own.
+            let entries = to_store
+                .into_iter()
+                .map(|b| {
+                    let entry = NewEntry {
+                        payload: b.bytes,
+                        count: b.count,
+                        format: FORMAT_KAFKA,
+                        flags: 0,
+                        max_timestamp_ms: b.max_timestamp_ms,
+                    };
+                    (entry, b.payload_crc)
                 })
+                .collect();
+            host.append_checked(&ledger, entries, durable).await
+        }
+        EntryFormat::Pulsar => {
+            // KoP's entryFormat=pulsar: converted once here, so Pulsar
+            // consumers read it natively.
+            let entries: Result<Vec<NewEntry>, polyport_handler_api::HandlerError> = to_store
+                .into_iter()
+                .map(|b| {
+                    let messages = crate::convert::messages(b.bytes)?;
+                    let count = messages.len() as u32;
+                    Ok(NewEntry {
+                        payload: host.encode_entry(FORMAT_PULSAR, messages, 0)?,
+                        count,
+                        format: FORMAT_PULSAR,
+                        flags: 0,
+                        max_timestamp_ms: b.max_timestamp_ms,
+                    })
+                })
+                .collect();
+            match entries {
+                Ok(entries) => host.append(&ledger, entries, durable).await,
+                Err(e) => {
+                    release();
+                    tracing::info!(topic = %ledger, error = %e, "produce refused: batch not converted");
+                    return partition_error(index, errors::CORRUPT_MESSAGE, Some(e.message().to_owned()));
+                }
             }
-        })
-        .collect();
-    let entries = match entries {
-        Ok(entries) => entries,
-        Err(e) => {
-            release();
-            tracing::info!(topic = %ledger, error = %e, "produce refused: batch not converted");
-            return partition_error(index, errors::CORRUPT_MESSAGE, Some(e.message().to_owned()));
         }
     };
-    match host.append(&ledger, entries, durable).await {
+    match appended {
         Ok(appended) => {
             for ((pid, seq), a) in stored.iter().zip(&appended) {
                 sequences.completed(&ledger, *pid, *seq, Some(a.base_offset as i64));
