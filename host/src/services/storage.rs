@@ -150,15 +150,7 @@ impl HostServices {
             let ledger = host.ledger(&partition, true).await?;
             let entries = entries.into_iter().map(new_entry).collect();
             let appended = ledger.append_with(entries, durable).await.map_err(ledger_error)?;
-            Ok(appended
-                .into_iter()
-                .map(|a| Appended {
-                    base_offset: a.base_offset,
-                    ledger_id: a.ledger_id,
-                    entry_id: a.entry_id,
-                    publish_time_ms: a.publish_time_ms,
-                })
-                .collect())
+            Ok(answers(appended))
         })
     }
 
@@ -178,15 +170,7 @@ impl HostServices {
             let ledger = host.ledger(&partition, true).await?;
             let entries = entries.into_iter().map(new_entry).zip(crcs).collect();
             let appended = ledger.append_checked(entries, durable).await.map_err(ledger_error)?;
-            Ok(appended
-                .into_iter()
-                .map(|a| Appended {
-                    base_offset: a.base_offset,
-                    ledger_id: a.ledger_id,
-                    entry_id: a.entry_id,
-                    publish_time_ms: a.publish_time_ms,
-                })
-                .collect())
+            Ok(answers(appended))
         })
     }
 
@@ -430,4 +414,16 @@ fn new_entry(e: FfiNewEntry) -> NewEntry {
         flags: e.flags,
         max_timestamp_ms: e.max_timestamp_ms,
     }
+}
+
+fn answers(appended: Vec<polyport_ledger::Appended>) -> RVec<Appended> {
+    appended
+        .into_iter()
+        .map(|a| Appended {
+            base_offset: a.base_offset,
+            ledger_id: a.ledger_id,
+            entry_id: a.entry_id,
+            publish_time_ms: a.publish_time_ms,
+        })
+        .collect()
 }
