@@ -9,6 +9,7 @@ pub mod configs;
 pub mod connection;
 pub mod convert;
 pub mod coordinator;
+mod crc;
 pub mod errors;
 pub mod idempotence;
 pub mod listeners;

@@ -111,7 +111,7 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
         // The batch CRC covers everything from the attributes on; the
         // ledger's covers the whole batch.
         let prefix = crc32c::crc32c(&batch[..ATTRIBUTES_AT]);
-        let payload_crc = crc32c::crc32c_combine(prefix, crc, batch.len() - ATTRIBUTES_AT);
+        let payload_crc = crate::crc::combine(prefix, crc, batch.len() - ATTRIBUTES_AT);
         batches.push(Batch {
             payload_crc,
             bytes: batch,
