@@ -23,6 +23,8 @@ use abi_stable::{
     std_types::{RArc, RBox, RIoError, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
+use std::mem::MaybeUninit;
+
 use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 
 use crate::{
@@ -75,6 +77,15 @@ pub trait RawConnection: Send {
     /// The local address the connection was accepted on.
     #[sabi(last_prefix_field)]
     fn local_addr(&self) -> RString;
+    /// Reads into `buf`, which may be uninitialised: the host only writes to
+    /// it, and `Ready(Ok(n))` means its first `n` bytes now hold data.
+    /// Appended after `local_addr`: [`Connection`](crate::Connection) reads
+    /// through it so that a request buffer is not zeroed before every read.
+    fn poll_read_uninit(
+        &mut self,
+        cx: &mut FfiContext<'_>,
+        buf: RSliceMut<'_, MaybeUninit<u8>>,
+    ) -> FfiPoll<RResult<usize, RIoError>>;
 }
 
 /// An owned [`RawConnection`] trait object.
