@@ -316,7 +316,7 @@ impl ManagedLedger {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Command::Append { entries, durable, reply }).await?;
-        rx.await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?
+        rx.await.map_err(|_| self.stopped())?
     }
 
     async fn send(&self, cmd: Command) -> Result<(), LedgerError> {
@@ -336,11 +336,22 @@ impl ManagedLedger {
         Ok(())
     }
 
+    /// Why a command went unanswered: the writer stopped on a failure
+    /// (its reason; a panic drops the replies of the batch it was writing
+    /// just before it records why, so those callers may see `Closed`), or
+    /// the ledger was closed.
+    fn stopped(&self) -> LedgerError {
+        match self.shared.failure() {
+            Some(reason) => LedgerError::Failed { ledger: self.shared.name.clone(), reason },
+            None => LedgerError::Closed(self.shared.name.clone()),
+        }
+    }
+
     /// Seals the active segment and starts a new one.
     pub async fn roll(&self) -> Result<(), LedgerError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Roll { reply }).await?;
-        rx.await.map_err(|_| LedgerError::Closed(self.shared.name.clone()))?
+        rx.await.map_err(|_| self.stopped())?
     }
 
     /// Syncs, saves cursors and stops the writer; later appends fail with [`LedgerError::Closed`].

@@ -201,6 +201,7 @@ impl Writer {
                 }
             }
             self.shared.queued.fetch_sub(batch.len(), std::sync::atomic::Ordering::AcqRel);
+            let shared = Arc::clone(&self.shared);
             let moved = tokio::task::spawn_blocking(move || {
                 let (closing, job) = self.apply(batch);
                 (self, closing, job)
@@ -218,8 +219,15 @@ impl Writer {
                         self.drain_syncer(&sync_tx, false).await;
                     }
                 }
-                // The blocking task panicked: the state is unknown; drop it.
-                Err(_) => return,
+                // The blocking task panicked (a bug): what it wrote is
+                // unknown, so the ledger takes no more writes, as after a
+                // failed fsync, and says why to every later caller.
+                Err(e) => {
+                    let what = panic_message(e);
+                    shared.fail(format!("the ledger's writer panicked: {what}"));
+                    refuse_all(&shared, rx).await;
+                    return;
+                }
             }
         }
         // Closing: everything written becomes durable, whatever the policy.
@@ -641,5 +649,41 @@ fn clone_error(e: &LedgerError) -> LedgerError {
         LedgerError::InvalidEntry(m) => LedgerError::InvalidEntry(m.clone()),
         LedgerError::Closed(n) => LedgerError::Closed(n.clone()),
         other => LedgerError::Io { context: other.to_string(), source: std::io::Error::other("see context") },
+    }
+}
+
+/// The text of a panic caught by `spawn_blocking`.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// After the writer has stopped on a failure: answers every later command
+/// with it until the ledger is dropped, so that callers get the reason
+/// instead of a closed channel.
+async fn refuse_all(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
+    let failed = || LedgerError::Failed {
+        ledger: shared.name.clone(),
+        reason: shared.failure().unwrap_or_else(|| "the ledger's writer stopped".to_owned()),
+    };
+    while let Some(cmd) = rx.recv().await {
+        shared.queued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        match cmd {
+            Command::Append { reply, .. } => {
+                let _ = reply.send(Err(failed()));
+            }
+            Command::Roll { reply } => {
+                let _ = reply.send(Err(failed()));
+            }
+            Command::Close { reply } => {
+                let _ = reply.send(());
+            }
+        }
     }
 }

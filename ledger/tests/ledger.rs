@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use polyport_ledger::{
-    backend::{Backend, FsBackend, MemBackend},
+    backend::{Backend, FsBackend, MemBackend, SegmentFile},
     Appended, LedgerConfig, LedgerError, ManagedLedger, NewEntry, Position, ReadLimits, SyncPolicy,
 };
 
@@ -150,6 +150,90 @@ async fn a_full_disk_refuses_the_append_and_loses_nothing() {
     let reopened = open(&PathBuf::from("/m/t"), small(), crashed).await;
     let all = read_all(&reopened);
     assert_eq!(all.iter().map(|e| e.2.as_ref()).collect::<Vec<_>>(), vec![&b"before"[..], b"after"]);
+}
+
+/// A backend whose segment writes panic once `armed` is set: a stand-in for
+/// a bug in the write path.
+struct PanickyBackend {
+    inner: MemBackend,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct PanickyFile {
+    inner: Arc<dyn SegmentFile>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SegmentFile for PanickyFile {
+    fn write_at(&self, pos: u64, data: &[u8]) -> std::io::Result<()> {
+        assert!(!self.armed.load(std::sync::atomic::Ordering::SeqCst), "injected bug in the write path");
+        self.inner.write_at(pos, data)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.inner.sync()
+    }
+    fn read(&self, pos: u64, len: usize) -> std::io::Result<Bytes> {
+        self.inner.read(pos, len)
+    }
+    fn capacity(&self) -> u64 {
+        self.inner.capacity()
+    }
+    fn zero_tail(&self, from: u64) -> std::io::Result<()> {
+        self.inner.zero_tail(from)
+    }
+}
+
+impl Backend for PanickyBackend {
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+        self.inner.list(dir)
+    }
+    fn create(&self, path: &std::path::Path, capacity: u64) -> std::io::Result<Arc<dyn SegmentFile>> {
+        let inner = self.inner.create(path, capacity)?;
+        Ok(Arc::new(PanickyFile { inner, armed: Arc::clone(&self.armed) }))
+    }
+    fn open(&self, path: &std::path::Path) -> std::io::Result<Arc<dyn SegmentFile>> {
+        let inner = self.inner.open(path)?;
+        Ok(Arc::new(PanickyFile { inner, armed: Arc::clone(&self.armed) }))
+    }
+    fn write_atomic(&self, path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write_atomic(path, data)
+    }
+    fn read_file(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read_file(path)
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn remove_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.remove_dir_all(dir)
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_writer_fails_the_ledger_with_its_reason_and_appends_do_not_hang() {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let backend: Arc<dyn Backend> = Arc::new(PanickyBackend { inner: MemBackend::new(), armed: Arc::clone(&armed) });
+    let ledger = open(&PathBuf::from("/m/t"), small(), backend).await;
+    ledger.append(vec![entry(b"before", 1, 1)]).await.unwrap();
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let limit = Duration::from_secs(10);
+    // The append the writer panicked on may see the closed reply channel
+    // before the failure is recorded; every later one gets the reason.
+    let first = tokio::time::timeout(limit, ledger.append(vec![entry(b"during", 1, 2)])).await.expect("answered");
+    assert!(first.is_err());
+    for _ in 0..3 {
+        let err = tokio::time::timeout(limit, ledger.append(vec![entry(b"after", 1, 3)]))
+            .await
+            .expect("answered, not hung")
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::Failed { .. }), "{err}");
+        assert!(err.to_string().contains("writer panicked: injected bug in the write path"), "{err}");
+    }
+    assert_eq!(read_all(&ledger)[0].2.as_ref(), b"before", "reads go on");
+    tokio::time::timeout(limit, ledger.close()).await.expect("close answers");
 }
 
 /// A small deterministic generator, so failures replay.
