@@ -150,8 +150,10 @@ impl Host {
     /// entry's payload, which the handler already knows (e.g. derived from
     /// its format's own checksum with `crc32c_combine`): the host then does
     /// not read every byte to compute it. A wrong CRC makes the entry fail
-    /// its check when it is read (a corrupt entry), so give only CRCs you
-    /// computed or verified over the exact payload.
+    /// its check once it is read from the disk (a corrupt entry; reads from
+    /// the tail cache do not compute it again, so the error can come long
+    /// after the append), so give only CRCs you computed or verified over
+    /// the exact payload.
     pub async fn append_checked(
         &self,
         partition: &str,

@@ -39,6 +39,12 @@ pub trait SegmentFile: Send + Sync {
     fn read_some(&self, pos: u64, need: usize, want: usize) -> io::Result<Bytes> {
         self.read(pos, want.max(need))
     }
+    /// [`read_some`](Self::read_some), and whether the bytes are ones this
+    /// process wrote and still holds in memory (the tail cache): they never
+    /// went through the disk, so readers need not check their payload CRCs.
+    fn read_window(&self, pos: u64, need: usize, want: usize) -> io::Result<(Bytes, bool)> {
+        Ok((self.read_some(pos, need, want)?, false))
+    }
     /// The file's size, fixed at creation.
     fn capacity(&self) -> u64;
     /// Discards everything from `from` on (it reads as zeros afterwards).
@@ -339,7 +345,7 @@ impl SegmentFile for FsSegment {
                 // that put them there succeeded).
                 let (block, before) = (align_down(pos), (pos - align_down(pos)) as usize);
                 let prefix = match self.cache.read(block, before, before) {
-                    Some(bytes) => bytes,
+                    Some((bytes, _)) => bytes,
                     None if before == 0 => Bytes::new(),
                     None => self.pread(block, before)?,
                 };
@@ -386,26 +392,30 @@ impl SegmentFile for FsSegment {
     }
 
     fn read_some(&self, pos: u64, need: usize, want: usize) -> io::Result<Bytes> {
+        self.read_window(pos, need, want).map(|(bytes, _)| bytes)
+    }
+
+    fn read_window(&self, pos: u64, need: usize, want: usize) -> io::Result<(Bytes, bool)> {
         let want = want.max(need);
         let end = pos.checked_add(want as u64).filter(|end| *end <= self.capacity);
         let (Some(end), Ok(start)) = (end, usize::try_from(pos)) else {
             return Err(out_of_bounds(pos, want, self.capacity));
         };
-        if let Some(bytes) = self.cache.read(pos, need, want) {
-            return Ok(bytes);
+        if let Some(window) = self.cache.read(pos, need, want) {
+            return Ok(window);
         }
         let mut end = end;
         let stable = self.stable.load(Ordering::Acquire);
         if self.direct && end > stable {
             if pos + need as u64 > stable {
-                return self.pread(pos, want);
+                return Ok((self.pread(pos, want)?, false));
             }
             // The mapped part is enough: a shorter window, not a copy.
             end = stable;
         }
         let end = usize::try_from(end).map_err(|_| out_of_bounds(pos, want, self.capacity))?;
         self.account(end - start);
-        Ok(Bytes::from_owner(MapSlice { map: Arc::clone(&self.map), start, end }))
+        Ok((Bytes::from_owner(MapSlice { map: Arc::clone(&self.map), start, end }), false))
     }
 
     fn capacity(&self) -> u64 {

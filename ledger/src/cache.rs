@@ -103,6 +103,9 @@ impl Drop for AlignedMem {
 pub(crate) struct Slab {
     mem: AlignedMem,
     base: u64,
+    /// Where the bytes this process wrote begin: the prefix before it was
+    /// read back (from another slab or the disk).
+    written_from: u64,
     filled: AtomicUsize,
 }
 
@@ -299,11 +302,13 @@ impl SegmentCache {
 
     /// `[pos, pos + need)` and up to `want` bytes from `pos`, from the one
     /// slab holding the first `need`.
-    pub(crate) fn read(&self, pos: u64, need: usize, want: usize) -> Option<Bytes> {
+    /// With the bytes, whether this process wrote all of them (none is
+    /// part of a prefix read back from the disk).
+    pub(crate) fn read(&self, pos: u64, need: usize, want: usize) -> Option<(Bytes, bool)> {
         let slabs = lock(&self.slabs);
         let slab = slabs.iter().rev().find(|s| s.base() <= pos && pos + need as u64 <= s.end())?;
         let len = (slab.end() - pos).min(want as u64) as usize;
-        slab.view(pos, len)
+        slab.view(pos, len).map(|bytes| (bytes, pos >= slab.written_from))
     }
 
     /// The slab being written, if it ends exactly at `pos` and has room for
@@ -333,7 +338,7 @@ impl SegmentCache {
         mem.as_mut_slice()[..prefix.len()].copy_from_slice(prefix);
         // Only the prefix and what the writer copies are read back: stale
         // bytes past them are overwritten or zeroed before any write.
-        let slab = Arc::new(Slab { mem, base, filled: AtomicUsize::new(prefix.len()) });
+        let slab = Arc::new(Slab { mem, base, written_from: pos, filled: AtomicUsize::new(prefix.len()) });
         self.pool.cached.fetch_add(size, Ordering::Relaxed);
         lock(&self.slabs).push_back(Arc::clone(&slab));
         let mut p = lock(&self.pool.inner);

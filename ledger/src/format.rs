@@ -176,9 +176,13 @@ impl EntryHeader {
 
     /// Whether `header_bytes` (48) and `payload` match the stored CRCs.
     pub fn verify(&self, header_bytes: &[u8], payload: &[u8]) -> bool {
-        header_bytes.len() >= ENTRY_HEADER_LEN
-            && crc32c::crc32c(&header_bytes[12..ENTRY_HEADER_LEN]) == self.crc
-            && crc32c::crc32c(payload) == self.payload_crc
+        self.verify_header(header_bytes) && crc32c::crc32c(payload) == self.payload_crc
+    }
+
+    /// Whether `header_bytes` (48) match the header CRC (the payload CRC it
+    /// covers is not compared with the payload).
+    pub fn verify_header(&self, header_bytes: &[u8]) -> bool {
+        header_bytes.len() >= ENTRY_HEADER_LEN && crc32c::crc32c(&header_bytes[12..ENTRY_HEADER_LEN]) == self.crc
     }
 }
 

@@ -305,7 +305,8 @@ impl ManagedLedger {
 
     /// [`append_with`](Self::append_with) for entries whose payload CRC-32C
     /// the caller already has; it is stored as given (the caller answers
-    /// for it: a wrong one makes the entry fail its check when read).
+    /// for it: a wrong one makes the entry fail its check once it is read from
+    /// the disk; reads from the tail cache do not compute it again).
     pub async fn append_checked(
         &self,
         entries: Vec<(NewEntry, u32)>,

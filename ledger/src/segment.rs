@@ -240,7 +240,16 @@ impl Segment {
         entry_id: u64,
         data_len: u64,
     ) -> Result<EntryIter<'a>, LedgerError> {
-        Ok(EntryIter { segment: self, ledger, window: Bytes::new(), base: pos, at: 0, entry_id, data_len })
+        Ok(EntryIter {
+            segment: self,
+            ledger,
+            window: Bytes::new(),
+            written_here: false,
+            base: pos,
+            at: 0,
+            entry_id,
+            data_len,
+        })
     }
 
     /// The index point to start scanning from for `offset` (the last point at or before it).
@@ -273,6 +282,9 @@ pub(crate) struct EntryIter<'a> {
     ledger: &'a str,
     /// The bytes from `base` on that are read.
     window: Bytes,
+    /// The window holds bytes this process wrote, still in its tail cache:
+    /// their payload CRCs are not computed again (header CRCs still are).
+    written_here: bool,
     base: u64,
     /// Position of the next entry within `window`.
     at: usize,
@@ -299,10 +311,10 @@ impl EntryIter<'_> {
         }
         let len = available.min(WINDOW.max(need as u64)) as usize;
         let path = &self.segment.path;
-        self.window = self
+        (self.window, self.written_here) = self
             .segment
             .file
-            .read_some(pos, need, len)
+            .read_window(pos, need, len)
             .map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?;
         self.base = pos;
         self.at = 0;
@@ -354,7 +366,8 @@ impl Iterator for EntryIter<'_> {
         }
         let head = &self.window[self.at..];
         let payload = self.window.slice(self.at + ENTRY_HEADER_LEN..self.at + h.total_len());
-        if !h.verify(head, &payload) {
+        let valid = if self.written_here { h.verify_header(head) } else { h.verify(head, &payload) };
+        if !valid {
             return self.stop(format!("CRC mismatch in entry {}", self.entry_id));
         }
         let entry = Entry { ledger_id: self.segment.header.ledger_id, entry_id: self.entry_id, meta: h.meta, payload };

@@ -112,6 +112,8 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
         // ledger's covers the whole batch.
         let prefix = crc32c::crc32c(&batch[..ATTRIBUTES_AT]);
         let payload_crc = crate::crc::combine(prefix, crc, batch.len() - ATTRIBUTES_AT);
+        // The ledger trusts it for as long as the batch is in its tail cache.
+        debug_assert_eq!(payload_crc, crc32c::crc32c(&batch), "combined CRC");
         batches.push(Batch {
             payload_crc,
             bytes: batch,
