@@ -1,7 +1,7 @@
 //! Idempotent producers on the real binary, through the raw wire protocol: a
 //! retried batch is answered with its first offset and not stored twice; a
 //! batch ahead of its producer's sequence gets a retriable error; an old
-//! epoch is fenced.
+//! epoch is fenced; and all of it holds across a restart (kill -9).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
@@ -68,4 +68,25 @@ fn retried_batches_are_stored_once_and_sequences_are_checked() {
     assert_eq!(produce(&mut kafka, 42, 0, 3, 1).0, INVALID_PRODUCER_EPOCH, "the old epoch is fenced");
     // Nothing was stored twice: the next record lands at offset 4.
     assert_eq!(produce(&mut kafka, -1, -1, -1, 1), (0, 4));
+}
+
+#[test]
+fn a_retry_after_a_restart_is_answered_not_stored_again() {
+    let mut broker = Broker::configure("", &[&kafka_library()]).start();
+    let mut kafka = KafkaConn::connect(broker.kafka_port);
+    assert_eq!(produce(&mut kafka, 77, 0, 0, 3), (0, 0));
+    assert_eq!(produce(&mut kafka, 77, 0, 3, 2), (0, 3));
+    assert_eq!(produce(&mut kafka, 78, 2, 10, 1), (0, 5), "another producer, at epoch 2");
+    drop(kafka);
+    // The answers above came after fsync (acks=-1): the log has them all.
+    broker.kill(libc::SIGKILL);
+    let broker = broker.restart();
+    let mut kafka = KafkaConn::connect(broker.kafka_port);
+    assert_eq!(produce(&mut kafka, 77, 0, 3, 2), (0, 3), "the retry of the last batch gets its first answer");
+    assert_eq!(produce(&mut kafka, 77, 0, 0, 3), (0, 0), "and so does a retry of the batch before it");
+    assert_eq!(produce(&mut kafka, 77, 0, 9, 1).0, NOT_ENOUGH_REPLICAS, "ahead: the sequence survived the restart");
+    assert_eq!(produce(&mut kafka, 78, 1, 11, 1).0, INVALID_PRODUCER_EPOCH, "the old epoch is still fenced");
+    assert_eq!(produce(&mut kafka, 77, 0, 5, 1), (0, 6));
+    assert_eq!(produce(&mut kafka, -1, -1, -1, 1), (0, 7), "nothing was stored twice");
+    assert!(broker.log().contains("idempotent producers rebuilt from the log's tail"), "{}", broker.log());
 }

@@ -15,16 +15,31 @@
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, which clients treat as fatal: the first
 //! requests to a topic can reach this check out of order while its lookup
 //! completes.
-//! Gap: the state is not rebuilt from the log at start-up; after a restart a
-//! producer's first batch is accepted whatever its sequence (as for an
-//! unknown producer), so a retry that straddles a restart can be stored twice.
+//!
+//! After a restart, the state of a partition is rebuilt from its log before
+//! the first idempotent batch to it is checked ([`Sequences::load_once`]):
+//! the producers of the batches among its last [`TAIL_RECORDS`] records (at
+//! most [`TAIL_BYTES`] read) get their epoch, next sequence and last five
+//! batches back, so a retry that straddles a restart is answered with its
+//! first offset rather than stored twice. Kafka replays its producer
+//! snapshots instead; a producer whose last batch is older than that tail
+//! starts over as an unknown producer (its first batch is accepted whatever
+//! its sequence), as in Kafka once a producer's state has expired.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Mutex,
+    future::Future,
+    sync::{Arc, Mutex},
 };
 
-use crate::errors;
+use polyport_handler_api::{storage::ReadRequest, Host};
+
+use crate::{errors, records};
+
+/// Records from the end of a partition's log read to rebuild its producers.
+pub const TAIL_RECORDS: u64 = 16_384;
+/// Bytes read at most for that.
+pub const TAIL_BYTES: u32 = 32 << 20;
 
 /// Batches remembered per producer and partition (Kafka's
 /// `max.in.flight.requests.per.connection` limit for idempotence is 5).
@@ -61,6 +76,23 @@ pub enum Verdict {
 pub struct Sequences {
     /// By partition, then producer id: a lookup borrows the partition name.
     states: Mutex<HashMap<String, HashMap<i64, ProducerState>>>,
+    /// Partitions whose producers were rebuilt from the log (or are being).
+    loaded: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
+}
+
+/// An idempotent batch found in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBatch {
+    /// Its producer.
+    pub producer_id: i64,
+    /// The producer's epoch.
+    pub epoch: i16,
+    /// The sequence of its first record.
+    pub first: i32,
+    /// Its records.
+    pub count: u32,
+    /// The offset it was stored at.
+    pub offset: i64,
 }
 
 fn last_sequence(first: i32, count: u32) -> i32 {
@@ -79,6 +111,60 @@ fn next_of(last: i32) -> i32 {
 impl Sequences {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<i64, ProducerState>>> {
         self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `read_tail` and takes the producers it finds, once per partition
+    /// and process, before any batch to `partition` is checked: callers
+    /// await it first. Later calls return at once (without yielding).
+    pub async fn load_once<F, Fut>(&self, partition: &str, read_tail: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Vec<StoredBatch>>,
+    {
+        let cell = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(loaded.entry(partition.to_owned()).or_default())
+        };
+        cell.get_or_init(|| async {
+            let batches = read_tail().await;
+            self.seed(partition, &batches);
+        })
+        .await;
+    }
+
+    /// Takes the producer state that `batches` (in offset order) leave.
+    /// Producers already known here keep their state.
+    fn seed(&self, partition: &str, batches: &[StoredBatch]) {
+        let mut rebuilt: HashMap<i64, ProducerState> = HashMap::new();
+        for b in batches.iter().filter(|b| b.producer_id >= 0 && b.first >= 0) {
+            let state = rebuilt.entry(b.producer_id).or_insert_with(|| ProducerState {
+                epoch: b.epoch,
+                next: 0,
+                recent: VecDeque::new(),
+            });
+            if b.epoch < state.epoch {
+                continue;
+            }
+            if b.epoch > state.epoch {
+                state.epoch = b.epoch;
+                state.recent.clear();
+            }
+            let last = last_sequence(b.first, b.count);
+            state.next = next_of(last);
+            state.recent.push_back(Remembered { first: b.first, last, offset: Some(b.offset) });
+            if state.recent.len() > REMEMBERED {
+                state.recent.pop_front();
+            }
+        }
+        if rebuilt.is_empty() {
+            return;
+        }
+        tracing::info!(partition, producers = rebuilt.len(), "idempotent producers rebuilt from the log's tail");
+        let mut states = self.lock();
+        let producers = states.entry(partition.to_owned()).or_default();
+        for (id, state) in rebuilt {
+            producers.entry(id).or_insert(state);
+        }
     }
 
     /// Checks a batch of `count` records and reserves its sequence.
@@ -161,9 +247,66 @@ impl Sequences {
     }
 }
 
+/// The idempotent Kafka batches among the last [`TAIL_RECORDS`] records of
+/// `ledger` (fewer when they take more than [`TAIL_BYTES`]). A read error
+/// leaves the state empty: the producers start over, as before.
+pub async fn stored_tail(host: &Host, ledger: &str) -> Vec<StoredBatch> {
+    let range = match host.log_range(ledger).await {
+        Ok(range) => range,
+        Err(e) => {
+            tracing::warn!(ledger, error = %e, "producer state not rebuilt: no log range");
+            return Vec::new();
+        }
+    };
+    let mut back = TAIL_RECORDS;
+    loop {
+        let offset = range.end.saturating_sub(back).max(range.start);
+        if offset >= range.end {
+            return Vec::new();
+        }
+        let request = ReadRequest { offset, max_entries: u32::MAX, max_bytes: TAIL_BYTES, wait_ms: 0 };
+        let read = match host.read(ledger, request).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(ledger, error = %e, "producer state not rebuilt: the log's tail is unreadable");
+                return Vec::new();
+            }
+        };
+        let reached = read.entries.last().is_none_or(|e| e.meta.base_offset + u64::from(e.meta.count) >= range.end);
+        // Large records: the byte limit ended the read early, so start closer to the end.
+        if !reached && back > 1 {
+            back /= 8;
+            continue;
+        }
+        return read
+            .entries
+            .iter()
+            .filter(|e| e.meta.format == records::FORMAT_KAFKA)
+            .filter_map(|e| {
+                let (producer_id, epoch, first, count) = records::producer_of(&e.payload)?;
+                Some(StoredBatch { producer_id, epoch, first, count, offset: e.meta.base_offset as i64 })
+            })
+            .collect();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_rebuilt_from_stored_batches_answers_retries_and_fences_old_epochs() {
+        let s = Sequences::default();
+        let b = |producer_id, epoch, first, count, offset| StoredBatch { producer_id, epoch, first, count, offset };
+        s.seed("p", &[b(7, 0, 0, 3, 0), b(8, 1, 0, 1, 3), b(7, 0, 3, 2, 4), b(8, 2, 0, 1, 5), b(-1, -1, -1, 1, 6)]);
+        assert_eq!(s.check("p", 7, 0, 3, 2), Verdict::Duplicate(4), "the last batch");
+        assert_eq!(s.check("p", 7, 0, 0, 3), Verdict::Duplicate(0), "an earlier one");
+        assert_eq!(s.check("p", 7, 0, 6, 1), Verdict::Refuse(errors::NOT_ENOUGH_REPLICAS), "ahead");
+        assert_eq!(s.check("p", 7, 0, 5, 1), Verdict::Append, "the next");
+        assert_eq!(s.check("p", 8, 1, 1, 1), Verdict::Refuse(errors::INVALID_PRODUCER_EPOCH), "fenced");
+        assert_eq!(s.check("p", 8, 2, 0, 1), Verdict::Duplicate(5), "the new epoch's batch");
+        assert_eq!(s.check("q", 7, 0, 9, 1), Verdict::Append, "another partition knows nothing of it");
+    }
 
     #[test]
     fn retries_are_answered_gaps_refused_and_failures_released() {

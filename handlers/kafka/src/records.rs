@@ -171,6 +171,14 @@ pub fn first_delta_at_or_after(batch: &[u8], target: i64) -> Option<i64> {
     None
 }
 
+/// The producer fields of a stored record batch: producer id, epoch, first
+/// sequence and record count; `None` if it is too short to hold them.
+pub fn producer_of(batch: &[u8]) -> Option<(i64, i16, i32, u32)> {
+    let mut h = batch.get(43..61)?;
+    let (producer_id, epoch, first, count) = (h.get_i64(), h.get_i16(), h.get_i32(), h.get_i32());
+    Some((producer_id, epoch, first, u32::try_from(count).ok()?))
+}
+
 /// Copies `payload` with its base offset set to `base_offset`: the only byte
 /// a fetch changes (the CRC does not cover it).
 pub fn with_base_offset(out: &mut bytes::BytesMut, payload: &[u8], base_offset: u64) {

@@ -106,6 +106,9 @@ async fn produce_partition(
     let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
     // Idempotent producers: retries are answered, not stored twice.
     let sequences = &ctx.shared.sequences;
+    if batches.iter().any(|b| b.producer_id >= 0) {
+        sequences.load_once(&ledger, || crate::idempotence::stored_tail(host, &ledger)).await;
+    }
     let (mut to_store, mut stored) = (Vec::new(), Vec::new());
     let (mut refused, mut first_duplicate) = (None, None);
     for (i, b) in batches.into_iter().enumerate() {
