@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-groups bench-pulsar clean
+.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -50,6 +50,10 @@ bench: bench-boundary bench-ledger bench-kafka bench-groups bench-pulsar
 ## Kafka produce/consume with rdkafka_performance next to the machine's limits (../shared/bench).
 bench-kafka:
 	bash benches/kafka.sh
+
+## Memory soak: many times the cache budget written through one broker, RSS after each round.
+bench-soak:
+	bash benches/soak.sh
 
 ## Managed ledger: appends per sync policy vs raw disk writes, reads vs memcpy.
 bench-ledger:
