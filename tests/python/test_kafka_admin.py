@@ -117,6 +117,36 @@ def test_confluent_topic_configs_describe_alter_and_reset(broker):
     assert broker_configs["message.max.bytes"].is_read_only
 
 
+def test_confluent_create_topics_applies_configs_and_refuses_what_it_cannot_honour(broker):
+    client = admin(broker)
+    topic = name("with-cfg")
+    config = {"retention.ms": "3600000", "cleanup.policy": "delete", "segment.bytes": "1048576"}
+    client.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1, config=config)])[topic].result(30)
+    configs = topic_configs(client, topic)
+    assert configs["retention.ms"].value == "3600000"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["retention.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert "log.retention.ms" not in configs
+
+    def refused(config, says, validate_only=False):
+        topic = name("refused")
+        futures = client.create_topics([NewTopic(topic, 1, 1, config=config)], validate_only=validate_only)
+        with pytest.raises(KafkaException) as raised:
+            futures[topic].result(30)
+        assert raised.value.args[0].code() == KafkaError.INVALID_CONFIG, raised.value
+        assert says in raised.value.args[0].str()
+        assert topic not in client.list_topics(timeout=10).topics, "nothing is created"
+
+    refused({"cleanup.policy": "compact"}, "never compacted")
+    refused({"retention.ms": "soon"}, "retention.ms")
+    refused({"no.such.config": "1"}, "no.such.config")
+    refused({"cleanup.policy": "compact"}, "never compacted", validate_only=True)
+    checked = name("validated")
+    futures = client.create_topics([NewTopic(checked, 1, 1, config={"retention.bytes": "1048576"})], validate_only=True)
+    futures[checked].result(30)
+    assert checked not in client.list_topics(timeout=10).topics
+
+
 def test_confluent_create_partitions_and_describe_cluster(broker):
     client = admin(broker)
     topic = name("grow")
@@ -164,6 +194,10 @@ def test_kafka_python_configs_partitions_records_and_cluster(broker):
 
     assert described()["retention.ms"]["config_source"] == "DEFAULT_CONFIG"
     assert described("modified") == {}
+    with_configs = name("kp-cfg")
+    client.create_topics([KpNewTopic(with_configs, 1, 1, topic_configs={"retention.bytes": "2097152"})])
+    out = client.describe_configs([KpConfigResource("TOPIC", with_configs)], config_filter="modified")
+    assert out["topic"][with_configs]["retention.bytes"]["value"] == "2097152"
     client.alter_configs([KpConfigResource("TOPIC", topic, configs={"retention.ms": "7200000"})])
     modified = described("modified")
     assert modified["retention.ms"]["value"] == "7200000"

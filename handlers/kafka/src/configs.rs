@@ -107,6 +107,97 @@ pub fn null_value(name: &str) -> Refusal {
     (errors::INVALID_REQUEST, format!("config {name} has a null value"))
 }
 
+/// Kafka topic configs that tune how Kafka lays out, flushes, replicates or
+/// compacts its log files, all of which the ledger replaces (or which do
+/// nothing under `cleanup.policy=delete`): accepted when a topic is created,
+/// because applications such as Kafka Streams set them on the topics they
+/// create, and not applied (the creation logs them).
+const NOT_APPLIED: &[&str] = &[
+    "segment.bytes",
+    "segment.ms",
+    "segment.jitter.ms",
+    "segment.index.bytes",
+    "index.interval.bytes",
+    "flush.messages",
+    "flush.ms",
+    "file.delete.delay.ms",
+    "preallocate",
+    "unclean.leader.election.enable",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+    "message.downconversion.enable",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "delete.retention.ms",
+];
+
+/// What the configs of a CreateTopics topic ask for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NewTopicConfigs {
+    /// The alterable configs to set once the topic exists.
+    pub set: Vec<(Alterable, i64)>,
+    /// Configs accepted and not applied ([`NOT_APPLIED`]), as `name=value`.
+    pub not_applied: Vec<String>,
+}
+
+/// Checks the configs a CreateTopics request gives a topic: `retention.ms`
+/// and `retention.bytes` are set; `cleanup.policy`, `compression.type`,
+/// `max.message.bytes`, `message.timestamp.type` and `min.insync.replicas`
+/// are accepted only with the value this broker has anyway (what
+/// DescribeConfigs shows); the storage tuning configs of [`NOT_APPLIED`]
+/// are accepted and not applied. Anything else, as in Kafka, refuses the
+/// topic with INVALID_CONFIG: a topic must not be created with a behaviour
+/// its application asked for and does not get (e.g. compaction).
+pub fn for_new_topic<'a>(
+    max_message_bytes: i64,
+    configs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<NewTopicConfigs, Refusal> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = NewTopicConfigs::default();
+    for (name, value) in configs {
+        if !seen.insert(name) {
+            return Err(duplicate(name));
+        }
+        let value = value.ok_or_else(|| null_value(name))?;
+        let v = value.trim();
+        let fixed = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err((errors::INVALID_CONFIG, format!("{name}={value} is not supported: {what}")))
+            }
+        };
+        if let Some(a) = Alterable::from_name(name) {
+            out.set.push((a, a.parse(value)?));
+            continue;
+        }
+        match name {
+            "cleanup.policy" => fixed(v.eq_ignore_ascii_case("delete"), "topics are never compacted (delete only)")?,
+            "compression.type" => fixed(
+                v.eq_ignore_ascii_case("producer"),
+                "batches are stored as their producer compressed them (producer only)",
+            )?,
+            "max.message.bytes" => fixed(
+                v.parse::<i64>() == Ok(max_message_bytes),
+                &format!("the limit is the broker's maxMessageSize, {max_message_bytes}, for every topic"),
+            )?,
+            "message.timestamp.type" => {
+                fixed(v == "CreateTime", "records keep their producer's timestamp (CreateTime only)")?
+            }
+            "min.insync.replicas" => fixed(v == "1", "a single broker keeps one replica (1 only)")?,
+            _ if NOT_APPLIED.contains(&name) => out.not_applied.push(format!("{name}={value}")),
+            _ => {
+                return Err((
+                    errors::INVALID_CONFIG,
+                    format!("unknown or unsupported topic config {name}; docs/configuration.md lists those served"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Alters the configs of a topic resource: checks the resource type, computes
 /// the changes (`changes`, only for a topic), then, with the topic's current
 /// overrides, the new ones (`replace`: start from no retention overrides, as
@@ -177,5 +268,44 @@ mod tests {
         let mut p = TopicPolicies::default();
         Alterable::RetentionMs.set(&mut p, 5);
         assert_eq!((Alterable::RetentionMs.get(&p), Alterable::RetentionBytes.get(&p)), (5, UNSET));
+    }
+
+    #[test]
+    fn a_new_topic_gets_retention_and_nothing_it_would_not_have() {
+        let ok = for_new_topic(
+            1024,
+            [
+                ("retention.ms", Some("60000")),
+                ("cleanup.policy", Some("delete")),
+                ("segment.bytes", Some("1048576")),
+                ("max.message.bytes", Some("1024")),
+                ("min.insync.replicas", Some("1")),
+            ],
+        );
+        assert_eq!(
+            ok,
+            Ok(NewTopicConfigs {
+                set: vec![(Alterable::RetentionMs, 60_000)],
+                not_applied: vec!["segment.bytes=1048576".to_owned()]
+            })
+        );
+        for (bad, code, says) in [
+            (("cleanup.policy", Some("compact")), errors::INVALID_CONFIG, "never compacted"),
+            (("max.message.bytes", Some("2048")), errors::INVALID_CONFIG, "maxMessageSize, 1024"),
+            (("retention.bytes", Some("lots")), errors::INVALID_CONFIG, "retention.bytes"),
+            (
+                ("no.such.config", Some("1")),
+                errors::INVALID_CONFIG,
+                "unknown or unsupported topic config no.such.config",
+            ),
+            (("retention.ms", None), errors::INVALID_REQUEST, "null value"),
+        ] {
+            let (c, message) = for_new_topic(1024, [bad]).expect_err(says);
+            assert_eq!(c, code, "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+        let (c, _) =
+            for_new_topic(1024, [("retention.ms", Some("1")), ("retention.ms", Some("2"))]).expect_err("twice");
+        assert_eq!(c, errors::INVALID_REQUEST);
     }
 }

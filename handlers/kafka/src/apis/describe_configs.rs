@@ -55,6 +55,15 @@ fn fixed(
     Described { name, value: Some(value.to_string()), read_only: true, source, config_type, documentation }
 }
 
+/// A topic's configs as (name, value, read-only, source): what CreateTopics
+/// v5+ returns for a topic it created.
+pub fn topic_config_values(
+    ctx: &RequestContext<'_>,
+    config: &TopicConfig,
+) -> Vec<(&'static str, Option<String>, bool, i8)> {
+    topic_configs(ctx, config).into_iter().map(|d| (d.name, d.value, d.read_only, d.source)).collect()
+}
+
 fn topic_configs(ctx: &RequestContext<'_>, config: &TopicConfig) -> Vec<Described> {
     let alterable = |a: Alterable, documentation| {
         let value = a.get(&config.effective);
