@@ -152,3 +152,49 @@ def test_entry_format_pulsar_converts_at_produce_time():
         pulsar_client.close()
     finally:
         assert b.stop() == 0, b.log()
+
+
+def test_log_append_time_stamps_batches_with_the_broker_time():
+    """kafkaMessageTimestampType=LogAppendTime: the broker's time replaces
+    the producer's, for Kafka consumers, the producer's delivery report,
+    offset lookups by time and Pulsar readers alike."""
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    b = Broker("kafkaMessageTimestampType=LogAppendTime\n").start()
+    try:
+        name = f"lat-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        topic_config = {"message.timestamp.type": "LogAppendTime"}
+        admin.create_topics([NewTopic(name, 1, 1, config=topic_config)])[name].result(30)
+        refused = admin.create_topics([NewTopic(name + "-c", 1, 1, config={"message.timestamp.type": "CreateTime"})])
+        with pytest.raises(Exception, match="LogAppendTime"):
+            refused[name + "-c"].result(30)
+        described = next(iter(admin.describe_configs([ConfigResource("TOPIC", name)]).values())).result(30)
+        assert described["message.timestamp.type"].value == "LogAppendTime"
+
+        reports = []
+        before = int(time.time() * 1000)
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 20, "compression.type": "gzip"})
+        for i in range(5):
+            p.produce(name, value=f"v{i}".encode(), timestamp=1_600_000_000_000 + i,
+                      on_delivery=lambda err, msg: reports.append((err, msg.timestamp())))
+        assert p.flush(10) == 0
+        after = int(time.time() * 1000)
+        assert all(err is None and kind == TIMESTAMP_LOG_APPEND_TIME and before <= ts <= after
+                   for err, (kind, ts) in reports), reports
+        got = kafka_read(b.bootstrap, name, 5)
+        stamps = {m.timestamp() for m in got}
+        assert len(stamps) == 1, stamps
+        kind, stamp = stamps.pop()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME and before <= stamp <= after, (kind, stamp, before, after)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": f"t-{uuid.uuid4().hex[:6]}"})
+        assert c.offsets_for_times([TopicPartition(name, 0, 1_600_000_000_000)], timeout=10)[0].offset == 0
+        assert c.offsets_for_times([TopicPartition(name, 0, stamp + 1)], timeout=10)[0].offset == -1
+        c.close()
+        pulsar_client = pulsar.Client(b.pulsar_url, operation_timeout_seconds=10)
+        r = pulsar_client.create_reader(f"persistent://public/default/{name}", pulsar.MessageId.earliest)
+        assert [r.read_next(5000).event_timestamp() for _ in range(5)] == [stamp] * 5
+        pulsar_client.close()
+    finally:
+        assert b.stop() == 0, b.log()

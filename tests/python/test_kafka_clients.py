@@ -90,6 +90,34 @@ def test_each_compression_round_trips(broker, codec):
     assert [m.offset() for m in got] == list(range(200))
 
 
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_list_offsets_by_time_and_max_timestamp_find_the_record(broker, compression):
+    from confluent_kafka.admin import OffsetSpec
+
+    topic = name(f"times-{compression}")
+    base = 1_700_000_000_000
+    # One batch (linger), timestamps out of order: the largest is in the middle.
+    stamps = [1000, 5000, 3000, 4000, 2000]
+    messages = [(None, f"m{i}".encode(), None, base + t, None) for i, t in enumerate(stamps)]
+    produce(broker.bootstrap, topic, messages, **{"linger.ms": 50, "compression.type": compression})
+    client = AdminClient({"bootstrap.servers": broker.bootstrap})
+    tp = TopicPartition(topic, 0)
+
+    def listed(spec):
+        info = client.list_offsets({tp: spec})[tp].result(30)
+        return info.offset, info.timestamp
+
+    assert listed(OffsetSpec.max_timestamp()) == (1, base + 5000)
+    assert listed(OffsetSpec.for_timestamp(base + 2500)) == (1, base + 5000), "the record, not the batch's start"
+    assert listed(OffsetSpec.for_timestamp(base + 1000)) == (0, base + 1000)
+    assert listed(OffsetSpec.for_timestamp(base + 6000))[0] == -1
+    assert listed(OffsetSpec.earliest())[0] == 0
+    assert listed(OffsetSpec.latest())[0] == 5
+    # A later batch with a smaller timestamp does not move the max.
+    produce(broker.bootstrap, topic, [(None, b"late", None, base + 10, None)])
+    assert listed(OffsetSpec.max_timestamp()) == (1, base + 5000)
+
+
 def test_fetch_from_inside_a_batch_returns_that_batch(broker):
     topic = name("mid-batch")
     messages = [(None, f"m{i}".encode(), None, None, None) for i in range(10)]

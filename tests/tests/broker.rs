@@ -88,8 +88,9 @@ fn a_wrong_handler_value_exits_2_naming_the_key() {
 }
 
 #[test]
-fn a_wrong_group_coordinator_value_exits_2_naming_the_key() {
+fn a_wrong_kafka_handler_value_exits_2_naming_the_key() {
     for (line, wanted) in [
+        ("kafkaMessageTimestampType=BrokerTime", "invalid value for kafkaMessageTimestampType: \"BrokerTime\""),
         ("groupMaxSessionTimeoutMs=1000", "invalid value for groupMaxSessionTimeoutMs: \"1000\""),
         ("offsetsTopicNumPartitions=0", "invalid value for offsetsTopicNumPartitions: \"0\""),
         ("kafkaMetadataNamespace=a/b", "invalid value for kafkaMetadataNamespace: \"a/b\""),

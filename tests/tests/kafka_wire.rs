@@ -173,3 +173,101 @@ fn fetch_sessions_send_only_partitions_with_news() {
     let unknown: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
     assert_eq!(unknown.error_code, 70);
 }
+
+/// One v2 record batch of `count` records (as a producer encodes it).
+fn batch(count: i32) -> bytes::BytesMut {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(bytes::Bytes::from(format!("value {i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(&mut out, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .expect("batch");
+    out
+}
+
+/// Sends one Produce v9 of `records` to partition 0 of `topic`; with acks 0
+/// nothing is read back (`None`), else (error code, base offset).
+fn produce(conn: &mut KafkaConn, topic: &str, acks: i16, records: bytes::Bytes) -> Option<(i16, i64)> {
+    use kafka_protocol::messages::{
+        produce_request::{PartitionProduceData, TopicProduceData},
+        ProduceRequest, ProduceResponse,
+    };
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
+    ]);
+    let c = conn.send(ApiKey::Produce, 9, &request);
+    if acks == 0 {
+        return None;
+    }
+    let response: ProduceResponse = conn.receive(ApiKey::Produce, 9, c);
+    let p = &response.responses[0].partition_responses[0];
+    Some((p.error_code, p.base_offset))
+}
+
+#[test]
+fn corrupt_batches_get_corrupt_message_with_nothing_stored_and_acks_0_gets_no_answer() {
+    const CORRUPT_MESSAGE: i16 = 2;
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let good = batch(3);
+    let corrupt = |at: usize, value: u8| {
+        let mut b = good.clone();
+        b[at] = value;
+        b.freeze()
+    };
+    let last = good.len() - 1;
+    let cases = [
+        ("a flipped byte in the last record", corrupt(last, good[last] ^ 0x40)),
+        ("magic 1", corrupt(16, 1)),
+        ("a batch length past the end", corrupt(11, good[11].wrapping_add(9))),
+        ("a record count changed under the CRC", corrupt(60, good[60] + 1)),
+        ("bytes after the batch that are not one", {
+            let mut b = good.clone();
+            b.extend_from_slice(&[0, 0, 0]);
+            b.freeze()
+        }),
+    ];
+    for (what, records) in cases {
+        let (code, _) = produce(&mut conn, "wire-corrupt", 1, records).expect("answered");
+        assert_eq!(code, CORRUPT_MESSAGE, "{what}");
+    }
+    // Nothing of the above was stored; acks=0 is stored and not answered:
+    // the next answer on the connection is the next request's.
+    assert_eq!(produce(&mut conn, "wire-corrupt", 0, good.clone().freeze()), None);
+    assert_eq!(produce(&mut conn, "wire-corrupt", -1, good.freeze()), Some((0, 3)));
+    api_versions_ok(&mut conn);
+}
+
+#[test]
+fn with_auto_creation_off_a_produce_to_a_missing_topic_gets_unknown_topic() {
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    let broker = Broker::configure("allowAutoTopicCreation=false", &[&kafka_library()]).start();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let (code, _) = produce(&mut conn, "never-created", -1, batch(1).freeze()).expect("answered");
+    assert_eq!(code, UNKNOWN_TOPIC_OR_PARTITION);
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("never-created"))))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let c = conn.send(ApiKey::Metadata, 12, &metadata);
+    let response: MetadataResponse = conn.receive(ApiKey::Metadata, 12, c);
+    assert_eq!(response.topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION, "the broker's policy wins");
+}

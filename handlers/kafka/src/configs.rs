@@ -151,6 +151,7 @@ pub struct NewTopicConfigs {
 /// its application asked for and does not get (e.g. compaction).
 pub fn for_new_topic<'a>(
     max_message_bytes: i64,
+    timestamp_type: &str,
     configs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
 ) -> Result<NewTopicConfigs, Refusal> {
     let mut seen = std::collections::HashSet::new();
@@ -182,9 +183,10 @@ pub fn for_new_topic<'a>(
                 v.parse::<i64>() == Ok(max_message_bytes),
                 &format!("the limit is the broker's maxMessageSize, {max_message_bytes}, for every topic"),
             )?,
-            "message.timestamp.type" => {
-                fixed(v == "CreateTime", "records keep their producer's timestamp (CreateTime only)")?
-            }
+            "message.timestamp.type" => fixed(
+                v == timestamp_type,
+                &format!("the broker's kafkaMessageTimestampType, {timestamp_type}, applies to every topic"),
+            )?,
             "min.insync.replicas" => fixed(v == "1", "a single broker keeps one replica (1 only)")?,
             _ if NOT_APPLIED.contains(&name) => out.not_applied.push(format!("{name}={value}")),
             _ => {
@@ -274,12 +276,14 @@ mod tests {
     fn a_new_topic_gets_retention_and_nothing_it_would_not_have() {
         let ok = for_new_topic(
             1024,
+            "CreateTime",
             [
                 ("retention.ms", Some("60000")),
                 ("cleanup.policy", Some("delete")),
                 ("segment.bytes", Some("1048576")),
                 ("max.message.bytes", Some("1024")),
                 ("min.insync.replicas", Some("1")),
+                ("message.timestamp.type", Some("CreateTime")),
             ],
         );
         assert_eq!(
@@ -300,12 +304,12 @@ mod tests {
             ),
             (("retention.ms", None), errors::INVALID_REQUEST, "null value"),
         ] {
-            let (c, message) = for_new_topic(1024, [bad]).expect_err(says);
+            let (c, message) = for_new_topic(1024, "CreateTime", [bad]).expect_err(says);
             assert_eq!(c, code, "{message}");
             assert!(message.contains(says), "{message}");
         }
-        let (c, _) =
-            for_new_topic(1024, [("retention.ms", Some("1")), ("retention.ms", Some("2"))]).expect_err("twice");
+        let (c, _) = for_new_topic(1024, "CreateTime", [("retention.ms", Some("1")), ("retention.ms", Some("2"))])
+            .expect_err("twice");
         assert_eq!(c, errors::INVALID_REQUEST);
     }
 }

@@ -65,11 +65,23 @@ pub struct Shared {
     pub coordinator: crate::coordinator::Coordinator,
     /// `entryFormat`.
     pub entry_format: crate::EntryFormat,
+    /// `kafkaMessageTimestampType=LogAppendTime`: batches are stamped with
+    /// the broker's time when stored.
+    pub log_append_time: bool,
     /// Idempotent producers' sequences.
     pub sequences: crate::idempotence::Sequences,
 }
 
 impl Shared {
+    /// The timestamp type of every topic, as Kafka names it.
+    pub fn timestamp_type(&self) -> &'static str {
+        if self.log_append_time {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        }
+    }
+
     /// A configuration for unit tests (no host).
     #[cfg(test)]
     pub fn for_tests() -> Self {
@@ -93,6 +105,7 @@ impl Shared {
                 retention_check: std::time::Duration::from_secs(600),
             }),
             entry_format: crate::EntryFormat::Kafka,
+            log_append_time: false,
             sequences: crate::idempotence::Sequences::default(),
         }
     }

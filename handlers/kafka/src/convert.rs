@@ -34,18 +34,28 @@ impl Converter for KafkaConverter {
 /// The messages of the record batches in `batches`; keys and values are
 /// slices of it, not copies.
 pub fn messages(mut batches: Bytes) -> Result<Vec<Message>, HandlerError> {
+    // The decoder gives each record its own timestamp; in a LogAppendTime
+    // batch that is the batch's max timestamp, which it does not apply.
+    let stamps = crate::records::log_append_stamps(&batches);
     let sets = RecordBatchDecoder::decode_all(&mut batches)
         .map_err(|e| HandlerError::new(ErrorKind::CORRUPT, format!("Kafka record batch does not decode: {e}")))?;
     Ok(sets
         .into_iter()
-        .flat_map(|set| set.records)
-        .filter(|r| !r.control)
-        .map(|r| Message {
-            key: r.key,
-            value: r.value,
-            properties: r.headers.into_iter().map(|(k, v)| (k.to_string(), v.unwrap_or_default())).collect(),
-            event_time_ms: Some(r.timestamp),
-            publish_time_ms: r.timestamp,
+        .enumerate()
+        .flat_map(|(i, set)| {
+            let stamp = stamps.get(i).copied().flatten();
+            set.records.into_iter().map(move |r| (stamp, r))
+        })
+        .filter(|(_, r)| !r.control)
+        .map(|(stamp, r)| {
+            let timestamp = stamp.unwrap_or(r.timestamp);
+            Message {
+                key: r.key,
+                value: r.value,
+                properties: r.headers.into_iter().map(|(k, v)| (k.to_string(), v.unwrap_or_default())).collect(),
+                event_time_ms: Some(timestamp),
+                publish_time_ms: timestamp,
+            }
         })
         .collect())
 }

@@ -46,8 +46,6 @@ pub const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub const INVALID_CONFIG: i16 = 40;
 /// This request is invalid.
 pub const INVALID_REQUEST: i16 = 42;
-/// The message format version on the broker does not support the request.
-pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 /// The fetch session ID was not found.
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// The fetch session epoch is invalid.

@@ -123,6 +123,18 @@ impl KafkaService {
                 ))
             }
         };
+        let log_append_time = match config.get("kafkaMessageTimestampType").unwrap_or("CreateTime") {
+            "CreateTime" => false,
+            "LogAppendTime" => true,
+            other => {
+                return Err(HandlerError::config(
+                    "kafkaMessageTimestampType",
+                    other,
+                    "CreateTime (records keep their producer's timestamps) or LogAppendTime (the broker's time \
+                     when it stores them)",
+                ))
+            }
+        };
         // Handlers have no clock of their own before start; the system clock is
         // fine for seeds (it is not a timer).
         let now_ms =
@@ -145,6 +157,7 @@ impl KafkaService {
                 fetch_sessions: apis::fetch_sessions::FetchSessions::new((now_ms % 1_000_000_000) as i32),
                 coordinator,
                 entry_format,
+                log_append_time,
                 sequences: idempotence::Sequences::default(),
             }),
             shutdown: watch::channel(false).0,

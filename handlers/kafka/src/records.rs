@@ -26,7 +26,7 @@ pub struct Batch {
     pub bytes: Bytes,
     /// Records in it.
     pub count: u32,
-    /// Its max timestamp (CreateTime), Unix ms.
+    /// Its max timestamp, Unix ms.
     pub max_timestamp_ms: i64,
     /// The idempotent producer's id (-1: not idempotent).
     pub producer_id: i64,
@@ -37,6 +37,52 @@ pub struct Batch {
     /// CRC-32C of the whole batch (what the ledger stores with it), derived
     /// from the batch's own checksum: nobody reads the bytes twice.
     pub payload_crc: u32,
+}
+
+/// Attribute bit of a batch whose timestamps are the broker's (LogAppendTime).
+const LOG_APPEND_TIME: i16 = 0x08;
+/// Byte offset of the batch's max timestamp.
+const MAX_TIMESTAMP_AT: usize = 35;
+
+impl Batch {
+    /// Stamps the batch with the broker's time, as Kafka does for a
+    /// LogAppendTime topic: the timestamp-type attribute is set and the max
+    /// timestamp becomes `now_ms`, which readers take as every record's
+    /// timestamp; records and compression stay as sent. The header changes,
+    /// so the batch is copied and both CRCs computed again.
+    pub fn stamp_log_append_time(&mut self, now_ms: i64) {
+        let mut b = bytes::BytesMut::from(&self.bytes[..]);
+        let attributes = (&b[ATTRIBUTES_AT..]).get_i16() | LOG_APPEND_TIME;
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        self.payload_crc = crate::crc::combine(crc32c::crc32c(&b[..ATTRIBUTES_AT]), crc, b.len() - ATTRIBUTES_AT);
+        self.max_timestamp_ms = now_ms;
+        self.bytes = b.freeze();
+    }
+}
+
+/// Whether a stored batch carries LogAppendTime: its records' timestamps are
+/// its max timestamp.
+fn is_log_append_time(batch: &[u8]) -> bool {
+    batch.len() >= BATCH_HEADER_LEN && (&batch[ATTRIBUTES_AT..]).get_i16() & LOG_APPEND_TIME != 0
+}
+
+/// For each batch in `batches`, in order: its stamp if it carries
+/// LogAppendTime (its max timestamp), else `None`.
+pub fn log_append_stamps(batches: &[u8]) -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    let mut rest = batches;
+    while rest.len() >= BATCH_HEADER_LEN {
+        let size = (&rest[8..12]).get_i32();
+        let Some(size) = usize::try_from(size).ok().map(|s| s + LOG_OVERHEAD).filter(|s| *s <= rest.len()) else {
+            break;
+        };
+        out.push(is_log_append_time(rest).then(|| (&rest[MAX_TIMESTAMP_AT..]).get_i64()));
+        rest = &rest[size..];
+    }
+    out
 }
 
 /// Why a produce payload is refused.
@@ -63,7 +109,9 @@ impl BatchError {
     pub fn code(&self) -> i16 {
         match self {
             Self::Corrupt(_) => crate::errors::CORRUPT_MESSAGE,
-            Self::Magic(_) => crate::errors::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            // Produce v3+ carries v2 batches only: anything else is not a
+            // batch this request can hold.
+            Self::Magic(_) => crate::errors::CORRUPT_MESSAGE,
             Self::TooLarge { .. } => crate::errors::MESSAGE_TOO_LARGE,
         }
     }
@@ -148,11 +196,25 @@ fn varint(buf: &mut &[u8]) -> Option<i64> {
     None
 }
 
-/// The offset delta of the first record with timestamp at least `target` in
-/// an uncompressed batch; `None` if compressed or not found.
-pub fn first_delta_at_or_after(batch: &[u8], target: i64) -> Option<i64> {
-    if batch.len() < BATCH_HEADER_LEN || is_compressed(batch) {
+/// The offset delta and timestamp of the first record with a timestamp of
+/// at least `target` in a stored batch; `None` if there is none. An
+/// uncompressed batch is walked in place; a compressed one is decoded.
+pub fn first_at_or_after(batch: &Bytes, target: i64) -> Option<(i64, i64)> {
+    if batch.len() < BATCH_HEADER_LEN {
         return None;
+    }
+    if is_log_append_time(batch) {
+        let stamped = (&batch[MAX_TIMESTAMP_AT..]).get_i64();
+        return (stamped >= target).then_some((0, stamped));
+    }
+    if is_compressed(batch) {
+        let stored_base = (&batch[..8]).get_i64();
+        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut batch.clone()).ok()?;
+        return sets
+            .iter()
+            .flat_map(|set| &set.records)
+            .find(|r| r.timestamp >= target)
+            .map(|r| (r.offset - stored_base, r.timestamp));
     }
     let base_timestamp = (&batch[27..35]).get_i64();
     let count = (&batch[57..61]).get_i32();
@@ -162,10 +224,10 @@ pub fn first_delta_at_or_after(batch: &[u8], target: i64) -> Option<i64> {
         let mut record = rest.get(..length)?;
         rest = &rest[length..];
         record.advance(1); // attributes
-        let ts_delta = varint(&mut record)?;
+        let timestamp = base_timestamp + varint(&mut record)?;
         let offset_delta = varint(&mut record)?;
-        if base_timestamp + ts_delta >= target {
-            return Some(offset_delta);
+        if timestamp >= target {
+            return Some((offset_delta, timestamp));
         }
     }
     None
@@ -192,6 +254,31 @@ mod tests {
     use polyport_handler_api::convert::Message;
 
     use super::*;
+
+    #[test]
+    fn a_batch_stamped_with_log_append_time_stays_valid_and_reads_back_stamped() {
+        let mut out = BytesMut::new();
+        let messages = (0..3)
+            .map(|i| Message {
+                key: None,
+                value: Some(Bytes::from(vec![i as u8; 10])),
+                properties: Vec::new(),
+                event_time_ms: Some(1_000 + i64::from(i)),
+                publish_time_ms: 1_000,
+            })
+            .collect();
+        crate::convert::to_record_batch(messages, 0, &mut out).expect("encodes");
+        let mut batch = split(out.freeze(), 1 << 20).expect("valid").remove(0);
+        batch.stamp_log_append_time(7_000);
+        assert_eq!(batch.max_timestamp_ms, 7_000);
+        assert_eq!(batch.payload_crc, crc32c::crc32c(&batch.bytes));
+        let again = split(batch.bytes.clone(), 1 << 20).expect("the CRC holds").remove(0);
+        assert_eq!(again.max_timestamp_ms, 7_000);
+        assert_eq!(first_at_or_after(&batch.bytes, 1_001), Some((0, 7_000)), "every record has the stamp");
+        assert_eq!(first_at_or_after(&batch.bytes, 7_001), None);
+        let decoded = crate::convert::messages(batch.bytes).expect("decodes");
+        assert!(decoded.iter().all(|m| m.event_time_ms == Some(7_000)), "{decoded:?}");
+    }
 
     #[test]
     fn the_payload_crc_derived_from_the_batch_crc_is_the_crc_of_the_whole_batch() {

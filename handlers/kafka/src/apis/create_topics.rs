@@ -1,10 +1,10 @@
 //! CreateTopics (key 19).
 //!
 //! Versions: 2-7. A Kafka topic with N partitions is a Pulsar partitioned
-//! topic with N partitions (`t-partition-0` …). `num_partitions` -1 means 1;
-//! the replication factor must be -1 or 1 (one broker). `validate_only` checks
-//! without creating.
-//! without creating. Configs (`configs::for_new_topic`): `retention.ms` and
+//! topic with N partitions (`t-partition-0` …). `num_partitions` -1 means
+//! the broker's `defaultNumPartitions` (what DescribeConfigs shows as
+//! `num.partitions`); the replication factor must be -1 or 1 (one broker).
+//! `validate_only` checks everything without creating. Configs (`configs::for_new_topic`): `retention.ms` and
 //! `retention.bytes` are set on the new topic; the read-only ones this
 //! broker describes (`cleanup.policy`, `compression.type`,
 //! `max.message.bytes`, `message.timestamp.type`, `min.insync.replicas`)
@@ -68,7 +68,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
     let mut results = Vec::new();
     for topic in request.topics {
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
-        let partitions = if topic.num_partitions == -1 { 1 } else { topic.num_partitions };
+        let partitions =
+            if topic.num_partitions == -1 { ctx.shared.broker.default_partitions } else { topic.num_partitions };
         let fail = |code: i16, message: String| {
             result.clone().with_error_code(code).with_error_message(Some(StrBytes::from_string(message)))
         };
@@ -83,7 +84,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
             Err((errors::INVALID_REQUEST, "manual replica assignments are not supported".to_owned()))
         } else {
             let asked = topic.configs.iter().map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str())));
-            match (mapper.pulsar(topic.name.as_str()), ctx.host(), configs::for_new_topic(max_message_bytes, asked)) {
+            match (
+                mapper.pulsar(topic.name.as_str()),
+                ctx.host(),
+                configs::for_new_topic(max_message_bytes, ctx.shared.timestamp_type(), asked),
+            ) {
                 (_, _, Err(refusal)) => Err(refusal),
                 (Err(code), _, _) => Err((code, format!("invalid topic name {:?}", topic.name.as_str()))),
                 (Ok(_), None, _) => Err((errors::KAFKA_STORAGE_ERROR, "no storage".to_owned())),

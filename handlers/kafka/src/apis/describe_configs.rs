@@ -4,9 +4,10 @@
 //! (the values in force; source DYNAMIC_TOPIC_CONFIG when the topic sets its
 //! own, else DEFAULT_CONFIG), `cleanup.policy` (delete), and, read-only,
 //! `max.message.bytes` (the broker's `maxMessageSize`),
-//! `message.timestamp.type` (CreateTime) and `min.insync.replicas` (1).
-//! The broker resource (named after the node id, "0", or "") lists read-only
-//! `message.max.bytes`, `num.partitions`, `default.replication.factor` and
+//! `message.timestamp.type` (the broker's `kafkaMessageTimestampType`) and
+//! `min.insync.replicas` (1). The broker resource (named after the node id,
+//! "0", or "") lists read-only `message.max.bytes`, `num.partitions`,
+//! `default.replication.factor`, `log.message.timestamp.type` and
 //! `auto.create.topics.enable`. `configuration_keys` null or empty lists every
 //! config; otherwise only those named (unknown names are left out). Config
 //! types and documentation are sent from v3, documentation only when asked.
@@ -107,10 +108,11 @@ fn topic_configs(ctx: &RequestContext<'_>, config: &TopicConfig) -> Vec<Describe
         ),
         fixed(
             "message.timestamp.type",
-            "CreateTime",
-            SOURCE_DEFAULT,
+            ctx.shared.timestamp_type(),
+            SOURCE_STATIC_BROKER,
             TYPE_STRING,
-            "Records keep the timestamp their producer gave them.",
+            "CreateTime: records keep the timestamp their producer gave them; LogAppendTime: the broker's time \
+             when it stored them (kafkaMessageTimestampType, for every topic).",
         ),
         fixed("min.insync.replicas", 1, SOURCE_DEFAULT, TYPE_INT, "A single broker: one replica."),
     ]
@@ -133,6 +135,13 @@ fn broker_configs(ctx: &RequestContext<'_>) -> Vec<Described> {
             "Partitions of a topic created without a count (defaultNumPartitions).",
         ),
         fixed("default.replication.factor", 1, SOURCE_DEFAULT, TYPE_INT, "A single broker: one replica."),
+        fixed(
+            "log.message.timestamp.type",
+            ctx.shared.timestamp_type(),
+            SOURCE_STATIC_BROKER,
+            TYPE_STRING,
+            "The timestamp type of every topic (kafkaMessageTimestampType).",
+        ),
         fixed(
             "auto.create.topics.enable",
             ctx.shared.broker.auto_create_topics,

@@ -1,11 +1,13 @@
 //! ListOffsets (key 2).
 //!
 //! Versions: 1-7. Earliest (-2) is the log start offset, latest (-1) the high
-//! watermark; a timestamp gives the offset of the first record whose
-//! timestamp is at least it (the ledger finds the entry by its max timestamp;
-//! inside an uncompressed batch the record is found exactly, inside a
-//! compressed one the batch's base offset is returned). No such record: -1.
-//! Gaps: max timestamp (-3, v7) answers UNSUPPORTED_VERSION for that partition.
+//! watermark; a timestamp gives the offset and timestamp of the first record
+//! whose timestamp is at least it (the ledger finds the entry by its max
+//! timestamp, then the record is found inside it: in place in an
+//! uncompressed batch, by decoding a compressed one, or among the messages
+//! of an entry another protocol wrote); max timestamp (-3, v7) the offset
+//! and timestamp of the first record holding the partition's largest
+//! timestamp (KIP-734). No such record: -1.
 
 use kafka_protocol::{
     messages::{
@@ -14,12 +16,15 @@ use kafka_protocol::{
     },
     protocol::VersionRange,
 };
-use polyport_handler_api::Host;
+use polyport_handler_api::{
+    storage::{Entry, ReadRequest},
+    HandlerError, Host,
+};
 
 use super::RequestContext;
 use crate::{
     errors,
-    records::{first_delta_at_or_after, FORMAT_KAFKA},
+    records::{first_at_or_after, FORMAT_KAFKA},
 };
 
 /// Versions implemented.
@@ -27,37 +32,81 @@ pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 7 };
 
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
+const MAX_TIMESTAMP: i64 = -3;
+
+fn error(e: HandlerError) -> i16 {
+    errors::from_handler(&e)
+}
+
+/// (timestamp, offset) of the first record at or after `t`.
+async fn by_time(host: &Host, ledger: &str, t: i64) -> Result<(i64, i64), i16> {
+    let Some(entry) = host.find_by_time(ledger, t).await.map_err(error)? else { return Ok((-1, -1)) };
+    let base = entry.meta.base_offset as i64;
+    let (delta, timestamp) = record_at_or_after(host, &entry, t).unwrap_or((0, entry.meta.max_timestamp_ms));
+    // Never below the log start (records deleted inside that batch).
+    let start = host.log_range(ledger).await.map_err(error)?.start as i64;
+    Ok((timestamp, (base + delta).max(start)))
+}
+
+/// The offset delta and timestamp of the first message at or after `t`
+/// inside `entry`: read from the batch, or from the messages of an entry
+/// another protocol wrote (or entryFormat=pulsar), as Fetch converts them
+/// (timestamp = event time, else publish time).
+fn record_at_or_after(host: &Host, entry: &Entry, t: i64) -> Option<(i64, i64)> {
+    if entry.meta.format == FORMAT_KAFKA {
+        return first_at_or_after(&entry.payload, t);
+    }
+    let messages = host.decode_entry(entry.meta.format, &entry.payload).ok()?;
+    messages
+        .iter()
+        .map(|m| m.event_time_ms.unwrap_or(m.publish_time_ms))
+        .enumerate()
+        .find(|(_, ts)| *ts >= t)
+        .map(|(i, ts)| (i as i64, ts))
+}
+
+/// The partition's largest timestamp. The ledger indexes each entry's max
+/// timestamp (`find_by_time` answers the first entry reaching a time), not
+/// the partition's, so it is searched: from the last entry's, climbing to
+/// each later record a few times (timestamps mostly grow with offsets),
+/// then by bisection up to `i64::MAX`; at most about 70 index lookups.
+async fn max_timestamp(host: &Host, ledger: &str) -> Result<Option<i64>, i16> {
+    let range = host.log_range(ledger).await.map_err(error)?;
+    if range.end <= range.start {
+        return Ok(None);
+    }
+    let last = ReadRequest { offset: range.end - 1, max_entries: 1, max_bytes: 1, wait_ms: 0 };
+    let Some(last) = host.read(ledger, last).await.map_err(error)?.entries.pop() else { return Ok(None) };
+    let mut best = last.meta.max_timestamp_ms;
+    for _ in 0..8 {
+        let Some(above) = best.checked_add(1) else { return Ok(Some(best)) };
+        match host.find_by_time(ledger, above).await.map_err(error)? {
+            Some(e) => best = e.meta.max_timestamp_ms.max(above),
+            None => return Ok(Some(best)),
+        }
+    }
+    // Largest t that some entry reaches: best reaches, hi + 1 does not.
+    let mut hi = i64::MAX;
+    while best < hi {
+        let mid = best + (hi - best) / 2 + (hi - best) % 2;
+        match host.find_by_time(ledger, mid).await.map_err(error)? {
+            Some(e) => best = e.meta.max_timestamp_ms.max(mid),
+            None => hi = mid - 1,
+        }
+    }
+    Ok(Some(best))
+}
 
 async fn lookup(host: &Host, ledger: &str, timestamp: i64) -> Result<(i64, i64), i16> {
-    let error = |e: polyport_handler_api::HandlerError| errors::from_handler(&e);
     match timestamp {
         EARLIEST => Ok((-1, host.log_range(ledger).await.map_err(error)?.start as i64)),
         LATEST => Ok((-1, host.log_range(ledger).await.map_err(error)?.end as i64)),
-        t if t < 0 => Err(errors::UNSUPPORTED_VERSION),
-        t => match host.find_by_time(ledger, t).await.map_err(error)? {
+        MAX_TIMESTAMP => match max_timestamp(host, ledger).await? {
+            Some(t) => by_time(host, ledger, t).await,
             None => Ok((-1, -1)),
-            Some(entry) => {
-                let base = entry.meta.base_offset as i64;
-                // The first message at or after `t` inside the entry: read
-                // from the batch, or from the messages of an entry another
-                // protocol wrote (or entryFormat=pulsar), as Fetch converts
-                // them (timestamp = event time, else publish time).
-                let delta = if entry.meta.format == FORMAT_KAFKA {
-                    first_delta_at_or_after(&entry.payload, t)
-                } else {
-                    host.decode_entry(entry.meta.format, &entry.payload).ok().and_then(|messages| {
-                        messages
-                            .iter()
-                            .position(|m| m.event_time_ms.unwrap_or(m.publish_time_ms) >= t)
-                            .map(|i| i as i64)
-                    })
-                };
-                let offset = delta.map_or(base, |d| base + d);
-                // Never below the log start (records deleted inside that batch).
-                let start = host.log_range(ledger).await.map_err(error)?.start as i64;
-                Ok((entry.meta.max_timestamp_ms, offset.max(start)))
-            }
         },
+        t if t < 0 => Err(errors::UNSUPPORTED_VERSION),
+        t => by_time(host, ledger, t).await,
     }
 }
 

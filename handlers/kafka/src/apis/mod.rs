@@ -281,7 +281,13 @@ mod tests {
             let names: Vec<&str> = r.results[0].configs.iter().map(|c| c.name.as_str()).collect();
             assert_eq!(
                 names,
-                ["message.max.bytes", "num.partitions", "default.replication.factor", "auto.create.topics.enable"]
+                [
+                    "message.max.bytes",
+                    "num.partitions",
+                    "default.replication.factor",
+                    "log.message.timestamp.type",
+                    "auto.create.topics.enable"
+                ]
             );
             let max = &r.results[1].configs;
             assert_eq!(max.len(), 1);

@@ -6,9 +6,12 @@
 //! (entryFormat=kafka); offsets are assigned by the ledger. acks=0 gets no
 //! response, acks=1 is answered once written, acks=-1 (all) once durable under
 //! the broker's sync policy. All partitions of a request are appended
-//! concurrently, one host call per partition.
-//! Gaps: transactions and idempotent producers (producer ids are stored but
-//! not checked); LogAppendTime topics.
+//! concurrently, one host call per partition. Idempotent producers'
+//! sequences are checked ([`crate::idempotence`]).
+//! With `kafkaMessageTimestampType=LogAppendTime` each batch is stamped
+//! with the broker's time before it is stored (attribute and max timestamp,
+//! CRC recomputed) and the answer carries that time in `log_append_time_ms`.
+//! Gaps: transactions; the timestamp type is the broker's, not per topic.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::join_all;
@@ -135,6 +138,15 @@ async fn produce_partition(
         tracing::debug!(topic = %ledger, code, "produce refused by the producer's sequence");
         return partition_error(index, code, None);
     }
+    // LogAppendTime: the broker's time, taken once for the whole append.
+    let append_time = ctx.shared.log_append_time.then(|| {
+        host.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+    });
+    if let Some(now) = append_time {
+        for b in &mut to_store {
+            b.stamp_log_append_time(now);
+        }
+    }
     if to_store.is_empty() {
         // Every batch was stored before: the answer the client missed.
         let range = host.log_range(&ledger).await.ok();
@@ -199,7 +211,7 @@ async fn produce_partition(
             PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(base)
-                .with_log_append_time_ms(-1)
+                .with_log_append_time_ms(append_time.unwrap_or(-1))
                 .with_log_start_offset(range.map_or(-1, |r| r.start as i64))
         }
         Err(e) => {
