@@ -223,3 +223,57 @@ def test_kafka_python_configs_partitions_records_and_cluster(broker):
     assert cluster["controller_id"] == 0
     assert [(b["broker_id"], b["host"], b["port"]) for b in cluster["brokers"]] == [(0, "127.0.0.1", broker.port)]
     client.close()
+
+
+def test_altered_retention_deletes_old_segments():
+    """retention.bytes and retention.ms set through AlterConfigs take effect:
+    whole sealed segments past them are deleted and consumers start later."""
+    from conftest import Broker
+
+    b = Broker("managedLedgerMaxSizePerLedgerMbytes=1\nretentionCheckIntervalInSeconds=1\n").start()
+    try:
+        client = admin(b)
+        topic = name("retained")
+        create(b, topic, 1)
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+        for i in range(4000):
+            p.produce(topic, value=b"x" * 1000)
+            p.poll(0)
+        assert p.flush(30) == 0
+        tp = TopicPartition(topic, 0)
+
+        def earliest():
+            from confluent_kafka.admin import OffsetSpec
+
+            return client.list_offsets({tp: OffsetSpec.earliest()})[tp].result(30).offset
+
+        def wait_for(predicate, what):
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                if predicate():
+                    return
+                time.sleep(0.3)
+            raise AssertionError(f"{what}: log start still {earliest()}")
+
+        time.sleep(2.5)
+        assert earliest() == 0, "the broker's default retention keeps everything"
+        incremental = ConfigResource(
+            "TOPIC", topic, incremental_configs=[ConfigEntry("retention.bytes", "1048576", incremental_operation=AlterConfigOpType.SET)]
+        )
+        next(iter(client.incremental_alter_configs([incremental]).values())).result(30)
+        wait_for(lambda: earliest() > 0, "retention.bytes=1 MiB")
+        kept = 4000 - earliest()
+        assert 1000 <= kept <= 2100, f"about 1 MiB (plus the active segment) is kept: {kept} records"
+        assert first_offsets(b, topic, 0, 1) == [earliest()], "consumers from the beginning start there"
+        # The legacy AlterConfigs replaces the topic's configs: retention.bytes
+        # goes back to inherited. The active segment is never deleted: more
+        # data seals it, and then it is older than 1 ms.
+        legacy = ConfigResource("TOPIC", topic, set_config={"retention.ms": "1"})
+        next(iter(client.alter_configs([legacy]).values())).result(30)
+        for i in range(2500):
+            p.produce(topic, value=b"y" * 1000)
+            p.poll(0)
+        assert p.flush(30) == 0
+        wait_for(lambda: earliest() >= 4000, "retention.ms=1")
+    finally:
+        assert b.stop() == 0, b.log()

@@ -187,7 +187,8 @@ fn batch(count: i32) -> bytes::BytesMut {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i64::from(i),
-            sequence: -1,
+            // The encoder starts a new batch when offset - sequence changes.
+            sequence: i - 1,
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(bytes::Bytes::from(format!("value {i}"))),
@@ -270,4 +271,132 @@ fn with_auto_creation_off_a_produce_to_a_missing_topic_gets_unknown_topic() {
     let c = conn.send(ApiKey::Metadata, 12, &metadata);
     let response: MetadataResponse = conn.receive(ApiKey::Metadata, 12, c);
     assert_eq!(response.topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION, "the broker's policy wins");
+}
+
+#[test]
+fn each_listener_advertises_its_own_address() {
+    let (internal, external) = (polyport_tests::free_port(), polyport_tests::free_port());
+    let conf = format!(
+        "kafkaListeners=INTERNAL://127.0.0.1:{internal},EXTERNAL://127.0.0.1:{external}\n\
+         kafkaProtocolMap=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT\n\
+         kafkaAdvertisedListeners=EXTERNAL://kafka.example.com:19092"
+    );
+    let broker = Broker::configure(&conf, &[&kafka_library()]).start();
+    for (port, host, advertised) in
+        [(internal, "127.0.0.1", i32::from(internal)), (external, "kafka.example.com", 19092)]
+    {
+        let mut conn = KafkaConn::connect(port);
+        let c = conn.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![])));
+        let response: MetadataResponse = conn.receive(ApiKey::Metadata, 12, c);
+        let brokers: Vec<(&str, i32)> = response.brokers.iter().map(|b| (b.host.as_str(), b.port)).collect();
+        assert_eq!(brokers, [(host, advertised)], "connected on port {port}");
+    }
+    drop(broker);
+}
+
+#[test]
+fn a_topic_answers_to_its_short_namespaced_and_full_names_and_is_listed_once() {
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    for (i, name) in ["forms", "public/default/forms", "persistent://public/default/forms"].into_iter().enumerate() {
+        assert_eq!(produce(&mut conn, name, -1, batch(1).freeze()), Some((0, i as i64)), "{name}");
+    }
+    let c = conn.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+    let all: MetadataResponse = conn.receive(ApiKey::Metadata, 12, c);
+    let names: Vec<&str> =
+        all.topics.iter().filter_map(|t| t.name.as_ref()).map(|n| n.as_str()).filter(|n| n.contains("forms")).collect();
+    assert_eq!(names, ["forms"]);
+}
+
+/// Record batches in a fetched partition's records.
+fn batches_in(records: &Option<bytes::Bytes>) -> Vec<i64> {
+    let mut records = records.clone().unwrap_or_default();
+    kafka_protocol::records::RecordBatchDecoder::decode_all(&mut records)
+        .expect("valid batches")
+        .iter()
+        .map(|set| set.records.first().map_or(-1, |r| r.offset))
+        .collect()
+}
+
+#[test]
+fn fetch_honours_its_byte_limits_and_long_polls_until_data_or_max_wait() {
+    use kafka_protocol::messages::{
+        fetch_request::{FetchPartition, FetchTopic},
+        FetchRequest, FetchResponse,
+    };
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    for i in 0..3 {
+        assert_eq!(produce(&mut conn, "limits", -1, batch(20).freeze()), Some((0, i * 20)));
+    }
+    let fetch = |offset: i64, max_bytes: i32, partition_max: i32, min_bytes: i32, wait: i32| {
+        FetchRequest::default().with_max_wait_ms(wait).with_min_bytes(min_bytes).with_max_bytes(max_bytes).with_topics(
+            vec![FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str("limits"))).with_partitions(
+                vec![FetchPartition::default().with_fetch_offset(offset).with_partition_max_bytes(partition_max)],
+            )],
+        )
+    };
+    let call = |conn: &mut KafkaConn, request: FetchRequest| {
+        let c = conn.send(ApiKey::Fetch, 12, &request);
+        let response: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+        let p = &response.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (0, 60));
+        batches_in(&p.records)
+    };
+    assert_eq!(call(&mut conn, fetch(0, 1 << 20, 1 << 20, 1, 0)), [0, 20, 40]);
+    assert_eq!(call(&mut conn, fetch(0, 1 << 20, 1, 1, 0)), [0], "the first batch is whole, whatever the limit");
+    assert_eq!(call(&mut conn, fetch(25, 1, 1 << 20, 1, 0)), [20], "the response limit too");
+    // At the end: waits max_wait for min_bytes, then answers empty.
+    let started = std::time::Instant::now();
+    assert_eq!(call(&mut conn, fetch(60, 1 << 20, 1 << 20, 1, 600)), Vec::<i64>::new());
+    assert!(started.elapsed() >= Duration::from_millis(500), "waited {:?}", started.elapsed());
+    // A produce meanwhile ends the wait.
+    let port = broker.kafka_port;
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut other = KafkaConn::connect(port);
+        produce(&mut other, "limits", -1, batch(20).freeze())
+    });
+    let started = std::time::Instant::now();
+    let c = conn.send(ApiKey::Fetch, 12, &fetch(60, 1 << 20, 1 << 20, 1, 10_000));
+    let response: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    assert!(started.elapsed() < Duration::from_secs(5), "woken by the produce, not max_wait");
+    assert_eq!(batches_in(&response.responses[0].partitions[0].records), [60]);
+    assert_eq!(producer.join().expect("producer"), Some((0, 60)));
+}
+
+#[test]
+fn delete_records_inside_a_batch_moves_the_log_start_there() {
+    use kafka_protocol::messages::{
+        delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
+        fetch_request::{FetchPartition, FetchTopic},
+        DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse,
+    };
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    assert_eq!(produce(&mut conn, "cut", -1, batch(10).freeze()), Some((0, 0)));
+    let request =
+        DeleteRecordsRequest::default().with_timeout_ms(5000).with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("cut")))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(5)])]);
+    let c = conn.send(ApiKey::DeleteRecords, 2, &request);
+    let response: DeleteRecordsResponse = conn.receive(ApiKey::DeleteRecords, 2, c);
+    let p = &response.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (0, 5));
+    let fetch = |offset: i64| {
+        FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+            FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str("cut"))).with_partitions(vec![
+                FetchPartition::default().with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
+            ]),
+        ])
+    };
+    let c = conn.send(ApiKey::Fetch, 12, &fetch(5));
+    let response: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    let p = &response.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.log_start_offset), (0, 5));
+    assert_eq!(batches_in(&p.records), [0], "the batch holding offset 5; the client skips 0-4");
+    let c = conn.send(ApiKey::Fetch, 12, &fetch(4));
+    let response: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    assert_eq!(response.responses[0].partitions[0].error_code, OFFSET_OUT_OF_RANGE, "below the log start");
 }
