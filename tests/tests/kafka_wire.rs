@@ -223,7 +223,7 @@ fn produce(conn: &mut KafkaConn, topic: &str, acks: i16, records: bytes::Bytes) 
 }
 
 #[test]
-fn corrupt_batches_get_corrupt_message_with_nothing_stored_and_acks_0_gets_no_answer() {
+fn corrupt_batches_get_corrupt_message_with_nothing_stored_and_a_failed_acks_0_closes_the_connection() {
     const CORRUPT_MESSAGE: i16 = 2;
     let broker = broker();
     let mut conn = KafkaConn::connect(broker.kafka_port);
@@ -252,8 +252,14 @@ fn corrupt_batches_get_corrupt_message_with_nothing_stored_and_acks_0_gets_no_an
     // Nothing of the above was stored; acks=0 is stored and not answered:
     // the next answer on the connection is the next request's.
     assert_eq!(produce(&mut conn, "wire-corrupt", 0, good.clone().freeze()), None);
-    assert_eq!(produce(&mut conn, "wire-corrupt", -1, good.freeze()), Some((0, 3)));
+    assert_eq!(produce(&mut conn, "wire-corrupt", -1, good.clone().freeze()), Some((0, 3)));
     api_versions_ok(&mut conn);
+    // A failed acks=0 produce has no answer to carry its error: the broker
+    // closes the connection (as Kafka does) so the producer looks again.
+    assert_eq!(produce(&mut conn, "wire-corrupt", 0, corrupt(16, 1)), None);
+    assert!(conn.is_closed_by_broker());
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    assert_eq!(produce(&mut conn, "wire-corrupt", -1, good.freeze()), Some((0, 6)), "nothing stored");
 }
 
 #[test]

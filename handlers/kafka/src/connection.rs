@@ -164,6 +164,7 @@ where
                             match &e {
                                 ProtocolError::Decode(_) => tracing::warn!(error = %e, "malformed request; closing connection"),
                                 ProtocolError::Encode(_) => tracing::error!(error = %e, "cannot encode a response (a bug); closing connection"),
+                                ProtocolError::Acks0Failed(_) => tracing::info!(error = %e, "closing connection"),
                             }
                             return Err(HandlerError::new(ErrorKind::PROTOCOL, e.to_string()));
                         }

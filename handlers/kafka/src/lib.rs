@@ -34,6 +34,11 @@ pub enum ProtocolError {
     /// The response could not be encoded (a bug, or a value out of range).
     #[error("cannot encode response: {0}")]
     Encode(String),
+    /// A produce with acks=0 failed: there is no response to carry the
+    /// error, so the connection is closed and the producer refreshes its
+    /// metadata, as Kafka does.
+    #[error("produce with acks=0 failed ({0}); closing the connection so the producer refreshes its metadata")]
+    Acks0Failed(String),
 }
 
 impl ProtocolError {

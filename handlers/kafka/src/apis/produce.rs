@@ -4,7 +4,8 @@
 //! lengths, magic, CRC32C, counts; `maxMessageSize`) before anything is
 //! stored; each batch becomes one ledger entry, stored as written
 //! (entryFormat=kafka); offsets are assigned by the ledger. acks=0 gets no
-//! response, acks=1 is answered once written, acks=-1 (all) once durable under
+//! response (a failure closes the connection, as in Kafka, so that the
+//! producer refreshes its metadata), acks=1 is answered once written, acks=-1 (all) once durable under
 //! the broker's sync policy. All partitions of a request are appended
 //! concurrently, one host call per partition. Idempotent producers'
 //! sequences are checked ([`crate::idempotence`]).
@@ -52,6 +53,14 @@ pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes) -> Result<Option
     let acks = request.acks;
     let response = handle(ctx, request).await;
     if acks == 0 {
+        let failed = response.responses.iter().flat_map(|t| {
+            t.partition_responses.iter().filter(|p| p.error_code != 0).map(move |p| (t.name.as_str(), p))
+        });
+        let failed: Vec<String> =
+            failed.map(|(topic, p)| format!("{topic}-{}: error {}", p.index, p.error_code)).collect();
+        if !failed.is_empty() {
+            return Err(ProtocolError::Acks0Failed(failed.join(", ")));
+        }
         return Ok(None);
     }
     encode_response(ctx.header.correlation_id, ctx.version, &response).map(Some)
