@@ -14,19 +14,8 @@
 # target/bench-kafka (deleted afterwards) and the shipped conf/broker.conf,
 # except for the data directory and the log level. Not part of the tests.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-SHARED="${SHARED_BENCH:-../shared/bench}"
-PERF_HOME="${PERF_HOME:-$HOME/.cache/kafka-bench}"
-export PERF_HOME
-[ -x "$PERF_HOME/bin/rdkafka_performance" ] || bash "$SHARED/setup.sh"
-make build
-WORK="$PWD/target/bench-kafka"
-rm -rf "$WORK" && mkdir -p "$WORK"
-POLYPORT_dataDirectory="$WORK/data" POLYPORT_logLevel=warn POLYPORT_kafkaListeners=PLAINTEXT://127.0.0.1:9092 \
-    ./target/release/broker --config conf/broker.conf > "$WORK/broker.log" 2>&1 &
-BROKER=$!
-trap 'kill -TERM $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$WORK/data"' EXIT
-for _ in $(seq 50); do grep -q "broker ready" "$WORK/broker.log" 2>/dev/null && break; sleep 0.1; done
+# shellcheck source=kafka_broker.sh
+source "$(dirname "$0")/kafka_broker.sh" bench-kafka
 echo "# limits of this machine, measured now"
 bash "$SHARED/limits.sh" "$WORK" | grep -E "loopback|disk|memcpy|crc" || true
 if [ "${CEILING:-0}" = 1 ]; then

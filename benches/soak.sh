@@ -12,20 +12,9 @@
 # back and deletes it, so the disk never holds more than two rounds.
 # Not part of the tests.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-SHARED="${SHARED_BENCH:-../shared/bench}"
-PERF_HOME="${PERF_HOME:-$HOME/.cache/kafka-bench}"
-export PERF_HOME
-[ -x "$PERF_HOME/bin/rdkafka_performance" ] || bash "$SHARED/setup.sh"
-make build
+# shellcheck source=kafka_broker.sh
+source "$(dirname "$0")/kafka_broker.sh" bench-soak
 BIN="$PERF_HOME/bin"
-WORK="$PWD/target/bench-soak"
-rm -rf "$WORK" && mkdir -p "$WORK"
-POLYPORT_dataDirectory="$WORK/data" POLYPORT_logLevel=warn POLYPORT_kafkaListeners=PLAINTEXT://127.0.0.1:9092 \
-    ./target/release/broker --config conf/broker.conf > "$WORK/broker.log" 2>&1 &
-BROKER=$!
-trap 'kill -TERM $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$WORK/data"' EXIT
-for _ in $(seq 50); do grep -q "broker ready" "$WORK/broker.log" 2>/dev/null && break; sleep 0.1; done
 ROUNDS="${ROUNDS:-16}"
 COUNT=1171875 # 1.2 GB of 1 KiB records
 mem() { awk '/VmRSS|VmHWM|RssAnon/{printf "%s %d MB  ", $1, $2/1024}' "/proc/$BROKER/status"; }

@@ -9,8 +9,12 @@ use std::{
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::{
-    messages::{ApiKey, RequestHeader, ResponseHeader},
+    messages::{
+        produce_request::{PartitionProduceData, TopicProduceData},
+        ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    },
     protocol::{Decodable, Encodable, HeaderVersion, StrBytes},
+    records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
 
 /// One TCP connection to a Kafka listener.
@@ -99,4 +103,50 @@ impl KafkaConn {
 /// Splits a minimal error response: (correlation id, error code).
 pub fn correlation_and_error(mut frame: Bytes) -> (i32, i16) {
     (frame.get_i32(), frame.get_i16())
+}
+
+/// One v2 record batch holding `values`, all at `timestamp`, as producer
+/// `pid`/`epoch` from sequence `seq` (`pid` -1: not idempotent).
+pub fn record_batch(values: &[Bytes], pid: i64, epoch: i16, seq: i32, timestamp: i64) -> BytesMut {
+    let records: Vec<Record> = (0i32..)
+        .zip(values)
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            // The encoder starts a new batch when offset - sequence changes;
+            // the first record's sequence is the batch's (-1: none).
+            sequence: if pid < 0 { i - 1 } else { seq + i },
+            timestamp,
+            key: None,
+            value: Some(value.clone()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    RecordBatchEncoder::encode(&mut out, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .expect("batch");
+    out
+}
+
+/// Sends one Produce v9 of `records` to `partition` of `topic`. With acks 0
+/// nothing is read back (`None`); else (error code, base offset).
+pub fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, acks: i16, records: Bytes) -> Option<(i16, i64)> {
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_owned()))).with_partition_data(
+            vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))],
+        ),
+    ]);
+    let c = conn.send(ApiKey::Produce, 9, &request);
+    if acks == 0 {
+        return None;
+    }
+    let response: ProduceResponse = conn.receive(ApiKey::Produce, 9, c);
+    let p = &response.responses[0].partition_responses[0];
+    Some((p.error_code, p.base_offset))
 }

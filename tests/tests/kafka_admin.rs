@@ -3,9 +3,8 @@
 //! CreatePartitions, DescribeCluster and OffsetForLeaderEpoch, each checked by
 //! its effect as other APIs (Metadata, ListOffsets, Fetch, Produce) see it.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::{
-    indexmap::IndexMap,
     messages::{
         alter_configs_request::{AlterConfigsResource, AlterableConfig},
         create_partitions_request::CreatePartitionsTopic,
@@ -18,18 +17,18 @@ use kafka_protocol::{
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
         metadata_request::MetadataRequestTopic,
         offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic},
-        produce_request::{PartitionProduceData, TopicProduceData},
         AlterConfigsRequest, AlterConfigsResponse, ApiKey, CreatePartitionsRequest, CreatePartitionsResponse,
         CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DescribeClusterRequest,
         DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse,
         IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListOffsetsRequest, ListOffsetsResponse,
-        MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest,
-        ProduceResponse, TopicName,
+        MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
     },
     protocol::StrBytes,
-    records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
-use polyport_tests::{kafka::KafkaConn, kafka_library, Broker};
+use polyport_tests::{
+    kafka::{self, record_batch, KafkaConn},
+    kafka_library, Broker,
+};
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -67,42 +66,15 @@ fn create_topic(conn: &mut KafkaConn, name: &str, partitions: i32) {
 
 /// Produces one batch per value to `partition`; returns the base offsets.
 fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, values: &[&str]) -> Vec<i64> {
-    let mut offsets = Vec::new();
-    for value in values {
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: IndexMap::new(),
-        };
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            [&record],
-            &RecordEncodeOptions { version: 2, compression: Compression::None },
-        )
-        .expect("batch");
-        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-            TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![
-                PartitionProduceData::default().with_index(partition).with_records(Some(batch.freeze())),
-            ]),
-        ]);
-        let c = conn.send(ApiKey::Produce, 9, &request);
-        let response: ProduceResponse = conn.receive(ApiKey::Produce, 9, c);
-        let p = &response.responses[0].partition_responses[0];
-        assert_eq!(p.error_code, 0, "{:?}", p.error_message);
-        offsets.push(p.base_offset);
-    }
-    offsets
+    values
+        .iter()
+        .map(|value| {
+            let batch = record_batch(&[Bytes::copy_from_slice(value.as_bytes())], -1, -1, -1, 1_700_000_000_000);
+            let (code, offset) = kafka::produce(conn, topic, partition, -1, batch.freeze()).expect("answered");
+            assert_eq!(code, 0, "produce to {topic}-{partition}");
+            offset
+        })
+        .collect()
 }
 
 /// ListOffsets v7 for one partition: (error code, offset).

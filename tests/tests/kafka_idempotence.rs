@@ -3,57 +3,21 @@
 //! batch ahead of its producer's sequence gets a retriable error; an old
 //! epoch is fenced; and all of it holds across a restart (kill -9).
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::{
-    indexmap::IndexMap,
-    messages::{
-        produce_request::{PartitionProduceData, TopicProduceData},
-        ApiKey, ProduceRequest, ProduceResponse, TopicName,
-    },
-    protocol::StrBytes,
-    records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
+use bytes::Bytes;
+use polyport_tests::{
+    kafka::{self, record_batch, KafkaConn},
+    kafka_library, Broker,
 };
-use polyport_tests::{kafka::KafkaConn, kafka_library, Broker};
 
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
 /// Produces `count` records as producer `pid`/`epoch` from sequence `seq`
-/// (`pid` -1: not idempotent); returns (error code, base offset).
+/// (`pid` -1: not idempotent) with acks=-1; returns (error code, base offset).
 fn produce(kafka: &mut KafkaConn, pid: i64, epoch: i16, seq: i32, count: i32) -> (i16, i64) {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            sequence: if pid < 0 { -1 } else { seq + i },
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(format!("v{seq}-{i}"))),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        &records,
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )
-    .expect("batch");
-    let request =
-        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
-        )
-        .with_name(TopicName(StrBytes::from_static_str("idem")))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch.freeze()))])]);
-    let c = kafka.send(ApiKey::Produce, 9, &request);
-    let response: ProduceResponse = kafka.receive(ApiKey::Produce, 9, c);
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    let values: Vec<Bytes> = (0..count).map(|i| Bytes::from(format!("v{seq}-{i}"))).collect();
+    let batch = record_batch(&values, pid, epoch, seq, 1_700_000_000_000);
+    kafka::produce(kafka, "idem", 0, -1, batch.freeze()).expect("answered")
 }
 
 #[test]

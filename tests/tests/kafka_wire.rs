@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use polyport_tests::{
-    kafka::{correlation_and_error, KafkaConn},
+    kafka::{correlation_and_error, record_batch, KafkaConn},
     kafka_library, Broker,
 };
 
@@ -174,52 +174,15 @@ fn fetch_sessions_send_only_partitions_with_news() {
     assert_eq!(unknown.error_code, 70);
 }
 
-/// One v2 record batch of `count` records (as a producer encodes it).
+/// One v2 record batch of `count` records.
 fn batch(count: i32) -> bytes::BytesMut {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            // The encoder starts a new batch when offset - sequence changes.
-            sequence: i - 1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(bytes::Bytes::from(format!("value {i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut out = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(&mut out, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .expect("batch");
-    out
+    let values: Vec<bytes::Bytes> = (0..count).map(|i| bytes::Bytes::from(format!("value {i}"))).collect();
+    record_batch(&values, -1, -1, -1, 1_700_000_000_000)
 }
 
-/// Sends one Produce v9 of `records` to partition 0 of `topic`; with acks 0
-/// nothing is read back (`None`), else (error code, base offset).
+/// Produces `records` to partition 0 of `topic`.
 fn produce(conn: &mut KafkaConn, topic: &str, acks: i16, records: bytes::Bytes) -> Option<(i16, i64)> {
-    use kafka_protocol::messages::{
-        produce_request::{PartitionProduceData, TopicProduceData},
-        ProduceRequest, ProduceResponse,
-    };
-    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![
-        TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
-    ]);
-    let c = conn.send(ApiKey::Produce, 9, &request);
-    if acks == 0 {
-        return None;
-    }
-    let response: ProduceResponse = conn.receive(ApiKey::Produce, 9, c);
-    let p = &response.responses[0].partition_responses[0];
-    Some((p.error_code, p.base_offset))
+    polyport_tests::kafka::produce(conn, topic, 0, acks, records)
 }
 
 #[test]
