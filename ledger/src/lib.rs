@@ -355,7 +355,8 @@ impl ManagedLedger {
         rx.await.map_err(|_| self.stopped())?
     }
 
-    /// Syncs, saves cursors and stops the writer; later appends fail with [`LedgerError::Closed`].
+    /// Syncs, saves cursors and stops the writer; later appends fail with
+    /// [`LedgerError::Closed`] (or [`LedgerError::Failed`], once the ledger has failed).
     pub async fn close(&self) {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::Close { reply }).await.is_ok() {

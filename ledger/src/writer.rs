@@ -163,7 +163,7 @@ impl Writer {
     /// the fsync of the previous one.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
-        tokio::spawn(sync_loop(Arc::clone(&self.shared), sync_rx));
+        let syncer = tokio::spawn(sync_loop(Arc::clone(&self.shared), sync_rx));
         let mut closing = None;
         while closing.is_none() {
             let Some(first) = rx.recv().await else { break };
@@ -222,10 +222,15 @@ impl Writer {
                 // The blocking task panicked (a bug): what it wrote is
                 // unknown, so the ledger takes no more writes, as after a
                 // failed fsync, and says why to every later caller.
+                // A cancelled one: the runtime is shutting down.
+                Err(e) if e.is_cancelled() => return,
                 Err(e) => {
                     let what = panic_message(e);
                     shared.fail(format!("the ledger's writer panicked: {what}"));
-                    refuse_all(&shared, rx).await;
+                    // The syncer finishes the jobs it has (their appends are
+                    // answered) before a close is.
+                    drop(sync_tx);
+                    refuse_all(&shared, rx, syncer).await;
                     return;
                 }
             }
@@ -667,7 +672,8 @@ fn panic_message(e: tokio::task::JoinError) -> String {
 /// After the writer has stopped on a failure: answers every later command
 /// with it until the ledger is dropped, so that callers get the reason
 /// instead of a closed channel.
-async fn refuse_all(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
+async fn refuse_all(shared: &Shared, mut rx: mpsc::Receiver<Command>, syncer: tokio::task::JoinHandle<()>) {
+    let mut syncer = Some(syncer);
     let failed = || LedgerError::Failed {
         ledger: shared.name.clone(),
         reason: shared.failure().unwrap_or_else(|| "the ledger's writer stopped".to_owned()),
@@ -682,6 +688,9 @@ async fn refuse_all(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(Err(failed()));
             }
             Command::Close { reply } => {
+                if let Some(syncer) = syncer.take() {
+                    let _ = syncer.await;
+                }
                 let _ = reply.send(());
             }
         }
