@@ -81,11 +81,22 @@ pub trait RawConnection: Send {
     /// it, and `Ready(Ok(n))` means its first `n` bytes now hold data.
     /// Appended after `local_addr`: [`Connection`](crate::Connection) reads
     /// through it so that a request buffer is not zeroed before every read.
+    /// On a host that predates it, this default runs instead: it zeroes
+    /// `buf` and calls [`poll_read`](Self::poll_read).
     fn poll_read_uninit(
         &mut self,
         cx: &mut FfiContext<'_>,
-        buf: RSliceMut<'_, MaybeUninit<u8>>,
-    ) -> FfiPoll<RResult<usize, RIoError>>;
+        mut buf: RSliceMut<'_, MaybeUninit<u8>>,
+    ) -> FfiPoll<RResult<usize, RIoError>> {
+        let uninit = buf.as_mut_slice();
+        for byte in uninit.iter_mut() {
+            byte.write(0);
+        }
+        // SAFETY: every byte was just initialised, and `MaybeUninit<u8>` has
+        // the layout of `u8`.
+        let init = unsafe { std::slice::from_raw_parts_mut(uninit.as_mut_ptr().cast::<u8>(), uninit.len()) };
+        self.poll_read(cx, RSliceMut::from_mut_slice(init))
+    }
 }
 
 /// An owned [`RawConnection`] trait object.
