@@ -197,9 +197,11 @@ fn corrupt_batches_get_corrupt_message_with_nothing_stored_and_a_failed_acks_0_c
         b.freeze()
     };
     let last = good.len() - 1;
+    // Kafka answers a batch of another magic INVALID_RECORD (not retried).
+    let (code, _) = produce(&mut conn, "wire-corrupt", 1, corrupt(16, 1)).expect("answered");
+    assert_eq!(code, 87, "magic 1");
     let cases = [
         ("a flipped byte in the last record", corrupt(last, good[last] ^ 0x40)),
-        ("magic 1", corrupt(16, 1)),
         ("a batch length past the end", corrupt(11, good[11].wrapping_add(9))),
         ("a record count changed under the CRC", corrupt(60, good[60] + 1)),
         ("bytes after the batch that are not one", {
@@ -368,4 +370,36 @@ fn delete_records_inside_a_batch_moves_the_log_start_there() {
     let c = conn.send(ApiKey::Fetch, 12, &fetch(4));
     let response: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
     assert_eq!(response.responses[0].partitions[0].error_code, OFFSET_OUT_OF_RANGE, "below the log start");
+}
+
+#[test]
+fn max_timestamp_is_found_past_many_later_batches() {
+    use kafka_protocol::messages::{
+        list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+        ListOffsetsRequest, ListOffsetsResponse,
+    };
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let list = |conn: &mut KafkaConn, topic: &str, timestamp: i64| {
+        let request =
+            ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)])]);
+        let c = conn.send(ApiKey::ListOffsets, 7, &request);
+        let response: ListOffsetsResponse = conn.receive(ApiKey::ListOffsets, 7, c);
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    let base = 1_700_000_000_000;
+    let one = |ts: i64| record_batch(&[bytes::Bytes::from_static(b"v")], -1, -1, -1, ts).freeze();
+    // Twelve batches with growing timestamps, then an older one: the search
+    // climbs from the last batch's timestamp, then bisects.
+    for i in 0..12 {
+        assert_eq!(produce(&mut conn, "max-ts", -1, one(base + i * 1000)), Some((0, i)));
+    }
+    assert_eq!(produce(&mut conn, "max-ts", -1, one(base)), Some((0, 12)));
+    assert_eq!(list(&mut conn, "max-ts", -3), (0, 11, base + 11_000));
+    assert_eq!(list(&mut conn, "empty-ts", -3).1, -1, "an empty partition has none");
 }

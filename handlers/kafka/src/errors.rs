@@ -10,6 +10,9 @@ pub const NONE: i16 = 0;
 pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// The message contents do not match the message CRC or the message is otherwise corrupt.
 pub const CORRUPT_MESSAGE: i16 = 2;
+/// INVALID_RECORD: a batch this request cannot hold (Kafka answers a
+/// Produce v3+ batch of magic 0 or 1 with it; not retriable).
+pub const INVALID_RECORD: i16 = 87;
 /// This server does not host this topic-partition.
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// The request included a message larger than the max message size the server will accept.

@@ -24,7 +24,11 @@
 //! first offset rather than stored twice. Kafka replays its producer
 //! snapshots instead; a producer whose last batch is older than that tail
 //! starts over as an unknown producer (its first batch is accepted whatever
-//! its sequence), as in Kafka once a producer's state has expired.
+//! its sequence), as in Kafka once a producer's state has expired. With
+//! `entryFormat=pulsar` the stored entries keep no producer fields, so
+//! nothing is rebuilt. Gaps: a duplicate is answered without the
+//! LogAppendTime of the original; the ahead/behind test of a sequence does
+//! not allow for the wrap at `i32::MAX`.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -32,14 +36,14 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use polyport_handler_api::{storage::ReadRequest, Host};
+use polyport_handler_api::{storage::ReadRequest, ErrorKind, HandlerError, Host};
 
 use crate::{errors, records};
 
 /// Records from the end of a partition's log read to rebuild its producers.
 pub const TAIL_RECORDS: u64 = 16_384;
 /// Bytes read at most for that.
-pub const TAIL_BYTES: u32 = 32 << 20;
+pub const TAIL_BYTES: u32 = 8 << 20;
 
 /// Batches remembered per producer and partition (Kafka's
 /// `max.in.flight.requests.per.connection` limit for idempotence is 5).
@@ -116,20 +120,25 @@ impl Sequences {
     /// Runs `read_tail` and takes the producers it finds, once per partition
     /// and process, before any batch to `partition` is checked: callers
     /// await it first. Later calls return at once (without yielding).
-    pub async fn load_once<F, Fut>(&self, partition: &str, read_tail: F)
+    /// A failed read leaves the partition to load again: the caller refuses
+    /// the idempotent batches with a retriable error meanwhile, since
+    /// accepting them without the state could store a retry twice.
+    pub async fn load_once<F, Fut, E>(&self, partition: &str, read_tail: F) -> Result<(), E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Vec<StoredBatch>>,
+        Fut: Future<Output = Result<Vec<StoredBatch>, E>>,
     {
         let cell = {
             let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(loaded.entry(partition.to_owned()).or_default())
         };
-        cell.get_or_init(|| async {
-            let batches = read_tail().await;
+        cell.get_or_try_init(|| async {
+            let batches = read_tail().await?;
             self.seed(partition, &batches);
+            Ok(())
         })
-        .await;
+        .await
+        .map(|_| ())
     }
 
     /// Takes the producer state that `batches` (in offset order) leave.
@@ -248,37 +257,36 @@ impl Sequences {
 }
 
 /// The idempotent Kafka batches among the last [`TAIL_RECORDS`] records of
-/// `ledger` (fewer when they take more than [`TAIL_BYTES`]). A read error
-/// leaves the state empty: the producers start over, as before.
-pub async fn stored_tail(host: &Host, ledger: &str) -> Vec<StoredBatch> {
-    let range = match host.log_range(ledger).await {
-        Ok(range) => range,
-        Err(e) => {
-            tracing::warn!(ledger, error = %e, "producer state not rebuilt: no log range");
-            return Vec::new();
-        }
-    };
+/// `ledger` (fewer when they take more than [`TAIL_BYTES`]). The read is
+/// tried again when retention or DeleteRecords moved the log start
+/// meanwhile; another error is returned (the produce is refused with a
+/// retriable error and the next one tries again).
+pub async fn stored_tail(host: &Host, ledger: &str) -> Result<Vec<StoredBatch>, HandlerError> {
     let mut back = TAIL_RECORDS;
+    let mut attempts = 0;
     loop {
+        let range = host.log_range(ledger).await?;
         let offset = range.end.saturating_sub(back).max(range.start);
         if offset >= range.end {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let request = ReadRequest { offset, max_entries: u32::MAX, max_bytes: TAIL_BYTES, wait_ms: 0 };
         let read = match host.read(ledger, request).await {
             Ok(read) => read,
-            Err(e) => {
-                tracing::warn!(ledger, error = %e, "producer state not rebuilt: the log's tail is unreadable");
-                return Vec::new();
+            Err(e) if e.kind() == ErrorKind::OUT_OF_RANGE && attempts < 3 => {
+                attempts += 1;
+                continue;
             }
+            Err(e) => return Err(e),
         };
         let reached = read.entries.last().is_none_or(|e| e.meta.base_offset + u64::from(e.meta.count) >= range.end);
-        // Large records: the byte limit ended the read early, so start closer to the end.
+        // Large records: the byte limit ended the read early, so start
+        // closer to the end (a read of the last record always reaches it).
         if !reached && back > 1 {
-            back /= 8;
+            back = (back / 8).max(1);
             continue;
         }
-        return read
+        return Ok(read
             .entries
             .iter()
             .filter(|e| e.meta.format == records::FORMAT_KAFKA)
@@ -286,7 +294,7 @@ pub async fn stored_tail(host: &Host, ledger: &str) -> Vec<StoredBatch> {
                 let (producer_id, epoch, first, count) = records::producer_of(&e.payload)?;
                 Some(StoredBatch { producer_id, epoch, first, count, offset: e.meta.base_offset as i64 })
             })
-            .collect();
+            .collect());
     }
 }
 

@@ -48,17 +48,34 @@ impl Batch {
     /// Stamps the batch with the broker's time, as Kafka does for a
     /// LogAppendTime topic: the timestamp-type attribute is set and the max
     /// timestamp becomes `now_ms`, which readers take as every record's
-    /// timestamp; records and compression stay as sent. The header changes,
-    /// so the batch is copied and both CRCs computed again.
+    /// timestamp; records and compression stay as sent.
     pub fn stamp_log_append_time(&mut self, now_ms: i64) {
+        self.rewrite_header(true, now_ms);
+    }
+
+    /// Whether the producer marked the batch LogAppendTime.
+    pub fn claims_log_append_time(&self) -> bool {
+        is_log_append_time(&self.bytes)
+    }
+
+    /// Clears a LogAppendTime mark the producer set on a CreateTime topic
+    /// (Kafka stores such a batch as CreateTime), keeping its timestamps.
+    pub fn mark_create_time(&mut self) {
+        self.rewrite_header(false, self.max_timestamp_ms);
+    }
+
+    /// The header changes, so the batch is copied and both CRCs computed
+    /// again.
+    fn rewrite_header(&mut self, log_append_time: bool, max_timestamp_ms: i64) {
         let mut b = bytes::BytesMut::from(&self.bytes[..]);
-        let attributes = (&b[ATTRIBUTES_AT..]).get_i16() | LOG_APPEND_TIME;
+        let attributes = (&b[ATTRIBUTES_AT..]).get_i16();
+        let attributes = if log_append_time { attributes | LOG_APPEND_TIME } else { attributes & !LOG_APPEND_TIME };
         b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-        b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+        b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp_ms.to_be_bytes());
         let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         self.payload_crc = crate::crc::combine(crc32c::crc32c(&b[..ATTRIBUTES_AT]), crc, b.len() - ATTRIBUTES_AT);
-        self.max_timestamp_ms = now_ms;
+        self.max_timestamp_ms = max_timestamp_ms;
         self.bytes = b.freeze();
     }
 }
@@ -109,9 +126,9 @@ impl BatchError {
     pub fn code(&self) -> i16 {
         match self {
             Self::Corrupt(_) => crate::errors::CORRUPT_MESSAGE,
-            // Produce v3+ carries v2 batches only: anything else is not a
-            // batch this request can hold.
-            Self::Magic(_) => crate::errors::CORRUPT_MESSAGE,
+            // Produce v3+ carries v2 batches only; Kafka's answer, which
+            // clients do not retry (CORRUPT_MESSAGE they would).
+            Self::Magic(_) => crate::errors::INVALID_RECORD,
             Self::TooLarge { .. } => crate::errors::MESSAGE_TOO_LARGE,
         }
     }
@@ -276,8 +293,15 @@ mod tests {
         assert_eq!(again.max_timestamp_ms, 7_000);
         assert_eq!(first_at_or_after(&batch.bytes, 1_001), Some((0, 7_000)), "every record has the stamp");
         assert_eq!(first_at_or_after(&batch.bytes, 7_001), None);
-        let decoded = crate::convert::messages(batch.bytes).expect("decodes");
+        let decoded = crate::convert::messages(batch.bytes.clone()).expect("decodes");
         assert!(decoded.iter().all(|m| m.event_time_ms == Some(7_000)), "{decoded:?}");
+        // Marked CreateTime again (a producer's mark on a CreateTime topic):
+        // the records' own timestamps come back.
+        assert!(batch.claims_log_append_time());
+        batch.mark_create_time();
+        assert!(!batch.claims_log_append_time());
+        assert_eq!(split(batch.bytes.clone(), 1 << 20).expect("the CRC holds").len(), 1);
+        assert_eq!(first_at_or_after(&batch.bytes, 1_001), Some((1, 1_001)));
     }
 
     #[test]

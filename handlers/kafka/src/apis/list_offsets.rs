@@ -88,7 +88,9 @@ async fn max_timestamp(host: &Host, ledger: &str) -> Result<Option<i64>, i16> {
     // Largest t that some entry reaches: best reaches, hi + 1 does not.
     let mut hi = i64::MAX;
     while best < hi {
-        let mid = best + (hi - best) / 2 + (hi - best) % 2;
+        // The upper middle, in i128: best may be negative (a raw client's
+        // timestamps), and hi - best would overflow i64.
+        let mid = ((i128::from(best) + i128::from(hi) + 1).div_euclid(2)) as i64;
         match host.find_by_time(ledger, mid).await.map_err(error)? {
             Some(e) => best = e.meta.max_timestamp_ms.max(mid),
             None => hi = mid - 1,

@@ -119,7 +119,10 @@ async fn produce_partition(
     // Idempotent producers: retries are answered, not stored twice.
     let sequences = &ctx.shared.sequences;
     if batches.iter().any(|b| b.producer_id >= 0) {
-        sequences.load_once(&ledger, || crate::idempotence::stored_tail(host, &ledger)).await;
+        if let Err(e) = sequences.load_once(&ledger, || crate::idempotence::stored_tail(host, &ledger)).await {
+            tracing::warn!(topic = %ledger, error = %e, "idempotent producers not rebuilt yet; the producer retries");
+            return partition_error(index, errors::NOT_ENOUGH_REPLICAS, Some(format!("producer state: {e}")));
+        }
     }
     let (mut to_store, mut stored) = (Vec::new(), Vec::new());
     let (mut refused, mut first_duplicate) = (None, None);
@@ -151,9 +154,12 @@ async fn produce_partition(
     let append_time = ctx.shared.log_append_time.then(|| {
         host.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
     });
-    if let Some(now) = append_time {
-        for b in &mut to_store {
-            b.stamp_log_append_time(now);
+    for b in &mut to_store {
+        match append_time {
+            Some(now) => b.stamp_log_append_time(now),
+            // As Kafka: a CreateTime topic stores CreateTime batches.
+            None if b.claims_log_append_time() => b.mark_create_time(),
+            None => {}
         }
     }
     if to_store.is_empty() {
