@@ -27,8 +27,7 @@
 //! its sequence), as in Kafka once a producer's state has expired. With
 //! `entryFormat=pulsar` the stored entries keep no producer fields, so
 //! nothing is rebuilt. Gaps: a duplicate is answered without the
-//! LogAppendTime of the original; the ahead/behind test of a sequence does
-//! not allow for the wrap at `i32::MAX`.
+//! LogAppendTime of the original.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -214,7 +213,10 @@ impl Sequences {
             // (requests of one connection are checked in order, but a topic
             // lookup can reorder the very first ones), so the client retries.
             // Behind and not remembered: out of order for good.
-            let ahead = first > state.next;
+            // Sequences wrap at i32::MAX: ahead means less than half the
+            // sequence space forward.
+            let forward = (i64::from(first) - i64::from(state.next)).rem_euclid(i64::from(i32::MAX) + 1);
+            let ahead = forward < (1 << 30);
             return Verdict::Refuse(if ahead {
                 errors::NOT_ENOUGH_REPLICAS
             } else {
@@ -314,6 +316,23 @@ mod tests {
         assert_eq!(s.check("p", 8, 1, 1, 1), Verdict::Refuse(errors::INVALID_PRODUCER_EPOCH), "fenced");
         assert_eq!(s.check("p", 8, 2, 0, 1), Verdict::Duplicate(5), "the new epoch's batch");
         assert_eq!(s.check("q", 7, 0, 9, 1), Verdict::Append, "another partition knows nothing of it");
+    }
+
+    #[test]
+    fn ahead_and_behind_allow_for_the_wrap_of_sequences() {
+        let s = Sequences::default();
+        let near_end = i32::MAX - 9;
+        assert_eq!(s.check("p", 9, 0, near_end, 5), Verdict::Append);
+        // Next is i32::MAX - 4: a batch from 0 (after the wrap) is ahead.
+        assert_eq!(s.check("p", 9, 0, 0, 1), Verdict::Refuse(errors::NOT_ENOUGH_REPLICAS), "ahead, past the wrap");
+        assert_eq!(s.check("p", 9, 0, near_end - 20, 1), Verdict::Refuse(errors::OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(s.check("p", 9, 0, i32::MAX - 4, 6), Verdict::Append, "up to 0");
+        assert_eq!(s.check("p", 9, 0, 1, 1), Verdict::Append, "then 1");
+        assert_eq!(
+            s.check("p", 9, 0, i32::MAX - 100, 1),
+            Verdict::Refuse(errors::OUT_OF_ORDER_SEQUENCE_NUMBER),
+            "behind, before the wrap"
+        );
     }
 
     #[test]
