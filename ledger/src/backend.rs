@@ -344,12 +344,12 @@ impl SegmentFile for FsSegment {
                 // from the disk, which holds exactly those bytes (the write
                 // that put them there succeeded).
                 let (block, before) = (align_down(pos), (pos - align_down(pos)) as usize);
-                let prefix = match self.cache.read(block, before, before) {
-                    Some((bytes, _)) => bytes,
-                    None if before == 0 => Bytes::new(),
-                    None => self.pread(block, before)?,
+                let (prefix, written_here) = match self.cache.read(block, before, before) {
+                    Some(window) => window,
+                    None if before == 0 => (Bytes::new(), true),
+                    None => (self.pread(block, before)?, false),
                 };
-                self.cache.start(pos, &prefix, len)
+                self.cache.start(pos, &prefix, written_here, len)
             }
         };
         let off = (pos - slab.base()) as usize;

@@ -323,7 +323,9 @@ impl SegmentCache {
     /// A new slab starting at the block of `pos`, holding `prefix` (the bytes
     /// of that block before `pos`) and room for `len` more bytes; it becomes
     /// the one being written.
-    pub(crate) fn start(self: &Arc<Self>, pos: u64, prefix: &[u8], len: usize) -> Arc<Slab> {
+    /// `prefix_written_here`: the prefix is bytes this process wrote (copied
+    /// from the previous slab), not read back from the disk.
+    pub(crate) fn start(self: &Arc<Self>, pos: u64, prefix: &[u8], prefix_written_here: bool, len: usize) -> Arc<Slab> {
         let base = align_down(pos);
         debug_assert_eq!(prefix.len() as u64, pos - base);
         let need = align_up((pos - base) + len as u64) as usize;
@@ -338,7 +340,8 @@ impl SegmentCache {
         mem.as_mut_slice()[..prefix.len()].copy_from_slice(prefix);
         // Only the prefix and what the writer copies are read back: stale
         // bytes past them are overwritten or zeroed before any write.
-        let slab = Arc::new(Slab { mem, base, written_from: pos, filled: AtomicUsize::new(prefix.len()) });
+        let written_from = if prefix_written_here { base } else { pos };
+        let slab = Arc::new(Slab { mem, base, written_from, filled: AtomicUsize::new(prefix.len()) });
         self.pool.cached.fetch_add(size, Ordering::Relaxed);
         lock(&self.slabs).push_back(Arc::clone(&slab));
         let mut p = lock(&self.pool.inner);
