@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::{
     protocol::StrBytes,
-    records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
+    records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
 use polyport_handler_api::{
     convert::{Converter, Message},
@@ -37,8 +37,8 @@ pub fn messages(mut batches: Bytes) -> Result<Vec<Message>, HandlerError> {
     // The decoder gives each record its own timestamp; in a LogAppendTime
     // batch that is the batch's max timestamp, which it does not apply.
     let stamps = crate::records::log_append_stamps(&batches);
-    let sets = RecordBatchDecoder::decode_all(&mut batches)
-        .map_err(|e| HandlerError::new(ErrorKind::CORRUPT, format!("Kafka record batch does not decode: {e}")))?;
+    let sets = crate::decompress::decode_all(&mut batches)
+        .map_err(|e| HandlerError::new(ErrorKind::CORRUPT, format!("Kafka record batch does not decode: {e:#}")))?;
     Ok(sets
         .into_iter()
         .enumerate()

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod convert;
 pub mod coordinator;
 mod crc;
+pub mod decompress;
 pub mod errors;
 pub mod idempotence;
 pub mod listeners;

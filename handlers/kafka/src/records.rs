@@ -226,7 +226,7 @@ pub fn first_at_or_after(batch: &Bytes, target: i64) -> Option<(i64, i64)> {
     }
     if is_compressed(batch) {
         let stored_base = (&batch[..8]).get_i64();
-        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut batch.clone()).ok()?;
+        let sets = crate::decompress::decode_all(&mut batch.clone()).ok()?;
         return sets
             .iter()
             .flat_map(|set| &set.records)
