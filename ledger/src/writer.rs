@@ -96,6 +96,10 @@ pub(crate) struct Mark {
 
 /// Appends staged in the active segment but not yet written: their
 /// encoded headers and their payloads (shared, not copied), from `start`.
+/// Staged bytes that are written at once, without waiting for the end of
+/// the batch: at most this plus one entry per write.
+const WRITE_BYTES: u64 = 4 << 20;
+
 struct Staged {
     /// `ENTRY_HEADER_LEN` bytes per entry.
     headers: Vec<u8>,
@@ -275,7 +279,17 @@ impl Writer {
                 }
                 Command::Append { entries, durable, reply } => {
                     match self.stage(&entries, staged, &mut pending, &mut written) {
-                        Ok(appended) if durable || policy == SyncPolicy::Os => pending.push((reply, appended)),
+                        Ok(appended) if durable || policy == SyncPolicy::Os => {
+                            pending.push((reply, appended));
+                            // A large group is written in pieces (one fsync
+                            // still covers it): each write then fits the tail
+                            // cache's reused slabs, where one write of the
+                            // whole group needed a new, larger slab each time
+                            // (memory the allocator kept after eviction).
+                            if staged.len >= WRITE_BYTES {
+                                let _ = self.write(staged, &mut pending, &mut written);
+                            }
+                        }
                         Ok(appended) => {
                             // Acknowledged once written (Kafka's acks=1); durable with the batch.
                             pending.push((reply, appended));

@@ -145,3 +145,42 @@ async fn reads_from_the_cache_trust_the_bytes_written_and_reads_from_the_disk_ch
     };
     assert!(err.to_string().contains("CRC mismatch in entry 0"), "{err}");
 }
+
+#[tokio::test]
+async fn a_large_group_of_durable_appends_is_written_in_pieces_and_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("g");
+    let config = LedgerConfig { segment_bytes: 256 << 20, ..LedgerConfig::default() };
+    let backend = Arc::new(FsBackend::new(CachePool::new(32 << 20), true));
+    let ledger = Arc::new(ManagedLedger::open("g", &dir, config.clone(), backend.clone()).await.unwrap());
+    // 48 appends of about 512 KiB queued at once: the writer takes them as
+    // one group (24 MiB, several writes of about 4 MiB, one fsync).
+    let appends: Vec<_> = (0..48u32)
+        .map(|i| {
+            let ledger = Arc::clone(&ledger);
+            let mut p = vec![(i % 251) as u8; 512 << 10];
+            p[..4].copy_from_slice(&i.to_le_bytes());
+            let p = Bytes::from(p);
+            tokio::spawn(async move { (ledger.append_with(vec![entry(p.clone())], true).await, p) })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for handle in appends {
+        let (appended, p) = handle.await.unwrap();
+        stored.push((appended.unwrap()[0].base_offset, p));
+    }
+    stored.sort_by_key(|(offset, _)| *offset);
+    assert_eq!(stored.iter().map(|(o, _)| *o).collect::<Vec<_>>(), (0..48).collect::<Vec<u64>>(), "dense offsets");
+    let check = |ledger: &ManagedLedger| {
+        let read = ledger.read_now(0, ALL).unwrap();
+        assert_eq!(read.entries.len(), 48);
+        for (e, (_, p)) in read.entries.iter().zip(&stored) {
+            assert_eq!(&e.payload, p, "entry {}", e.meta.base_offset);
+        }
+    };
+    check(&ledger);
+    ledger.close().await;
+    drop(ledger);
+    let reopened = ManagedLedger::open("g", &dir, config, backend).await.unwrap();
+    check(&reopened);
+}
