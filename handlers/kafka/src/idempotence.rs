@@ -129,7 +129,12 @@ impl Sequences {
     {
         let cell = {
             let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            Arc::clone(loaded.entry(partition.to_owned()).or_default())
+            // Every idempotent produce passes here: the name is copied only
+            // the first time.
+            match loaded.get(partition) {
+                Some(cell) => Arc::clone(cell),
+                None => Arc::clone(loaded.entry(partition.to_owned()).or_default()),
+            }
         };
         cell.get_or_try_init(|| async {
             let batches = read_tail().await?;
