@@ -136,6 +136,14 @@ impl Host {
     /// Appends `entries` to `partition` (auto-created if allowed). Completes
     /// once they are durable under the broker's sync policy, or, with
     /// `durable` false, once written (Kafka's acks=1).
+    ///
+    /// Order: on a partition that is open (one this process has read, looked
+    /// up with [`log_range`](Self::log_range) or appended to), the first poll
+    /// of the returned future queues the entries on the partition's writer,
+    /// so appends are stored in the order their futures were first polled. On a
+    /// partition that is not open yet, the first poll may wait for it to
+    /// open, and a later append can overtake it: a handler that must keep an
+    /// order (Kafka's per-connection order) opens the partition first.
     pub async fn append(
         &self,
         partition: &str,

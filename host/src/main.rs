@@ -47,6 +47,9 @@ fn main() -> ExitCode {
         }
     };
     let max_log_level = logging::init(&config.log_level);
+    // Fault injection for the tests' builds only (FAILPOINTS, see tests/).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("broker").build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -10,8 +10,9 @@ use std::{
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{
+        fetch_request::{FetchPartition, FetchTopic},
         produce_request::{PartitionProduceData, TopicProduceData},
-        ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+        ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
     },
     protocol::{Decodable, Encodable, HeaderVersion, StrBytes},
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
@@ -149,4 +150,37 @@ pub fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, acks: i16, rec
     let response: ProduceResponse = conn.receive(ApiKey::Produce, 9, c);
     let p = &response.responses[0].partition_responses[0];
     Some((p.error_code, p.base_offset))
+}
+
+/// Fetches (v12, no wait) up to `max_bytes` of `partition` of `topic` from
+/// `offset`: (error code, the stored record batches as they are sent).
+pub fn fetch_raw(conn: &mut KafkaConn, topic: &str, partition: i32, offset: i64, max_bytes: i32) -> (i16, Bytes) {
+    let request =
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(max_bytes).with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(max_bytes)])]);
+    let c = conn.send(ApiKey::Fetch, 12, &request);
+    let response: FetchResponse = conn.receive(ApiKey::Fetch, 12, c);
+    let p = &response.responses[0].partitions[0];
+    (p.error_code, p.records.clone().unwrap_or_default())
+}
+
+/// The (base offset, attributes) of each record batch in `records`.
+pub fn batch_headers(mut records: Bytes) -> Vec<(i64, i16)> {
+    let mut out = Vec::new();
+    // baseOffset i64, batchLength i32, then leader epoch, magic, crc, attributes.
+    while records.len() >= 23 {
+        let base = i64::from_be_bytes(records[..8].try_into().expect("8 bytes"));
+        let length = usize::try_from(i32::from_be_bytes(records[8..12].try_into().expect("4 bytes"))).expect("length");
+        let attributes = i16::from_be_bytes(records[21..23].try_into().expect("2 bytes"));
+        out.push((base, attributes));
+        if records.len() < 12 + length {
+            break;
+        }
+        records.advance(12 + length);
+    }
+    out
 }

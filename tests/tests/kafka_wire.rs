@@ -33,10 +33,16 @@ fn api_versions_lists_exactly_what_is_served() {
     let response = api_versions_ok(&mut conn);
     let listed: Vec<(i16, i16, i16)> =
         response.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
-    let expected: Vec<(i16, i16, i16)> =
-        kafka::apis::SUPPORTED.iter().map(|(k, r)| (*k as i16, r.min, r.max)).collect();
+    let expected: Vec<(i16, i16, i16)> = kafka::apis::SUPPORTED
+        .iter()
+        .map(|(k, r)| {
+            let listed = kafka::apis::advertised(*k, *r);
+            (*k as i16, listed.min, listed.max)
+        })
+        .collect();
     assert_eq!(listed, expected);
-    for (key, min, max) in [(ApiKey::Produce, 3, 9), (ApiKey::Fetch, 4, 12), (ApiKey::Metadata, 0, 12)] {
+    // Produce from v0, as Kafka 4 lists it (v0-2 are refused when they come).
+    for (key, min, max) in [(ApiKey::Produce, 0, 9), (ApiKey::Fetch, 4, 12), (ApiKey::Metadata, 0, 12)] {
         assert!(listed.contains(&(key as i16, min, max)), "{key:?} {min}-{max} in {listed:?}");
     }
 }
@@ -79,6 +85,49 @@ fn unknown_api_key_gets_unsupported_version_and_the_connection_survives() {
     let c = conn.send_frame(ApiKey::SaslHandshake as i16, 1, &[]);
     assert_eq!(correlation_and_error(conn.read_frame().expect("a reply")), (c, UNSUPPORTED_VERSION));
     api_versions_ok(&mut conn);
+}
+
+/// Produce v0-2 are listed (as Kafka 4 lists them) but refused when they
+/// come: every partition named gets UNSUPPORTED_VERSION in the request's
+/// version format, nothing is stored, and the connection goes on.
+#[test]
+fn produce_below_v3_gets_unsupported_version_per_partition_and_the_connection_survives() {
+    use bytes::{Buf, BufMut};
+    let broker = broker();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    for version in 0..=2i16 {
+        let mut body = bytes::BytesMut::new();
+        body.put_i16(1); // acks
+        body.put_i32(1000);
+        body.put_i32(1); // one topic
+        body.put_i16(3);
+        body.put_slice(b"old");
+        body.put_i32(2); // two partitions, each with a 4-byte message set
+        for p in 0..2 {
+            body.put_i32(p);
+            body.put_i32(4);
+            body.put_slice(b"\0\0\0\0");
+        }
+        let c = conn.send_frame(ApiKey::Produce as i16, version, &body);
+        let mut frame = conn.read_frame().expect("a reply");
+        assert_eq!(frame.get_i32(), c);
+        assert_eq!(frame.get_i32(), 1, "v{version}: one topic");
+        assert_eq!(frame.get_i16(), 3);
+        frame.advance(3);
+        assert_eq!(frame.get_i32(), 2, "v{version}: both partitions answered");
+        for p in 0..2 {
+            assert_eq!(frame.get_i32(), p);
+            assert_eq!(frame.get_i16(), UNSUPPORTED_VERSION);
+            assert_eq!(frame.get_i64(), -1);
+            if version >= 2 {
+                assert_eq!(frame.get_i64(), -1);
+            }
+        }
+        assert_eq!(frame.len(), if version >= 1 { 4 } else { 0 }, "v{version}: throttle time only");
+    }
+    api_versions_ok(&mut conn);
+    let (error, records) = polyport_tests::kafka::fetch_raw(&mut conn, "old", 0, 0, 1 << 20);
+    assert!(error != 0 || records.is_empty(), "nothing stored");
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! Requests are pipelined, as clients expect: a reader takes frames off the
 //! socket while earlier requests are still being served (a Produce waiting for
 //! its fsync, a Fetch waiting for data), up to [`MAX_IN_FLIGHT`]; responses
-//! are written in request order. Each request is polled once as soon as it is
-//! read, so its appends reach the ledger in request order.
+//! are written in request order. Produce requests also place their appends
+//! in request order ([`crate::order`]), so pipelined batches are stored in
+//! the order they were sent, as Kafka stores them.
 //!
 //! A frame whose size is negative, too small for a request header, or above
 //! `kafkaMaxRequestBytes` ends the connection (the stream cannot be
@@ -31,6 +32,7 @@ use tracing::Instrument;
 use crate::{
     apis::{self, api_versions, BrokerInfo},
     listeners::KafkaListener,
+    order::{Sequencer, Turn},
     topics::TopicMapper,
     ProtocolError,
 };
@@ -149,6 +151,7 @@ where
     let listener = Arc::new(listener);
     let writer = async move {
         let mut in_flight: FuturesOrdered<Held> = FuturesOrdered::new();
+        let mut sequencer = Sequencer::default();
         let mut reading = true;
         loop {
             tokio::select! {
@@ -175,9 +178,11 @@ where
                         reading = false;
                         continue;
                     };
-                    let mut pending = process(frame, Arc::clone(&shared), Arc::clone(&listener), Arc::clone(&client_host));
-                    // Poll once now: a Produce hands its appends to the ledger
-                    // before the next request is looked at.
+                    let turn = is_produce(&frame).then(|| sequencer.take_turn());
+                    let mut pending =
+                        process(frame, Arc::clone(&shared), Arc::clone(&listener), Arc::clone(&client_host), turn);
+                    // Poll once now: a request that can be answered at once
+                    // (most can) is not boxed again.
                     let first = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
                     match first {
                         Poll::Ready(result) => in_flight.push_back(Box::pin(std::future::ready((result, permit)))),
@@ -244,14 +249,29 @@ async fn read_frame<R: AsyncRead + Unpin>(
     Ok(Some((frame.freeze(), permit)))
 }
 
-/// Handles one request frame (without its size prefix).
-pub fn process(frame: Bytes, shared: Arc<Shared>, listener: Arc<KafkaListener>, client_host: Arc<str>) -> Pending {
+/// Whether `frame` (at least [`MIN_REQUEST`] bytes) is a Produce request.
+fn is_produce(frame: &[u8]) -> bool {
+    frame[..2] == (ApiKey::Produce as i16).to_be_bytes()
+}
+
+/// Handles one request frame (without its size prefix); a Produce request
+/// places its appends in `turn` (alone when `None`).
+pub fn process(
+    frame: Bytes,
+    shared: Arc<Shared>,
+    listener: Arc<KafkaListener>,
+    client_host: Arc<str>,
+    turn: Option<Turn>,
+) -> Pending {
     let mut peek = frame.slice(..MIN_REQUEST);
     let (key, version, correlation_id) = (peek.get_i16(), peek.get_i16(), peek.get_i32());
     let span = tracing::debug_span!("request", api = key, version, correlation_id);
     match apis::versions(key) {
         Some((api, range)) if (range.min..=range.max).contains(&version) => {
-            Box::pin(apis::dispatch(api, version, frame, shared, listener, client_host).instrument(span))
+            Box::pin(apis::dispatch(api, version, frame, shared, listener, client_host, turn).instrument(span))
+        }
+        Some((ApiKey::Produce, _)) if apis::produce_v0::REFUSED.contains(&version) => {
+            Box::pin(std::future::ready(apis::produce_v0::refuse(correlation_id, version, frame.slice(MIN_REQUEST..))))
         }
         Some((ApiKey::ApiVersions, _)) => {
             tracing::debug!(parent: &span, "ApiVersions at an unsupported version; answering v0 with UNSUPPORTED_VERSION");

@@ -14,6 +14,7 @@ pub mod decompress;
 pub mod errors;
 pub mod idempotence;
 pub mod listeners;
+pub mod order;
 pub mod records;
 pub mod topics;
 

@@ -349,6 +349,12 @@ impl Topics {
         if let Some(ledger) = cell.as_ref().and_then(|c| c.get()) {
             return Ok(Arc::clone(ledger));
         }
+        // Tests make this slow path slower (FAILPOINTS="topics::open=1*return(400)":
+        // the first open waits 400 ms), as a busy metadata store or disk would.
+        #[cfg(feature = "failpoints")]
+        if let Some(Some(ms)) = fail::eval("topics::open", |ms| ms.and_then(|ms| ms.parse::<u64>().ok())) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         self.check_partition(partition, auto_create).await?;
         let cell = Arc::clone(
             self.ledgers

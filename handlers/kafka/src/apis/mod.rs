@@ -28,6 +28,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod produce_v0;
 pub mod sync_group;
 
 use std::{future::Future, sync::Arc};
@@ -39,7 +40,7 @@ use kafka_protocol::{
 };
 use polyport_handler_api::Host;
 
-use crate::{connection::Shared, listeners::KafkaListener, ProtocolError};
+use crate::{connection::Shared, listeners::KafkaListener, order::Turn, ProtocolError};
 
 /// Every API served, with the versions implemented.
 pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
@@ -77,6 +78,15 @@ pub const UNSUPPORTED_VERSION: i16 = crate::errors::UNSUPPORTED_VERSION;
 /// The versions of `key` this handler serves, if any.
 pub fn versions(key: i16) -> Option<(ApiKey, VersionRange)> {
     SUPPORTED.iter().copied().find(|(k, _)| *k as i16 == key)
+}
+
+/// The versions ApiVersions lists for `key` served at `served`: the same,
+/// except Produce, listed from v0 as Kafka 4 lists it ([`produce_v0`]).
+pub fn advertised(key: ApiKey, served: VersionRange) -> VersionRange {
+    match key {
+        ApiKey::Produce => VersionRange { min: *produce_v0::REFUSED.start(), max: served.max },
+        _ => served,
+    }
 }
 
 /// Facts about this broker that responses carry.
@@ -117,7 +127,8 @@ impl RequestContext<'_> {
 
 /// Decodes a request of a supported (key, version), runs it and encodes the
 /// response frame (size prefix included); `None` when no response is due
-/// (Produce with acks=0).
+/// (Produce with acks=0). A Produce places its appends in `turn`, its
+/// connection's order ([`crate::order`]); alone when `None`.
 pub async fn dispatch(
     key: ApiKey,
     version: i16,
@@ -125,6 +136,7 @@ pub async fn dispatch(
     shared: Arc<Shared>,
     listener: Arc<KafkaListener>,
     client_host: Arc<str>,
+    turn: Option<Turn>,
 ) -> Result<Option<BytesMut>, ProtocolError> {
     let header =
         RequestHeader::decode(&mut frame, key.request_header_version(version)).map_err(ProtocolError::decode)?;
@@ -134,7 +146,7 @@ pub async fn dispatch(
     match key {
         ApiKey::ApiVersions => call(&ctx, frame, |c, r| std::future::ready(api_versions::handle(c, r))).await,
         ApiKey::Metadata => call(&ctx, frame, metadata::handle).await,
-        ApiKey::Produce => produce::serve(&ctx, frame).await,
+        ApiKey::Produce => produce::serve(&ctx, frame, turn.unwrap_or_else(Turn::first)).await,
         ApiKey::Fetch => call(&ctx, frame, fetch::handle).await,
         ApiKey::ListOffsets => call(&ctx, frame, list_offsets::handle).await,
         ApiKey::CreateTopics => call(&ctx, frame, create_topics::handle).await,
@@ -241,7 +253,7 @@ mod tests {
     /// Sends `body` through `dispatch` (no host) and decodes the response.
     fn round_trip<Req: Encodable + HeaderVersion, Resp: Decodable>(key: ApiKey, version: i16, body: &Req) -> Resp {
         let shared = Arc::new(Shared::for_tests());
-        let out = dispatch(key, version, request(key, version, body), shared, listener(), "/127.0.0.1".into())
+        let out = dispatch(key, version, request(key, version, body), shared, listener(), "/127.0.0.1".into(), None)
             .now_or_never()
             .expect("completes without a host")
             .expect("dispatch")
@@ -402,7 +414,7 @@ mod tests {
                     ApiKey::OffsetDelete => request(key, version, &OffsetDeleteRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
-                let out = dispatch(key, version, frame, Arc::clone(&shared), listener(), "/127.0.0.1".into())
+                let out = dispatch(key, version, frame, Arc::clone(&shared), listener(), "/127.0.0.1".into(), None)
                     .now_or_never()
                     .expect("completes without a host")
                     .expect("dispatch")

@@ -7,12 +7,16 @@
 //! response (a failure closes the connection, as in Kafka, so that the
 //! producer refreshes its metadata), acks=1 is answered once written, acks=-1 (all) once durable under
 //! the broker's sync policy. All partitions of a request are appended
-//! concurrently, one host call per partition. Idempotent producers'
+//! concurrently, one host call per partition, and placed in the
+//! connection's order ([`crate::order`]): a connection's batches are stored
+//! in the order it sent them. Idempotent producers'
 //! sequences are checked ([`crate::idempotence`]).
 //! With `kafkaMessageTimestampType=LogAppendTime` each batch is stamped
 //! with the broker's time before it is stored (attribute and max timestamp,
 //! CRC recomputed) and the answer carries that time in `log_append_time_ms`.
 //! Gaps: transactions; the timestamp type is the broker's, not per topic.
+
+use std::{future::Future, task::Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::join_all;
@@ -29,6 +33,7 @@ use super::{encode_response, RequestContext};
 use crate::{
     errors,
     idempotence::Verdict,
+    order::Turn,
     records::{self, FORMAT_KAFKA, FORMAT_PULSAR},
     topics::Resolved,
     EntryFormat, ProtocolError,
@@ -47,11 +52,12 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
         .with_error_message(message.map(kafka_protocol::protocol::StrBytes::from_string))
 }
 
-/// Decodes, appends, and answers (or not, for acks=0).
-pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes) -> Result<Option<BytesMut>, ProtocolError> {
+/// Decodes, appends, and answers (or not, for acks=0); the appends are
+/// placed in `turn`.
+pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes, turn: Turn) -> Result<Option<BytesMut>, ProtocolError> {
     let request = ProduceRequest::decode(frame, ctx.version).map_err(ProtocolError::decode)?;
     let acks = request.acks;
-    let response = handle(ctx, request).await;
+    let response = handle(ctx, request, turn).await;
     if acks == 0 {
         let failed = response.responses.iter().flat_map(|t| {
             t.partition_responses.iter().filter(|p| p.error_code != 0).map(move |p| (t.name.as_str(), p))
@@ -66,10 +72,13 @@ pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes) -> Result<Option
     encode_response(ctx.header.correlation_id, ctx.version, &response).map(Some)
 }
 
-/// Appends every partition's batches: topics are resolved first, then every
-/// partition's append starts at once (one join), so the first poll of this
-/// request hands all its appends to the ledger in request order.
-pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> ProduceResponse {
+/// Appends every partition's batches in two steps. First every partition is
+/// prepared at once, beside the connection's other requests: names resolved
+/// (topics created), batches checked, producer state loaded, ledgers opened.
+/// Then, in the connection's turn, every partition's append is placed in its
+/// ledger's queue in one pass, the turn is passed on, and the appends are
+/// awaited together ([`crate::order`]).
+pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, mut turn: Turn) -> ProduceResponse {
     let durable = request.acks != 1 && request.acks != 0;
     let mapper = &ctx.shared.topics;
     let mut resolved = Vec::with_capacity(request.topic_data.len());
@@ -81,49 +90,110 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Produc
     for (t, (topic, resolved)) in request.topic_data.into_iter().zip(&resolved).enumerate() {
         names.push(topic.name);
         for data in topic.partition_data {
-            work.push(async move { (t, produce_partition(ctx, resolved, data, durable).await) });
+            work.push(async move { (t, prepare(ctx, resolved, data).await) });
         }
     }
+    let prepared = join_all(work).await;
+    turn.wait().await;
+    let mut stores: Vec<_> = prepared
+        .into_iter()
+        .map(|(t, prepared)| {
+            Box::pin(async move {
+                match prepared {
+                    Ok(p) => (t, store(ctx, p, durable).await),
+                    Err(answer) => (t, answer),
+                }
+            })
+        })
+        .collect();
+    // One poll of each, in request order: every append reaches its ledger's
+    // queue before the turn passes (the ledgers are open, so the host's
+    // append queues at its first poll). join_all would not do: past a few
+    // dozen futures it may yield before polling them all.
+    let mut answers: Vec<Option<(usize, PartitionProduceResponse)>> = stores.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (store, answer) in stores.iter_mut().zip(&mut answers) {
+            if let Poll::Ready(done) = store.as_mut().poll(cx) {
+                *answer = Some(done);
+            }
+        }
+        Poll::Ready(())
+    })
+    .await;
+    drop(turn);
+    // The rest complete as their ledgers answer.
+    let pending = stores.into_iter().zip(&answers).filter(|(_, answer)| answer.is_none()).map(|(store, _)| store);
+    let mut rest = join_all(pending).await.into_iter();
     let mut topics: Vec<TopicProduceResponse> =
         names.into_iter().map(|name| TopicProduceResponse::default().with_name(name)).collect();
-    for (t, response) in join_all(work).await {
-        topics[t].partition_responses.push(response);
+    for answer in &mut answers {
+        if let Some((t, response)) = answer.take().or_else(|| rest.next()) {
+            topics[t].partition_responses.push(response);
+        }
     }
     ProduceResponse::default().with_responses(topics)
 }
 
-/// Checks and appends one partition's records.
-async fn produce_partition(
+/// One partition's checked batches, ready to be placed.
+struct Prepared<'r> {
+    index: i32,
+    pulsar: &'r str,
+    ledger: String,
+    batches: Vec<records::Batch>,
+    /// The partition's log start, as the answer reports it.
+    log_start: i64,
+}
+
+/// Everything about one partition's append that may wait: its name, its
+/// batches' checks, its idempotent producers' state and its open ledger.
+async fn prepare<'r>(
     ctx: &RequestContext<'_>,
-    resolved: &Resolved,
+    resolved: &'r Resolved,
     data: kafka_protocol::messages::produce_request::PartitionProduceData,
-    durable: bool,
-) -> PartitionProduceResponse {
-    let mapper = &ctx.shared.topics;
+) -> Result<Prepared<'r>, PartitionProduceResponse> {
     let index = data.index;
     let (pulsar, ledger) = match (resolved.topic(), resolved.ledger(index)) {
         (Ok((pulsar, _)), Ok(ledger)) => (pulsar, ledger),
-        (Err(code), _) | (_, Err(code)) => return partition_error(index, code, None),
+        (Err(code), _) | (_, Err(code)) => return Err(partition_error(index, code, None)),
     };
     let Some(records) = data.records else {
-        return partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into()));
+        return Err(partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into())));
     };
     let batches = match records::split(records, ctx.shared.max_message_bytes) {
         Ok(b) => b,
         Err(e) => {
             tracing::info!(topic = %ledger, error = %e, "produce refused");
-            return partition_error(index, e.code(), Some(e.to_string()));
+            return Err(partition_error(index, e.code(), Some(e.to_string())));
         }
     };
-    let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
+    let Some(host) = ctx.host() else { return Err(partition_error(index, errors::KAFKA_STORAGE_ERROR, None)) };
     // Idempotent producers: retries are answered, not stored twice.
-    let sequences = &ctx.shared.sequences;
     if batches.iter().any(|b| b.producer_id >= 0) {
-        if let Err(e) = sequences.load_once(&ledger, || crate::idempotence::stored_tail(host, &ledger)).await {
+        let load = crate::idempotence::stored_tail(host, &ledger);
+        if let Err(e) = ctx.shared.sequences.load_once(&ledger, || load).await {
             tracing::warn!(topic = %ledger, error = %e, "idempotent producers not rebuilt yet; the producer retries");
-            return partition_error(index, errors::NOT_ENOUGH_REPLICAS, Some(format!("producer state: {e}")));
+            return Err(partition_error(index, errors::NOT_ENOUGH_REPLICAS, Some(format!("producer state: {e}"))));
         }
     }
+    // Opens the ledger (so that the append queues at once) and reads the log
+    // start the answer carries.
+    match host.log_range(&ledger).await {
+        Ok(range) => Ok(Prepared { index, pulsar, ledger, batches, log_start: range.start as i64 }),
+        Err(e) => {
+            ctx.shared.topics.forget_if_missing(pulsar, e.kind());
+            tracing::info!(topic = %ledger, error = %e, "partition not opened");
+            Err(partition_error(index, errors::from_handler(&e), Some(e.message().to_owned())))
+        }
+    }
+}
+
+/// Checks sequences, stamps, and appends one prepared partition. Everything
+/// before the append's first poll is synchronous, so that the first poll of
+/// this future places the append ([`handle`]).
+async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) -> PartitionProduceResponse {
+    let Prepared { index, pulsar, ledger, batches, log_start } = prepared;
+    let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
+    let sequences = &ctx.shared.sequences;
     let (mut to_store, mut stored) = (Vec::new(), Vec::new());
     let (mut refused, mut first_duplicate) = (None, None);
     for (i, b) in batches.into_iter().enumerate() {
@@ -164,12 +234,11 @@ async fn produce_partition(
     }
     if to_store.is_empty() {
         // Every batch was stored before: the answer the client missed.
-        let range = host.log_range(&ledger).await.ok();
         return PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(first_duplicate.unwrap_or(-1))
             .with_log_append_time_ms(-1)
-            .with_log_start_offset(range.map_or(-1, |r| r.start as i64));
+            .with_log_start_offset(log_start);
     }
     let appended = match ctx.shared.entry_format {
         EntryFormat::Kafka => {
@@ -221,17 +290,16 @@ async fn produce_partition(
             for ((pid, seq), a) in stored.iter().zip(&appended) {
                 sequences.completed(&ledger, *pid, *seq, Some(a.base_offset as i64));
             }
-            let range = host.log_range(&ledger).await.ok();
             let base = first_duplicate.or(appended.first().map(|a| a.base_offset as i64)).unwrap_or(-1);
             PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(base)
                 .with_log_append_time_ms(append_time.unwrap_or(-1))
-                .with_log_start_offset(range.map_or(-1, |r| r.start as i64))
+                .with_log_start_offset(log_start)
         }
         Err(e) => {
             release();
-            mapper.forget_if_missing(pulsar, e.kind());
+            ctx.shared.topics.forget_if_missing(pulsar, e.kind());
             tracing::info!(topic = %ledger, error = %e, "append failed");
             partition_error(index, errors::from_handler(&e), Some(e.message().to_owned()))
         }
