@@ -91,6 +91,11 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "defaultRetentionSizeInMB", default: "-1" },
     KeySpec { name: "ttlDurationDefaultInSeconds", default: "0" },
     KeySpec { name: "retentionCheckIntervalInSeconds", default: "120" },
+    KeySpec { name: "brokerMaxConnections", default: "10000" },
+    KeySpec { name: "brokerMaxConnectionsPerIp", default: "0" },
+    KeySpec { name: "maxProducersPerConnection", default: "10000" },
+    KeySpec { name: "maxConsumersPerConnection", default: "10000" },
+    KeySpec { name: "maxPendingBytesPerConnection", default: "67108864" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -119,6 +124,8 @@ pub struct BrokerConfig {
     pub cluster_name: String,
     /// Storage: ledgers, auto-creation, retention.
     pub storage: crate::topics::StorageConfig,
+    /// Connections and what each may hold.
+    pub limits: crate::limits::LimitsConfig,
     /// Every entry as read, with overrides applied; `advertisedAddress` resolved.
     pub entries: BTreeMap<String, String>,
 }
@@ -194,6 +201,7 @@ impl BrokerConfig {
         check("brokerShutdownTimeoutMs", "a number of milliseconds", timeout.is_ok());
 
         let storage = storage_config(&get, &mut check);
+        let limits = limits_config(&get, &mut check);
 
         let dir = |key: &str| PathBuf::from(get(key));
         let config = Self {
@@ -208,6 +216,7 @@ impl BrokerConfig {
             shutdown_timeout: Duration::from_millis(timeout.unwrap_or(5000)),
             cluster_name: get("clusterName"),
             storage,
+            limits,
             entries: BTreeMap::new(),
         };
         if !errors.is_empty() {
@@ -224,6 +233,26 @@ impl BrokerConfig {
             .keys()
             .map(String::as_str)
             .filter(move |key| !HOST_KEYS.iter().any(|k| k.name == *key) && !handler_keys.iter().any(|k| k == key))
+    }
+}
+
+/// The limits on connections and what each may hold.
+fn limits_config(get: &dyn Fn(&str) -> String, check: &mut dyn FnMut(&str, &str, bool)) -> crate::limits::LimitsConfig {
+    let mut number = |key: &str, min: usize, expected: &str| -> usize {
+        let parsed = get(key).parse::<usize>().ok().filter(|v| *v >= min);
+        check(key, expected, parsed.is_some());
+        parsed.unwrap_or(min)
+    };
+    crate::limits::LimitsConfig {
+        max_connections: number("brokerMaxConnections", 0, "a number of connections, or 0 for no limit"),
+        max_connections_per_ip: number("brokerMaxConnectionsPerIp", 0, "a number of connections, or 0 for no limit"),
+        max_producers_per_connection: number("maxProducersPerConnection", 1, "a number of producers, 1 or more"),
+        max_consumers_per_connection: number("maxConsumersPerConnection", 1, "a number of consumers, 1 or more"),
+        max_pending_bytes_per_connection: number(
+            "maxPendingBytesPerConnection",
+            1 << 20,
+            "a number of bytes, 1048576 or more",
+        ),
     }
 }
 

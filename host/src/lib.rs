@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod limits;
 pub mod loader;
 pub mod logging;
 pub mod metadata;
@@ -158,6 +159,7 @@ impl Broker {
                     &config.advertised_address,
                     port,
                     &config.cluster_name,
+                    config.limits,
                 );
                 Some((Arc::new(service), listener))
             }
@@ -180,16 +182,26 @@ impl Broker {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let connections = TaskTracker::new();
+        // Every listener's connections count against one set of limits.
+        let admitted = limits::Connections::new(self.config.limits);
         let mut accept_loops = Vec::new();
         for bound in self.listeners {
             tracing::info!(protocol = %bound.handler.protocol, listener = %bound.name,
                 address = %bound.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
-            accept_loops.push(tokio::spawn(server::accept_loop(bound, stop.clone(), connections.clone())));
+            let admitted = Arc::clone(&admitted);
+            accept_loops.push(tokio::spawn(server::accept_loop(bound, admitted, stop.clone(), connections.clone())));
         }
         if let Some((service, listener)) = self.pulsar {
             tracing::info!(protocol = "pulsar", address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
                 "listening");
-            accept_loops.push(tokio::spawn(pulsar::accept_loop(service, listener, stop.clone(), connections.clone())));
+            let admitted = Arc::clone(&admitted);
+            accept_loops.push(tokio::spawn(pulsar::accept_loop(
+                service,
+                listener,
+                admitted,
+                stop.clone(),
+                connections.clone(),
+            )));
         }
         tracing::info!(cluster = %self.config.cluster_name, "broker ready");
 

@@ -2,7 +2,15 @@
 //! and runs every connection as its own task under a span, so that a handler
 //! panic or error ends that connection alone.
 
-use std::{net::SocketAddr, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    panic::AssertUnwindSafe,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use abi_stable::std_types::{RErr, ROk};
 use futures::FutureExt as _;
@@ -10,6 +18,8 @@ use polyport_handler_api::{ffi::FfiHandlerBox, raw_connection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
+
+use crate::limits::{Admitted, Connections};
 
 /// A handler that has been started, shared by its accept loops.
 pub struct RunningHandler {
@@ -38,8 +48,14 @@ impl BoundListener {
     }
 }
 
-/// Accepts until `shutdown` is cancelled; each connection is tracked by `connections`.
-pub async fn accept_loop(bound: BoundListener, shutdown: CancellationToken, connections: TaskTracker) {
+/// Accepts until `shutdown` is cancelled; each connection is tracked by
+/// `connections` and holds its place in `admitted` until it ends.
+pub async fn accept_loop(
+    bound: BoundListener,
+    admitted: Arc<Connections>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
     let BoundListener { handler, name, listener } = bound;
     loop {
         let accepted = tokio::select! {
@@ -48,8 +64,16 @@ pub async fn accept_loop(bound: BoundListener, shutdown: CancellationToken, conn
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(place) = admit(&admitted, &handler.protocol, peer) else { continue };
                 let span = tracing::info_span!("conn", protocol = %handler.protocol, listener = %name, %peer);
-                connections.spawn(serve_connection(Arc::clone(&handler), name.clone(), stream, peer).instrument(span));
+                let serve = serve_connection(Arc::clone(&handler), name.clone(), stream, peer);
+                connections.spawn(
+                    async move {
+                        serve.await;
+                        drop(place);
+                    }
+                    .instrument(span),
+                );
             }
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.
@@ -59,6 +83,26 @@ pub async fn accept_loop(bound: BoundListener, shutdown: CancellationToken, conn
         }
     }
     tracing::debug!(protocol = %handler.protocol, listener = %name, "listener closed");
+}
+
+/// A place for a connection from `peer`, or `None` (the connection is
+/// closed at once) when a limit is reached. Refusals are logged at warn the
+/// first time and then at every power of two, so a flood does not flood the
+/// log too.
+pub fn admit(admitted: &Arc<Connections>, protocol: &str, peer: SocketAddr) -> Option<Admitted> {
+    static REFUSED: AtomicU64 = AtomicU64::new(0);
+    match admitted.admit(peer.ip()) {
+        Ok(place) => Some(place),
+        Err(e) => {
+            let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(%protocol, %peer, refused = n, "connection refused: {e}");
+            } else {
+                tracing::debug!(%protocol, %peer, "connection refused: {e}");
+            }
+            None
+        }
+    }
 }
 
 async fn serve_connection(handler: Arc<RunningHandler>, listener: String, stream: TcpStream, peer: SocketAddr) {

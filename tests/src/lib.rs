@@ -6,6 +6,7 @@
 
 pub mod kafka;
 pub mod line;
+pub mod pulsar;
 
 use std::{
     fs,
@@ -176,6 +177,18 @@ impl Broker {
             thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// The broker's resident memory (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
     }
 
     /// Whether the process is still running.

@@ -15,6 +15,7 @@ use polyport_tests::{
     kafka::KafkaConn,
     kafka_library,
     line::{line_handler, Line},
+    pulsar::{message_frame, RawPulsar},
     Broker,
 };
 use pulsar::{consumer::InitialPosition, Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
@@ -86,39 +87,6 @@ async fn pulsar_rs_round_trip_and_both_protocols_show_as_cursors() {
         }
         assert!(std::time::Instant::now() < deadline, "cursors: {cursors}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// A raw Pulsar connection: frames written and read by hand.
-struct RawPulsar(std::net::TcpStream);
-
-impl RawPulsar {
-    fn connect(port: u16) -> Self {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
-        Self(stream)
-    }
-
-    fn send(&mut self, command: &pulsar::message::proto::BaseCommand) {
-        use prost::Message as _;
-        use std::io::Write as _;
-        let body = command.encode_to_vec();
-        let mut frame = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&body);
-        self.0.write_all(&frame).expect("write");
-    }
-
-    /// The next command, or `None` when the broker closed the connection.
-    fn receive(&mut self) -> Option<pulsar::message::proto::BaseCommand> {
-        use prost::Message as _;
-        use std::io::Read as _;
-        let mut size = [0u8; 4];
-        self.0.read_exact(&mut size).ok()?;
-        let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
-        self.0.read_exact(&mut body).ok()?;
-        let command_size = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
-        pulsar::message::proto::BaseCommand::decode(&body[4..4 + command_size]).ok()
     }
 }
 
@@ -220,29 +188,6 @@ async fn pulsar_rs_shared_consumers_partitioned_topics_readers_and_negative_acks
         .expect("reader");
     let first = reader.try_next().await.expect("read").expect("a message");
     assert!(String::from_utf8(first.payload.data).expect("utf-8").starts_with('s'));
-}
-
-/// A frame with a message section (`[metadata size][metadata][payload]`),
-/// its checksum flipped when `damaged`.
-fn message_frame(
-    command: &pulsar::message::proto::BaseCommand,
-    metadata: &pulsar::message::proto::MessageMetadata,
-    payload: &[u8],
-    damaged: bool,
-) -> Vec<u8> {
-    use prost::Message as _;
-    let body = command.encode_to_vec();
-    let meta = metadata.encode_to_vec();
-    let mut section = (meta.len() as u32).to_be_bytes().to_vec();
-    section.extend_from_slice(&meta);
-    section.extend_from_slice(payload);
-    let mut frame = ((4 + body.len() + 6 + section.len()) as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    frame.extend_from_slice(&0x0e01u16.to_be_bytes());
-    frame.extend_from_slice(&(crc32c::crc32c(&section) ^ u32::from(damaged)).to_be_bytes());
-    frame.extend_from_slice(&section);
-    frame
 }
 
 #[test]

@@ -46,6 +46,11 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// request count limit, this bounds a connection's memory by configuration.
 pub const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
 
+/// A request frame's buffer before its bytes arrive: most requests fit, and
+/// one announced larger grows with its bytes (doubling), so that a size that
+/// is announced but never sent takes no more than this.
+const INITIAL_FRAME_CAPACITY: usize = 1 << 20;
+
 /// What every connection of a handler shares.
 #[derive(Debug)]
 pub struct Shared {
@@ -234,10 +239,15 @@ async fn read_frame<R: AsyncRead + Unpin>(
         .acquire_many_owned(permits)
         .await
         .map_err(|_| HandlerError::new(ErrorKind::STATE, "request budget closed"))?;
-    let mut frame = BytesMut::with_capacity(size);
+    // Sized by what has arrived, not by what was announced: a frame starts
+    // at most INITIAL_FRAME_CAPACITY and doubles as its bytes come in.
+    let mut frame = BytesMut::with_capacity(size.min(INITIAL_FRAME_CAPACITY));
     // read_buf fills the spare capacity without zeroing it first.
     while frame.len() < size {
         let remaining = size - frame.len();
+        if frame.capacity() == frame.len() {
+            frame.reserve(frame.len().min(remaining));
+        }
         let mut limited = (&mut frame).limit(remaining);
         if reader.read_buf(&mut limited).await? == 0 {
             return Err(HandlerError::new(

@@ -161,7 +161,7 @@ impl KafkaService {
                 // clock is fine for a seed (it is not a timer).
                 producer_ids: apis::init_producer_id::ProducerIds::new(now_ms),
                 // Seeded by the clock so a client's session id from an earlier run is unlikely to match.
-                fetch_sessions: apis::fetch_sessions::FetchSessions::new((now_ms % 1_000_000_000) as i32),
+                fetch_sessions: apis::fetch_sessions::FetchSessions::default(),
                 coordinator,
                 entry_format,
                 log_append_time,

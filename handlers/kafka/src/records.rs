@@ -134,6 +134,11 @@ impl BatchError {
     }
 }
 
+/// The fewest bytes a record takes in a v2 batch: its length, attributes,
+/// timestamp delta, offset delta, key length, value length and header count,
+/// one byte each at least.
+const MIN_RECORD_BYTES: usize = 7;
+
 /// Splits and checks the batches of one partition's records.
 pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchError> {
     let mut batches = Vec::new();
@@ -172,6 +177,16 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
         let count = h.get_i32();
         if count <= 0 || last_offset_delta != count - 1 {
             return Err(BatchError::Corrupt(format!("{count} records with last offset delta {last_offset_delta}")));
+        }
+        // The count decides how many offsets the entry takes: it must fit
+        // the bytes that carry the records (uncompressed), or what they may
+        // decompress to.
+        let carried =
+            if is_compressed(&batch) { crate::decompress::MAX_DECOMPRESSED as usize } else { size - BATCH_HEADER_LEN };
+        if count as usize > carried / MIN_RECORD_BYTES {
+            return Err(BatchError::Corrupt(format!(
+                "{count} records cannot fit in {carried} bytes ({MIN_RECORD_BYTES} bytes each at least)"
+            )));
         }
         // The batch CRC covers everything from the attributes on; the
         // ledger's covers the whole batch.

@@ -16,7 +16,6 @@ use std::{
     },
 };
 
-use bytes::Bytes;
 use polyport_ledger::{ManagedLedger, NewEntry};
 use pulsar::message::proto::{
     base_command::Type, command_lookup_topic_response::LookupType,
@@ -27,11 +26,12 @@ use pulsar::message::proto::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
-    sync::{mpsc, oneshot, Notify},
+    sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore},
 };
 
 use super::{
     frame::{self, cmd, Frame, FrameError, MessageSection},
+    outbox::Outbox,
     subscription::{message_id, ConsumerLink, SeekTarget, SubCommand},
     PulsarService, FORMAT_PULSAR,
 };
@@ -39,19 +39,19 @@ use crate::topics::{TopicError, TopicName};
 
 /// The protocol version this broker speaks (the bundled proto's newest).
 const PROTOCOL_VERSION: i32 = 19;
-/// Frames queued for one connection's writer.
-const OUT_QUEUE: usize = 1024;
 /// SENDs queued for one producer's append task.
 const SEND_QUEUE: usize = 1024;
 /// Pulsar's default keepalive interval.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A SEND waiting for its append.
+/// A SEND waiting for its append, holding its share of the connection's
+/// budget of pending bytes until it is answered.
 struct QueuedSend {
     sequence_id: u64,
     highest_sequence_id: u64,
     count: u32,
     section: MessageSection,
+    _pending: OwnedSemaphorePermit,
 }
 
 struct Consumer {
@@ -62,9 +62,11 @@ struct Consumer {
 pub struct Connection {
     service: Arc<PulsarService>,
     id: u64,
-    out: mpsc::Sender<Bytes>,
+    out: Outbox,
     producers: HashMap<u64, mpsc::Sender<QueuedSend>>,
     consumers: HashMap<u64, Consumer>,
+    /// Bytes of SENDs received and not yet answered (`maxPendingBytesPerConnection`).
+    pending_sends: Arc<Semaphore>,
     connected: bool,
 }
 
@@ -91,16 +93,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (read_half, write_half) = tokio::io::split(stream);
-    let (out, mut outgoing) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let pending_bytes = service.limits.max_pending_bytes_per_connection;
+    let (out, mut outgoing) = Outbox::new(pending_bytes);
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::with_capacity(64 * 1024, write_half);
-        while let Some(frame) = outgoing.recv().await {
-            if w.write_all(&frame).await.is_err() {
+        while let Some(queued) = outgoing.recv().await {
+            if w.write_all(&queued.frame).await.is_err() {
                 return;
             }
             // Write what is queued in one go, then flush.
-            while let Ok(frame) = outgoing.try_recv() {
-                if w.write_all(&frame).await.is_err() {
+            while let Ok(queued) = outgoing.try_recv() {
+                if w.write_all(&queued.frame).await.is_err() {
                     return;
                 }
             }
@@ -138,8 +141,17 @@ where
         })
     };
     let limit = service.max_message_size + frame::FRAME_PADDING;
-    let mut conn =
-        Connection { service, id, out, producers: HashMap::new(), consumers: HashMap::new(), connected: false };
+    // At least one SEND of the largest size fits.
+    let pending_sends = Arc::new(Semaphore::new(pending_bytes.max(limit).min(Semaphore::MAX_PERMITS)));
+    let mut conn = Connection {
+        service,
+        id,
+        out,
+        producers: HashMap::new(),
+        consumers: HashMap::new(),
+        pending_sends,
+        connected: false,
+    };
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     loop {
         let read = tokio::select! {
@@ -273,6 +285,13 @@ impl Connection {
             }
             Some(Type::Producer) => {
                 let Some(p) = command.producer else { return false };
+                let most = self.service.limits.max_producers_per_connection;
+                if !self.producers.contains_key(&p.producer_id) && self.producers.len() >= most {
+                    let message = format!("this connection has {most} producers (maxProducersPerConnection)");
+                    tracing::info!(topic = %p.topic, "{message}: producer refused");
+                    self.send(error(p.request_id, ServerError::NotAllowedError, message)).await;
+                    return true;
+                }
                 match self.open_ledger(&p.topic).await {
                     Ok(ledger) => {
                         let name =
@@ -312,11 +331,42 @@ impl Connection {
                     self.send(cmd(Type::SendError, |c| c.send_error = Some(e))).await;
                     return true;
                 }
+                // The offsets the entry takes: the metadata's count, checked
+                // against the bytes (and matching the command's, if it says).
+                let count = super::convert::message_count(&section.metadata, section.payload_len()).and_then(|count| {
+                    match s.num_messages {
+                        Some(n) if n != count as i32 && section.metadata.num_messages_in_batch.is_some() => {
+                            Err(format!("SEND says {n} messages, its batch {count}"))
+                        }
+                        _ => Ok(count),
+                    }
+                });
+                let count = match count {
+                    Ok(count) => count,
+                    Err(message) => {
+                        tracing::info!(producer_id = s.producer_id, sequence_id = s.sequence_id, %message, "SEND refused");
+                        let e = CommandSendError {
+                            producer_id: s.producer_id,
+                            sequence_id: s.sequence_id,
+                            error: ServerError::NotAllowedError as i32,
+                            message: format!("malformed message: {message}"),
+                        };
+                        self.send(cmd(Type::SendError, |c| c.send_error = Some(e))).await;
+                        return true;
+                    }
+                };
+                // Waits (reading nothing more from this client) while the
+                // connection's SENDs not yet stored fill its budget.
+                let share = u32::try_from(section.raw.len().max(1)).unwrap_or(u32::MAX);
+                let Ok(pending) = Arc::clone(&self.pending_sends).acquire_many_owned(share).await else {
+                    return false;
+                };
                 let item = QueuedSend {
                     sequence_id: s.sequence_id,
                     highest_sequence_id: s.highest_sequence_id.unwrap_or(0),
-                    count: s.num_messages.unwrap_or(1).max(1) as u32,
+                    count,
                     section,
+                    _pending: pending,
                 };
                 match self.producers.get(&s.producer_id) {
                     Some(tx) => {
@@ -341,6 +391,13 @@ impl Connection {
             Some(Type::Subscribe) => {
                 let Some(s) = command.subscribe else { return false };
                 let request_id = s.request_id;
+                let most = self.service.limits.max_consumers_per_connection;
+                if !self.consumers.contains_key(&s.consumer_id) && self.consumers.len() >= most {
+                    let message = format!("this connection has {most} consumers (maxConsumersPerConnection)");
+                    tracing::info!(topic = %s.topic, "{message}: consumer refused");
+                    self.send(error(request_id, ServerError::NotAllowedError, message)).await;
+                    return true;
+                }
                 match self.subscribe(s).await {
                     Ok(()) => self.send(success(request_id)).await,
                     Err((e, message)) => self.send(error(request_id, e, message)).await,
@@ -538,12 +595,7 @@ fn request_id_of(c: &BaseCommand) -> Option<u64> {
 
 /// One producer's appends: every SEND queued is one entry, a burst is one
 /// append (one fsync), receipts go out in order once durable.
-async fn append_loop(
-    ledger: Arc<ManagedLedger>,
-    producer_id: u64,
-    mut sends: mpsc::Receiver<QueuedSend>,
-    out: mpsc::Sender<Bytes>,
-) {
+async fn append_loop(ledger: Arc<ManagedLedger>, producer_id: u64, mut sends: mpsc::Receiver<QueuedSend>, out: Outbox) {
     while let Some(first) = sends.recv().await {
         let mut batch = vec![first];
         while batch.len() < 256 {

@@ -39,23 +39,77 @@ fn properties_of(kv: Vec<KeyValue>) -> Vec<(String, Bytes)> {
     kv.into_iter().map(|p| (p.key, Bytes::from(p.value.into_bytes()))).collect()
 }
 
-/// The payload of a batch as the producer built it, before compression.
+/// The largest payload a Pulsar batch may claim before compression. Pulsar
+/// limits only the compressed size (`maxMessageSize`); a reader of another
+/// protocol decompresses the batch, so its claim is bounded here, when it is
+/// sent and again when it is read, before anything is allocated from it.
+pub const MAX_UNCOMPRESSED: usize = 256 << 20;
+
+/// The fewest bytes one message of a batch takes in the uncompressed
+/// payload: its metadata size (4 bytes) and a `SingleMessageMetadata` with
+/// its one required field, `payload_size` (2 bytes at least).
+const MIN_MESSAGE_BYTES: usize = 6;
+
+/// How many messages (offsets) a SEND's message section holds, once its
+/// metadata's claims are checked against the bytes that carry them: a batch
+/// claims at most one message per [`MIN_MESSAGE_BYTES`] of its uncompressed
+/// payload, and a compressed one at most [`MAX_UNCOMPRESSED`] bytes of it.
+/// The entry's count decides how many offsets it takes, so it must not be a
+/// number the client chose freely.
+pub fn message_count(metadata: &MessageMetadata, payload_len: usize) -> Result<u32, String> {
+    let uncompressed = match metadata.compression() {
+        CompressionType::None => payload_len,
+        codec => match metadata.uncompressed_size {
+            Some(size) if size as usize <= MAX_UNCOMPRESSED => size as usize,
+            Some(size) => {
+                return Err(format!(
+                    "{codec:?} batch claims {size} bytes uncompressed; the limit is {MAX_UNCOMPRESSED}"
+                ))
+            }
+            None => return Err(format!("{codec:?} batch without its uncompressed size")),
+        },
+    };
+    let Some(count) = metadata.num_messages_in_batch else { return Ok(1) };
+    let most = uncompressed / MIN_MESSAGE_BYTES;
+    match usize::try_from(count) {
+        Ok(n) if n >= 1 && n <= most => Ok(count as u32),
+        _ => Err(format!(
+            "batch claims {count} messages in {uncompressed} bytes (at most {most}: {MIN_MESSAGE_BYTES} bytes each at least)"
+        )),
+    }
+}
+
+/// The payload of a batch as the producer built it, before compression; the
+/// claimed size is checked against [`MAX_UNCOMPRESSED`] before it sizes
+/// anything, and no decoder writes past it.
 fn decompress(compression: CompressionType, size: Option<u32>, payload: Bytes) -> Result<Bytes, HandlerError> {
     use std::io::Read as _;
     let size = size.unwrap_or(0) as usize;
     let failed = |e: &dyn std::fmt::Display| corrupt(format!("Pulsar batch compressed with {compression:?}: {e}"));
+    if compression != CompressionType::None && size > MAX_UNCOMPRESSED {
+        return Err(failed(&format!("claims {size} bytes uncompressed; the limit is {MAX_UNCOMPRESSED}")));
+    }
     let out = match compression {
         CompressionType::None => return Ok(payload),
         // Pulsar's LZ4 is a raw block, its size in the metadata.
         CompressionType::Lz4 => lz4::block::decompress(&payload, Some(i32::try_from(size).map_err(|e| failed(&e))?))
             .map_err(|e| failed(&e))?,
         CompressionType::Zlib => {
-            let mut out = Vec::with_capacity(size);
-            flate2::read::ZlibDecoder::new(&payload[..]).read_to_end(&mut out).map_err(|e| failed(&e))?;
+            // Grows with what the stream yields, one byte past the claim at most.
+            let mut out = Vec::new();
+            let decoder = flate2::read::ZlibDecoder::new(&payload[..]);
+            decoder.take(size as u64 + 1).read_to_end(&mut out).map_err(|e| failed(&e))?;
             out
         }
         CompressionType::Zstd => zstd::bulk::decompress(&payload, size).map_err(|e| failed(&e))?,
-        CompressionType::Snappy => snap::raw::Decoder::new().decompress_vec(&payload).map_err(|e| failed(&e))?,
+        CompressionType::Snappy => {
+            // Snappy states its own length first; it must be the claimed one.
+            let own = snap::raw::decompress_len(&payload).map_err(|e| failed(&e))?;
+            if own != size {
+                return Err(failed(&format!("snappy says {own} bytes, the metadata {size}")));
+            }
+            snap::raw::Decoder::new().decompress_vec(&payload).map_err(|e| failed(&e))?
+        }
     };
     if out.len() != size {
         return Err(failed(&format!("{} bytes after decompression, the metadata says {size}", out.len())));
@@ -82,7 +136,8 @@ pub fn to_messages(raw: &[u8]) -> Result<Vec<Message>, HandlerError> {
             publish_time_ms,
         }]);
     };
-    let mut out = Vec::with_capacity(count.max(0) as usize);
+    // Not sized by the claimed count: each message needs its bytes first.
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(payload.len() / MIN_MESSAGE_BYTES));
     for i in 0..count {
         if payload.remaining() < 4 {
             return Err(corrupt(format!("Pulsar batch: message {i} of {count} is missing")));
@@ -160,6 +215,33 @@ pub fn from_messages(messages: &[Message], sequence_id: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_and_sizes_are_checked_against_the_bytes_that_carry_them() {
+        let batch = |count: i32| MessageMetadata { num_messages_in_batch: Some(count), ..Default::default() };
+        assert_eq!(message_count(&MessageMetadata::default(), 5), Ok(1), "not a batch: one message");
+        assert_eq!(message_count(&batch(2), 12), Ok(2));
+        assert!(message_count(&batch(3), 12).is_err(), "6 bytes a message at least");
+        assert!(message_count(&batch(0), 12).is_err());
+        assert!(message_count(&batch(-1), 12).is_err());
+        assert!(message_count(&batch(i32::MAX), 5).expect_err("lies").contains("2147483647"));
+        let compressed = |size: Option<u32>| MessageMetadata {
+            compression: Some(CompressionType::Lz4 as i32),
+            uncompressed_size: size,
+            num_messages_in_batch: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(message_count(&compressed(Some(6000)), 10), Ok(1000), "counted in uncompressed bytes");
+        assert!(message_count(&compressed(None), 10).is_err());
+        assert!(message_count(&compressed(Some(u32::MAX)), 10).is_err());
+        // The same limit when a stored entry is read: nothing is allocated from the claim.
+        let lying = compressed(Some(u32::MAX));
+        assert!(decompress(lying.compression(), lying.uncompressed_size, Bytes::from_static(b"x")).is_err());
+        let snappy = snap::raw::Encoder::new().compress_vec(b"hello").expect("compresses");
+        let claims = |n| decompress(CompressionType::Snappy, Some(n), Bytes::from(snappy.clone()));
+        assert_eq!(claims(5).expect("as claimed"), Bytes::from_static(b"hello"));
+        assert!(claims(4).is_err(), "snappy's own length must be the claimed one");
+    }
 
     #[test]
     fn messages_survive_a_pulsar_batch() {

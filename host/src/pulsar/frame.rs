@@ -28,6 +28,9 @@ const MAGIC_BROKER_ENTRY_METADATA: u16 = 0x0e02;
 /// `MESSAGE_SIZE_FRAME_PADDING`).
 pub const FRAME_PADDING: usize = 10 * 1024;
 
+/// A frame's buffer before its bytes arrive; it grows as they do.
+const INITIAL_FRAME_CAPACITY: usize = 64 * 1024;
+
 /// A frame that cannot be read: the connection ends (the stream cannot be
 /// resynchronised).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,14 @@ pub struct MessageSection {
     pub metadata: MessageMetadata,
 }
 
+impl MessageSection {
+    /// The payload's length (after the metadata), as stored.
+    pub fn payload_len(&self) -> usize {
+        let metadata = self.raw.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        self.raw.len().saturating_sub(4 + metadata)
+    }
+}
+
 /// One decoded frame.
 #[derive(Debug)]
 pub struct Frame {
@@ -76,9 +87,18 @@ pub async fn read<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Result<
     if !(4..=limit).contains(&total) {
         return Err(FrameError::Size { size: total, limit });
     }
-    let mut buf = BytesMut::zeroed(total);
-    reader.read_exact(&mut buf).await?;
-    decode(buf.freeze()).map(Some)
+    // Read as the bytes arrive: a size that is announced but never sent
+    // allocates nothing (growth doubles, so at most twice what arrived).
+    let mut buf = Vec::with_capacity(total.min(INITIAL_FRAME_CAPACITY));
+    let read = (&mut *reader).take(total as u64).read_to_end(&mut buf).await?;
+    if read < total {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("connection closed inside a {total}-byte frame"),
+        )
+        .into());
+    }
+    decode(Bytes::from(buf)).map(Some)
 }
 
 /// Decodes a frame body (everything after the total size).

@@ -15,6 +15,7 @@
 pub mod connection;
 pub mod convert;
 pub mod frame;
+pub mod outbox;
 pub mod subscription;
 
 use std::{
@@ -50,6 +51,8 @@ pub struct PulsarService {
     /// `pulsar://<advertisedAddress>:<port>`, the answer to every lookup.
     pub service_url: String,
     cluster: String,
+    /// What each connection may hold.
+    pub limits: crate::limits::LimitsConfig,
     producers: AtomicU64,
     connections: AtomicU64,
     /// Running subscriptions by (topic partition, subscription name).
@@ -71,6 +74,7 @@ impl PulsarService {
         advertised: &str,
         port: u16,
         cluster: &str,
+        limits: crate::limits::LimitsConfig,
     ) -> Self {
         Self {
             topics,
@@ -78,6 +82,7 @@ impl PulsarService {
             max_message_size,
             service_url: format!("pulsar://{advertised}:{port}"),
             cluster: cluster.to_owned(),
+            limits,
             producers: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             subscriptions: Mutex::new(HashMap::new()),
@@ -178,6 +183,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 pub async fn accept_loop(
     service: Arc<PulsarService>,
     listener: TcpListener,
+    admitted: Arc<crate::limits::Connections>,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
@@ -188,6 +194,7 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(place) = crate::server::admit(&admitted, "pulsar", peer) else { continue };
                 let _ = stream.set_nodelay(true);
                 let id = service.connections.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("conn", protocol = "pulsar", %peer);
@@ -200,6 +207,7 @@ pub async fn accept_loop(
                             // Pulsar clients reconnect; nothing is in flight that an answer would save.
                             () = stop.cancelled() => {}
                         }
+                        drop(place);
                     }
                     .instrument(span),
                 );

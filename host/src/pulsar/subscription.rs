@@ -31,7 +31,11 @@ use pulsar::message::proto::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{frame, FORMAT_PULSAR};
+use super::{
+    frame,
+    outbox::{NotQueued, Outbox},
+    FORMAT_PULSAR,
+};
 use crate::convert::Converters;
 
 /// A consumer, as its subscription knows it.
@@ -46,7 +50,7 @@ pub struct ConsumerLink {
     /// The subscription type the consumer asked for.
     pub sub_type: SubType,
     /// Frames to the consumer's connection.
-    pub out: mpsc::Sender<Bytes>,
+    pub out: Outbox,
     /// Messages it may still receive.
     pub permits: i64,
 }
@@ -330,11 +334,25 @@ impl Subscription {
             if !id.ack_set.is_empty() {
                 // Batch-index acknowledgement: the set bits of ack_set (a
                 // Java BitSet, 64 bits a word) are the messages still unacked.
-                let unacked = |i: u32| id.ack_set.get(i as usize / 64).is_some_and(|w| (*w >> (i % 64)) & 1 == 1);
-                let acked: Vec<(u64, u64)> = (0..count)
-                    .filter(|i| !unacked(*i))
-                    .map(|i| (base + u64::from(i), base + u64::from(i) + 1))
-                    .collect();
+                // Bits past the set's words are clear (acked): the walk is
+                // bounded by the words the client sent, not by the entry's count.
+                let unacked = |i: u64| id.ack_set.get(i as usize / 64).is_some_and(|w| (*w >> (i % 64)) & 1 == 1);
+                let mut acked: Vec<(u64, u64)> = Vec::new();
+                for i in 0..u64::from(count).min(id.ack_set.len() as u64 * 64) {
+                    if !unacked(i) {
+                        match acked.last_mut() {
+                            Some(last) if last.1 == base + i => last.1 += 1,
+                            _ => acked.push((base + i, base + i + 1)),
+                        }
+                    }
+                }
+                let walked = id.ack_set.len() as u64 * 64;
+                if walked < u64::from(count) {
+                    match acked.last_mut() {
+                        Some(last) if last.1 == base + walked => last.1 = base + u64::from(count),
+                        _ => acked.push((base + walked, base + u64::from(count))),
+                    }
+                }
                 if ack_type == AckType::Cumulative {
                     acks.push(Ack::Cumulative(base));
                 }
@@ -509,7 +527,7 @@ impl Subscription {
         // stall the subscription's other consumers.
         match out.try_send(frame::with_message(&command, &payload)) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(NotQueued::Full) => {
                 self.outstanding.remove(&base);
                 self.replay.insert(base);
                 // Nothing more for it until it asks again (FLOW).
@@ -517,7 +535,7 @@ impl Subscription {
                     c.permits = 0;
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(NotQueued::Closed) => {
                 // The connection is gone; its Remove is on the way.
                 self.outstanding.remove(&base);
                 self.replay.insert(base);

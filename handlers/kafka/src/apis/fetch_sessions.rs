@@ -5,7 +5,9 @@
 //! log start offset).
 //!
 //! Sessions belong to the handler (a client may reconnect), at most
-//! [`MAX_SESSIONS`] of them; the least recently used goes first.
+//! [`MAX_SESSIONS`] of them; the least recently used goes first. Their ids
+//! are random (31 bits, as Kafka's), so that no client can name, and so
+//! read or disturb, another client's session by guessing the next number.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -70,24 +72,23 @@ pub struct FetchSessions {
 
 #[derive(Debug)]
 struct Inner {
-    next_id: i32,
     clock: u64,
     sessions: HashMap<i32, Session>,
 }
 
 impl Default for FetchSessions {
     fn default() -> Self {
-        Self::new(1)
+        Self { inner: Mutex::new(Inner { clock: 0, sessions: HashMap::new() }) }
     }
 }
 
-impl FetchSessions {
-    /// Session ids start at `first_id` (a seed that differs between runs, so a
-    /// client's stale id from an earlier run is unlikely to match).
-    pub fn new(first_id: i32) -> Self {
-        Self { inner: Mutex::new(Inner { next_id: first_id.max(1), clock: 0, sessions: HashMap::new() }) }
-    }
+/// A random session id, above 0.
+fn random_id() -> i32 {
+    // The low 31 bits of a random (v4) UUID.
+    (uuid::Uuid::new_v4().as_u128() & 0x7fff_ffff) as i32
+}
 
+impl FetchSessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -112,11 +113,10 @@ impl FetchSessions {
                         inner.sessions.remove(&oldest);
                     }
                 }
-                let mut new_id = inner.next_id;
+                let mut new_id = random_id();
                 while new_id == 0 || inner.sessions.contains_key(&new_id) {
-                    new_id = new_id.wrapping_add(1).max(1);
+                    new_id = random_id();
                 }
-                inner.next_id = new_id.wrapping_add(1).max(1);
                 let partitions = requested
                     .iter()
                     .map(|(key, offset, max)| {
@@ -181,10 +181,12 @@ mod tests {
 
     #[test]
     fn sessions_follow_kip_227() {
-        let s = FetchSessions::new(7);
+        let s = FetchSessions::default();
         assert_eq!(s.begin(0, -1, &[], &[]), Plan::Sessionless);
         let Plan::New { id } = s.begin(0, 0, &[(key("a", 0), 5, 100), (key("a", 1), 0, 100)], &[]) else { panic!() };
-        assert_eq!(id, 7);
+        assert!(id > 0);
+        let Plan::New { id: other } = s.begin(0, 0, &[], &[]) else { panic!() };
+        assert!(other > 0 && other != id && other.abs_diff(id) > 1, "ids {id} and {other} are not consecutive");
         assert!(s.sent(id, &key("a", 0), 10, 0), "first answer: new");
         assert!(!s.sent(id, &key("a", 0), 10, 0), "nothing moved");
         match s.begin(id, 1, &[(key("a", 0), 10, 100)], &[key("a", 1)]) {
@@ -195,7 +197,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(s.begin(id, 1, &[], &[]), Plan::Error(errors::INVALID_FETCH_SESSION_EPOCH));
-        assert_eq!(s.begin(999, 1, &[], &[]), Plan::Error(errors::FETCH_SESSION_ID_NOT_FOUND));
+        let unknown = (1..).find(|n| *n != id && *n != other).expect("an unused id");
+        assert_eq!(s.begin(unknown, 1, &[], &[]), Plan::Error(errors::FETCH_SESSION_ID_NOT_FOUND));
         assert_eq!(s.begin(id, -1, &[], &[]), Plan::Sessionless);
         assert_eq!(s.begin(id, 2, &[], &[]), Plan::Error(errors::FETCH_SESSION_ID_NOT_FOUND), "closed");
     }
