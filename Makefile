@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar clean
+.PHONY: build run test test-java build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -37,12 +37,19 @@ $(VENV)/.installed: tests/python/requirements.txt
 	touch $@
 
 ## Unit and integration tests (integration tests start target/debug/broker
-## and drive it with real clients: kcat, confluent-kafka, kafka-python).
+## and drive it with real clients: kcat, the rdkafka crate, pulsar-rs,
+## confluent-kafka, kafka-python, pulsar-client, and Kafka's Java clients and
+## tools from Maven Central).
 test: build-debug $(VENV)/.installed
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	$(CARGO) test --workspace --no-fail-fast
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/python
+	bash tests/java/run.sh
+
+## Apache Kafka's Java clients and command-line tools alone (Maven, JUnit 5).
+test-java: build-debug
+	bash tests/java/run.sh
 
 ## Benchmarks (not part of the tests): see docs/benchmarks.md.
 bench: bench-boundary bench-ledger bench-kafka bench-groups bench-pulsar
