@@ -29,8 +29,8 @@ use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 
 use crate::{
     storage::{
-        Ack, Appended, CursorInfo, CursorReadRequest, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition, LogRange,
-        Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
+        Ack, Appended, CursorInfo, CursorReadRequest, FfiBytes, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition,
+        LogRange, Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
     },
     HandlerError,
 };
@@ -242,6 +242,18 @@ pub trait FfiHost: Send + Sync + Clone {
         crcs: RVec<u32>,
         durable: bool,
     ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>>;
+    /// [`decode_entry`](FfiHost::decode_entry) on one of the host's blocking
+    /// threads, never on the runtime's workers (a conversion may decompress
+    /// up to 256 MiB). Appended after `append_checked`; on a host that
+    /// predates it, this default converts at once, on the caller's thread.
+    fn decode_entry_async(
+        &self,
+        format: u16,
+        payload: FfiBytes,
+    ) -> FfiFuture<RResult<RVec<crate::convert::FfiMessage>, HandlerError>> {
+        let decoded = self.decode_entry(format, RSlice::from_slice(payload.as_ref()));
+        async_ffi::FutureExt::into_ffi(std::future::ready(decoded))
+    }
 }
 
 /// A shared [`FfiHost`] trait object.

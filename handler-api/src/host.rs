@@ -267,9 +267,24 @@ impl Host {
         self.inner.register_converter(format, boxed);
     }
 
-    /// The messages of an entry written in `format` by another protocol.
+    /// The messages of an entry written in `format` by another protocol,
+    /// converted on the caller's thread: for small entries only; an entry
+    /// read from storage goes through [`convert_entry`](Self::convert_entry).
     pub fn decode_entry(&self, format: u16, payload: &[u8]) -> Result<Vec<crate::convert::Message>, HandlerError> {
         let messages = self.inner.decode_entry(format, payload.into()).into_result()?;
+        Ok(messages.into_iter().map(crate::convert::Message::from).collect())
+    }
+
+    /// [`decode_entry`](Self::decode_entry) on one of the host's blocking
+    /// threads: a conversion decompresses (up to 256 MiB) and re-encodes,
+    /// which must not hold up the connections a runtime worker serves.
+    pub async fn convert_entry(
+        &self,
+        format: u16,
+        payload: bytes::Bytes,
+    ) -> Result<Vec<crate::convert::Message>, HandlerError> {
+        let payload = crate::storage::FfiBytes::from_bytes(payload);
+        let messages = self.inner.decode_entry_async(format, payload).await.into_result()?;
         Ok(messages.into_iter().map(crate::convert::Message::from).collect())
     }
 

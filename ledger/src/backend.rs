@@ -45,6 +45,12 @@ pub trait SegmentFile: Send + Sync {
     fn read_window(&self, pos: u64, need: usize, want: usize) -> io::Result<(Bytes, bool)> {
         Ok((self.read_some(pos, need, want)?, false))
     }
+    /// [`read_window`](Self::read_window) if the bytes are in memory this
+    /// process holds (the tail cache): no I/O, no page fault. `None` when
+    /// reading them could block.
+    fn read_cached(&self, _pos: u64, _need: usize, _want: usize) -> Option<(Bytes, bool)> {
+        None
+    }
     /// The file's size, fixed at creation.
     fn capacity(&self) -> u64;
     /// Discards everything from `from` on (it reads as zeros afterwards).
@@ -404,6 +410,9 @@ impl SegmentFile for FsSegment {
         if let Some(window) = self.cache.read(pos, need, want) {
             return Ok(window);
         }
+        // Tests make disk reads slow here (FAILPOINTS="ledger::disk_read=sleep(1500)").
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("ledger::disk_read");
         let mut end = end;
         let stable = self.stable.load(Ordering::Acquire);
         if self.direct && end > stable {
@@ -416,6 +425,12 @@ impl SegmentFile for FsSegment {
         let end = usize::try_from(end).map_err(|_| out_of_bounds(pos, want, self.capacity))?;
         self.account(end - start);
         Ok((Bytes::from_owner(MapSlice { map: Arc::clone(&self.map), start, end }), false))
+    }
+
+    fn read_cached(&self, pos: u64, need: usize, want: usize) -> Option<(Bytes, bool)> {
+        let want = want.max(need);
+        pos.checked_add(want as u64).filter(|end| *end <= self.capacity)?;
+        self.cache.read(pos, need, want)
     }
 
     fn capacity(&self) -> u64 {

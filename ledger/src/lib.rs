@@ -16,6 +16,7 @@ mod cache;
 mod cursor;
 mod error;
 pub mod format;
+mod nonblocking;
 mod recovery;
 mod segment;
 mod writer;
@@ -249,6 +250,7 @@ impl Shared {
 }
 
 /// A topic partition's managed ledger. Cheap to share behind an `Arc`.
+#[derive(Clone)]
 pub struct ManagedLedger {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
@@ -595,7 +597,28 @@ impl ManagedLedger {
                 let _ = tokio::time::timeout(wait, rx.wait_for(|end| *end > offset)).await;
             }
         }
-        self.read_now(offset, limits)
+        self.nonblocking(move |ledger| ledger.read_now(offset, limits)).await
+    }
+
+    /// Runs `f`, which may read the disk (the synchronous lookups:
+    /// [`read_now`](Self::read_now), [`position`](Self::position),
+    /// [`offset_of`](Self::offset_of), [`find_by_time`](Self::find_by_time)),
+    /// without blocking the runtime: first here, from memory only (the tail
+    /// cache: consumers keeping up, acknowledgements of what was just sent);
+    /// if that would have read the disk, its result is dropped and `f` runs
+    /// again on a blocking thread ([`crate::nonblocking`]).
+    pub async fn nonblocking<T, F>(&self, f: F) -> Result<T, LedgerError>
+    where
+        F: Fn(&ManagedLedger) -> Result<T, LedgerError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(done) = nonblocking::attempt(|| f(self)) {
+            return done;
+        }
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || f(&ledger))
+            .await
+            .map_err(|e| LedgerError::io("blocking read", std::io::Error::other(e.to_string())))?
     }
 
     fn check_range(&self, offset: u64, range: LogRange) -> Result<(), LedgerError> {
@@ -610,7 +633,8 @@ impl ManagedLedger {
         Ok(())
     }
 
-    /// Reads what is published now, without waiting.
+    /// Reads what is published now, without waiting. It may read the disk:
+    /// from async code, call it through [`nonblocking`](Self::nonblocking).
     pub fn read_now(&self, offset: u64, limits: ReadLimits) -> Result<ReadBatch, LedgerError> {
         let range = self.range();
         self.check_range(offset, range)?;

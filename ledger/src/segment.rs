@@ -249,6 +249,8 @@ impl Segment {
             at: 0,
             entry_id,
             data_len,
+            cached_only: crate::nonblocking::active(),
+            blocked: false,
         })
     }
 
@@ -290,6 +292,11 @@ pub(crate) struct EntryIter<'a> {
     at: usize,
     entry_id: u64,
     data_len: u64,
+    /// Stop instead of reading what is not in memory (created inside
+    /// [`crate::nonblocking::attempt`]).
+    cached_only: bool,
+    /// A cached-only iteration stopped before bytes it would have to read.
+    blocked: bool,
 }
 
 impl EntryIter<'_> {
@@ -311,11 +318,21 @@ impl EntryIter<'_> {
         }
         let len = available.min(WINDOW.max(need as u64)) as usize;
         let path = &self.segment.path;
-        (self.window, self.written_here) = self
-            .segment
-            .file
-            .read_window(pos, need, len)
-            .map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?;
+        (self.window, self.written_here) = if self.cached_only {
+            match self.segment.file.read_cached(pos, need, len) {
+                Some(window) => window,
+                None => {
+                    self.blocked = true;
+                    crate::nonblocking::would_block();
+                    return Ok(false);
+                }
+            }
+        } else {
+            self.segment
+                .file
+                .read_window(pos, need, len)
+                .map_err(|e| LedgerError::io(format!("read {}", path.display()), e))?
+        };
         self.base = pos;
         self.at = 0;
         Ok(true)
@@ -353,6 +370,7 @@ impl Iterator for EntryIter<'_> {
         }
         match self.ensure(ENTRY_HEADER_LEN) {
             Ok(true) => {}
+            Ok(false) if self.blocked => return None,
             Ok(false) => return self.stop(format!("entry {} header runs past the end of the data", self.entry_id)),
             Err(e) => return self.fail(e),
         }
@@ -361,6 +379,7 @@ impl Iterator for EntryIter<'_> {
         };
         match self.ensure(h.total_len()) {
             Ok(true) => {}
+            Ok(false) if self.blocked => return None,
             Ok(false) => return self.stop(format!("entry {} runs past the end of the data", self.entry_id)),
             Err(e) => return self.fail(e),
         }

@@ -32,6 +32,11 @@ impl KafkaConn {
         Self { stream, next_correlation: 1 }
     }
 
+    /// Sets how long a read waits.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).expect("timeout");
+    }
+
     /// Sends raw bytes as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");

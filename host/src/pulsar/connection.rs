@@ -556,7 +556,7 @@ impl Connection {
         let sub_type = s.sub_type();
         let durable = s.durable.unwrap_or(true);
         let initial = match (&s.start_message_id, s.initial_position()) {
-            (Some(id), _) => super::start_position(&ledger, id),
+            (Some(id), _) => super::start_position(&ledger, id).await,
             (None, pulsar::message::proto::command_subscribe::InitialPosition::Earliest) => {
                 polyport_ledger::InitialPosition::Earliest
             }

@@ -163,7 +163,7 @@ impl PulsarService {
 /// Where a consumer given `start_message_id` begins: at the entry holding
 /// that message, for subscriptions and readers alike (a reader that starts
 /// after it gets the entry again; the client drops what comes before).
-pub fn start_position(ledger: &ManagedLedger, id: &MessageIdData) -> InitialPosition {
+pub async fn start_position(ledger: &ManagedLedger, id: &MessageIdData) -> InitialPosition {
     if subscription::is_earliest(id) {
         return InitialPosition::Earliest;
     }
@@ -171,7 +171,7 @@ pub fn start_position(ledger: &ManagedLedger, id: &MessageIdData) -> InitialPosi
         return InitialPosition::Latest;
     }
     let position = Position { ledger_id: id.ledger_id, entry_id: id.entry_id, batch_index: 0 };
-    ledger.offset_of(position).map_or(InitialPosition::Earliest, InitialPosition::Offset)
+    ledger.nonblocking(move |l| l.offset_of(position)).await.map_or(InitialPosition::Earliest, InitialPosition::Offset)
 }
 
 /// Binds `bind:port` for the Pulsar protocol.

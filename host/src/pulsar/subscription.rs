@@ -24,7 +24,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use polyport_ledger::{Ack, ManagedLedger, Position, ReadLimits};
+use polyport_ledger::{Ack, Entry, ManagedLedger, Position, ReadLimits};
 use pulsar::message::proto::{
     base_command::Type, command_ack::AckType, command_subscribe::SubType, CommandCloseConsumer, CommandMessage,
     MessageIdData,
@@ -248,16 +248,16 @@ impl Subscription {
                 }
             }
             SubCommand::Ack(_, ack_type, ids, reply) => {
-                let result = self.ack(ack_type, &ids);
+                let result = self.ack(ack_type, &ids).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 } else if let Err(e) = result {
                     tracing::debug!(subscription = %self.cursor, error = %e, "acknowledgement ignored");
                 }
             }
-            SubCommand::Redeliver(key, ids) => self.redeliver(key, &ids),
+            SubCommand::Redeliver(key, ids) => self.redeliver(key, &ids).await,
             SubCommand::Seek(target, reply) => {
-                let result = self.seek(target);
+                let result = self.seek(target).await;
                 if result.is_ok() {
                     // As Pulsar: consumers are closed and resubscribe from the new position.
                     for c in std::mem::take(&mut self.consumers) {
@@ -280,7 +280,7 @@ impl Subscription {
                 return !done;
             }
             SubCommand::LastMessageId(reply) => {
-                let _ = reply.send(self.last_message_id());
+                let _ = reply.send(self.last_message_id().await);
             }
         }
         true
@@ -297,28 +297,33 @@ impl Subscription {
     }
 
     /// The base offset and message count of the entry holding `id`.
-    fn entry_of(&self, id: &MessageIdData) -> Result<(u64, u32), String> {
+    async fn entry_of(&self, id: &MessageIdData) -> Result<(u64, u32), String> {
         let position = Position { ledger_id: id.ledger_id, entry_id: id.entry_id, batch_index: 0 };
-        let base = self.ledger.offset_of(position).map_err(|e| e.to_string())?;
+        let base = self.ledger.nonblocking(move |l| l.offset_of(position)).await.map_err(|e| e.to_string())?;
         if let Some(o) = self.outstanding.get(&base) {
             return Ok((base, o.count));
         }
-        let batch =
-            self.ledger.read_now(base, ReadLimits { max_entries: 1, max_bytes: 1 }).map_err(|e| e.to_string())?;
-        let entry = batch.entries.first().ok_or_else(|| format!("no entry at {base}"))?;
+        let entry = self.entry_at(base).await?.ok_or_else(|| format!("no entry at {base}"))?;
         Ok((entry.meta.base_offset, entry.meta.count))
+    }
+
+    /// The entry holding `offset`, read without blocking the runtime.
+    async fn entry_at(&self, offset: u64) -> Result<Option<Entry>, String> {
+        let one = ReadLimits { max_entries: 1, max_bytes: 1 };
+        let batch = self.ledger.read(offset, one, None).await.map_err(|e| e.to_string())?;
+        Ok(batch.entries.into_iter().next())
     }
 
     /// Applies acknowledgements; a bad id is skipped (and reported), the
     /// others still count.
-    fn ack(&mut self, ack_type: AckType, ids: &[MessageIdData]) -> Result<(), String> {
+    async fn ack(&mut self, ack_type: AckType, ids: &[MessageIdData]) -> Result<(), String> {
         if ack_type == AckType::Cumulative && matches!(self.sub_type, SubType::Shared | SubType::KeyShared) {
             return Err("cumulative acknowledgement is not allowed on a Shared or Key_Shared subscription".into());
         }
         let mut errors = Vec::new();
         let mut last = None;
         for id in ids {
-            let (base, count) = match self.entry_of(id) {
+            let (base, count) = match self.entry_of(id).await {
                 Ok(span) => span,
                 Err(e) => {
                     errors.push(e);
@@ -387,7 +392,7 @@ impl Subscription {
         }
     }
 
-    fn redeliver(&mut self, key: (u64, u64), ids: &[MessageIdData]) {
+    async fn redeliver(&mut self, key: (u64, u64), ids: &[MessageIdData]) {
         match self.sub_type {
             SubType::Exclusive | SubType::Failover => {
                 for base in self.outstanding.keys() {
@@ -403,7 +408,7 @@ impl Subscription {
                 } else {
                     let mut bases = Vec::new();
                     for id in ids {
-                        if let Ok((base, _)) = self.entry_of(id) {
+                        if let Ok((base, _)) = self.entry_of(id).await {
                             bases.push(base);
                         }
                     }
@@ -419,20 +424,22 @@ impl Subscription {
         }
     }
 
-    fn seek(&mut self, target: SeekTarget) -> Result<(), String> {
+    async fn seek(&mut self, target: SeekTarget) -> Result<(), String> {
         let range = self.ledger.range();
         let offset = match target {
             SeekTarget::MessageId(id) if is_earliest(&id) => range.start,
             SeekTarget::MessageId(id) if is_latest(&id) => range.end,
             SeekTarget::MessageId(id) => {
-                let (base, count) = self.entry_of(&id)?;
+                let (base, count) = self.entry_of(&id).await?;
                 let index = u32::try_from(id.batch_index.unwrap_or(-1).max(0)).unwrap_or(0);
                 base + u64::from(index.min(count.saturating_sub(1)))
             }
-            SeekTarget::PublishTime(ms) => match self.ledger.find_by_time(ms as i64).map_err(|e| e.to_string())? {
-                Some(entry) => entry.meta.base_offset,
-                None => range.end,
-            },
+            SeekTarget::PublishTime(ms) => {
+                match self.ledger.nonblocking(move |l| l.find_by_time(ms as i64)).await.map_err(|e| e.to_string())? {
+                    Some(entry) => entry.meta.base_offset,
+                    None => range.end,
+                }
+            }
         };
         self.ledger.seek_cursor(&self.cursor, offset).map_err(|e| e.to_string())?;
         self.outstanding.clear();
@@ -442,35 +449,35 @@ impl Subscription {
         Ok(())
     }
 
-    fn last_message_id(&self) -> Result<(MessageIdData, MessageIdData), String> {
+    async fn last_message_id(&self) -> Result<(MessageIdData, MessageIdData), String> {
         let range = self.ledger.range();
         let mark_delete = self.ledger.cursor(&self.cursor).map_or(range.start, |c| c.mark_delete);
         let earliest = MessageIdData { ledger_id: u64::MAX, entry_id: u64::MAX, ..message_id(0, 0, -1) };
-        let at = |offset: u64| -> Result<MessageIdData, String> {
-            let p = self.ledger.position(offset).map_err(|e| e.to_string())?;
-            let batch =
-                self.ledger.read_now(offset, ReadLimits { max_entries: 1, max_bytes: 1 }).map_err(|e| e.to_string())?;
-            // A message sent alone (not in a batch) has no batch index.
-            let batched = batch
-                .entries
-                .first()
-                .filter(|e| e.meta.format == FORMAT_PULSAR)
-                .and_then(|e| frame::split_section(&e.payload))
-                .is_none_or(|(m, _)| m.num_messages_in_batch.is_some());
-            Ok(message_id(p.ledger_id, p.entry_id, if batched { p.batch_index as i32 } else { -1 }))
-        };
-        let last = if range.end > range.start { at(range.end - 1)? } else { earliest.clone() };
-        let mark = if mark_delete > range.start { at(mark_delete - 1)? } else { earliest };
+        let last = if range.end > range.start { self.message_id_at(range.end - 1).await? } else { earliest.clone() };
+        let mark = if mark_delete > range.start { self.message_id_at(mark_delete - 1).await? } else { earliest };
         Ok((last, mark))
+    }
+
+    /// The message id of the message at `offset`.
+    async fn message_id_at(&self, offset: u64) -> Result<MessageIdData, String> {
+        let p = self.ledger.nonblocking(move |l| l.position(offset)).await.map_err(|e| e.to_string())?;
+        let entry = self.entry_at(offset).await?;
+        // A message sent alone (not in a batch) has no batch index.
+        let batched = entry
+            .as_ref()
+            .filter(|e| e.meta.format == FORMAT_PULSAR)
+            .and_then(|e| frame::split_section(&e.payload))
+            .is_none_or(|(m, _)| m.num_messages_in_batch.is_some());
+        Ok(message_id(p.ledger_id, p.entry_id, if batched { p.batch_index as i32 } else { -1 }))
     }
 
     async fn dispatch_replay(&mut self) {
         let bases: Vec<u64> = std::mem::take(&mut self.replay).into_iter().collect();
         let acked = self.ledger.cursor(&self.cursor);
         for base in bases {
-            match self.ledger.read_now(base, ReadLimits { max_entries: 1, max_bytes: 1 }) {
-                Ok(batch) => {
-                    if let Some(entry) = batch.entries.into_iter().next() {
+            match self.entry_at(base).await {
+                Ok(entry) => {
+                    if let Some(entry) = entry {
                         self.dispatch(entry, acked.as_ref()).await;
                     }
                 }
@@ -490,8 +497,17 @@ impl Subscription {
         let payload = if entry.meta.format == FORMAT_PULSAR {
             entry.payload.clone()
         } else {
-            match self.converters.decode(entry.meta.format, &entry.payload) {
-                Ok(messages) => super::convert::from_messages(&messages, base).into(),
+            // On a blocking thread: decoding may decompress up to 256 MiB.
+            let (converters, format, raw) = (Arc::clone(&self.converters), entry.meta.format, entry.payload.clone());
+            let converted = tokio::task::spawn_blocking(move || {
+                converters.decode(format, &raw).map(|messages| super::convert::from_messages(&messages, base))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(polyport_handler_api::HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))
+            });
+            match converted {
+                Ok(payload) => payload.into(),
                 Err(e) => {
                     // Not deliverable: said once per format; the consumer
                     // sees the next deliverable message.

@@ -228,6 +228,23 @@ impl FfiHost for HostServices {
         self.converters.decode_ffi(format, payload.as_slice()).into()
     }
 
+    fn decode_entry_async(
+        &self,
+        format: u16,
+        payload: polyport_handler_api::storage::FfiBytes,
+    ) -> FfiFuture<RResult<RVec<polyport_handler_api::convert::FfiMessage>, HandlerError>> {
+        let _guard = self.runtime.enter();
+        let converters = Arc::clone(&self.converters);
+        let task = tokio::task::spawn_blocking(move || converters.decode_ffi(format, payload.as_ref()));
+        async move {
+            match task.await {
+                Ok(decoded) => decoded.into(),
+                Err(e) => RResult::RErr(HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string())),
+            }
+        }
+        .into_ffi()
+    }
+
     fn encode_entry(
         &self,
         format: u16,

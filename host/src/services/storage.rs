@@ -204,10 +204,7 @@ impl HostServices {
         let partition = partition.as_str().to_owned();
         self.run(move |host| async move {
             let ledger = host.ledger(&partition, false).await?;
-            let found = tokio::task::spawn_blocking(move || ledger.find_by_time(ts))
-                .await
-                .map_err(|e| HandlerError::new(ErrorKind::STORAGE, e.to_string()))?
-                .map_err(ledger_error)?;
+            let found = ledger.nonblocking(move |l| l.find_by_time(ts)).await.map_err(ledger_error)?;
             Ok(found.map(entry).into())
         })
     }
@@ -294,7 +291,7 @@ impl HostServices {
                 entry_id: position.entry_id,
                 batch_index: position.batch_index,
             };
-            ledger.offset_of(position).map_err(ledger_error)
+            ledger.nonblocking(move |l| l.offset_of(position)).await.map_err(ledger_error)
         })
     }
 
@@ -387,7 +384,8 @@ impl HostServices {
     ) -> FfiFuture<RResult<Position, HandlerError>> {
         let partition = partition.as_str().to_owned();
         self.run(move |host| async move {
-            let p = host.ledger(&partition, false).await?.position(offset).map_err(ledger_error)?;
+            let ledger = host.ledger(&partition, false).await?;
+            let p = ledger.nonblocking(move |l| l.position(offset)).await.map_err(ledger_error)?;
             Ok(Position { ledger_id: p.ledger_id, entry_id: p.entry_id, batch_index: p.batch_index })
         })
     }

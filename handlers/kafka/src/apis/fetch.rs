@@ -96,8 +96,8 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                         with_base_offset(&mut records, &entry.payload, entry.meta.base_offset);
                     } else {
                         // Written by another protocol: converted on this read only.
-                        match host
-                            .decode_entry(entry.meta.format, &entry.payload)
+                        let converted = host.convert_entry(entry.meta.format, entry.payload.clone()).await;
+                        match converted
                             .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset, &mut records))
                         {
                             Ok(()) => {}
