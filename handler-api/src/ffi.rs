@@ -254,6 +254,29 @@ pub trait FfiHost: Send + Sync + Clone {
         let decoded = self.decode_entry(format, RSlice::from_slice(payload.as_ref()));
         async_ffi::FutureExt::into_ffi(std::future::ready(decoded))
     }
+    /// The properties of `topic` (Pulsar's topic properties), sorted by key.
+    /// Appended after `decode_entry_async`; on a host that predates it, this
+    /// default answers [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED).
+    fn topic_properties(&self, topic: RStr<'_>) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
+        let _ = topic;
+        async_ffi::FutureExt::into_ffi(std::future::ready(RResult::RErr(HandlerError::new(
+            crate::ErrorKind::UNSUPPORTED,
+            "this broker keeps no topic properties",
+        ))))
+    }
+    /// Sets (a value) or removes (none) properties of `topic`, at once;
+    /// answers the properties now in force. Appended with `topic_properties`.
+    fn update_topic_properties(
+        &self,
+        topic: RStr<'_>,
+        changes: RVec<Tuple2<RString, ROption<RString>>>,
+    ) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
+        let _ = (topic, changes);
+        async_ffi::FutureExt::into_ffi(std::future::ready(RResult::RErr(HandlerError::new(
+            crate::ErrorKind::UNSUPPORTED,
+            "this broker keeps no topic properties",
+        ))))
+    }
 }
 
 /// A shared [`FfiHost`] trait object.

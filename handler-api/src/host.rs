@@ -5,7 +5,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use abi_stable::std_types::{RStr, RVec};
+use abi_stable::std_types::{RStr, RString, RVec, Tuple2};
 use async_ffi::FutureExt;
 use tokio::sync::oneshot;
 
@@ -273,6 +273,25 @@ impl Host {
     pub fn decode_entry(&self, format: u16, payload: &[u8]) -> Result<Vec<crate::convert::Message>, HandlerError> {
         let messages = self.inner.decode_entry(format, payload.into()).into_result()?;
         Ok(messages.into_iter().map(crate::convert::Message::from).collect())
+    }
+
+    /// The properties of `topic` (Pulsar's topic properties): strings a
+    /// protocol keeps with a topic, such as its own per-topic settings.
+    pub async fn topic_properties(&self, topic: &str) -> Result<Vec<(String, String)>, HandlerError> {
+        let properties = self.inner.topic_properties(topic.into()).await.into_result()?;
+        Ok(properties.into_iter().map(|Tuple2(k, v)| (k.into_string(), v.into_string())).collect())
+    }
+
+    /// Sets (`Some`) or removes (`None`) properties of `topic` in one
+    /// change; answers the properties now in force.
+    pub async fn update_topic_properties(
+        &self,
+        topic: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<Vec<(String, String)>, HandlerError> {
+        let changes = changes.into_iter().map(|(k, v)| Tuple2(RString::from(k), v.map(RString::from).into())).collect();
+        let properties = self.inner.update_topic_properties(topic.into(), changes).await.into_result()?;
+        Ok(properties.into_iter().map(|Tuple2(k, v)| (k.into_string(), v.into_string())).collect())
     }
 
     /// [`decode_entry`](Self::decode_entry) on one of the host's blocking

@@ -158,7 +158,7 @@ def test_log_append_time_stamps_batches_with_the_broker_time():
     """kafkaMessageTimestampType=LogAppendTime: the broker's time replaces
     the producer's, for Kafka consumers, the producer's delivery report,
     offset lookups by time and Pulsar readers alike."""
-    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
     b = Broker("kafkaMessageTimestampType=LogAppendTime\n").start()
@@ -167,9 +167,11 @@ def test_log_append_time_stamps_batches_with_the_broker_time():
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
         topic_config = {"message.timestamp.type": "LogAppendTime"}
         admin.create_topics([NewTopic(name, 1, 1, config=topic_config)])[name].result(30)
-        refused = admin.create_topics([NewTopic(name + "-c", 1, 1, config={"message.timestamp.type": "CreateTime"})])
-        with pytest.raises(Exception, match="LogAppendTime"):
-            refused[name + "-c"].result(30)
+        # A topic may keep its producers' times on a LogAppendTime broker.
+        own = name + "-c"
+        admin.create_topics([NewTopic(own, 1, 1, config={"message.timestamp.type": "CreateTime"})])[own].result(30)
+        described = next(iter(admin.describe_configs([ConfigResource("TOPIC", own)]).values())).result(30)
+        assert described["message.timestamp.type"].value == "CreateTime"
         described = next(iter(admin.describe_configs([ConfigResource("TOPIC", name)]).values())).result(30)
         assert described["message.timestamp.type"].value == "LogAppendTime"
 
@@ -183,6 +185,9 @@ def test_log_append_time_stamps_batches_with_the_broker_time():
         after = int(time.time() * 1000)
         assert all(err is None and kind == TIMESTAMP_LOG_APPEND_TIME and before <= ts <= after
                    for err, (kind, ts) in reports), reports
+        p.produce(own, value=b"mine", timestamp=1_600_000_000_000)
+        assert p.flush(10) == 0
+        assert [m.timestamp() for m in kafka_read(b.bootstrap, own, 1)] == [(TIMESTAMP_CREATE_TIME, 1_600_000_000_000)]
         got = kafka_read(b.bootstrap, name, 5)
         stamps = {m.timestamp() for m in got}
         assert len(stamps) == 1, stamps

@@ -79,7 +79,8 @@ def test_confluent_topic_configs_describe_alter_and_reset(broker):
     assert configs["retention.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
     assert configs["cleanup.policy"].value == "delete"
     assert configs["max.message.bytes"].value == "1048576"  # maxMessageSize in conftest
-    assert configs["max.message.bytes"].is_read_only
+    assert configs["max.message.bytes"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    assert not configs["max.message.bytes"].is_read_only
 
     def incremental(*entries):
         resource = ConfigResource("TOPIC", topic, incremental_configs=list(entries))

@@ -45,6 +45,8 @@ pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 /// Replication factor is below 1 or larger than the number of available brokers.
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+/// A replica assignment that cannot be served.
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 /// Configuration is invalid.
 pub const INVALID_CONFIG: i16 = 40;
 /// This request is invalid.

@@ -15,6 +15,7 @@ pub mod errors;
 pub mod idempotence;
 pub mod listeners;
 pub mod order;
+pub mod recompress;
 pub mod records;
 pub mod topics;
 

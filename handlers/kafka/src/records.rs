@@ -212,7 +212,15 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
 
 /// Whether the batch's records are compressed (attributes bits 0-2).
 pub fn is_compressed(batch: &[u8]) -> bool {
-    batch.len() >= BATCH_HEADER_LEN && (&batch[ATTRIBUTES_AT..]).get_i16() & 0x7 != 0
+    codec_bits(batch) != 0
+}
+
+/// The codec of a batch: its attribute bits 0-2 (0: none).
+pub fn codec_bits(batch: &[u8]) -> i16 {
+    if batch.len() < BATCH_HEADER_LEN {
+        return 0;
+    }
+    (&batch[ATTRIBUTES_AT..]).get_i16() & 0x7
 }
 
 fn varint(buf: &mut &[u8]) -> Option<i64> {

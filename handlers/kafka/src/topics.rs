@@ -8,15 +8,16 @@ use std::{collections::HashMap, sync::Mutex};
 
 use polyport_handler_api::{ErrorKind, Host};
 
-use crate::errors;
+use crate::{configs::TopicSettings, errors};
 
-/// Maps names and caches partition counts.
+/// Maps names and caches partition counts and topic settings.
 #[derive(Debug)]
 pub struct TopicMapper {
     /// `kafkaTenant/kafkaNamespace`.
     namespace: String,
-    /// Pulsar topic → partition count (0: non-partitioned), as last seen.
-    partitions: Mutex<HashMap<String, u32>>,
+    /// Pulsar topic → partition count (0: non-partitioned) and the topic's
+    /// settings, as last seen (forgotten when this handler changes them).
+    partitions: Mutex<HashMap<String, (u32, TopicSettings)>>,
 }
 
 /// Kafka's rule for topic names: letters, digits, '.', '_', '-'; at most 249.
@@ -70,16 +71,18 @@ impl TopicMapper {
     /// Partition count of `pulsar` (0: non-partitioned), from the cache or the
     /// host; a Kafka error code if it cannot be had.
     pub async fn partitions(&self, host: &Host, pulsar: &str, auto_create: bool) -> Result<u32, i16> {
-        if let Some(n) = self.lock().get(pulsar) {
-            return Ok(*n);
+        self.lookup(host, pulsar, auto_create).await.map(|(n, _)| n)
+    }
+
+    /// Partition count and settings of `pulsar`, from the cache or the host.
+    async fn lookup(&self, host: &Host, pulsar: &str, auto_create: bool) -> Result<(u32, TopicSettings), i16> {
+        if let Some(cached) = self.lock().get(pulsar) {
+            return Ok(*cached);
         }
-        match host.partitioned_metadata(pulsar, auto_create).await {
-            Ok(n) => {
-                self.lock().insert(pulsar.to_owned(), n);
-                Ok(n)
-            }
-            Err(e) => Err(errors::from_handler(&e)),
-        }
+        let n = host.partitioned_metadata(pulsar, auto_create).await.map_err(|e| errors::from_handler(&e))?;
+        let settings = crate::configs::settings(host, pulsar).await;
+        self.lock().insert(pulsar.to_owned(), (n, settings));
+        Ok((n, settings))
     }
 
     /// Forgets what is cached of `pulsar` (after create, delete, or a NOT_FOUND).
@@ -94,28 +97,33 @@ impl TopicMapper {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, TopicSettings)>> {
         self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// A Kafka topic resolved for one request: its Pulsar topic and partition
-/// count, or the Kafka error every one of its partitions gets.
+/// A Kafka topic resolved for one request: its Pulsar topic, partition
+/// count and settings, or the Kafka error every one of its partitions gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved(Result<(String, u32), i16>);
+pub struct Resolved(Result<(String, u32, TopicSettings), i16>);
 
 impl Resolved {
     /// The ledger of Kafka partition `index`, or the error code for it.
     pub fn ledger(&self, index: i32) -> Result<String, i16> {
         match &self.0 {
-            Ok((pulsar, n)) => partition_name(pulsar, *n, index).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
+            Ok((pulsar, n, _)) => partition_name(pulsar, *n, index).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION),
             Err(code) => Err(*code),
         }
     }
 
     /// The Pulsar topic and its partition count (0: non-partitioned).
     pub fn topic(&self) -> Result<(&str, u32), i16> {
-        self.0.as_ref().map(|(p, n)| (p.as_str(), *n)).map_err(|c| *c)
+        self.0.as_ref().map(|(p, n, _)| (p.as_str(), *n)).map_err(|c| *c)
+    }
+
+    /// The topic's own settings (none where it has none, or it is not resolved).
+    pub fn settings(&self) -> TopicSettings {
+        self.0.as_ref().map(|(_, _, s)| *s).unwrap_or_default()
     }
 }
 
@@ -126,7 +134,7 @@ impl TopicMapper {
         Resolved(match (self.pulsar(kafka), host) {
             (Err(code), _) => Err(code),
             (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-            (Ok(pulsar), Some(host)) => self.partitions(host, &pulsar, auto_create).await.map(|n| (pulsar, n)),
+            (Ok(pulsar), Some(host)) => self.lookup(host, &pulsar, auto_create).await.map(|(n, s)| (pulsar, n, s)),
         })
     }
 }

@@ -10,7 +10,7 @@ use std::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RArc, RErr, ROk, ROption, RResult, RStr, RVec},
+    std_types::{RArc, RErr, ROk, ROption, RResult, RStr, RString, RVec, Tuple2},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
@@ -243,6 +243,18 @@ impl FfiHost for HostServices {
             }
         }
         .into_ffi()
+    }
+
+    fn topic_properties(&self, topic: RStr<'_>) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
+        self.topic_properties_impl(topic)
+    }
+
+    fn update_topic_properties(
+        &self,
+        topic: RStr<'_>,
+        changes: RVec<Tuple2<RString, ROption<RString>>>,
+    ) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
+        self.update_topic_properties_impl(topic, changes)
     }
 
     fn encode_entry(

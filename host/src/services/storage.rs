@@ -320,6 +320,36 @@ impl HostServices {
         })
     }
 
+    pub(super) fn topic_properties_impl(
+        &self,
+        topic: RStr<'_>,
+    ) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
+        let topic = topic.as_str().to_owned();
+        self.run(move |host| async move {
+            let name = parse(&topic)?;
+            let record = host.topics.record(&name).await.map_err(topic_error)?;
+            let record = record
+                .ok_or_else(|| HandlerError::new(ErrorKind::NOT_FOUND, format!("topic {name} does not exist")))?;
+            Ok(record.properties.into_iter().map(|(k, v)| Tuple2(RString::from(k), RString::from(v))).collect())
+        })
+    }
+
+    pub(super) fn update_topic_properties_impl(
+        &self,
+        topic: RStr<'_>,
+        changes: RVec<Tuple2<RString, ROption<RString>>>,
+    ) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
+        let topic = topic.as_str().to_owned();
+        self.run(move |host| async move {
+            let changes = changes
+                .into_iter()
+                .map(|Tuple2(k, v)| (k.into_string(), v.into_option().map(RString::into_string)))
+                .collect();
+            let properties = host.topics.update_properties(&parse(&topic)?, changes).await.map_err(topic_error)?;
+            Ok(properties.into_iter().map(|(k, v)| Tuple2(RString::from(k), RString::from(v))).collect())
+        })
+    }
+
     pub(super) fn set_topic_policies_impl(
         &self,
         topic: RStr<'_>,

@@ -72,6 +72,11 @@ pub struct TopicRecord {
     /// Overrides of the namespace policies.
     #[serde(default)]
     pub policies: Policies,
+    /// The topic's properties (Pulsar's topic properties): free-form
+    /// strings that protocols keep with the topic, such as the Kafka
+    /// handler's per-topic configs (`kafka.max.message.bytes`, ...).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a topic operation failed.
@@ -213,7 +218,12 @@ impl Topics {
             // It would share its ledger with a partition of that topic.
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
-        let record = TopicRecord { partitions, created_ms: now_ms(), policies: Policies::default() };
+        let record = TopicRecord {
+            partitions,
+            created_ms: now_ms(),
+            policies: Policies::default(),
+            properties: Default::default(),
+        };
         let bytes =
             serde_json::to_vec(&record).map_err(|e| TopicError::Metadata(MetadataError::Store(e.to_string())))?;
         let (store, key) = (Arc::clone(&self.store), topic_key(name));

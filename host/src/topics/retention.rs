@@ -156,14 +156,59 @@ impl Topics {
         Ok((self.config.retention.resolve(&namespace, &record.policies), record.policies))
     }
 
+    /// Sets (`Some`) or removes (`None`) properties of topic `name`;
+    /// returns the properties now in force.
+    pub async fn update_properties(
+        &self,
+        name: &TopicName,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<std::collections::BTreeMap<String, String>, super::TopicError> {
+        let record = self
+            .update_record(name, move |record| {
+                for (k, v) in &changes {
+                    match v {
+                        Some(v) => record.properties.insert(k.clone(), v.clone()),
+                        None => record.properties.remove(k),
+                    };
+                }
+            })
+            .await?;
+        Ok(record.properties)
+    }
+
     /// Sets the retention and TTL overrides of topic `name`.
     pub async fn set_policies(&self, name: &TopicName, policies: Policies) -> Result<(), super::TopicError> {
-        let mut record = self.record(name).await?.ok_or_else(|| super::TopicError::NotFound(name.to_string()))?;
-        record.policies = policies;
-        let bytes = serde_json::to_vec(&record)
-            .map_err(|e| super::TopicError::Metadata(crate::metadata::MetadataError::Store(e.to_string())))?;
-        let (store, key) = (Arc::clone(&self.store), super::topic_key(name));
-        super::blocking(move || store.put(&key, &bytes, crate::metadata::Expect::Any)).await??;
-        Ok(())
+        self.update_record(name, move |record| record.policies = policies.clone()).await.map(|_| ())
+    }
+
+    /// Changes topic `name`'s record with `change`, in one compare-and-set
+    /// (read again and retried when another change got there first, so that
+    /// changes to policies and to properties never undo each other).
+    async fn update_record(
+        &self,
+        name: &TopicName,
+        change: impl Fn(&mut super::TopicRecord) + Send + 'static,
+    ) -> Result<super::TopicRecord, super::TopicError> {
+        use crate::metadata::{Expect, MetadataError};
+        let store = Arc::clone(&self.store);
+        let key = super::topic_key(name);
+        let topic = name.to_string();
+        super::blocking(move || {
+            for _ in 0..16 {
+                let Some(current) = store.get(&key)? else { return Err(super::TopicError::NotFound(topic)) };
+                let mut record: super::TopicRecord =
+                    serde_json::from_slice(&current.value).map_err(|e| MetadataError::Store(format!("{key}: {e}")))?;
+                change(&mut record);
+                let bytes = serde_json::to_vec(&record).map_err(|e| MetadataError::Store(e.to_string()))?;
+                match store.put(&key, &bytes, Expect::Version(current.version)) {
+                    Ok(_) => return Ok(record),
+                    Err(MetadataError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let message = format!("{topic}: its record changed under 16 updates in a row");
+            Err(super::TopicError::Metadata(MetadataError::Store(message)))
+        })
+        .await?
     }
 }

@@ -19,7 +19,7 @@ use kafka_protocol::{
 };
 
 use super::RequestContext;
-use crate::configs::{self, Alterable};
+use crate::configs;
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
@@ -39,9 +39,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> A
                 if !seen.insert(name) {
                     return Err(configs::duplicate(name));
                 }
-                let alterable = Alterable::from_name(name).ok_or_else(|| configs::not_alterable(name))?;
                 let value = config.value.as_ref().ok_or_else(|| configs::null_value(name))?;
-                changes.push((alterable, alterable.parse(value.as_str())?));
+                changes.push(configs::change(name, Some(value.as_str()))?);
             }
             Ok(changes)
         };

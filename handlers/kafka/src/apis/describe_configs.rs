@@ -27,8 +27,8 @@ use polyport_handler_api::storage::{TopicConfig, UNSET};
 use super::RequestContext;
 use crate::{
     configs::{
-        Alterable, Refusal, RESOURCE_BROKER, RESOURCE_TOPIC, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC,
-        SOURCE_STATIC_BROKER, TYPE_BOOLEAN, TYPE_INT, TYPE_LIST, TYPE_LONG, TYPE_STRING,
+        Alterable, Refusal, Setting, TopicSettings, RESOURCE_BROKER, RESOURCE_TOPIC, SOURCE_DEFAULT,
+        SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER, TYPE_BOOLEAN, TYPE_INT, TYPE_LIST, TYPE_LONG, TYPE_STRING,
     },
     errors,
 };
@@ -61,11 +61,20 @@ fn fixed(
 pub fn topic_config_values(
     ctx: &RequestContext<'_>,
     config: &TopicConfig,
+    settings: &TopicSettings,
 ) -> Vec<(&'static str, Option<String>, bool, i8)> {
-    topic_configs(ctx, config).into_iter().map(|d| (d.name, d.value, d.read_only, d.source)).collect()
+    topic_configs(ctx, config, settings).into_iter().map(|d| (d.name, d.value, d.read_only, d.source)).collect()
 }
 
-fn topic_configs(ctx: &RequestContext<'_>, config: &TopicConfig) -> Vec<Described> {
+fn topic_configs(ctx: &RequestContext<'_>, config: &TopicConfig, settings: &TopicSettings) -> Vec<Described> {
+    // A setting of the topic's own, else the broker's value.
+    let setting = |s: Setting, broker: String, config_type, documentation| {
+        let (value, source) = match settings.get(s) {
+            Some(own) => (own, SOURCE_DYNAMIC_TOPIC),
+            None => (broker, SOURCE_STATIC_BROKER),
+        };
+        Described { name: s.name(), value: Some(value), read_only: false, source, config_type, documentation }
+    };
     let alterable = |a: Alterable, documentation| {
         let value = a.get(&config.effective);
         let source = if a.get(&config.overrides) == UNSET { SOURCE_DEFAULT } else { SOURCE_DYNAMIC_TOPIC };
@@ -99,20 +108,25 @@ fn topic_configs(ctx: &RequestContext<'_>, config: &TopicConfig) -> Vec<Describe
                 "Old data is deleted per the retention settings; compaction is not supported.",
             )
         },
-        fixed(
-            "max.message.bytes",
-            ctx.shared.max_message_bytes,
-            SOURCE_STATIC_BROKER,
+        setting(
+            Setting::MaxMessageBytes,
+            ctx.shared.max_message_bytes.to_string(),
             TYPE_INT,
-            "The largest record batch accepted (the broker's maxMessageSize).",
+            "The largest record batch the topic accepts (unset: the broker's maxMessageSize).",
         ),
-        fixed(
-            "message.timestamp.type",
-            ctx.shared.timestamp_type(),
-            SOURCE_STATIC_BROKER,
+        setting(
+            Setting::TimestampType,
+            ctx.shared.timestamp_type().to_owned(),
             TYPE_STRING,
             "CreateTime: records keep the timestamp their producer gave them; LogAppendTime: the broker's time \
-             when it stored them (kafkaMessageTimestampType, for every topic).",
+             when it stored them (unset: kafkaMessageTimestampType).",
+        ),
+        setting(
+            Setting::CompressionType,
+            "producer".to_owned(),
+            TYPE_STRING,
+            "producer: batches are stored as their producer compressed them; a codec (uncompressed, gzip, \
+             snappy, lz4, zstd): batches that arrive otherwise are recompressed with it.",
         ),
         fixed("min.insync.replicas", 1, SOURCE_DEFAULT, TYPE_INT, "A single broker: one replica."),
     ]
@@ -160,7 +174,8 @@ async fn describe(ctx: &RequestContext<'_>, resource_type: i8, name: &str) -> Re
             let host = ctx.host().ok_or((errors::KAFKA_STORAGE_ERROR, "no storage".to_owned()))?;
             let config =
                 host.topic_config(&pulsar).await.map_err(|e| (errors::from_handler(&e), e.message().to_owned()))?;
-            Ok(topic_configs(ctx, &config))
+            let settings = crate::configs::settings(host, &pulsar).await;
+            Ok(topic_configs(ctx, &config, &settings))
         }
         RESOURCE_BROKER if name.is_empty() || name == ctx.shared.broker.node_id.to_string() => Ok(broker_configs(ctx)),
         RESOURCE_BROKER => Err((

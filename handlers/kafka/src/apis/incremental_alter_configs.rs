@@ -20,13 +20,9 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
-use polyport_handler_api::storage::UNSET;
 
 use super::RequestContext;
-use crate::{
-    configs::{self, Alterable},
-    errors,
-};
+use crate::{configs, errors};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
@@ -52,10 +48,12 @@ pub async fn handle(
                 if !seen.insert(name) {
                     return Err(configs::duplicate(name));
                 }
-                let alterable = Alterable::from_name(name).ok_or_else(|| configs::not_alterable(name))?;
-                let value = match config.config_operation {
-                    SET => alterable.parse(config.value.as_ref().ok_or_else(|| configs::null_value(name))?.as_str())?,
-                    DELETE => UNSET,
+                let change = match config.config_operation {
+                    SET => configs::change(
+                        name,
+                        Some(config.value.as_ref().ok_or_else(|| configs::null_value(name))?.as_str()),
+                    )?,
+                    DELETE => configs::change(name, None)?,
                     op => {
                         return Err((
                             errors::INVALID_REQUEST,
@@ -63,7 +61,7 @@ pub async fn handle(
                         ))
                     }
                 };
-                changes.push((alterable, value));
+                changes.push(change);
             }
             Ok(changes)
         };

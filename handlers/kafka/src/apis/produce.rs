@@ -14,7 +14,11 @@
 //! With `kafkaMessageTimestampType=LogAppendTime` each batch is stamped
 //! with the broker's time before it is stored (attribute and max timestamp,
 //! CRC recomputed) and the answer carries that time in `log_append_time_ms`.
-//! Gaps: transactions; the timestamp type is the broker's, not per topic.
+//! A topic's own `max.message.bytes`, `message.timestamp.type` and
+//! `compression.type` (kept as its properties, [`crate::configs`]) take
+//! the place of the broker's; a batch in another codec than the topic's is
+//! recompressed ([`crate::recompress`]).
+//! Gaps: transactions.
 
 use std::{future::Future, task::Poll};
 
@@ -31,6 +35,7 @@ use polyport_handler_api::storage::NewEntry;
 
 use super::{encode_response, RequestContext};
 use crate::{
+    configs::Codec,
     errors,
     idempotence::Verdict,
     order::Turn,
@@ -142,6 +147,8 @@ struct Prepared<'r> {
     batches: Vec<records::Batch>,
     /// The partition's log start, as the answer reports it.
     log_start: i64,
+    /// Whether its topic stamps batches with the broker's time.
+    log_append_time: bool,
 }
 
 /// Everything about one partition's append that may wait: its name, its
@@ -159,7 +166,15 @@ async fn prepare<'r>(
     let Some(records) = data.records else {
         return Err(partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into())));
     };
-    let batches = match records::split(records, ctx.shared.max_message_bytes) {
+    // The topic's own settings, else the broker's.
+    let settings = resolved.settings();
+    let max_batch = settings.max_message_bytes.unwrap_or(ctx.shared.max_message_bytes);
+    let log_append_time = settings.log_append_time.unwrap_or(ctx.shared.log_append_time);
+    let codec = settings.compression.unwrap_or(Codec::Producer);
+    let checked = records::split(records, max_batch).and_then(|batches| {
+        batches.into_iter().map(|b| crate::recompress::to_topic_codec(b, codec, max_batch)).collect()
+    });
+    let batches: Vec<records::Batch> = match checked {
         Ok(b) => b,
         Err(e) => {
             tracing::info!(topic = %ledger, error = %e, "produce refused");
@@ -178,7 +193,7 @@ async fn prepare<'r>(
     // Opens the ledger (so that the append queues at once) and reads the log
     // start the answer carries.
     match host.log_range(&ledger).await {
-        Ok(range) => Ok(Prepared { index, pulsar, ledger, batches, log_start: range.start as i64 }),
+        Ok(range) => Ok(Prepared { index, pulsar, ledger, batches, log_start: range.start as i64, log_append_time }),
         Err(e) => {
             ctx.shared.topics.forget_if_missing(pulsar, e.kind());
             tracing::info!(topic = %ledger, error = %e, "partition not opened");
@@ -191,7 +206,7 @@ async fn prepare<'r>(
 /// before the append's first poll is synchronous, so that the first poll of
 /// this future places the append ([`handle`]).
 async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) -> PartitionProduceResponse {
-    let Prepared { index, pulsar, ledger, batches, log_start } = prepared;
+    let Prepared { index, pulsar, ledger, batches, log_start, log_append_time } = prepared;
     let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
     let sequences = &ctx.shared.sequences;
     let (mut to_store, mut stored) = (Vec::new(), Vec::new());
@@ -221,7 +236,7 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
         return partition_error(index, code, None);
     }
     // LogAppendTime: the broker's time, taken once for the whole append.
-    let append_time = ctx.shared.log_append_time.then(|| {
+    let append_time = log_append_time.then(|| {
         host.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
     });
     for b in &mut to_store {
