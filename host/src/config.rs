@@ -62,6 +62,9 @@ pub struct KeySpec {
     pub default: &'static str,
 }
 
+/// Kafka's `num.partitions`, accepted as an alias of `defaultNumPartitions`.
+pub const PARTITIONS_ALIAS: &str = "num.partitions";
+
 /// Every key the host reads.
 pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "messagingProtocols", default: "" },
@@ -141,6 +144,20 @@ impl BrokerConfig {
     /// Validates raw entries.
     pub fn from_entries(mut entries: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
+        // Kafka's name for it, which Kafka operators look for first.
+        if let Some(alias) = entries.get(PARTITIONS_ALIAS).map(|v| v.trim().to_owned()) {
+            match entries.get("defaultNumPartitions").map(|v| v.trim().to_owned()) {
+                None => {
+                    entries.insert("defaultNumPartitions".into(), alias);
+                }
+                Some(own) if own == alias => {}
+                Some(own) => errors.push(InvalidValue {
+                    key: PARTITIONS_ALIAS.into(),
+                    value: alias,
+                    expected: format!("the value of defaultNumPartitions ({own}), of which it is an alias, or nothing"),
+                }),
+            }
+        }
         let get = |key: &str| -> String {
             let default = HOST_KEYS.iter().find(|k| k.name == key).map_or("", |k| k.default);
             entries.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()).unwrap_or(default).to_owned()
@@ -229,10 +246,11 @@ impl BrokerConfig {
 
     /// Keys set in the configuration that neither the host nor `handler_keys` declare.
     pub fn unknown_keys<'a>(&'a self, handler_keys: &'a [String]) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries
-            .keys()
-            .map(String::as_str)
-            .filter(move |key| !HOST_KEYS.iter().any(|k| k.name == *key) && !handler_keys.iter().any(|k| k == key))
+        self.entries.keys().map(String::as_str).filter(move |key| {
+            *key != PARTITIONS_ALIAS
+                && !HOST_KEYS.iter().any(|k| k.name == *key)
+                && !handler_keys.iter().any(|k| k == key)
+        })
     }
 }
 
@@ -432,6 +450,24 @@ mod tests {
         let off = BrokerConfig::from_entries([("brokerServicePort".to_owned(), String::new())].into()).expect("valid");
         assert_eq!(off.broker_service_port, None, "an empty port turns the Pulsar protocol off");
         assert_eq!(c.entries["kafkaListeners"], "PLAINTEXT://127.0.0.1:19092");
+    }
+
+    #[test]
+    fn num_partitions_is_an_alias_of_default_num_partitions() {
+        let entries = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let c = BrokerConfig::from_entries(entries(&[("num.partitions", "6")])).expect("valid");
+        assert_eq!(c.storage.default_partitions, 6);
+        assert_eq!(c.unknown_keys(&[]).count(), 0, "not an unknown key");
+        let same = BrokerConfig::from_entries(entries(&[("num.partitions", "6"), ("defaultNumPartitions", "6")]));
+        assert_eq!(same.expect("the same value").storage.default_partitions, 6);
+        let ConfigError::Invalid(e) =
+            BrokerConfig::from_entries(entries(&[("num.partitions", "6"), ("defaultNumPartitions", "4")]))
+                .expect_err("two values")
+        else {
+            panic!("not a validation error")
+        };
+        assert_eq!(e[0].key, "num.partitions");
+        assert!(e[0].expected.contains("defaultNumPartitions (4)"), "{}", e[0]);
     }
 
     #[test]

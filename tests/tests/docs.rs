@@ -40,3 +40,18 @@ fn every_key_is_in_the_configuration_reference() {
         assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
     }
 }
+
+/// The shipped configuration sets no key that nothing reads (the broker
+/// would log "configuration keys not used" at every start).
+#[test]
+fn the_shipped_configuration_uses_every_key_it_sets() {
+    let conf = fs::read_to_string(workspace_root().join("conf/broker.conf")).expect("conf/broker.conf");
+    let known = keys();
+    let unused: Vec<&str> = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+        .filter(|k| !k.is_empty() && !known.contains(k))
+        .collect();
+    assert!(unused.is_empty(), "conf/broker.conf sets keys nothing reads: {unused:?}");
+}

@@ -64,6 +64,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "kafkaTenant",
     "kafkaNamespace",
     "entryFormat",
+    "kafkaMessageTimestampType",
 ];
 
 /// How produced record batches are stored (`entryFormat`).
