@@ -191,3 +191,35 @@ fn producers_past_the_per_connection_limit_are_refused() {
     assert_eq!(error.error, ServerError::NotAllowedError as i32);
     assert!(error.message.contains("maxProducersPerConnection"), "{}", error.message);
 }
+
+/// A request whose array count claims 2^31-1 elements (a 14-byte Metadata
+/// request) made the Kafka codec ask for 154 GB and the broker abort. Both
+/// array encodings, the classic (i32) and the compact (varint) one: the
+/// connection is closed as malformed, and the broker serves on.
+#[test]
+fn a_request_whose_array_count_lies_closes_its_connection_only() {
+    let broker = Broker::configure("", &[&kafka_library()]).start();
+    // Metadata v1: topics is an i32-counted array.
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    conn.send_frame(ApiKey::Metadata as i16, 1, &i32::MAX.to_be_bytes());
+    assert!(conn.is_closed_by_broker(), "closed as malformed");
+    // Metadata v9 (flexible): a compact array, count + 1 as an unsigned varint (2^32-1).
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let mut body = vec![0u8]; // the header's tagged fields
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    conn.send_frame(ApiKey::Metadata as i16, 9, &body);
+    assert!(conn.is_closed_by_broker(), "closed as malformed");
+    // Produce v9: partitions of one topic claim 2^31-1 entries.
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    // Header tagged fields, no transactional id, acks -1, timeout 5000, one
+    // topic "t", then its partitions' compact count.
+    let body = [0u8, 0, 0xff, 0xff, 0, 0, 0x13, 0x88, 2, 2, b't', 0xff, 0xff, 0xff, 0xff, 0x07];
+    conn.send_frame(ApiKey::Produce as i16, 9, &body);
+    assert!(conn.is_closed_by_broker(), "closed as malformed");
+    let before = broker.rss_bytes();
+    let mut conn = KafkaConn::connect(broker.kafka_port);
+    let batch = record_batch(&[Bytes::from_static(b"still here")], -1, -1, -1, 1_700_000_000_000);
+    assert_eq!(produce(&mut conn, "survivor", 0, -1, batch.freeze()), Some((0, 0)));
+    assert!(broker.rss_bytes() < before + (256 << 20), "no memory kept");
+    assert!(broker.log().contains("cannot decode request"), "{}", broker.log());
+}

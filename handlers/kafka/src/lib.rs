@@ -4,6 +4,7 @@
 //! are decoded and encoded with the `kafka-protocol` crate; each API lives in
 //! its own module under [`apis`].
 
+pub mod alloc;
 pub mod apis;
 pub mod configs;
 pub mod connection;
@@ -18,6 +19,10 @@ pub mod order;
 pub mod recompress;
 pub mod records;
 pub mod topics;
+
+/// Counts a client sends do not size memory (see [`alloc`]).
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 use std::sync::{Arc, OnceLock};
 
