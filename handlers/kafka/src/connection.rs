@@ -46,10 +46,15 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// request count limit, this bounds a connection's memory by configuration.
 pub const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
 
-/// A request frame's buffer before its bytes arrive: most requests fit, and
-/// one announced larger grows with its bytes (doubling), so that a size that
-/// is announced but never sent takes no more than this.
-const INITIAL_FRAME_CAPACITY: usize = 1 << 20;
+/// A request frame's buffer before its bytes arrive. A produce request of
+/// many partitions is several MiB, and growing its buffer by doubling as the
+/// bytes come in copied nearly all of them once more, so requests up to this size get
+/// their whole buffer at once. That is address space, not memory, until the
+/// bytes arrive (pages are touched as they are written), and the
+/// connection's byte budget already holds the announced size. A request
+/// announced larger grows with its bytes, so a size that is announced and
+/// never sent takes no more than this.
+const INITIAL_FRAME_CAPACITY: usize = 16 << 20;
 
 /// What every connection of a handler shares.
 #[derive(Debug)]
@@ -239,8 +244,8 @@ async fn read_frame<R: AsyncRead + Unpin>(
         .acquire_many_owned(permits)
         .await
         .map_err(|_| HandlerError::new(ErrorKind::STATE, "request budget closed"))?;
-    // Sized by what has arrived, not by what was announced: a frame starts
-    // at most INITIAL_FRAME_CAPACITY and doubles as its bytes come in.
+    // Sized by what was announced only up to INITIAL_FRAME_CAPACITY; past
+    // it, the buffer doubles as the bytes come in.
     let mut frame = BytesMut::with_capacity(size.min(INITIAL_FRAME_CAPACITY));
     // read_buf fills the spare capacity without zeroing it first.
     while frame.len() < size {
