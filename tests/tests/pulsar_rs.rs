@@ -15,7 +15,7 @@ use polyport_tests::{
     kafka::KafkaConn,
     kafka_library,
     line::{line_handler, Line},
-    pulsar::{message_frame, RawPulsar},
+    pulsar::{message_frame, send_command, RawPulsar},
     Broker,
 };
 use pulsar::{consumer::InitialPosition, Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
@@ -199,37 +199,12 @@ fn a_pulsar_null_value_is_a_kafka_tombstone_and_a_bad_checksum_closes_the_connec
         },
         records::RecordBatchDecoder,
     };
-    use pulsar::message::proto::{
-        base_command::Type, BaseCommand, CommandConnect, CommandProducer, CommandSend, MessageMetadata,
-    };
+    use pulsar::message::proto::{base_command::Type, MessageMetadata};
     let broker = Broker::configure("", &[&kafka_library()]).start();
-    let mut raw = RawPulsar::connect(broker.pulsar_port);
-    raw.send(&BaseCommand {
-        r#type: Type::Connect as i32,
-        connect: Some(CommandConnect {
-            client_version: "raw".into(),
-            protocol_version: Some(19),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    raw.receive().expect("CONNECTED");
-    raw.send(&BaseCommand {
-        r#type: Type::Producer as i32,
-        producer: Some(CommandProducer {
-            topic: "persistent://public/default/tombstones".into(),
-            producer_id: 1,
-            request_id: 1,
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    assert_eq!(raw.receive().expect("PRODUCER_SUCCESS").r#type, Type::ProducerSuccess as i32);
-    let send = |sequence_id| BaseCommand {
-        r#type: Type::Send as i32,
-        send: Some(CommandSend { producer_id: 1, sequence_id, num_messages: Some(1), ..Default::default() }),
-        ..Default::default()
-    };
+    let mut raw = RawPulsar::connected(broker.pulsar_port);
+    let answer = raw.producer("persistent://public/default/tombstones", 1);
+    assert_eq!(answer.r#type, Type::ProducerSuccess as i32);
+    let send = |sequence_id| send_command(1, sequence_id, 1);
     let metadata = |null: bool| MessageMetadata {
         producer_name: "raw".into(),
         sequence_id: 0,
@@ -238,7 +213,7 @@ fn a_pulsar_null_value_is_a_kafka_tombstone_and_a_bad_checksum_closes_the_connec
         null_value: null.then_some(true),
         ..Default::default()
     };
-    let write = |raw: &mut RawPulsar, frame: Vec<u8>| std::io::Write::write_all(&mut raw.0, &frame).expect("write");
+    let write = |raw: &mut RawPulsar, frame: Vec<u8>| raw.write(&frame);
     write(&mut raw, message_frame(&send(0), &metadata(true), b"", false));
     assert_eq!(raw.receive().expect("SEND_RECEIPT").r#type, Type::SendReceipt as i32);
     write(&mut raw, message_frame(&send(1), &metadata(false), b"live", false));
