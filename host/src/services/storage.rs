@@ -77,6 +77,18 @@ fn entry(e: polyport_ledger::Entry) -> FfiEntry {
     }
 }
 
+/// An append future whose first poll always reaches the ledger's queue (on
+/// an open ledger), the order handlers rely on (`Host::append`). Tokio's
+/// cooperative budget would otherwise make a poll return early, before the
+/// command is queued or waits in the queue's line, once the task calling it
+/// has done enough work in one turn: a Kafka connection placing the appends
+/// of dozens of pipelined requests in one poll did, and later requests'
+/// batches were stored before earlier ones'. The append itself does a
+/// bounded amount of work per poll, so leaving the budget out is safe.
+fn placed_at_first_poll<F: std::future::Future>(append: F) -> tokio::task::Unconstrained<F> {
+    tokio::task::unconstrained(append)
+}
+
 impl HostServices {
     /// Runs `f` on the runtime as an FFI future (callable from any thread).
     fn run<T, F>(&self, f: impl FnOnce(Self) -> F) -> FfiFuture<RResult<T, HandlerError>>
@@ -146,11 +158,13 @@ impl HostServices {
         durable: bool,
     ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>> {
         let partition = partition.as_str().to_owned();
-        self.run(move |host| async move {
-            let ledger = host.ledger(&partition, true).await?;
-            let entries = entries.into_iter().map(new_entry).collect();
-            let appended = ledger.append_with(entries, durable).await.map_err(ledger_error)?;
-            Ok(answers(appended))
+        self.run(move |host| {
+            placed_at_first_poll(async move {
+                let ledger = host.ledger(&partition, true).await?;
+                let entries = entries.into_iter().map(new_entry).collect();
+                let appended = ledger.append_with(entries, durable).await.map_err(ledger_error)?;
+                Ok(answers(appended))
+            })
         })
     }
 
@@ -162,15 +176,17 @@ impl HostServices {
         durable: bool,
     ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>> {
         let partition = partition.as_str().to_owned();
-        self.run(move |host| async move {
-            if crcs.len() != entries.len() {
-                let message = format!("{} CRCs for {} entries", crcs.len(), entries.len());
-                return Err(HandlerError::new(polyport_handler_api::ErrorKind::INVALID_ARGUMENT, message));
-            }
-            let ledger = host.ledger(&partition, true).await?;
-            let entries = entries.into_iter().map(new_entry).zip(crcs).collect();
-            let appended = ledger.append_checked(entries, durable).await.map_err(ledger_error)?;
-            Ok(answers(appended))
+        self.run(move |host| {
+            placed_at_first_poll(async move {
+                if crcs.len() != entries.len() {
+                    let message = format!("{} CRCs for {} entries", crcs.len(), entries.len());
+                    return Err(HandlerError::new(polyport_handler_api::ErrorKind::INVALID_ARGUMENT, message));
+                }
+                let ledger = host.ledger(&partition, true).await?;
+                let entries = entries.into_iter().map(new_entry).zip(crcs).collect();
+                let appended = ledger.append_checked(entries, durable).await.map_err(ledger_error)?;
+                Ok(answers(appended))
+            })
         })
     }
 
