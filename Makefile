@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test test-java build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar clean
+.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -50,6 +50,11 @@ test: build-debug $(VENV)/.installed
 ## Apache Kafka's Java clients and command-line tools alone (Maven, JUnit 5).
 test-java: build-debug
 	bash tests/java/run.sh
+
+## librdkafka's own integration tests (the CORE list of 75) against the debug
+## broker: tests/conformance/README.md. Not part of `make test` (about 20 min).
+conformance: build-debug
+	bash tests/conformance/run.sh
 
 ## Benchmarks (not part of the tests): see docs/benchmarks.md.
 bench: bench-boundary bench-ledger bench-kafka bench-groups bench-pulsar

@@ -11,8 +11,10 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic
+from confluent_kafka import (TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, KafkaException,
+                             Producer, TopicCollection, TopicPartition)
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
+                                   NewPartitions, NewTopic)
 
 
 def name(prefix):
@@ -155,3 +157,21 @@ def test_a_replica_assignment_on_this_broker_alone_is_served(broker):
         refused.result(30)
     assert e.value.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT
     assert elsewhere not in client.list_topics(timeout=10).topics
+
+
+def test_partitions_added_on_this_broker_tuning_configs_and_authorized_operations(broker):
+    client = admin(broker)
+    topic = name("grown")
+    client.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    client.create_partitions([NewPartitions(topic, 3, replica_assignment=[[0], [0]])])[topic].result(30)
+    assert len(client.list_topics(topic, timeout=10).topics[topic].partitions) == 3
+    with pytest.raises(KafkaException) as e:
+        client.create_partitions([NewPartitions(topic, 4, replica_assignment=[[7]])])[topic].result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT
+    # Kafka's log-file tuning configs are accepted (without effect) when altered too.
+    incremental(client, topic, ConfigEntry("flush.ms", "1000", incremental_operation=AlterConfigOpType.SET))
+    # No authorizer: every operation the resource supports, as Kafka reports it.
+    cluster = client.describe_cluster(include_authorized_operations=True).result(30)
+    assert len(cluster.authorized_operations) == 7
+    described = client.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(30)
+    assert len(described.authorized_operations) == 8

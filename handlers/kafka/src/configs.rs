@@ -9,7 +9,7 @@
 //!   `maxMessageSize`, `kafkaMessageTimestampType` and `producer` apply;
 //! - `min.insync.replicas` (1) and `unclean.leader.election.enable` are
 //!   accepted at their single-broker meaning, and Kafka's log-file tuning
-//!   configs at creation ([`NOT_APPLIED`]), without effect;
+//!   configs ([`NOT_APPLIED`]), without effect;
 //! - anything else is refused with INVALID_CONFIG naming it.
 
 use polyport_handler_api::storage::{TopicPolicies, UNSET};
@@ -261,6 +261,9 @@ pub fn change(name: &str, value: Option<&str>) -> Result<Change, Refusal> {
     if let Some(s) = Setting::from_name(name) {
         return Ok(Change::Setting(s, value.map(|v| s.parse(v)).transpose()?));
     }
+    if NOT_APPLIED.contains(&name) {
+        return Ok(Change::Accepted(format!("{name}={}", value.unwrap_or("(default)"))));
+    }
     let v = value.map(str::trim);
     let accepted = match name {
         "min.insync.replicas" => v.is_none_or(|v| v == "1"),
@@ -298,9 +301,9 @@ pub fn null_value(name: &str) -> Refusal {
 
 /// Kafka topic configs that tune how Kafka lays out, flushes, replicates or
 /// compacts its log files, all of which the ledger replaces (or which do
-/// nothing under `cleanup.policy=delete`): accepted when a topic is created,
+/// nothing under `cleanup.policy=delete`): accepted, at creation or altered,
 /// because applications such as Kafka Streams set them on the topics they
-/// create, and not applied (the creation logs them).
+/// create, and not applied (logged).
 const NOT_APPLIED: &[&str] = &[
     "segment.bytes",
     "segment.ms",
@@ -345,10 +348,6 @@ pub fn for_new_topic<'a>(
             return Err(duplicate(name));
         }
         let value = value.ok_or_else(|| null_value(name))?;
-        if NOT_APPLIED.contains(&name) {
-            out.not_applied.push(format!("{name}={value}"));
-            continue;
-        }
         match change(name, Some(value))? {
             Change::Accepted(accepted) => out.not_applied.push(accepted),
             c => out.changes.push(c),

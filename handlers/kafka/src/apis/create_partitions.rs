@@ -7,9 +7,10 @@
 //! change: INVALID_PARTITIONS), and the count can only grow
 //! (INVALID_PARTITIONS). `validate_only` checks without changing anything. A
 //! topic named twice answers INVALID_REQUEST.
-//! Gaps: manual replica assignments are refused with INVALID_REQUEST (one
-//! broker holds every partition); `timeout_ms` is ignored (the partitions
-//! exist when the response is sent).
+//! A replica assignment is served when it places every new partition on
+//! this broker alone (INVALID_REPLICA_ASSIGNMENT otherwise).
+//! Gaps: `timeout_ms` is ignored (the partitions exist when the response is
+//! sent).
 
 use std::collections::HashMap;
 
@@ -76,8 +77,20 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         let outcome = if named.get(topic.name.as_str()).is_some_and(|n| *n > 1) {
             Err((errors::INVALID_REQUEST, format!("topic {} is named more than once", topic.name.as_str())))
-        } else if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            Err((errors::INVALID_REQUEST, "manual replica assignments are not supported".to_owned()))
+        } else if let Some(elsewhere) = topic
+            .assignments
+            .iter()
+            .flatten()
+            .find(|a| a.broker_ids.iter().map(|b| b.0).ne([ctx.shared.broker.node_id]))
+        {
+            let ids: Vec<i32> = elsewhere.broker_ids.iter().map(|b| b.0).collect();
+            Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                format!(
+                    "a new partition on brokers {ids:?}: this cluster is broker {} alone",
+                    ctx.shared.broker.node_id
+                ),
+            ))
         } else {
             create(ctx, topic.name.as_str(), topic.count, request.validate_only).await
         };

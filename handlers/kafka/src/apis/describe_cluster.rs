@@ -5,9 +5,9 @@
 //! connected on (no rack). v1's `endpoint_type` BROKERS (1) is echoed;
 //! CONTROLLERS (2) answers UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker does
 //! (there is no separate controller quorum to list).
-//! Gaps: `cluster_authorized_operations` is always "not provided"
-//! (i32::MIN), whether asked for or not, as there is no authorizer yet;
-//! v2 (fenced brokers) is not served.
+//! `cluster_authorized_operations`, when asked for, lists every cluster
+//! operation, as Kafka does without an authorizer ([`super::authorized`]).
+//! Gaps: v2 (fenced brokers) is not served.
 
 use kafka_protocol::{
     messages::{
@@ -37,9 +37,12 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> Desc
             StrBytes::from_string(format!("endpoint type {endpoint_type}: a broker describes brokers (1) only")),
         ));
     }
-    response.with_controller_id(node).with_brokers(vec![DescribeClusterBroker::default()
-        .with_broker_id(node)
-        .with_host(StrBytes::from_string(ctx.listener.advertised_host.clone()))
-        .with_port(ctx.listener.advertised_port)
-        .with_rack(None)])
+    response
+        .with_cluster_authorized_operations(super::authorized::cluster(request.include_cluster_authorized_operations))
+        .with_controller_id(node)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(StrBytes::from_string(ctx.listener.advertised_host.clone()))
+            .with_port(ctx.listener.advertised_port)
+            .with_rack(None)])
 }

@@ -26,7 +26,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) ->
     let s = StrBytes::from_string;
     let mut groups = Vec::new();
     for id in request.groups {
-        let described = DescribedGroup::default().with_authorized_operations(i32::MIN);
+        let operations = super::authorized::group(request.include_authorized_operations);
+        let described = DescribedGroup::default().with_authorized_operations(operations);
         let described = match ctx.shared.coordinator.describe(id.as_str()).await {
             Err(code) => described.with_error_code(code),
             Ok(None) if ctx.version >= 6 => described

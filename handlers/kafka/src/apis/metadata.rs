@@ -97,7 +97,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         },
         (None, None) => {}
     }
+    let operations = super::authorized::topic(request.include_topic_authorized_operations);
+    for t in &mut topics {
+        t.topic_authorized_operations = operations;
+    }
     MetadataResponse::default()
+        .with_cluster_authorized_operations(super::authorized::cluster(request.include_cluster_authorized_operations))
         .with_brokers(vec![broker])
         .with_cluster_id(Some(StrBytes::from_string(ctx.shared.broker.cluster_id.clone())))
         .with_controller_id(BrokerId(ctx.shared.broker.node_id))

@@ -4,6 +4,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod authorized;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -345,7 +346,7 @@ mod tests {
             };
             let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
                 resource(vec![config("retention.ms", 2)]),
-                resource(vec![config("segment.ms", 0)]),
+                resource(vec![config("no.such.config", 0)]),
                 resource(vec![config("retention.ms", 1), config("retention.ms", 1)]),
             ]);
             let r: IncrementalAlterConfigsResponse = round_trip(ApiKey::IncrementalAlterConfigs, version, &request);
@@ -363,7 +364,8 @@ mod tests {
             ]);
             let r: CreatePartitionsResponse = round_trip(ApiKey::CreatePartitions, version, &request);
             let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
-            assert_eq!(codes, [42, 42, 42, 56]);
+            // An assignment naming no broker (not this one alone); a topic named twice; no storage.
+            assert_eq!(codes, [errors::INVALID_REPLICA_ASSIGNMENT, 42, 42, 56]);
         }
     }
 
