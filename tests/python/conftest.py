@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,19 @@ def pulsar_client(broker):
                       logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
     yield c
     c.close()
+
+
+def kafka_read(bootstrap, topic, count, timeout=20):
+    """Up to `count` records of partition 0 of `topic`, from offset 0, with confluent-kafka."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"x-{uuid.uuid4().hex[:6]}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    out, deadline = [], time.time() + timeout
+    while len(out) < count and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(m)
+    c.close()
+    return out

@@ -12,20 +12,7 @@ import pulsar
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import Broker
-
-
-def kafka_read(bootstrap, topic, count, timeout=20):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"x-{uuid.uuid4().hex[:6]}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    out, deadline = [], time.time() + timeout
-    while len(out) < count and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            out.append(m)
-    c.close()
-    return out
+from conftest import Broker, kafka_read
 
 
 def test_kafka_producer_to_pulsar_consumer_keeps_every_field(broker, pulsar_client):

@@ -11,10 +11,12 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import (TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, KafkaException,
-                             Producer, TopicCollection, TopicPartition)
+from confluent_kafka import (TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException, Producer,
+                             TopicCollection)
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
                                    NewPartitions, NewTopic)
+
+from conftest import kafka_read
 
 
 def name(prefix):
@@ -87,15 +89,7 @@ def recv(s, n):
 
 
 def read(broker, topic, count):
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    out, deadline = [], time.time() + 20
-    while len(out) < count and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            out.append(m)
-    c.close()
-    return out
+    return kafka_read(broker.bootstrap, topic, count)
 
 
 def test_settings_given_at_creation_are_applied_by_produce(broker):
