@@ -277,6 +277,22 @@ pub trait FfiHost: Send + Sync + Clone {
             "this broker keeps no topic properties",
         ))))
     }
+    /// [`decode_entry_async`](FfiHost::decode_entry_async) for the entry at
+    /// `base_offset` of `partition`: an entry that is part of a larger
+    /// message (a Pulsar chunk) decodes as the whole message at its last
+    /// part and as no message before it. Appended after
+    /// `update_topic_properties`; on a host that predates it, this default
+    /// decodes the entry alone.
+    fn decode_entry_at(
+        &self,
+        partition: RStr<'_>,
+        base_offset: u64,
+        format: u16,
+        payload: FfiBytes,
+    ) -> FfiFuture<RResult<RVec<crate::convert::FfiMessage>, HandlerError>> {
+        let _ = (partition, base_offset);
+        self.decode_entry_async(format, payload)
+    }
 }
 
 /// A shared [`FfiHost`] trait object.

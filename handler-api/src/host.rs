@@ -307,6 +307,24 @@ impl Host {
         Ok(messages.into_iter().map(crate::convert::Message::from).collect())
     }
 
+    /// [`convert_entry`](Self::convert_entry) for the entry at `base_offset`
+    /// of `partition`, as a reader of that partition sees it: a message
+    /// another protocol split over several entries (a Pulsar chunked
+    /// message) is whole at its last entry, and the entries before that
+    /// hold no message (an empty list).
+    pub async fn convert_entry_at(
+        &self,
+        partition: &str,
+        base_offset: u64,
+        format: u16,
+        payload: bytes::Bytes,
+    ) -> Result<Vec<crate::convert::Message>, HandlerError> {
+        let payload = crate::storage::FfiBytes::from_bytes(payload);
+        let messages =
+            self.inner.decode_entry_at(partition.into(), base_offset, format, payload).await.into_result()?;
+        Ok(messages.into_iter().map(crate::convert::Message::from).collect())
+    }
+
     /// An entry payload in `format` (one the host owns: Pulsar, tag 2)
     /// holding `messages`: how a handler stores its messages in another
     /// protocol's format (Kafka's `entryFormat=pulsar`).

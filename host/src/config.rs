@@ -99,6 +99,10 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "maxProducersPerConnection", default: "10000" },
     KeySpec { name: "maxConsumersPerConnection", default: "10000" },
     KeySpec { name: "maxPendingBytesPerConnection", default: "67108864" },
+    KeySpec { name: "advertisedListeners", default: "" },
+    KeySpec { name: "internalListenerName", default: "" },
+    KeySpec { name: "delayedDeliveryEnabled", default: "true" },
+    KeySpec { name: "delayedDeliveryTickTimeMillis", default: "1000" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -129,6 +133,8 @@ pub struct BrokerConfig {
     pub storage: crate::topics::StorageConfig,
     /// Connections and what each may hold.
     pub limits: crate::limits::LimitsConfig,
+    /// The Pulsar protocol's own keys.
+    pub pulsar: crate::pulsar::PulsarConfig,
     /// Every entry as read, with overrides applied; `advertisedAddress` resolved.
     pub entries: BTreeMap<String, String>,
 }
@@ -219,6 +225,9 @@ impl BrokerConfig {
 
         let storage = storage_config(&get, &mut check);
         let limits = limits_config(&get, &mut check);
+        let mut listener_error = None;
+        let pulsar = pulsar_config(&get, &mut check, &mut listener_error);
+        errors.extend(listener_error);
 
         let dir = |key: &str| PathBuf::from(get(key));
         let config = Self {
@@ -234,6 +243,7 @@ impl BrokerConfig {
             cluster_name: get("clusterName"),
             storage,
             limits,
+            pulsar,
             entries: BTreeMap::new(),
         };
         if !errors.is_empty() {
@@ -251,6 +261,37 @@ impl BrokerConfig {
                 && !HOST_KEYS.iter().any(|k| k.name == *key)
                 && !handler_keys.iter().any(|k| k == key)
         })
+    }
+}
+
+/// The Pulsar protocol's keys.
+fn pulsar_config(
+    get: &dyn Fn(&str) -> String,
+    check: &mut dyn FnMut(&str, &str, bool),
+    listener_error: &mut Option<InvalidValue>,
+) -> crate::pulsar::PulsarConfig {
+    let max_message = get("maxMessageSize").parse::<usize>().unwrap_or(5 << 20);
+    let listeners =
+        match crate::pulsar::listeners::Listeners::parse(&get("advertisedListeners"), &get("internalListenerName")) {
+            Ok(l) => l,
+            Err(e) => {
+                *listener_error = Some(InvalidValue {
+                    key: "advertisedListeners".into(),
+                    value: get("advertisedListeners"),
+                    expected: format!("name:pulsar://host:port,... ({e})"),
+                });
+                crate::pulsar::listeners::Listeners::default()
+            }
+        };
+    let delayed = get("delayedDeliveryEnabled");
+    check("delayedDeliveryEnabled", "true or false", matches!(delayed.as_str(), "true" | "false"));
+    let tick = get("delayedDeliveryTickTimeMillis").parse::<u64>().ok().filter(|t| (1..=3_600_000).contains(t));
+    check("delayedDeliveryTickTimeMillis", "a number of milliseconds, 1 to 3600000", tick.is_some());
+    crate::pulsar::PulsarConfig {
+        max_message_size: max_message,
+        listeners,
+        delayed_delivery: delayed != "false",
+        delayed_delivery_tick: Duration::from_millis(tick.unwrap_or(1000)),
     }
 }
 
@@ -328,7 +369,9 @@ fn storage_config(
             segment_bytes: (segment_mb as u64) << 20,
             segment_max_age: Duration::from_secs(roll_minutes as u64 * 60),
             index_interval_bytes: index_interval as u64,
-            max_entry_bytes: max_message as u64,
+            // A Pulsar frame may carry maxMessageSize plus its padding
+            // (chunks are sized before their metadata is added).
+            max_entry_bytes: max_message as u64 + crate::pulsar::frame::FRAME_PADDING as u64,
             sync,
             cursor_flush_interval: Duration::from_millis(cursor_flush as u64),
         },

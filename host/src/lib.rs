@@ -155,7 +155,7 @@ impl Broker {
                 let service = pulsar::PulsarService::new(
                     Arc::clone(&topics),
                     converters,
-                    config.storage.ledger.max_entry_bytes as usize,
+                    config.pulsar.clone(),
                     &config.advertised_address,
                     port,
                     &config.cluster_name,

@@ -63,6 +63,12 @@ pub fn messages(mut batches: Bytes) -> Result<Vec<Message>, HandlerError> {
 /// Appends to `out` one uncompressed record batch holding `messages` at
 /// offsets from `base_offset`; on error `out` is as it was.
 pub fn to_record_batch(messages: Vec<Message>, base_offset: u64, out: &mut BytesMut) -> Result<(), HandlerError> {
+    if messages.is_empty() {
+        // An entry with nothing for a Kafka reader (a chunk before a Pulsar
+        // message's last): its offsets are skipped by an empty batch.
+        empty_batch(base_offset, 1, out);
+        return Ok(());
+    }
     let records: Vec<Record> = messages
         .into_iter()
         .enumerate()
@@ -97,9 +103,45 @@ pub fn to_record_batch(messages: Vec<Message>, base_offset: u64, out: &mut Bytes
         })
 }
 
+/// A record batch (v2) with no records covering `count` offsets from
+/// `base_offset`: what a compacted Kafka log holds where every record of a
+/// batch was removed. Clients move past its last offset. kafka-protocol's
+/// encoder writes nothing for no records, so the 61 bytes are written here.
+pub fn empty_batch(base_offset: u64, count: u32, out: &mut BytesMut) {
+    use bytes::BufMut as _;
+    let mut body = BytesMut::with_capacity(40);
+    body.put_i16(0); // attributes: no compression, create time
+    body.put_i32(count.saturating_sub(1) as i32); // last offset delta
+    body.put_i64(-1); // base timestamp
+    body.put_i64(-1); // max timestamp
+    body.put_i64(-1); // producer id
+    body.put_i16(-1); // producer epoch
+    body.put_i32(-1); // base sequence
+    body.put_i32(0); // records
+    out.put_i64(base_offset as i64);
+    // Length from the partition leader epoch on: epoch, magic, crc, body.
+    out.put_i32(4 + 1 + 4 + body.len() as i32);
+    out.put_i32(-1); // partition leader epoch
+    out.put_i8(2); // magic
+    out.put_u32(crc32c::crc32c(&body));
+    out.put_slice(&body);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_batch_is_a_valid_batch_of_no_records() {
+        let mut out = BytesMut::new();
+        empty_batch(41, 3, &mut out);
+        assert_eq!(out.len(), 61);
+        assert_eq!(out[..8], 41i64.to_be_bytes(), "base offset");
+        assert_eq!(out[23..27], 2i32.to_be_bytes(), "last offset delta: three offsets");
+        let mut bytes = out.freeze();
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).expect("decodes, CRC and all");
+        assert!(set.records.is_empty());
+    }
 
     #[test]
     fn a_batch_round_trips_through_messages() {

@@ -16,26 +16,25 @@ use std::{
     },
 };
 
-use polyport_ledger::{ManagedLedger, NewEntry};
 use pulsar::message::proto::{
-    base_command::Type, command_lookup_topic_response::LookupType,
-    command_partitioned_topic_metadata_response::LookupType as MetadataLookupType, BaseCommand, CommandAckResponse,
-    CommandConnected, CommandError, CommandGetLastMessageIdResponse, CommandGetTopicsOfNamespaceResponse,
-    CommandLookupTopicResponse, CommandPartitionedTopicMetadataResponse, CommandPing, CommandPong,
-    CommandProducerSuccess, CommandSendError, CommandSendReceipt, CommandSuccess, ServerError,
+    base_command::Type, command_subscribe::SubType, BaseCommand, CommandAckResponse, CommandConnected, CommandError,
+    CommandGetLastMessageIdResponse, CommandGetTopicsOfNamespaceResponse, CommandPing, CommandPong, CommandSuccess,
+    KeySharedMode, ServerError,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
-    sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore},
+    sync::{mpsc, oneshot, Notify, Semaphore},
 };
 
 use super::{
-    frame::{self, cmd, Frame, FrameError, MessageSection},
+    frame::{self, cmd, Frame, FrameError},
     outbox::Outbox,
-    subscription::{message_id, ConsumerLink, SeekTarget, SubCommand},
-    PulsarService, FORMAT_PULSAR,
+    produce::{self, QueuedSend},
+    producers::{self, Admission},
+    subscription::{ConsumerLink, SeekTarget, SubCommand},
+    PulsarService,
 };
-use crate::topics::{TopicError, TopicName};
+use crate::topics::TopicError;
 
 /// The protocol version this broker speaks (the bundled proto's newest).
 const PROTOCOL_VERSION: i32 = 19;
@@ -44,14 +43,13 @@ const SEND_QUEUE: usize = 1024;
 /// Pulsar's default keepalive interval.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A SEND waiting for its append, holding its share of the connection's
-/// budget of pending bytes until it is answered.
-struct QueuedSend {
-    sequence_id: u64,
-    highest_sequence_id: u64,
-    count: u32,
-    section: MessageSection,
-    _pending: OwnedSemaphorePermit,
+/// A producer of this connection.
+struct Producer {
+    sends: mpsc::Sender<QueuedSend>,
+    name: String,
+    epoch: Option<u64>,
+    /// Cancelled when an exclusive producer fenced it.
+    fenced: tokio_util::sync::CancellationToken,
 }
 
 struct Consumer {
@@ -63,7 +61,7 @@ pub struct Connection {
     service: Arc<PulsarService>,
     id: u64,
     out: Outbox,
-    producers: HashMap<u64, mpsc::Sender<QueuedSend>>,
+    producers: HashMap<u64, Producer>,
     consumers: HashMap<u64, Consumer>,
     /// Bytes of SENDs received and not yet answered (`maxPendingBytesPerConnection`).
     pending_sends: Arc<Semaphore>,
@@ -78,7 +76,7 @@ fn success(request_id: u64) -> BaseCommand {
     cmd(Type::Success, |c| c.success = Some(CommandSuccess { request_id, schema: None }))
 }
 
-fn topic_error(e: &TopicError) -> ServerError {
+pub(super) fn topic_error(e: &TopicError) -> ServerError {
     match e {
         TopicError::NotFound(_) | TopicError::NamespaceNotFound(_) => ServerError::TopicNotFound,
         TopicError::InvalidName(_) | TopicError::Invalid(_) => ServerError::InvalidTopicName,
@@ -237,79 +235,15 @@ impl Connection {
             Some(Type::Pong) => {}
             Some(Type::PartitionedMetadata) => {
                 let Some(m) = command.partition_metadata else { return false };
-                let result = match TopicName::parse(&m.topic) {
-                    Ok(name) => {
-                        self.service.topics.partitions(&name, true).await.map_err(|e| (topic_error(&e), e.to_string()))
-                    }
-                    Err(e) => Err((ServerError::InvalidTopicName, e.to_string())),
-                };
-                let response = match result {
-                    Ok(partitions) => CommandPartitionedTopicMetadataResponse {
-                        partitions: Some(partitions),
-                        request_id: m.request_id,
-                        response: Some(MetadataLookupType::Success as i32),
-                        ..Default::default()
-                    },
-                    Err((error, message)) => CommandPartitionedTopicMetadataResponse {
-                        request_id: m.request_id,
-                        response: Some(MetadataLookupType::Failed as i32),
-                        error: Some(error as i32),
-                        message: Some(message),
-                        ..Default::default()
-                    },
-                };
-                self.send(cmd(Type::PartitionedMetadataResponse, |c| c.partition_metadata_response = Some(response)))
-                    .await;
+                self.send(super::lookup::partitioned_metadata(&self.service, m).await).await;
             }
             Some(Type::Lookup) => {
                 let Some(l) = command.lookup_topic else { return false };
-                let response = match TopicName::parse(&l.topic) {
-                    // One broker: it is authoritative for every topic.
-                    Ok(_) => CommandLookupTopicResponse {
-                        broker_service_url: Some(self.service.service_url.clone()),
-                        response: Some(LookupType::Connect as i32),
-                        request_id: l.request_id,
-                        authoritative: Some(true),
-                        proxy_through_service_url: Some(false),
-                        ..Default::default()
-                    },
-                    Err(e) => CommandLookupTopicResponse {
-                        response: Some(LookupType::Failed as i32),
-                        request_id: l.request_id,
-                        error: Some(ServerError::InvalidTopicName as i32),
-                        message: Some(e.to_string()),
-                        ..Default::default()
-                    },
-                };
-                self.send(cmd(Type::LookupResponse, |c| c.lookup_topic_response = Some(response))).await;
+                self.send(super::lookup::lookup(&self.service, &l)).await;
             }
             Some(Type::Producer) => {
                 let Some(p) = command.producer else { return false };
-                let most = self.service.limits.max_producers_per_connection;
-                if !self.producers.contains_key(&p.producer_id) && self.producers.len() >= most {
-                    let message = format!("this connection has {most} producers (maxProducersPerConnection)");
-                    tracing::info!(topic = %p.topic, "{message}: producer refused");
-                    self.send(error(p.request_id, ServerError::NotAllowedError, message)).await;
-                    return true;
-                }
-                match self.open_ledger(&p.topic).await {
-                    Ok(ledger) => {
-                        let name =
-                            p.producer_name.filter(|n| !n.is_empty()).unwrap_or_else(|| self.service.producer_name());
-                        let (tx, rx) = mpsc::channel(SEND_QUEUE);
-                        tokio::spawn(append_loop(ledger, p.producer_id, rx, self.out.clone()));
-                        self.producers.insert(p.producer_id, tx);
-                        let ok = CommandProducerSuccess {
-                            request_id: p.request_id,
-                            producer_name: name,
-                            last_sequence_id: Some(-1),
-                            producer_ready: Some(true),
-                            ..Default::default()
-                        };
-                        self.send(cmd(Type::ProducerSuccess, |c| c.producer_success = Some(ok))).await;
-                    }
-                    Err((e, message)) => self.send(error(p.request_id, e, message)).await,
-                }
+                self.create_producer(p).await;
             }
             Some(Type::Send) => {
                 let Some(s) = command.send else { return false };
@@ -317,71 +251,7 @@ impl Connection {
                     tracing::warn!("SEND without a message: closing");
                     return false;
                 };
-                if section.raw.len() > self.service.max_message_size {
-                    let e = CommandSendError {
-                        producer_id: s.producer_id,
-                        sequence_id: s.sequence_id,
-                        error: ServerError::NotAllowedError as i32,
-                        message: format!(
-                            "message of {} bytes is larger than maxMessageSize ({})",
-                            section.raw.len(),
-                            self.service.max_message_size
-                        ),
-                    };
-                    self.send(cmd(Type::SendError, |c| c.send_error = Some(e))).await;
-                    return true;
-                }
-                // The offsets the entry takes: the metadata's count, checked
-                // against the bytes (and matching the command's, if it says).
-                let count = super::convert::message_count(&section.metadata, section.payload_len()).and_then(|count| {
-                    match s.num_messages {
-                        Some(n) if n != count as i32 && section.metadata.num_messages_in_batch.is_some() => {
-                            Err(format!("SEND says {n} messages, its batch {count}"))
-                        }
-                        _ => Ok(count),
-                    }
-                });
-                let count = match count {
-                    Ok(count) => count,
-                    Err(message) => {
-                        tracing::info!(producer_id = s.producer_id, sequence_id = s.sequence_id, %message, "SEND refused");
-                        let e = CommandSendError {
-                            producer_id: s.producer_id,
-                            sequence_id: s.sequence_id,
-                            error: ServerError::NotAllowedError as i32,
-                            message: format!("malformed message: {message}"),
-                        };
-                        self.send(cmd(Type::SendError, |c| c.send_error = Some(e))).await;
-                        return true;
-                    }
-                };
-                // Waits (reading nothing more from this client) while the
-                // connection's SENDs not yet stored fill its budget.
-                let share = u32::try_from(section.raw.len().max(1)).unwrap_or(u32::MAX);
-                let Ok(pending) = Arc::clone(&self.pending_sends).acquire_many_owned(share).await else {
-                    return false;
-                };
-                let item = QueuedSend {
-                    sequence_id: s.sequence_id,
-                    highest_sequence_id: s.highest_sequence_id.unwrap_or(0),
-                    count,
-                    section,
-                    _pending: pending,
-                };
-                match self.producers.get(&s.producer_id) {
-                    Some(tx) => {
-                        let _ = tx.send(item).await;
-                    }
-                    None => {
-                        let e = CommandSendError {
-                            producer_id: s.producer_id,
-                            sequence_id: s.sequence_id,
-                            error: ServerError::UnknownError as i32,
-                            message: format!("no producer {} on this connection", s.producer_id),
-                        };
-                        self.send(cmd(Type::SendError, |c| c.send_error = Some(e))).await;
-                    }
-                }
+                return self.queue_send(s, section).await;
             }
             Some(Type::CloseProducer) => {
                 let Some(c) = command.close_producer else { return false };
@@ -538,11 +408,128 @@ impl Connection {
         true
     }
 
-    /// The ledger of a topic partition (or non-partitioned topic), created per
-    /// the auto-creation policy.
-    async fn open_ledger(&self, topic: &str) -> Result<Arc<ManagedLedger>, (ServerError, String)> {
-        let name = TopicName::parse(topic).map_err(|e| (ServerError::InvalidTopicName, e.to_string()))?;
-        self.service.topics.ledger(&name, true).await.map_err(|e| (topic_error(&e), e.to_string()))
+    /// PRODUCER: attaches a producer in its access mode, or says why not.
+    async fn create_producer(&mut self, p: pulsar::message::proto::CommandProducer) {
+        if self.producers.get(&p.producer_id).is_some_and(|e| e.fenced.is_cancelled()) {
+            // Fenced (the broker closed it): the client creates it again.
+            self.producers.remove(&p.producer_id);
+        }
+        if let Some(existing) = self.producers.get(&p.producer_id) {
+            // The client retried (its request timed out): the same answer.
+            let again = producers::success(p.request_id, existing.name.clone(), existing.epoch, true);
+            self.send(again).await;
+            return;
+        }
+        let most = self.service.limits.max_producers_per_connection;
+        if self.producers.len() >= most {
+            let message = format!("this connection has {most} producers (maxProducersPerConnection)");
+            tracing::info!(topic = %p.topic, "{message}: producer refused");
+            self.send(error(p.request_id, ServerError::NotAllowedError, message)).await;
+            return;
+        }
+        if p.txn_enabled() {
+            let message = "transactions are not supported by this broker (txn_enabled)";
+            self.send(error(p.request_id, ServerError::NotAllowedError, message)).await;
+            return;
+        }
+        let name = match super::lookup::parse(&p.topic) {
+            Ok(name) => name,
+            Err((e, message)) => return self.send(error(p.request_id, e, message)).await,
+        };
+        let ledger = match self.service.topics.ledger(&name, true).await {
+            Ok(ledger) => ledger,
+            Err(e) => return self.send(error(p.request_id, topic_error(&e), e.to_string())).await,
+        };
+        if let Some(initial) = p.initial_subscription_name.as_deref().filter(|n| !n.is_empty()) {
+            // Created with the producer, so that nothing it sends is missed.
+            let created = ledger.open_cursor(initial, true, polyport_ledger::InitialPosition::Earliest).await;
+            if let Err(e) = created {
+                let message = format!("initial subscription {initial}: {e}");
+                return self.send(error(p.request_id, ServerError::PersistenceError, message)).await;
+            }
+        }
+        let mode = p.producer_access_mode();
+        let producer_name = p.producer_name.filter(|n| !n.is_empty()).unwrap_or_else(|| self.service.producer_name());
+        let candidate = producers::Candidate {
+            key: (self.id, p.producer_id),
+            name: producer_name.clone(),
+            reconnects: p.epoch.unwrap_or(0),
+            mode,
+            topic_epoch: p.topic_epoch,
+            out: self.out.clone(),
+        };
+        let admission = self.service.producers_by_topic.register(&name, candidate).await;
+        let (registration, queued) = match admission {
+            Ok(Admission::Ready(r)) => (r, None),
+            Ok(Admission::Queued(r, admitted)) => (r, Some(admitted)),
+            Err((e, message)) => {
+                tracing::info!(topic = %p.topic, ?mode, %message, "producer refused");
+                return self.send(error(p.request_id, e, message)).await;
+            }
+        };
+        let (tx, rx) = mpsc::channel(SEND_QUEUE);
+        let (epoch, fenced) = (registration.epoch, registration.fenced.clone());
+        // The task holds the registration: the producer leaves its topic
+        // once what it queued is stored, not before.
+        tokio::spawn(produce::append_loop(ledger, p.producer_id, rx, self.out.clone(), registration));
+        self.producers.insert(p.producer_id, Producer { sends: tx, name: producer_name.clone(), epoch, fenced });
+        match queued {
+            None => self.send(producers::success(p.request_id, producer_name, epoch, true)).await,
+            Some(admitted) => {
+                // WaitForExclusive: not ready yet (the client waits without a
+                // timeout); the same request is answered again when the topic
+                // is free, or refused if a fencing producer takes it.
+                self.send(producers::success(p.request_id, producer_name.clone(), None, false)).await;
+                let out = self.out.clone();
+                let request_id = p.request_id;
+                tokio::spawn(async move {
+                    let answer = match admitted.await {
+                        Ok(Ok(epoch)) => producers::success(request_id, producer_name, Some(epoch), true),
+                        Ok(Err((e, message))) => error(request_id, e, message),
+                        // The producer was closed while it waited.
+                        Err(_) => return,
+                    };
+                    let _ = out.send(frame::command(&answer)).await;
+                });
+            }
+        }
+    }
+
+    /// SEND: checks the message and queues it for its producer's append;
+    /// false ends the connection.
+    async fn queue_send(&mut self, s: pulsar::message::proto::CommandSend, section: frame::MessageSection) -> bool {
+        let count = match produce::check(&s, &section, self.service.max_message_size) {
+            Ok(count) => count,
+            Err(message) => {
+                tracing::info!(producer_id = s.producer_id, sequence_id = s.sequence_id, %message, "SEND refused");
+                let refusal = produce::refusal(s.producer_id, s.sequence_id, ServerError::ChecksumError, message);
+                self.send(refusal).await;
+                return true;
+            }
+        };
+        // Waits (reading nothing more from this client) while the
+        // connection's SENDs not yet stored fill its budget.
+        let share = u32::try_from(section.raw.len().max(1)).unwrap_or(u32::MAX);
+        let Ok(pending) = Arc::clone(&self.pending_sends).acquire_many_owned(share).await else {
+            return false;
+        };
+        let item = QueuedSend {
+            sequence_id: s.sequence_id,
+            highest_sequence_id: s.highest_sequence_id.unwrap_or(0),
+            count,
+            section,
+            pending,
+        };
+        match self.producers.get(&s.producer_id) {
+            Some(producer) => {
+                let _ = producer.sends.send(item).await;
+            }
+            None => {
+                let message = format!("no producer {} on this connection", s.producer_id);
+                self.send(produce::refusal(s.producer_id, s.sequence_id, ServerError::UnknownError, message)).await;
+            }
+        }
+        true
     }
 
     async fn subscribe(&mut self, s: pulsar::message::proto::CommandSubscribe) -> Result<(), (ServerError, String)> {
@@ -552,10 +539,33 @@ impl Connection {
             // its old link.
             let _ = old.subscription.send(SubCommand::Remove((self.id, s.consumer_id))).await;
         }
-        let ledger = self.open_ledger(&s.topic).await?;
+        if let Some(meta) = s.key_shared_meta.as_ref().filter(|_| s.sub_type() == SubType::KeyShared) {
+            if meta.key_shared_mode() == KeySharedMode::Sticky || !meta.hash_ranges.is_empty() {
+                let message = "Key_Shared in Sticky mode (hash ranges chosen by the consumer) is not supported; \
+                               use AutoSplit";
+                return Err((ServerError::NotAllowedError, message.into()));
+            }
+        }
+        let name = super::lookup::parse(&s.topic)?;
+        // force_topic_creation=false: the topic must exist already.
+        let create = s.force_topic_creation.unwrap_or(true);
+        let ledger = self.service.topics.ledger(&name, create).await.map_err(|e| (topic_error(&e), e.to_string()))?;
         let sub_type = s.sub_type();
         let durable = s.durable.unwrap_or(true);
+        let rollback = s.start_message_rollback_duration_sec.filter(|d| *d > 0);
         let initial = match (&s.start_message_id, s.initial_position()) {
+            // A reader that starts some time back (startMessageFromRollbackDuration).
+            (_, _) if rollback.is_some() => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let since = now.saturating_sub(rollback.unwrap_or(0).saturating_mul(1000) as i64);
+                match ledger.nonblocking(move |l| l.find_by_time(since)).await {
+                    Ok(Some(entry)) => polyport_ledger::InitialPosition::Offset(entry.meta.base_offset),
+                    Ok(None) => polyport_ledger::InitialPosition::Latest,
+                    Err(e) => return Err((ServerError::PersistenceError, e.to_string())),
+                }
+            }
             (Some(id), _) => super::start_position(&ledger, id).await,
             (None, pulsar::message::proto::command_subscribe::InitialPosition::Earliest) => {
                 polyport_ledger::InitialPosition::Earliest
@@ -591,58 +601,4 @@ fn request_id_of(c: &BaseCommand) -> Option<u64> {
         .or(c.add_subscription_to_txn.as_ref().map(|x| x.request_id))
         .or(c.end_txn.as_ref().map(|x| x.request_id))
         .or(c.tc_client_connect_request.as_ref().map(|x| x.request_id))
-}
-
-/// One producer's appends: every SEND queued is one entry, a burst is one
-/// append (one fsync), receipts go out in order once durable.
-async fn append_loop(ledger: Arc<ManagedLedger>, producer_id: u64, mut sends: mpsc::Receiver<QueuedSend>, out: Outbox) {
-    while let Some(first) = sends.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 256 {
-            match sends.try_recv() {
-                Ok(s) => batch.push(s),
-                Err(_) => break,
-            }
-        }
-        let entries = batch
-            .iter()
-            .map(|s| NewEntry {
-                payload: s.section.raw.clone(),
-                count: s.count,
-                format: FORMAT_PULSAR,
-                flags: 0,
-                // Seek by publish time looks entries up by it (event times
-                // need not be monotonic; publish times are, per producer).
-                max_timestamp_ms: i64::try_from(s.section.metadata.publish_time).unwrap_or(-1),
-            })
-            .collect();
-        match ledger.append_with(entries, true).await {
-            Ok(appended) => {
-                for (s, a) in batch.iter().zip(appended) {
-                    let receipt = CommandSendReceipt {
-                        producer_id,
-                        sequence_id: s.sequence_id,
-                        message_id: Some(message_id(a.ledger_id, a.entry_id, -1)),
-                        highest_sequence_id: Some(s.highest_sequence_id),
-                    };
-                    let frame = frame::command(&cmd(Type::SendReceipt, |c| c.send_receipt = Some(receipt)));
-                    if out.send(frame).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(topic = %ledger.name(), error = %e, "append failed: SEND_ERROR");
-                for s in &batch {
-                    let error = CommandSendError {
-                        producer_id,
-                        sequence_id: s.sequence_id,
-                        error: ServerError::PersistenceError as i32,
-                        message: e.to_string(),
-                    };
-                    let _ = out.send(frame::command(&cmd(Type::SendError, |c| c.send_error = Some(error)))).await;
-                }
-            }
-        }
-    }
 }

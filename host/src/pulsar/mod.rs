@@ -12,10 +12,16 @@
 //! - [`subscription`]: one subscription's task (consumers, permits, acks,
 //!   redelivery).
 
+pub mod chunks;
 pub mod connection;
 pub mod convert;
+pub mod delayed;
 pub mod frame;
+pub mod listeners;
+pub mod lookup;
 pub mod outbox;
+pub mod produce;
+pub mod producers;
 pub mod subscription;
 
 use std::{
@@ -48,13 +54,18 @@ pub struct PulsarService {
     pub converters: Arc<Converters>,
     /// `maxMessageSize`.
     pub max_message_size: usize,
-    /// `pulsar://<advertisedAddress>:<port>`, the answer to every lookup.
+    /// `pulsar://<advertisedAddress>:<port>`, the answer to lookups when no
+    /// listener is declared.
     pub service_url: String,
+    /// The protocol's configuration.
+    pub config: PulsarConfig,
     cluster: String,
     /// What each connection may hold.
     pub limits: crate::limits::LimitsConfig,
     producers: AtomicU64,
     connections: AtomicU64,
+    /// Every topic's producers and their access modes.
+    pub producers_by_topic: Arc<producers::Registry>,
     /// Running subscriptions by (topic partition, subscription name).
     subscriptions: Mutex<HashMap<(String, String), mpsc::Sender<SubCommand>>>,
 }
@@ -70,20 +81,22 @@ impl PulsarService {
     pub fn new(
         topics: Arc<Topics>,
         converters: Arc<Converters>,
-        max_message_size: usize,
+        config: PulsarConfig,
         advertised: &str,
         port: u16,
         cluster: &str,
         limits: crate::limits::LimitsConfig,
     ) -> Self {
         Self {
-            topics,
             converters,
-            max_message_size,
+            max_message_size: config.max_message_size,
             service_url: format!("pulsar://{advertised}:{port}"),
+            config,
             cluster: cluster.to_owned(),
             limits,
             producers: AtomicU64::new(0),
+            producers_by_topic: producers::Registry::new(Arc::clone(&topics)),
+            topics,
             connections: AtomicU64::new(0),
             subscriptions: Mutex::new(HashMap::new()),
         }
@@ -151,9 +164,16 @@ impl PulsarService {
         }
         let (tx, rx) = mpsc::channel(1024);
         registry.insert(key.clone(), tx.clone());
+        let delayed = self.config.delayed_delivery.then_some(self.config.delayed_delivery_tick);
         drop(registry);
-        let task =
-            Subscription::new(Arc::clone(ledger), cursor.clone(), sub_type, durable, Arc::clone(&self.converters));
+        let task = Subscription::new(
+            Arc::clone(ledger),
+            cursor.clone(),
+            sub_type,
+            durable,
+            Arc::clone(&self.converters),
+            delayed,
+        );
         let span = tracing::info_span!("subscription", topic = %key.0, name = %key.1);
         tokio::spawn(task.run(rx).instrument(span));
         Ok(tx)
@@ -216,6 +236,32 @@ pub async fn accept_loop(
                 tracing::warn!(error = %e, "Pulsar accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// The Pulsar protocol's configuration.
+#[derive(Debug, Clone)]
+pub struct PulsarConfig {
+    /// `maxMessageSize`: announced in CONNECTED; a frame may carry it plus
+    /// [`frame::FRAME_PADDING`].
+    pub max_message_size: usize,
+    /// `advertisedListeners` and `internalListenerName`.
+    pub listeners: listeners::Listeners,
+    /// `delayedDeliveryEnabled`.
+    pub delayed_delivery: bool,
+    /// `delayedDeliveryTickTimeMillis`: the least time between two wake-ups
+    /// of a subscription's delayed-delivery timer.
+    pub delayed_delivery_tick: Duration,
+}
+
+impl Default for PulsarConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 5 << 20,
+            listeners: listeners::Listeners::default(),
+            delayed_delivery: true,
+            delayed_delivery_tick: Duration::from_secs(1),
         }
     }
 }

@@ -111,6 +111,10 @@ pub struct Subscription {
     skipped_formats: BTreeSet<u16>,
     /// Converters of entries other protocols wrote.
     converters: Arc<Converters>,
+    /// Entries held back until their delivery time (Shared and Key_Shared).
+    delayed: super::delayed::Tracker,
+    /// `delayedDeliveryEnabled`.
+    delayed_enabled: bool,
 }
 
 /// The message id of the entry at `(ledger_id, entry_id)`.
@@ -136,6 +140,7 @@ impl Subscription {
         sub_type: SubType,
         durable: bool,
         converters: Arc<Converters>,
+        delayed_delivery: Option<Duration>,
     ) -> Self {
         Self {
             ledger,
@@ -150,6 +155,8 @@ impl Subscription {
             rewind: false,
             skipped_formats: BTreeSet::new(),
             converters,
+            delayed: super::delayed::Tracker::new(delayed_delivery.unwrap_or(Duration::from_secs(1))),
+            delayed_enabled: delayed_delivery.is_some(),
         }
     }
 
@@ -159,7 +166,14 @@ impl Subscription {
             if !self.replay.is_empty() && self.has_permits() {
                 self.dispatch_replay().await;
             }
-            let readable = self.has_permits() && self.replay.is_empty();
+            let readable = self.has_permits() && self.replay.is_empty() && self.delayed.has_room();
+            let wake = self.delayed.wake_at();
+            let timer = async move {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let limits = ReadLimits { max_entries: self.permit_total().clamp(1, 64) as usize, max_bytes: 4 << 20 };
             let ledger = Arc::clone(&self.ledger);
             let cursor = self.cursor.clone();
@@ -177,6 +191,10 @@ impl Subscription {
                     if !self.handle(command).await {
                         break;
                     }
+                }
+                () = timer => {
+                    // Due now: dispatched like redeliveries, ahead of new reads.
+                    self.replay.extend(self.delayed.take_due());
                 }
                 batch = read => {
                     self.rewind = false;
@@ -442,6 +460,7 @@ impl Subscription {
             }
         };
         self.ledger.seek_cursor(&self.cursor, offset).map_err(|e| e.to_string())?;
+        self.delayed.clear();
         self.outstanding.clear();
         self.replay.clear();
         self.redeliveries.clear();
@@ -520,18 +539,29 @@ impl Subscription {
                 }
             }
         };
+        if self.delayed_enabled && matches!(self.sub_type, SubType::Shared | SubType::KeyShared) {
+            // Exclusive and Failover subscriptions get delayed messages at
+            // once, as in Pulsar (delay is for work queues).
+            let at = frame::split_section(&payload).and_then(|(m, _)| m.deliver_at_time);
+            if let Some(at) = at.filter(|at| *at > super::delayed::now_ms()) {
+                self.delayed.hold(at, base);
+                return;
+            }
+        }
         let Some(index) = self.pick(&payload) else {
             // No consumer (it left meanwhile): keep it for the next one.
             self.replay.insert(base);
             return;
         };
         let redelivery_count = self.redeliveries.get(&base).copied().unwrap_or(0);
+        let ack_set = acked.map(|info| unacked_set(info, base, end)).unwrap_or_default();
         let consumer = &mut self.consumers[index];
         let command = frame::cmd(Type::Message, |b| {
             b.message = Some(CommandMessage {
                 consumer_id: consumer.consumer_id,
                 message_id: message_id(entry.ledger_id, entry.entry_id, -1),
                 redelivery_count: Some(redelivery_count),
+                ack_set,
                 ..Default::default()
             });
         });
@@ -594,8 +624,67 @@ impl Subscription {
     }
 }
 
+/// The members of the batch `[base, end)` not yet acknowledged, as Pulsar
+/// sends them in a MESSAGE's `ack_set` (a Java `BitSet`'s words: bit `i`
+/// set while message `i` is unacknowledged), so that the client hands the
+/// application only those. Empty when nothing in the batch is acknowledged
+/// (the client then delivers every member).
+fn unacked_set(info: &polyport_ledger::CursorInfo, base: u64, end: u64) -> Vec<i64> {
+    let overlapping = info.acked_ranges.iter().filter(|(s, e)| *s < end && base < *e);
+    if end - base < 2 || (info.mark_delete <= base && overlapping.clone().next().is_none()) {
+        return Vec::new();
+    }
+    let count = end - base;
+    let mut words = vec![-1i64; count.div_ceil(64) as usize];
+    if count % 64 != 0 {
+        // Bits past the batch's last member are clear, as in a BitSet.
+        if let Some(last) = words.last_mut() {
+            *last = (1i64 << (count % 64)) - 1;
+        }
+    }
+    let below_mark = (base, info.mark_delete.min(end));
+    for (s, e) in std::iter::once(&below_mark).chain(overlapping) {
+        for i in (*s).max(base)..(*e).min(end) {
+            let i = i - base;
+            words[(i / 64) as usize] &= !(1i64 << (i % 64));
+        }
+    }
+    words
+}
+
 /// The key of the first message of an uncompressed batch body.
 fn first_key(body: &Bytes) -> Option<Vec<u8>> {
     let (single, _) = frame::split_sized::<pulsar::message::proto::SingleMessageMetadata>(body)?;
     single.ordering_key.or_else(|| single.partition_key.map(String::into_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(mark_delete: u64, acked_ranges: Vec<(u64, u64)>) -> polyport_ledger::CursorInfo {
+        polyport_ledger::CursorInfo {
+            name: "s".into(),
+            durable: true,
+            mark_delete,
+            acked_ranges,
+            backlog_entries: 0,
+            backlog_messages: 0,
+        }
+    }
+
+    #[test]
+    fn the_ack_set_marks_the_members_still_unacknowledged() {
+        // Nothing acknowledged in the batch: no set (the client delivers all).
+        assert!(unacked_set(&info(10, vec![(30, 32)]), 10, 15).is_empty());
+        // Messages 0 and 1 of 5 acknowledged: bits 2, 3, 4.
+        assert_eq!(unacked_set(&info(10, vec![(10, 12)]), 10, 15), vec![0b11100]);
+        assert_eq!(unacked_set(&info(12, vec![]), 10, 15), vec![0b11100], "by the mark-delete");
+        assert_eq!(unacked_set(&info(10, vec![(11, 12), (13, 14)]), 10, 15), vec![0b10101]);
+        // Past one word.
+        let words = unacked_set(&info(0, vec![(64, 65)]), 0, 70);
+        assert_eq!(words, vec![-1, 0b111110]);
+        // A single message has no set.
+        assert!(unacked_set(&info(0, vec![(0, 1)]), 0, 1).is_empty());
+    }
 }

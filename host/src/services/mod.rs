@@ -245,6 +245,16 @@ impl FfiHost for HostServices {
         .into_ffi()
     }
 
+    fn decode_entry_at(
+        &self,
+        partition: RStr<'_>,
+        base_offset: u64,
+        format: u16,
+        payload: polyport_handler_api::storage::FfiBytes,
+    ) -> FfiFuture<RResult<RVec<polyport_handler_api::convert::FfiMessage>, HandlerError>> {
+        self.decode_entry_at_impl(partition, base_offset, format, payload)
+    }
+
     fn topic_properties(&self, topic: RStr<'_>) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
         self.topic_properties_impl(topic)
     }

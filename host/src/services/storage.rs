@@ -204,6 +204,44 @@ impl HostServices {
         })
     }
 
+    pub(super) fn decode_entry_at_impl(
+        &self,
+        partition: RStr<'_>,
+        base_offset: u64,
+        format: u16,
+        payload: polyport_handler_api::storage::FfiBytes,
+    ) -> FfiFuture<RResult<RVec<polyport_handler_api::convert::FfiMessage>, HandlerError>> {
+        use crate::pulsar::chunks::{self, Chunk};
+        let partition = partition.as_str().to_owned();
+        let raw = bytes::Bytes::from_owner(payload);
+        self.run(move |host| async move {
+            let converters = Arc::clone(&host.converters);
+            let metadata =
+                (format == crate::pulsar::FORMAT_PULSAR).then(|| crate::pulsar::frame::split_section(&raw)).flatten();
+            let raw = match metadata {
+                Some((m, payload)) => match chunks::chunk_of(&m) {
+                    Chunk::Whole => raw,
+                    Chunk::Partial => return Ok(RVec::new()),
+                    Chunk::Last => {
+                        let ledger = host.ledger(&partition, false).await?;
+                        let whole = chunks::assemble(&ledger, base_offset, m, payload)
+                            .await
+                            .map_err(|e| HandlerError::new(polyport_handler_api::ErrorKind::CORRUPT, e))?;
+                        match whole {
+                            Some(whole) => bytes::Bytes::from(whole),
+                            None => return Ok(RVec::new()),
+                        }
+                    }
+                },
+                None => raw,
+            };
+            // Decoding may decompress up to 256 MiB: on a blocking thread.
+            tokio::task::spawn_blocking(move || converters.decode_ffi(format, &raw))
+                .await
+                .map_err(|e| HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))?
+        })
+    }
+
     pub(super) fn log_range_impl(&self, partition: RStr<'_>) -> FfiFuture<RResult<LogRange, HandlerError>> {
         let partition = partition.as_str().to_owned();
         self.run(move |host| async move {

@@ -96,7 +96,9 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                         with_base_offset(&mut records, &entry.payload, entry.meta.base_offset);
                     } else {
                         // Written by another protocol: converted on this read only.
-                        let converted = host.convert_entry(entry.meta.format, entry.payload.clone()).await;
+                        let partition = w.ledger.as_deref().unwrap_or_default();
+                        let (base, format) = (entry.meta.base_offset, entry.meta.format);
+                        let converted = host.convert_entry_at(partition, base, format, entry.payload.clone()).await;
                         match converted
                             .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset, &mut records))
                         {

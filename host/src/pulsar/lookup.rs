@@ -1,0 +1,106 @@
+//! LOOKUP and PARTITIONED_METADATA: where a topic is served and how many
+//! partitions it has.
+//!
+//! One broker owns every topic, so a lookup answers this broker, in the URL
+//! of the listener the client names ([`super::listeners`]). Names the broker
+//! does not serve are refused here, at the client's first step, with an
+//! error the client does not retry: a `non-persistent://` topic (no
+//! in-memory topics are served) and an unknown listener. (Pulsar answers
+//! an unknown listener with ServiceNotReady, which its clients retry until
+//! their operation timeout; NotAllowedError fails the lookup at once with
+//! the message naming the listener.)
+
+use pulsar::message::proto::{
+    base_command::Type, command_lookup_topic_response::LookupType,
+    command_partitioned_topic_metadata_response::LookupType as MetadataLookupType, BaseCommand, CommandLookupTopic,
+    CommandLookupTopicResponse, CommandPartitionedTopicMetadata, CommandPartitionedTopicMetadataResponse, ServerError,
+};
+
+use super::{connection::topic_error, frame::cmd, PulsarService};
+use crate::topics::TopicName;
+
+/// The error for a name this broker does not serve, before it is parsed:
+/// non-persistent topics get one that names the feature and that clients
+/// do not retry (InvalidTopicName would be retried until the client's
+/// operation timeout).
+pub fn refused(topic: &str) -> Option<(ServerError, String)> {
+    topic.starts_with("non-persistent://").then(|| {
+        (
+            ServerError::NotAllowedError,
+            format!(
+                "{topic}: non-persistent topics are not served by this broker; use a persistent:// topic \
+                 (every message is stored)"
+            ),
+        )
+    })
+}
+
+/// The name, parsed, or the error to answer.
+pub fn parse(topic: &str) -> Result<TopicName, (ServerError, String)> {
+    if let Some(refusal) = refused(topic) {
+        return Err(refusal);
+    }
+    TopicName::parse(topic).map_err(|e| (ServerError::InvalidTopicName, e.to_string()))
+}
+
+/// Answers PARTITIONED_METADATA (creating the topic per the auto-creation policy).
+pub async fn partitioned_metadata(service: &PulsarService, m: CommandPartitionedTopicMetadata) -> BaseCommand {
+    let result = match parse(&m.topic) {
+        Ok(name) => service.topics.partitions(&name, true).await.map_err(|e| (topic_error(&e), e.to_string())),
+        Err(e) => Err(e),
+    };
+    let response = match result {
+        Ok(partitions) => CommandPartitionedTopicMetadataResponse {
+            partitions: Some(partitions),
+            request_id: m.request_id,
+            response: Some(MetadataLookupType::Success as i32),
+            ..Default::default()
+        },
+        Err((error, message)) => {
+            tracing::debug!(topic = %m.topic, %message, "partitioned metadata refused");
+            CommandPartitionedTopicMetadataResponse {
+                request_id: m.request_id,
+                response: Some(MetadataLookupType::Failed as i32),
+                error: Some(error as i32),
+                message: Some(message),
+                ..Default::default()
+            }
+        }
+    };
+    cmd(Type::PartitionedMetadataResponse, |c| c.partition_metadata_response = Some(response))
+}
+
+/// Answers LOOKUP: this broker, in the named listener's URLs.
+pub fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseCommand {
+    let listener = l.advertised_listener_name.as_deref();
+    let result = parse(&l.topic).and_then(|_| {
+        service
+            .config
+            .listeners
+            .urls(listener, &service.service_url)
+            .map_err(|message| (ServerError::NotAllowedError, message))
+    });
+    let response = match result {
+        // One broker: it is authoritative for every topic.
+        Ok(urls) => CommandLookupTopicResponse {
+            broker_service_url: urls.url,
+            broker_service_url_tls: urls.url_tls,
+            response: Some(LookupType::Connect as i32),
+            request_id: l.request_id,
+            authoritative: Some(true),
+            proxy_through_service_url: Some(false),
+            ..Default::default()
+        },
+        Err((error, message)) => {
+            tracing::info!(topic = %l.topic, listener = ?listener, %message, "lookup refused");
+            CommandLookupTopicResponse {
+                response: Some(LookupType::Failed as i32),
+                request_id: l.request_id,
+                error: Some(error as i32),
+                message: Some(message),
+                ..Default::default()
+            }
+        }
+    };
+    cmd(Type::LookupResponse, |c| c.lookup_topic_response = Some(response))
+}

@@ -1,0 +1,345 @@
+//! The producers of each topic partition and their access modes (PIP-68):
+//! who may publish, who waits, who is fenced.
+//!
+//! - Shared: any number of producers, unless an exclusive one holds the
+//!   topic or waits for it (ProducerBusy);
+//! - Exclusive: admitted only when no other producer is attached, else
+//!   ProducerFenced (what Pulsar answers, and what its clients' own tests
+//!   expect);
+//! - WaitForExclusive: admitted like Exclusive, or queued (the client is
+//!   told its producer is not ready yet) and admitted in arrival order when
+//!   the topic is free;
+//! - ExclusiveWithFencing: admitted at once; every other producer is fenced
+//!   first (closed, and its SENDs refused with ProducerFenced) and every
+//!   waiting one refused with ProducerFenced.
+//!
+//! Every exclusive admission takes a new **topic epoch**, which the client
+//! carries when it reconnects: a producer whose epoch is older than the
+//! topic's was fenced by a later exclusive producer, and is refused with
+//! ProducerFenced instead of taking the topic back. Epochs are kept in the
+//! topic's properties (`pulsar.topicEpoch`, per partition), so a restart
+//! does not forget who was fenced.
+//!
+//! A fenced producer cannot write once its fencer is admitted: the fencer
+//! waits for the append the fenced producer may have in flight (the
+//! producer's `writing` lock) before its admission is answered.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, Weak},
+};
+
+use pulsar::message::proto::{
+    base_command::Type, CommandCloseProducer, CommandProducerSuccess, ProducerAccessMode, ServerError,
+};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::{frame, outbox::Outbox};
+use crate::topics::{TopicName, Topics};
+
+/// (connection id, producer id): unique in the broker.
+pub type ProducerKey = (u64, u64);
+
+/// A refusal: the error code and the message for the client.
+pub type Refusal = (ServerError, String);
+
+/// What a producer that is attached holds: dropping it detaches the
+/// producer (and admits the next one waiting, if any).
+#[derive(Debug)]
+pub struct Registration {
+    key: ProducerKey,
+    topic: String,
+    registry: Weak<Registry>,
+    /// Cancelled when an ExclusiveWithFencing producer takes over.
+    pub fenced: CancellationToken,
+    /// Held by the producer's append task around each append, so that a
+    /// fencer can wait for the one in flight.
+    pub writing: Arc<tokio::sync::Mutex<()>>,
+    /// The topic epoch this producer was admitted with (exclusive modes).
+    pub epoch: Option<u64>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.release(&self.topic, self.key);
+        }
+    }
+}
+
+/// The outcome of a PRODUCER command that is not refused.
+#[derive(Debug)]
+pub enum Admission {
+    /// Attached now.
+    Ready(Registration),
+    /// WaitForExclusive, queued: the receiver yields the registration when
+    /// the producer is admitted (it is dropped if the producer gives up).
+    Queued(Registration, oneshot::Receiver<Result<u64, Refusal>>),
+}
+
+/// A producer asking to attach.
+#[derive(Debug)]
+pub struct Candidate {
+    /// Its key.
+    pub key: ProducerKey,
+    /// Its name (chosen by the client or given by the broker).
+    pub name: String,
+    /// How many times the client has reconnected it (CommandProducer.epoch).
+    pub reconnects: u64,
+    /// Its access mode.
+    pub mode: ProducerAccessMode,
+    /// The topic epoch it carries when it reconnects.
+    pub topic_epoch: Option<u64>,
+    /// Its connection.
+    pub out: Outbox,
+}
+
+struct Member {
+    key: ProducerKey,
+    name: String,
+    reconnects: u64,
+    producer_id: u64,
+    exclusive: bool,
+    fenced: CancellationToken,
+    writing: Arc<tokio::sync::Mutex<()>>,
+    out: Outbox,
+}
+
+struct Waiter {
+    key: ProducerKey,
+    admitted: oneshot::Sender<Result<u64, Refusal>>,
+    member: Member,
+}
+
+#[derive(Default)]
+struct TopicProducers {
+    epoch: u64,
+    members: Vec<Member>,
+    waiting: VecDeque<Waiter>,
+}
+
+/// Every topic partition's producers.
+pub struct Registry {
+    topics: Arc<Topics>,
+    state: Mutex<HashMap<String, TopicProducers>>,
+    me: Weak<Registry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+/// The property holding a partition's topic epoch, on its topic's record.
+fn epoch_property(partition: &TopicName) -> String {
+    match partition.partition() {
+        Some((_, n)) => format!("pulsar.topicEpoch.partition-{n}"),
+        None => "pulsar.topicEpoch".to_owned(),
+    }
+}
+
+impl Registry {
+    /// A registry over `topics` (where epochs are kept).
+    pub fn new(topics: Arc<Topics>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self { topics, state: Mutex::new(HashMap::new()), me: me.clone() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TopicProducers>> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stored epoch of `partition` (0 when none is).
+    async fn stored_epoch(&self, partition: &TopicName) -> u64 {
+        match self.topics.record(&partition.base()).await {
+            Ok(Some(record)) => {
+                record.properties.get(&epoch_property(partition)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Keeps `epoch` as `partition`'s topic epoch (in the background: the
+    /// in-memory epoch is the one checked while the broker runs).
+    fn store_epoch(&self, partition: &TopicName, epoch: u64) {
+        let (topics, partition) = (Arc::clone(&self.topics), partition.clone());
+        tokio::spawn(async move {
+            let change = vec![(epoch_property(&partition), Some(epoch.to_string()))];
+            if let Err(e) = topics.update_properties(&partition.base(), change).await {
+                tracing::warn!(topic = %partition, epoch, error = %e, "topic epoch not stored");
+            }
+        });
+    }
+
+    /// Attaches producer `key` to `partition` in `mode`, or says why not.
+    /// `client_epoch` is the topic epoch a reconnecting exclusive producer
+    /// carries.
+    pub async fn register(&self, partition: &TopicName, candidate: Candidate) -> Result<Admission, Refusal> {
+        let Candidate { key, name, reconnects, mode, topic_epoch: client_epoch, out } = candidate;
+        let topic = partition.to_string();
+        let loaded = self.lock().contains_key(&topic);
+        let stored = if loaded { 0 } else { self.stored_epoch(partition).await };
+        let member = Member {
+            key,
+            name,
+            reconnects,
+            producer_id: key.1,
+            exclusive: mode != ProducerAccessMode::Shared,
+            fenced: CancellationToken::new(),
+            writing: Arc::new(tokio::sync::Mutex::new(())),
+            out,
+        };
+        let registration = |epoch: Option<u64>, m: &Member| Registration {
+            key,
+            topic: topic.clone(),
+            registry: self.me.clone(),
+            fenced: m.fenced.clone(),
+            writing: Arc::clone(&m.writing),
+            epoch,
+        };
+        let mut fenced = Vec::new();
+        let admission = {
+            let mut state = self.lock();
+            let producers =
+                state.entry(topic.clone()).or_insert_with(|| TopicProducers { epoch: stored, ..Default::default() });
+            // The same producer reconnecting (a later reconnect count under
+            // the same name) replaces its old self, whose connection is
+            // gone or going; two live producers may not share a name.
+            if let Some(old) = producers.members.iter().find(|m| m.name == member.name) {
+                if old.reconnects >= member.reconnects {
+                    return Err((
+                        ServerError::ProducerBusy,
+                        format!("{topic}: a producer named {} is already connected", member.name),
+                    ));
+                }
+                let (name, mut kept) = (member.name.clone(), Vec::new());
+                for m in std::mem::take(&mut producers.members) {
+                    if m.name == name {
+                        m.fenced.cancel();
+                    } else {
+                        kept.push(m);
+                    }
+                }
+                producers.members = kept;
+            }
+            let holder = producers.members.iter().any(|m| m.exclusive) || !producers.waiting.is_empty();
+            if mode != ProducerAccessMode::Shared {
+                if let Some(epoch) = client_epoch.filter(|e| *e < producers.epoch) {
+                    return Err((
+                        ServerError::ProducerFenced,
+                        format!(
+                            "{topic}: topic epoch {epoch} is older than the topic's ({}): a newer exclusive producer fenced this one",
+                            producers.epoch
+                        ),
+                    ));
+                }
+            }
+            // The epoch of an exclusive admission: the client's own when it
+            // reconnects with one (not older than the topic's), else the next.
+            let next_epoch = |producers: &TopicProducers| client_epoch.unwrap_or(producers.epoch + 1);
+            match mode {
+                ProducerAccessMode::Shared => {
+                    if holder {
+                        return Err((
+                            ServerError::ProducerBusy,
+                            format!(
+                                "{topic} has an exclusive producer (or one waiting): a Shared producer cannot attach"
+                            ),
+                        ));
+                    }
+                    let r = registration(None, &member);
+                    producers.members.push(member);
+                    Admission::Ready(r)
+                }
+                ProducerAccessMode::Exclusive | ProducerAccessMode::WaitForExclusive
+                    if producers.members.is_empty() && producers.waiting.is_empty() =>
+                {
+                    let epoch = next_epoch(producers);
+                    producers.epoch = epoch;
+                    let r = registration(Some(epoch), &member);
+                    producers.members.push(member);
+                    self.store_epoch(partition, epoch);
+                    Admission::Ready(r)
+                }
+                ProducerAccessMode::Exclusive => {
+                    let what = if holder { "an exclusive producer" } else { "other producers" };
+                    return Err((
+                        ServerError::ProducerFenced,
+                        format!("{topic} has {what}: an Exclusive producer cannot attach"),
+                    ));
+                }
+                ProducerAccessMode::WaitForExclusive => {
+                    let (tx, rx) = oneshot::channel();
+                    let r = registration(None, &member);
+                    producers.waiting.push_back(Waiter { key, admitted: tx, member });
+                    Admission::Queued(r, rx)
+                }
+                ProducerAccessMode::ExclusiveWithFencing => {
+                    let epoch = next_epoch(producers);
+                    producers.epoch = epoch;
+                    fenced = std::mem::take(&mut producers.members);
+                    for waiter in producers.waiting.drain(..) {
+                        let _ = waiter.admitted.send(Err((
+                            ServerError::ProducerFenced,
+                            format!("{topic}: an ExclusiveWithFencing producer took the topic while this one waited"),
+                        )));
+                    }
+                    let r = registration(Some(epoch), &member);
+                    producers.members.push(member);
+                    self.store_epoch(partition, epoch);
+                    Admission::Ready(r)
+                }
+            }
+        };
+        for m in fenced {
+            tracing::info!(topic = %topic, fenced = ?m.key, by = ?key, "producer fenced by an ExclusiveWithFencing producer");
+            m.fenced.cancel();
+            let close = frame::cmd(Type::CloseProducer, |c| {
+                c.close_producer = Some(CommandCloseProducer { producer_id: m.producer_id, request_id: 0 });
+            });
+            let _ = m.out.send(frame::command(&close)).await;
+            // Its append in flight, if any, ends before the fencer writes.
+            let _ = m.writing.lock().await;
+        }
+        Ok(admission)
+    }
+
+    /// Detaches `key` from `topic` and admits the next waiting producer if
+    /// the topic is free now.
+    fn release(&self, topic: &str, key: ProducerKey) {
+        let mut state = self.lock();
+        let Some(producers) = state.get_mut(topic) else { return };
+        producers.members.retain(|m| m.key != key);
+        producers.waiting.retain(|w| w.key != key);
+        while producers.members.is_empty() {
+            let Some(waiter) = producers.waiting.pop_front() else { break };
+            let epoch = producers.epoch + 1;
+            if waiter.admitted.send(Ok(epoch)).is_ok() {
+                producers.epoch = epoch;
+                producers.members.push(waiter.member);
+                if let Ok(name) = TopicName::parse(topic) {
+                    self.store_epoch(&name, epoch);
+                }
+            }
+        }
+        if producers.members.is_empty() && producers.waiting.is_empty() {
+            // The epoch is stored; it is read again on the next attach.
+            state.remove(topic);
+        }
+    }
+}
+
+/// The PRODUCER_SUCCESS of an admitted or queued producer.
+pub fn success(request_id: u64, name: String, epoch: Option<u64>, ready: bool) -> pulsar::message::proto::BaseCommand {
+    frame::cmd(Type::ProducerSuccess, |c| {
+        c.producer_success = Some(CommandProducerSuccess {
+            request_id,
+            producer_name: name,
+            last_sequence_id: Some(-1),
+            topic_epoch: epoch,
+            producer_ready: Some(ready),
+            ..Default::default()
+        });
+    })
+}
