@@ -25,11 +25,16 @@ impl RawPulsar {
 
     /// Connects, sends CONNECT and reads CONNECTED.
     pub fn connected(port: u16) -> Self {
+        Self::connected_as(port, "raw")
+    }
+
+    /// [`Self::connected`], announcing `client_version` in CONNECT.
+    pub fn connected_as(port: u16, client_version: &str) -> Self {
         let mut raw = Self::connect(port);
         raw.send(&BaseCommand {
             r#type: Type::Connect as i32,
             connect: Some(CommandConnect {
-                client_version: "raw".into(),
+                client_version: client_version.into(),
                 protocol_version: Some(19),
                 ..Default::default()
             }),

@@ -48,6 +48,8 @@ struct Producer {
     sends: mpsc::Sender<QueuedSend>,
     name: String,
     epoch: Option<u64>,
+    /// False while a WaitForExclusive producer waits for the topic.
+    admitted: Arc<std::sync::atomic::AtomicBool>,
     /// Cancelled when an exclusive producer fenced it.
     fenced: tokio_util::sync::CancellationToken,
 }
@@ -66,6 +68,9 @@ pub struct Connection {
     /// Bytes of SENDs received and not yet answered (`maxPendingBytesPerConnection`).
     pending_sends: Arc<Semaphore>,
     connected: bool,
+    /// The SEND_ERROR code that fails one message of this client alone
+    /// ([`produce::refusal_code`]).
+    refusal: ServerError,
 }
 
 fn error(request_id: u64, error: ServerError, message: impl Into<String>) -> BaseCommand {
@@ -149,6 +154,7 @@ where
         consumers: HashMap::new(),
         pending_sends,
         connected: false,
+        refusal: ServerError::NotAllowedError,
     };
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     loop {
@@ -222,6 +228,7 @@ impl Connection {
                 let version = connect.protocol_version.unwrap_or(0).min(PROTOCOL_VERSION);
                 tracing::debug!(client = %connect.client_version, version, "CONNECT");
                 self.connected = true;
+                self.refusal = produce::refusal_code(&connect.client_version);
                 let connected = cmd(Type::Connected, |c| {
                     c.connected = Some(CommandConnected {
                         server_version: format!("Polyport {}", env!("CARGO_PKG_VERSION")),
@@ -366,7 +373,11 @@ impl Connection {
             }
             Some(Type::GetTopicsOfNamespace) => {
                 let Some(g) = command.get_topics_of_namespace else { return false };
-                match self.service.topics.list(&g.namespace).await {
+                // Every topic here is persistent: a listing of non-persistent ones is empty.
+                let non_persistent =
+                    g.mode == Some(pulsar::message::proto::command_get_topics_of_namespace::Mode::NonPersistent as i32);
+                let listed = if non_persistent { Ok(Vec::new()) } else { self.service.topics.list(&g.namespace).await };
+                match listed {
                     Ok(list) => {
                         let mut topics = Vec::new();
                         for (name, partitions) in list {
@@ -416,7 +427,8 @@ impl Connection {
         }
         if let Some(existing) = self.producers.get(&p.producer_id) {
             // The client retried (its request timed out): the same answer.
-            let again = producers::success(p.request_id, existing.name.clone(), existing.epoch, true);
+            let ready = existing.admitted.load(Ordering::Acquire);
+            let again = producers::success(p.request_id, existing.name.clone(), existing.epoch, ready);
             self.send(again).await;
             return;
         }
@@ -472,10 +484,13 @@ impl Connection {
         // The task holds the registration: the producer leaves its topic
         // once what it queued is stored, not before.
         tokio::spawn(produce::append_loop(ledger, p.producer_id, rx, self.out.clone(), registration));
-        self.producers.insert(p.producer_id, Producer { sends: tx, name: producer_name.clone(), epoch, fenced });
+        let admitted = Arc::new(std::sync::atomic::AtomicBool::new(queued.is_none()));
+        let producer =
+            Producer { sends: tx, name: producer_name.clone(), epoch, admitted: Arc::clone(&admitted), fenced };
+        self.producers.insert(p.producer_id, producer);
         match queued {
             None => self.send(producers::success(p.request_id, producer_name, epoch, true)).await,
-            Some(admitted) => {
+            Some(queued_until) => {
                 // WaitForExclusive: not ready yet (the client waits without a
                 // timeout); the same request is answered again when the topic
                 // is free, or refused if a fencing producer takes it.
@@ -483,8 +498,11 @@ impl Connection {
                 let out = self.out.clone();
                 let request_id = p.request_id;
                 tokio::spawn(async move {
-                    let answer = match admitted.await {
-                        Ok(Ok(epoch)) => producers::success(request_id, producer_name, Some(epoch), true),
+                    let answer = match queued_until.await {
+                        Ok(Ok(epoch)) => {
+                            admitted.store(true, Ordering::Release);
+                            producers::success(request_id, producer_name, Some(epoch), true)
+                        }
                         Ok(Err((e, message))) => error(request_id, e, message),
                         // The producer was closed while it waited.
                         Err(_) => return,
@@ -498,11 +516,11 @@ impl Connection {
     /// SEND: checks the message and queues it for its producer's append;
     /// false ends the connection.
     async fn queue_send(&mut self, s: pulsar::message::proto::CommandSend, section: frame::MessageSection) -> bool {
-        let count = match produce::check(&s, &section, self.service.max_message_size) {
+        let count = match produce::check(&s, &section) {
             Ok(count) => count,
             Err(message) => {
                 tracing::info!(producer_id = s.producer_id, sequence_id = s.sequence_id, %message, "SEND refused");
-                let refusal = produce::refusal(s.producer_id, s.sequence_id, ServerError::ChecksumError, message);
+                let refusal = produce::refusal(s.producer_id, s.sequence_id, self.refusal, message);
                 self.send(refusal).await;
                 return true;
             }
@@ -521,6 +539,10 @@ impl Connection {
             pending,
         };
         match self.producers.get(&s.producer_id) {
+            Some(producer) if !producer.admitted.load(Ordering::Acquire) => {
+                let message = format!("producer {} is waiting for exclusive access: not ready", s.producer_id);
+                self.send(produce::refusal(s.producer_id, s.sequence_id, ServerError::NotAllowedError, message)).await;
+            }
             Some(producer) => {
                 let _ = producer.sends.send(item).await;
             }
@@ -600,5 +622,7 @@ fn request_id_of(c: &BaseCommand) -> Option<u64> {
         .or(c.add_partition_to_txn.as_ref().map(|x| x.request_id))
         .or(c.add_subscription_to_txn.as_ref().map(|x| x.request_id))
         .or(c.end_txn.as_ref().map(|x| x.request_id))
+        .or(c.end_txn_on_partition.as_ref().map(|x| x.request_id))
+        .or(c.end_txn_on_subscription.as_ref().map(|x| x.request_id))
         .or(c.tc_client_connect_request.as_ref().map(|x| x.request_id))
 }

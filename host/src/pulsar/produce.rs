@@ -36,23 +36,28 @@ pub struct QueuedSend {
     pub pending: OwnedSemaphorePermit,
 }
 
+/// The SEND_ERROR code that makes a client fail the refused message alone.
+///
+/// Pulsar refuses a message with NotAllowedError, on which the Java and Go
+/// clients fail that message. The C++ client (and the Python and Node.js
+/// clients built on it, which announce themselves as `Pulsar-CPP-…`) fails
+/// a message alone only on ChecksumError; on any other code it closes the
+/// connection and sends the same message again, without end.
+pub fn refusal_code(client_version: &str) -> ServerError {
+    if client_version.starts_with("Pulsar-CPP") {
+        ServerError::ChecksumError
+    } else {
+        ServerError::NotAllowedError
+    }
+}
+
 /// The offsets a SEND's entry takes, or why it is refused.
 ///
-/// The refusal goes back as a SEND_ERROR with `ChecksumError`: the one code
-/// on which Pulsar's clients fail that message alone. With any other code
-/// they close the connection and send the same message again, forever.
-pub fn check(s: &CommandSend, section: &MessageSection, max_message_size: usize) -> Result<u32, String> {
-    // As Pulsar: the whole message within maxMessageSize and its 10 KiB of
-    // padding. Clients size a message (or a chunk) before adding its
-    // metadata, so an exact check would refuse every full-sized chunk.
-    let most = max_message_size + frame::FRAME_PADDING;
-    if section.raw.len() > most {
-        return Err(format!(
-            "message of {} bytes is larger than maxMessageSize ({max_message_size}) and its {} bytes of padding",
-            section.raw.len(),
-            frame::FRAME_PADDING
-        ));
-    }
+/// Its size needs no check here: the frame holding it was read only if it
+/// is within `maxMessageSize` and Pulsar's 10 KiB of padding (clients size a
+/// message or chunk before adding its metadata, so an exact check against
+/// `maxMessageSize` would refuse every full-sized chunk).
+pub fn check(s: &CommandSend, section: &MessageSection) -> Result<u32, String> {
     let m = &section.metadata;
     if s.txnid_least_bits.unwrap_or(0) != 0
         || s.txnid_most_bits.unwrap_or(0) != 0
