@@ -98,6 +98,19 @@ def test_a_delayed_message_arrives_when_due_and_not_before(pulsar_client):
     c.acknowledge(m)
 
 
+def test_held_messages_go_at_once_when_the_subscription_becomes_exclusive(pulsar_client):
+    t = topic("delay-type")
+    shared = pulsar_client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.Shared)
+    p = pulsar_client.create_producer(t)
+    p.send(b"later", deliver_after=timedelta(seconds=60))
+    with pytest.raises(pulsar.Timeout):
+        shared.receive(timeout_millis=500)
+    shared.close()
+    # With nobody attached the type may change; Exclusive does not delay.
+    exclusive = pulsar_client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.Exclusive)
+    assert exclusive.receive(timeout_millis=3000).data() == b"later"
+
+
 def test_a_delayed_message_survives_a_restart_while_it_waits():
     b = Broker().start()
     try:

@@ -66,6 +66,11 @@ impl Tracker {
         self.due.clear();
     }
 
+    /// Everything held, due or not (the subscription no longer delays).
+    pub fn take_all(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.due).into_iter().map(|(_, base)| base).collect()
+    }
+
     /// When the timer should wake next, if anything is held.
     pub fn wake_at(&self) -> Option<Instant> {
         let (at, _) = self.due.first()?;

@@ -240,6 +240,10 @@ impl Subscription {
                 if self.consumers.is_empty() {
                     // With nobody attached the type may change, as in Pulsar.
                     self.sub_type = link.sub_type;
+                    if matches!(self.sub_type, SubType::Exclusive | SubType::Failover) {
+                        // Those types get delayed messages at once.
+                        self.replay.extend(self.delayed.take_all());
+                    }
                 }
                 if link.sub_type != self.sub_type {
                     let _ = reply.send(Err(format!(
