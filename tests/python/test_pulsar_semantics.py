@@ -255,3 +255,22 @@ def test_non_persistent_topics_are_refused_at_once(pulsar_client):
     with pytest.raises(pulsar.NotAllowedError):
         pulsar_client.subscribe(f"non-persistent://public/default/np-{uuid.uuid4().hex[:6]}", "s")
     assert time.time() - started < 5, "refused at once, not retried"
+
+
+def test_a_schema_lookup_is_answered_at_once(pulsar_client):
+    # A consumer with an Avro schema looks up the writer's schema for each
+    # message; without a registry the answer must come at once (it took the
+    # client's 10 s operation timeout when answered with a generic ERROR).
+    from pulsar.schema import AvroSchema, Record, String
+
+    class Example(Record):
+        name = String()
+
+    t = topic("schema")
+    consumer = pulsar_client.subscribe(t, "s", schema=AvroSchema(Example))
+    producer = pulsar_client.create_producer(t, schema=AvroSchema(Example))
+    producer.send(Example(name="x"))
+    started = time.time()
+    m = consumer.receive(timeout_millis=5000)
+    assert m.value().name == "x"
+    assert time.time() - started < 3

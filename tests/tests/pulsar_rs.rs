@@ -92,7 +92,9 @@ async fn pulsar_rs_round_trip_and_both_protocols_show_as_cursors() {
 
 #[test]
 fn unsupported_commands_get_errors_and_bad_frames_close_only_their_connection() {
-    use pulsar::message::proto::{base_command::Type, BaseCommand, CommandConnect, CommandGetSchema, ServerError};
+    use pulsar::message::proto::{
+        base_command::Type, BaseCommand, CommandConnect, CommandConsumerStats, CommandGetSchema, ServerError,
+    };
     let broker = Broker::configure("", &[&kafka_library()]).start();
     let mut raw = RawPulsar::connect(broker.pulsar_port);
     raw.send(&BaseCommand {
@@ -107,13 +109,23 @@ fn unsupported_commands_get_errors_and_bad_frames_close_only_their_connection() 
     let connected = raw.receive().expect("CONNECTED");
     assert_eq!(connected.connected.expect("connected").protocol_version, Some(19), "the broker's version");
     raw.send(&BaseCommand {
-        r#type: Type::GetSchema as i32,
-        get_schema: Some(CommandGetSchema { request_id: 77, topic: "t".into(), ..Default::default() }),
+        r#type: Type::ConsumerStats as i32,
+        consumer_stats: Some(CommandConsumerStats { request_id: 77, consumer_id: 1 }),
         ..Default::default()
     });
     let error = raw.receive().expect("an answer").error.expect("ERROR");
     assert_eq!((error.request_id, error.error), (77, ServerError::NotAllowedError as i32));
-    assert!(error.message.contains("GetSchema"), "{}", error.message);
+    assert!(error.message.contains("ConsumerStats"), "{}", error.message);
+    // A schema lookup is answered in its own response type (a generic ERROR
+    // leaves the C++ client waiting for its operation timeout).
+    raw.send(&BaseCommand {
+        r#type: Type::GetSchema as i32,
+        get_schema: Some(CommandGetSchema { request_id: 78, topic: "t".into(), ..Default::default() }),
+        ..Default::default()
+    });
+    let schema = raw.receive().expect("an answer").get_schema_response.expect("GET_SCHEMA_RESPONSE");
+    assert_eq!((schema.request_id, schema.error_code), (78, Some(ServerError::TopicNotFound as i32)));
+    assert!(schema.error_message.unwrap_or_default().contains("no schema registry"));
 
     // A frame larger than maxMessageSize + 10 KiB closes this connection...
     let mut big = RawPulsar::connect(broker.pulsar_port);

@@ -275,9 +275,13 @@ impl Connection {
                     self.send(error(request_id, ServerError::NotAllowedError, message)).await;
                     return true;
                 }
+                let topic = s.topic.clone();
                 match self.subscribe(s).await {
                     Ok(()) => self.send(success(request_id)).await,
-                    Err((e, message)) => self.send(error(request_id, e, message)).await,
+                    Err((e, message)) => {
+                        tracing::info!(%topic, error = ?e, %message, "subscription refused");
+                        self.send(error(request_id, e, message)).await;
+                    }
                 }
             }
             Some(Type::Flow) => {
@@ -370,6 +374,31 @@ impl Connection {
                     }
                     Err(m) => self.send(error(g.request_id, ServerError::UnknownError, m)).await,
                 }
+            }
+            Some(Type::GetSchema) => {
+                // No registry: answered in the command's own response type,
+                // which the client matches to its request (a generic ERROR
+                // leaves the C++ client waiting for its operation timeout),
+                // with the code Pulsar gives for a topic without a schema.
+                let Some(g) = command.get_schema else { return false };
+                let response = pulsar::message::proto::CommandGetSchemaResponse {
+                    request_id: g.request_id,
+                    error_code: Some(ServerError::TopicNotFound as i32),
+                    error_message: Some(format!("{}: no schema: this broker keeps no schema registry", g.topic)),
+                    ..Default::default()
+                };
+                self.send(cmd(Type::GetSchemaResponse, |c| c.get_schema_response = Some(response))).await;
+            }
+            Some(Type::GetOrCreateSchema) => {
+                let Some(g) = command.get_or_create_schema else { return false };
+                let response = pulsar::message::proto::CommandGetOrCreateSchemaResponse {
+                    request_id: g.request_id,
+                    error_code: Some(ServerError::NotAllowedError as i32),
+                    error_message: Some(format!("{}: this broker keeps no schema registry", g.topic)),
+                    ..Default::default()
+                };
+                self.send(cmd(Type::GetOrCreateSchemaResponse, |c| c.get_or_create_schema_response = Some(response)))
+                    .await;
             }
             Some(Type::GetTopicsOfNamespace) => {
                 let Some(g) = command.get_topics_of_namespace else { return false };

@@ -57,7 +57,7 @@ pub async fn partitioned_metadata(service: &PulsarService, m: CommandPartitioned
             ..Default::default()
         },
         Err((error, message)) => {
-            tracing::debug!(topic = %m.topic, %message, "partitioned metadata refused");
+            tracing::info!(topic = %m.topic, %message, "partitioned metadata refused");
             CommandPartitionedTopicMetadataResponse {
                 request_id: m.request_id,
                 response: Some(MetadataLookupType::Failed as i32),
