@@ -274,3 +274,46 @@ def test_a_schema_lookup_is_answered_at_once(pulsar_client):
     m = consumer.receive(timeout_millis=5000)
     assert m.value().name == "x"
     assert time.time() - started < 3
+
+
+def drain(consumer, timeout_ms=1000):
+    out = []
+    while True:
+        try:
+            m = consumer.receive(timeout_millis=timeout_ms)
+        except pulsar.Timeout:
+            return out
+        consumer.acknowledge(m)
+        out.append((m.partition_key(), m.data()))
+
+
+def test_key_shared_sticky_ranges_take_their_keys_and_park_the_rest(pulsar_client):
+    t = topic("sticky")
+
+    def policy(lo, hi):
+        return pulsar.ConsumerKeySharedPolicy(key_shared_mode=pulsar.KeySharedMode.Sticky,
+                                              allow_out_of_order_delivery=True, sticky_ranges=[(lo, hi)])
+
+    low = pulsar_client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.KeyShared,
+                                  key_shared_policy=policy(0, 32767))
+    # A range that overlaps one taken is refused at once.
+    with pytest.raises(pulsar.ConsumerAssignError):
+        pulsar_client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.KeyShared,
+                                key_shared_policy=policy(30000, 40000))
+    p = pulsar_client.create_producer(t, batching_enabled=False)
+    keys = [f"key-{i}" for i in range(20)]
+    for round_ in range(2):
+        for k in keys:
+            p.send(f"{k}/{round_}".encode(), partition_key=k)
+    got_low = drain(low)
+    assert got_low, "some keys fall in the low half"
+    assert len(got_low) < 40, "the others wait for a consumer of their slots"
+    # The high half's consumer gets the messages parked meanwhile.
+    high = pulsar_client.subscribe(t, "s", consumer_type=pulsar.ConsumerType.KeyShared,
+                                   key_shared_policy=policy(32768, 65535))
+    got_high = drain(high)
+    sent = {f"{k}/{r}".encode() for k in keys for r in range(2)}
+    assert len(got_low) + len(got_high) == 40, sent - {d for _, d in got_low + got_high}
+    low_keys, high_keys = {k for k, _ in got_low}, {k for k, _ in got_high}
+    assert not low_keys & high_keys, "each key goes to one consumer"
+    assert low_keys | high_keys == set(keys)

@@ -590,13 +590,23 @@ impl Connection {
             // its old link.
             let _ = old.subscription.send(SubCommand::Remove((self.id, s.consumer_id))).await;
         }
-        if let Some(meta) = s.key_shared_meta.as_ref().filter(|_| s.sub_type() == SubType::KeyShared) {
-            if meta.key_shared_mode() == KeySharedMode::Sticky || !meta.hash_ranges.is_empty() {
-                let message = "Key_Shared in Sticky mode (hash ranges chosen by the consumer) is not supported; \
-                               use AutoSplit";
-                return Err((ServerError::NotAllowedError, message.into()));
-            }
-        }
+        // Key_Shared Sticky: the consumer's own slots of the key hash space.
+        let hash_ranges: Vec<(u32, u32)> =
+            match s.key_shared_meta.as_ref().filter(|_| s.sub_type() == SubType::KeyShared) {
+                Some(meta) if meta.key_shared_mode() == KeySharedMode::Sticky => {
+                    let ranges: Vec<(u32, u32)> = meta
+                        .hash_ranges
+                        .iter()
+                        .map(|r| (u32::try_from(r.start).unwrap_or(u32::MAX), u32::try_from(r.end).unwrap_or(u32::MAX)))
+                        .collect();
+                    if ranges.is_empty() {
+                        let message = "Key_Shared in Sticky mode needs the consumer's hash ranges";
+                        return Err((ServerError::ConsumerAssignError, message.into()));
+                    }
+                    ranges
+                }
+                _ => Vec::new(),
+            };
         let name = super::lookup::parse(&s.topic)?;
         // force_topic_creation=false: the topic must exist already.
         let create = s.force_topic_creation.unwrap_or(true);
@@ -630,12 +640,9 @@ impl Connection {
             sub_type,
             out: self.out.clone(),
             permits: 0,
+            hash_ranges,
         };
-        let subscription = self
-            .service
-            .attach(&ledger, &s.subscription, sub_type, durable, initial, link)
-            .await
-            .map_err(|m| (ServerError::ConsumerBusy, m))?;
+        let subscription = self.service.attach(&ledger, &s.subscription, sub_type, durable, initial, link).await?;
         self.consumers.insert(s.consumer_id, Consumer { subscription });
         Ok(())
     }

@@ -35,7 +35,7 @@ use std::{
 };
 
 use polyport_ledger::{InitialPosition, ManagedLedger, Position};
-use pulsar::message::proto::{command_subscribe::SubType, MessageIdData};
+use pulsar::message::proto::{command_subscribe::SubType, MessageIdData, ServerError};
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
@@ -117,28 +117,31 @@ impl PulsarService {
         durable: bool,
         initial: InitialPosition,
         link: ConsumerLink,
-    ) -> Result<mpsc::Sender<SubCommand>, String> {
+    ) -> Result<mpsc::Sender<SubCommand>, (ServerError, String)> {
         let key = (ledger.name().to_owned(), name.to_owned());
         let mut link = link;
         // A task that is just ending (its last reader left) refuses the
         // consumer; its sender is closed then, so the second attempt starts
         // a new one.
         for _ in 0..2 {
-            let sender = self.subscription(ledger, &key, sub_type, durable, initial).await?;
+            let sender = self
+                .subscription(ledger, &key, sub_type, durable, initial)
+                .await
+                .map_err(|e| (ServerError::PersistenceError, e))?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             match sender.send(SubCommand::Add(link, tx)).await {
                 Ok(()) => {
                     return match rx.await {
                         Ok(Ok(())) => Ok(sender),
-                        Ok(Err(message)) => Err(message),
-                        Err(_) => Err(format!("subscription {name} closed")),
+                        Ok(Err(refusal)) => Err(refusal),
+                        Err(_) => Err((ServerError::ServiceNotReady, format!("subscription {name} closed"))),
                     }
                 }
                 Err(mpsc::error::SendError(SubCommand::Add(l, _))) => link = l,
                 Err(_) => break,
             }
         }
-        Err(format!("subscription {name} is closing; retry"))
+        Err((ServerError::ServiceNotReady, format!("subscription {name} is closing; retry")))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), mpsc::Sender<SubCommand>>> {

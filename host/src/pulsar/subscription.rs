@@ -27,7 +27,7 @@ use bytes::Bytes;
 use polyport_ledger::{Ack, Entry, ManagedLedger, Position, ReadLimits};
 use pulsar::message::proto::{
     base_command::Type, command_ack::AckType, command_subscribe::SubType, CommandCloseConsumer, CommandMessage,
-    MessageIdData,
+    MessageIdData, ServerError,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,6 +53,9 @@ pub struct ConsumerLink {
     pub out: Outbox,
     /// Messages it may still receive.
     pub permits: i64,
+    /// Key_Shared in Sticky mode: the slots of the 65,536-slot key hash
+    /// space it takes (inclusive); empty for every other mode.
+    pub hash_ranges: Vec<(u32, u32)>,
 }
 
 /// A message id's target for Seek.
@@ -67,8 +70,8 @@ pub enum SeekTarget {
 /// A request to a subscription task.
 #[derive(Debug)]
 pub enum SubCommand {
-    /// A new consumer; refused with (error, message) for Exclusive when busy.
-    Add(ConsumerLink, oneshot::Sender<Result<(), String>>),
+    /// A new consumer, or why it is refused.
+    Add(ConsumerLink, oneshot::Sender<Result<(), (ServerError, String)>>),
     /// The consumer left (close, unsubscribe by another, connection lost).
     Remove((u64, u64)),
     /// More permits.
@@ -104,6 +107,10 @@ pub struct Subscription {
     outstanding: BTreeMap<u64, Outstanding>,
     /// Entries to dispatch again before reading on.
     replay: BTreeSet<u64>,
+    /// Key_Shared: entries whose key's consumer has no permits (or, Sticky,
+    /// whose key slot no consumer takes), until permits come or consumers
+    /// change.
+    parked: BTreeSet<u64>,
     redeliveries: HashMap<u64, u32>,
     /// The next cursor read restarts from the mark-delete.
     rewind: bool,
@@ -151,6 +158,7 @@ impl Subscription {
             next: 0,
             outstanding: BTreeMap::new(),
             replay: BTreeSet::new(),
+            parked: BTreeSet::new(),
             redeliveries: HashMap::new(),
             rewind: false,
             skipped_formats: BTreeSet::new(),
@@ -246,14 +254,19 @@ impl Subscription {
                     }
                 }
                 if link.sub_type != self.sub_type {
-                    let _ = reply.send(Err(format!(
-                        "subscription {} is of type {:?}, not {:?}",
-                        self.cursor, self.sub_type, link.sub_type
+                    let _ = reply.send(Err((
+                        ServerError::ConsumerBusy,
+                        format!("subscription {} is of type {:?}, not {:?}", self.cursor, self.sub_type, link.sub_type),
                     )));
                 } else if self.sub_type == SubType::Exclusive && !self.consumers.is_empty() {
-                    let _ = reply.send(Err(format!("Exclusive consumer is already connected to {}", self.cursor)));
+                    let message = format!("Exclusive consumer is already connected to {}", self.cursor);
+                    let _ = reply.send(Err((ServerError::ConsumerBusy, message)));
+                } else if let Err(e) = sticky_ranges_fit(&self.consumers, &link) {
+                    let _ = reply.send(Err((ServerError::ConsumerAssignError, format!("{}: {e}", self.cursor))));
                 } else {
                     self.consumers.push(link);
+                    // A consumer taking new key slots may take parked entries.
+                    self.replay.append(&mut self.parked);
                     let _ = reply.send(Ok(()));
                 }
             }
@@ -267,6 +280,7 @@ impl Subscription {
             SubCommand::Flow(key, permits) => {
                 if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
                     c.permits += i64::from(permits);
+                    self.replay.append(&mut self.parked);
                 }
             }
             SubCommand::Ack(_, ack_type, ids, reply) => {
@@ -310,6 +324,8 @@ impl Subscription {
 
     fn remove(&mut self, key: (u64, u64)) {
         self.consumers.retain(|c| c.key != key);
+        // Keys move to the consumers that remain.
+        self.replay.append(&mut self.parked);
         // What it had not acknowledged goes to the others.
         let mine: Vec<u64> = self.outstanding.iter().filter(|(_, o)| o.consumer == key).map(|(k, _)| *k).collect();
         for base in mine {
@@ -553,8 +569,14 @@ impl Subscription {
             }
         }
         let Some(index) = self.pick(&payload) else {
-            // No consumer (it left meanwhile): keep it for the next one.
-            self.replay.insert(base);
+            if self.consumers.is_empty() {
+                // No consumer (it left meanwhile): keep it for the next one.
+                self.replay.insert(base);
+            } else {
+                // Key_Shared: its key's consumer has no permits, or (Sticky)
+                // no consumer takes its key's slot.
+                self.parked.insert(base);
+            }
             return;
         };
         let redelivery_count = self.redeliveries.get(&base).copied().unwrap_or(0);
@@ -611,7 +633,16 @@ impl Subscription {
                         m.ordering_key.or_else(|| m.partition_key.map(String::into_bytes)).or_else(|| first_key(&body))
                     })
                     .unwrap_or_default();
-                Some((crc32c::crc32c(&key) as usize) % self.consumers.len())
+                let index = if self.consumers.iter().any(|c| !c.hash_ranges.is_empty()) {
+                    let slot = sticky_slot(&key);
+                    self.consumers.iter().position(|c| c.hash_ranges.iter().any(|(s, e)| *s <= slot && slot <= *e))?
+                } else {
+                    (crc32c::crc32c(&key) as usize) % self.consumers.len()
+                };
+                // Not to a consumer without permits (one that has not sent
+                // FLOW yet may not even know it is subscribed): the entry
+                // waits for them, and the key's order with it.
+                (self.consumers[index].permits > 0).then_some(index)
             }
             SubType::Shared => {
                 let n = self.consumers.len();
@@ -656,6 +687,42 @@ fn unacked_set(info: &polyport_ledger::CursorInfo, base: u64, end: u64) -> Vec<i
     words
 }
 
+/// Slots of the Key_Shared hash space, as in Pulsar.
+pub const KEY_SLOTS: u32 = 65_536;
+
+/// The slot of `key` among [`KEY_SLOTS`]: Murmur3 (x86, 32-bit, seed 0) of
+/// the key, its sign bit cleared, modulo the slots, as Pulsar computes it,
+/// so that ranges a consumer chooses take the keys they take on Pulsar.
+fn sticky_slot(key: &[u8]) -> u32 {
+    let hash = murmur3::murmur3_32(&mut std::io::Cursor::new(key), 0).unwrap_or(0);
+    (hash & 0x7fff_ffff) % KEY_SLOTS
+}
+
+/// Whether `link` may join `consumers`: Key_Shared consumers of one
+/// subscription are all Sticky or all not, and Sticky ranges are within
+/// the slots and overlap no other consumer's.
+fn sticky_ranges_fit(consumers: &[ConsumerLink], link: &ConsumerLink) -> Result<(), String> {
+    if link.sub_type != SubType::KeyShared {
+        return Ok(());
+    }
+    let sticky = !link.hash_ranges.is_empty();
+    if consumers.iter().any(|c| c.hash_ranges.is_empty() == sticky) {
+        let (mine, theirs) = if sticky { ("Sticky", "AutoSplit") } else { ("AutoSplit", "Sticky") };
+        return Err(format!("a {mine} Key_Shared consumer cannot join {theirs} ones"));
+    }
+    for (s, e) in &link.hash_ranges {
+        if s > e || *e >= KEY_SLOTS {
+            return Err(format!("hash range [{s}, {e}] is not within [0, {}]", KEY_SLOTS - 1));
+        }
+        for other in consumers.iter().flat_map(|c| c.hash_ranges.iter()) {
+            if s <= &other.1 && &other.0 <= e {
+                return Err(format!("hash range [{s}, {e}] overlaps a consumer's [{}, {}]", other.0, other.1));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The key of the first message of an uncompressed batch body.
 fn first_key(body: &Bytes) -> Option<Vec<u8>> {
     let (single, _) = frame::split_sized::<pulsar::message::proto::SingleMessageMetadata>(body)?;
@@ -675,6 +742,31 @@ mod tests {
             backlog_entries: 0,
             backlog_messages: 0,
         }
+    }
+
+    fn sticky(ranges: Vec<(u32, u32)>) -> ConsumerLink {
+        let (out, _rx) = Outbox::new(1 << 20);
+        ConsumerLink {
+            key: (0, 0),
+            consumer_id: 0,
+            priority: 0,
+            sub_type: SubType::KeyShared,
+            out,
+            permits: 0,
+            hash_ranges: ranges,
+        }
+    }
+
+    #[test]
+    fn sticky_key_slots_are_pulsars_and_ranges_may_not_overlap() {
+        // Murmur3 x86 32-bit of "hello", seed 0, is 0x248bfa47.
+        assert_eq!(sticky_slot(b"hello"), 0x248b_fa47 % KEY_SLOTS);
+        let first = vec![sticky(vec![(0, 30_000)])];
+        assert!(sticky_ranges_fit(&first, &sticky(vec![(30_001, 65_535)])).is_ok());
+        let e = sticky_ranges_fit(&first, &sticky(vec![(30_000, 40_000)])).expect_err("overlap");
+        assert!(e.contains("overlaps a consumer's [0, 30000]"), "{e}");
+        assert!(sticky_ranges_fit(&[], &sticky(vec![(0, 65_536)])).is_err(), "past the slots");
+        assert!(sticky_ranges_fit(&first, &sticky(vec![])).expect_err("mixed").contains("AutoSplit"));
     }
 
     #[test]
