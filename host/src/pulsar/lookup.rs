@@ -1,5 +1,5 @@
-//! LOOKUP and PARTITIONED_METADATA: where a topic is served and how many
-//! partitions it has.
+//! LOOKUP, PARTITIONED_METADATA and GET_TOPICS_OF_NAMESPACE: where a topic
+//! is served, how many partitions it has, which topics a namespace holds.
 //!
 //! One broker owns every topic, so a lookup answers this broker, in the URL
 //! of the listener the client names ([`super::listeners`]). Names the broker
@@ -11,9 +11,10 @@
 //! the message naming the listener.)
 
 use pulsar::message::proto::{
-    base_command::Type, command_lookup_topic_response::LookupType,
-    command_partitioned_topic_metadata_response::LookupType as MetadataLookupType, BaseCommand, CommandLookupTopic,
-    CommandLookupTopicResponse, CommandPartitionedTopicMetadata, CommandPartitionedTopicMetadataResponse, ServerError,
+    base_command::Type, command_get_topics_of_namespace::Mode, command_lookup_topic_response::LookupType,
+    command_partitioned_topic_metadata_response::LookupType as MetadataLookupType, BaseCommand,
+    CommandGetTopicsOfNamespace, CommandGetTopicsOfNamespaceResponse, CommandLookupTopic, CommandLookupTopicResponse,
+    CommandPartitionedTopicMetadata, CommandPartitionedTopicMetadataResponse, ServerError,
 };
 
 use super::{connection::topic_error, frame::cmd, PulsarService};
@@ -103,4 +104,36 @@ pub fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseCommand {
         }
     };
     cmd(Type::LookupResponse, |c| c.lookup_topic_response = Some(response))
+}
+
+/// Answers GET_TOPICS_OF_NAMESPACE: every topic of the namespace, a
+/// partitioned one as its partitions (the client applies its pattern).
+pub async fn topics_of_namespace(service: &PulsarService, g: &CommandGetTopicsOfNamespace) -> BaseCommand {
+    // Every topic here is persistent: a listing of non-persistent ones is empty.
+    let listed = if g.mode == Some(Mode::NonPersistent as i32) {
+        Ok(Vec::new())
+    } else {
+        service.topics.list(&g.namespace).await
+    };
+    match listed {
+        Ok(list) => {
+            let mut topics = Vec::new();
+            for (name, partitions) in list {
+                if partitions == 0 {
+                    topics.push(name.to_string());
+                } else {
+                    topics.extend((0..partitions).map(|i| name.partition_name(i).to_string()));
+                }
+            }
+            let response = CommandGetTopicsOfNamespaceResponse {
+                request_id: g.request_id,
+                topics,
+                filtered: Some(false),
+                changed: Some(true),
+                ..Default::default()
+            };
+            cmd(Type::GetTopicsOfNamespaceResponse, |c| c.get_topics_of_namespace_response = Some(response))
+        }
+        Err(e) => super::connection::error(g.request_id, topic_error(&e), e.to_string()),
+    }
 }

@@ -14,6 +14,7 @@
 
 pub mod chunks;
 pub mod connection;
+pub mod consume;
 pub mod convert;
 pub mod delayed;
 pub mod frame;
@@ -22,6 +23,7 @@ pub mod lookup;
 pub mod outbox;
 pub mod produce;
 pub mod producers;
+pub mod schema;
 pub mod subscription;
 
 use std::{

@@ -7,19 +7,27 @@
 //! schema versions, markers) are refused here, naming the field; the rest
 //! are listed in docs/pulsar.md.
 
-use std::sync::Arc;
+use std::sync::{atomic::Ordering, Arc};
 
 use polyport_ledger::{ManagedLedger, NewEntry};
-use pulsar::message::proto::{base_command::Type, CommandSend, CommandSendError, CommandSendReceipt, ServerError};
+use pulsar::message::proto::{
+    base_command::Type, CommandCloseProducer, CommandProducer, CommandSend, CommandSendError, CommandSendReceipt,
+    ServerError,
+};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::{
+    connection::{error, success, topic_error, Connection, Producer},
     frame::{self, cmd, MessageSection},
     outbox::Outbox,
     producers::Registration,
+    producers::{self, Admission},
     subscription::message_id,
     FORMAT_PULSAR,
 };
+
+/// SENDs queued for one producer's append task.
+const SEND_QUEUE: usize = 1024;
 
 /// A SEND waiting for its append, holding its share of the connection's
 /// budget of pending bytes until it is answered.
@@ -104,6 +112,28 @@ pub fn refusal(
     cmd(Type::SendError, |c| c.send_error = Some(e))
 }
 
+/// WaitForExclusive: the producer was told it is not ready (the client
+/// waits without a timeout); the same request is answered again when the
+/// topic is free, or refused if a fencing producer takes it. Nothing is
+/// answered if the producer is closed while it waits.
+async fn answer_when_admitted(
+    queued_until: tokio::sync::oneshot::Receiver<Result<u64, producers::Refusal>>,
+    admitted: Arc<std::sync::atomic::AtomicBool>,
+    request_id: u64,
+    name: String,
+    out: Outbox,
+) {
+    let answer = match queued_until.await {
+        Ok(Ok(epoch)) => {
+            admitted.store(true, Ordering::Release);
+            producers::success(request_id, name, Some(epoch), true)
+        }
+        Ok(Err((e, message))) => error(request_id, e, message),
+        Err(_) => return,
+    };
+    let _ = out.send(frame::command(&answer)).await;
+}
+
 /// One producer's appends: every SEND queued is one entry, a burst is one
 /// append (one fsync), receipts go out in order once durable. Once the
 /// producer is fenced nothing more is stored; its `writing` lock is held
@@ -168,5 +198,133 @@ pub async fn append_loop(
                 }
             }
         }
+    }
+}
+
+impl Connection {
+    /// PRODUCER: attaches a producer in its access mode, or says why not.
+    pub(super) async fn create_producer(&mut self, p: CommandProducer) {
+        if self.producers.get(&p.producer_id).is_some_and(|e| e.fenced.is_cancelled()) {
+            // Fenced (the broker closed it): the client creates it again.
+            self.producers.remove(&p.producer_id);
+        }
+        if let Some(existing) = self.producers.get(&p.producer_id) {
+            // The client retried (its request timed out): the same answer.
+            let ready = existing.admitted.load(Ordering::Acquire);
+            let again = producers::success(p.request_id, existing.name.clone(), existing.epoch, ready);
+            self.send(again).await;
+            return;
+        }
+        let most = self.service.limits.max_producers_per_connection;
+        if self.producers.len() >= most {
+            let message = format!("this connection has {most} producers (maxProducersPerConnection)");
+            tracing::info!(topic = %p.topic, "{message}: producer refused");
+            self.send(error(p.request_id, ServerError::NotAllowedError, message)).await;
+            return;
+        }
+        if p.txn_enabled() {
+            let message = "transactions are not supported by this broker (txn_enabled)";
+            self.send(error(p.request_id, ServerError::NotAllowedError, message)).await;
+            return;
+        }
+        let name = match super::lookup::parse(&p.topic) {
+            Ok(name) => name,
+            Err((e, message)) => return self.send(error(p.request_id, e, message)).await,
+        };
+        let ledger = match self.service.topics.ledger(&name, true).await {
+            Ok(ledger) => ledger,
+            Err(e) => return self.send(error(p.request_id, topic_error(&e), e.to_string())).await,
+        };
+        if let Some(initial) = p.initial_subscription_name.as_deref().filter(|n| !n.is_empty()) {
+            // Created with the producer, so that nothing it sends is missed.
+            let created = ledger.open_cursor(initial, true, polyport_ledger::InitialPosition::Earliest).await;
+            if let Err(e) = created {
+                let message = format!("initial subscription {initial}: {e}");
+                return self.send(error(p.request_id, ServerError::PersistenceError, message)).await;
+            }
+        }
+        let mode = p.producer_access_mode();
+        let producer_name = p.producer_name.filter(|n| !n.is_empty()).unwrap_or_else(|| self.service.producer_name());
+        let candidate = producers::Candidate {
+            key: (self.id, p.producer_id),
+            name: producer_name.clone(),
+            reconnects: p.epoch.unwrap_or(0),
+            mode,
+            topic_epoch: p.topic_epoch,
+            out: self.out.clone(),
+        };
+        let admission = self.service.producers_by_topic.register(&name, candidate).await;
+        let (registration, queued) = match admission {
+            Ok(Admission::Ready(r)) => (r, None),
+            Ok(Admission::Queued(r, admitted)) => (r, Some(admitted)),
+            Err((e, message)) => {
+                tracing::info!(topic = %p.topic, ?mode, %message, "producer refused");
+                return self.send(error(p.request_id, e, message)).await;
+            }
+        };
+        let (tx, rx) = mpsc::channel(SEND_QUEUE);
+        let (epoch, fenced) = (registration.epoch, registration.fenced.clone());
+        // The task holds the registration: the producer leaves its topic
+        // once what it queued is stored, not before.
+        tokio::spawn(append_loop(ledger, p.producer_id, rx, self.out.clone(), registration));
+        let admitted = Arc::new(std::sync::atomic::AtomicBool::new(queued.is_none()));
+        let producer =
+            Producer { sends: tx, name: producer_name.clone(), epoch, admitted: Arc::clone(&admitted), fenced };
+        self.producers.insert(p.producer_id, producer);
+        match queued {
+            None => self.send(producers::success(p.request_id, producer_name, epoch, true)).await,
+            Some(queued_until) => {
+                self.send(producers::success(p.request_id, producer_name.clone(), None, false)).await;
+                let out = self.out.clone();
+                tokio::spawn(answer_when_admitted(queued_until, admitted, p.request_id, producer_name, out));
+            }
+        }
+    }
+
+    /// SEND: checks the message and queues it for its producer's append;
+    /// false ends the connection.
+    pub(super) async fn queue_send(&mut self, s: CommandSend, section: MessageSection) -> bool {
+        let count = match check(&s, &section) {
+            Ok(count) => count,
+            Err(message) => {
+                tracing::info!(producer_id = s.producer_id, sequence_id = s.sequence_id, %message, "SEND refused");
+                let refusal = refusal(s.producer_id, s.sequence_id, self.refusal, message);
+                self.send(refusal).await;
+                return true;
+            }
+        };
+        // Waits (reading nothing more from this client) while the
+        // connection's SENDs not yet stored fill its budget.
+        let share = u32::try_from(section.raw.len().max(1)).unwrap_or(u32::MAX);
+        let Ok(pending) = Arc::clone(&self.pending_sends).acquire_many_owned(share).await else {
+            return false;
+        };
+        let item = QueuedSend {
+            sequence_id: s.sequence_id,
+            highest_sequence_id: s.highest_sequence_id.unwrap_or(0),
+            count,
+            section,
+            pending,
+        };
+        match self.producers.get(&s.producer_id) {
+            Some(producer) if !producer.admitted.load(Ordering::Acquire) => {
+                let message = format!("producer {} is waiting for exclusive access: not ready", s.producer_id);
+                self.send(refusal(s.producer_id, s.sequence_id, ServerError::NotAllowedError, message)).await;
+            }
+            Some(producer) => {
+                let _ = producer.sends.send(item).await;
+            }
+            None => {
+                let message = format!("no producer {} on this connection", s.producer_id);
+                self.send(refusal(s.producer_id, s.sequence_id, ServerError::UnknownError, message)).await;
+            }
+        }
+        true
+    }
+
+    /// CLOSE_PRODUCER: what it queued is still stored and answered.
+    pub(super) async fn close_producer(&mut self, c: CommandCloseProducer) {
+        self.producers.remove(&c.producer_id);
+        self.send(success(c.request_id)).await;
     }
 }

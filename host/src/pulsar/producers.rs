@@ -119,6 +119,24 @@ struct TopicProducers {
     waiting: VecDeque<Waiter>,
 }
 
+impl TopicProducers {
+    /// The same producer reconnecting (a later reconnect count under the
+    /// same name) replaces its old self, whose connection is gone or going;
+    /// two live producers may not share a name.
+    fn replace_reconnected(&mut self, topic: &str, member: &Member) -> Result<(), Refusal> {
+        let Some(old) = self.members.iter().find(|m| m.name == member.name) else { return Ok(()) };
+        if old.reconnects >= member.reconnects {
+            let message = format!("{topic}: a producer named {} is already connected", member.name);
+            return Err((ServerError::ProducerBusy, message));
+        }
+        for m in self.members.iter().filter(|m| m.name == member.name) {
+            m.fenced.cancel();
+        }
+        self.members.retain(|m| m.name != member.name);
+        Ok(())
+    }
+}
+
 /// Every topic partition's producers.
 pub struct Registry {
     topics: Arc<Topics>,
@@ -176,7 +194,7 @@ impl Registry {
     /// `client_epoch` is the topic epoch a reconnecting exclusive producer
     /// carries.
     pub async fn register(&self, partition: &TopicName, candidate: Candidate) -> Result<Admission, Refusal> {
-        let Candidate { key, name, reconnects, mode, topic_epoch: client_epoch, out } = candidate;
+        let Candidate { key, name, reconnects, mode, topic_epoch, out } = candidate;
         let topic = partition.to_string();
         let loaded = self.lock().contains_key(&topic);
         let stored = if loaded { 0 } else { self.stored_epoch(partition).await };
@@ -190,107 +208,12 @@ impl Registry {
             writing: Arc::new(tokio::sync::Mutex::new(())),
             out,
         };
-        let registration = |epoch: Option<u64>, m: &Member| Registration {
-            key,
-            topic: topic.clone(),
-            registry: self.me.clone(),
-            fenced: m.fenced.clone(),
-            writing: Arc::clone(&m.writing),
-            epoch,
-        };
-        let mut fenced = Vec::new();
-        let admission = {
+        let (admission, fenced) = {
             let mut state = self.lock();
             let producers =
                 state.entry(topic.clone()).or_insert_with(|| TopicProducers { epoch: stored, ..Default::default() });
-            // The same producer reconnecting (a later reconnect count under
-            // the same name) replaces its old self, whose connection is
-            // gone or going; two live producers may not share a name.
-            if let Some(old) = producers.members.iter().find(|m| m.name == member.name) {
-                if old.reconnects >= member.reconnects {
-                    return Err((
-                        ServerError::ProducerBusy,
-                        format!("{topic}: a producer named {} is already connected", member.name),
-                    ));
-                }
-                let (name, mut kept) = (member.name.clone(), Vec::new());
-                for m in std::mem::take(&mut producers.members) {
-                    if m.name == name {
-                        m.fenced.cancel();
-                    } else {
-                        kept.push(m);
-                    }
-                }
-                producers.members = kept;
-            }
-            let holder = producers.members.iter().any(|m| m.exclusive) || !producers.waiting.is_empty();
-            if mode != ProducerAccessMode::Shared {
-                if let Some(epoch) = client_epoch.filter(|e| *e < producers.epoch) {
-                    return Err((
-                        ServerError::ProducerFenced,
-                        format!(
-                            "{topic}: topic epoch {epoch} is older than the topic's ({}): a newer exclusive producer fenced this one",
-                            producers.epoch
-                        ),
-                    ));
-                }
-            }
-            // The epoch of an exclusive admission: the client's own when it
-            // reconnects with one (not older than the topic's), else the next.
-            let next_epoch = |producers: &TopicProducers| client_epoch.unwrap_or(producers.epoch + 1);
-            match mode {
-                ProducerAccessMode::Shared => {
-                    if holder {
-                        return Err((
-                            ServerError::ProducerBusy,
-                            format!(
-                                "{topic} has an exclusive producer (or one waiting): a Shared producer cannot attach"
-                            ),
-                        ));
-                    }
-                    let r = registration(None, &member);
-                    producers.members.push(member);
-                    Admission::Ready(r)
-                }
-                ProducerAccessMode::Exclusive | ProducerAccessMode::WaitForExclusive
-                    if producers.members.is_empty() && producers.waiting.is_empty() =>
-                {
-                    let epoch = next_epoch(producers);
-                    producers.epoch = epoch;
-                    let r = registration(Some(epoch), &member);
-                    producers.members.push(member);
-                    self.store_epoch(partition, epoch);
-                    Admission::Ready(r)
-                }
-                ProducerAccessMode::Exclusive => {
-                    let what = if holder { "an exclusive producer" } else { "other producers" };
-                    return Err((
-                        ServerError::ProducerFenced,
-                        format!("{topic} has {what}: an Exclusive producer cannot attach"),
-                    ));
-                }
-                ProducerAccessMode::WaitForExclusive => {
-                    let (tx, rx) = oneshot::channel();
-                    let r = registration(None, &member);
-                    producers.waiting.push_back(Waiter { key, admitted: tx, member });
-                    Admission::Queued(r, rx)
-                }
-                ProducerAccessMode::ExclusiveWithFencing => {
-                    let epoch = next_epoch(producers);
-                    producers.epoch = epoch;
-                    fenced = std::mem::take(&mut producers.members);
-                    for waiter in producers.waiting.drain(..) {
-                        let _ = waiter.admitted.send(Err((
-                            ServerError::ProducerFenced,
-                            format!("{topic}: an ExclusiveWithFencing producer took the topic while this one waited"),
-                        )));
-                    }
-                    let r = registration(Some(epoch), &member);
-                    producers.members.push(member);
-                    self.store_epoch(partition, epoch);
-                    Admission::Ready(r)
-                }
-            }
+            producers.replace_reconnected(&topic, &member)?;
+            self.admit(producers, partition, member, mode, topic_epoch)?
         };
         for m in fenced {
             tracing::info!(topic = %topic, fenced = ?m.key, by = ?key, "producer fenced by an ExclusiveWithFencing producer");
@@ -303,6 +226,81 @@ impl Registry {
             let _ = m.writing.lock().await;
         }
         Ok(admission)
+    }
+
+    /// What `member` holds once attached.
+    fn registration(&self, topic: &str, member: &Member, epoch: Option<u64>) -> Registration {
+        Registration {
+            key: member.key,
+            topic: topic.to_owned(),
+            registry: self.me.clone(),
+            fenced: member.fenced.clone(),
+            writing: Arc::clone(&member.writing),
+            epoch,
+        }
+    }
+
+    /// The access-mode rules, under the registry's lock: the admission, and
+    /// the producers an ExclusiveWithFencing one fences.
+    fn admit(
+        &self,
+        producers: &mut TopicProducers,
+        partition: &TopicName,
+        member: Member,
+        mode: ProducerAccessMode,
+        client_epoch: Option<u64>,
+    ) -> Result<(Admission, Vec<Member>), Refusal> {
+        let topic = partition.to_string();
+        let holder = producers.members.iter().any(|m| m.exclusive) || !producers.waiting.is_empty();
+        if let Some(epoch) = client_epoch.filter(|e| mode != ProducerAccessMode::Shared && *e < producers.epoch) {
+            let message = format!(
+                "{topic}: topic epoch {epoch} is older than the topic's ({}): a newer exclusive producer fenced this one",
+                producers.epoch
+            );
+            return Err((ServerError::ProducerFenced, message));
+        }
+        // The epoch of an exclusive admission: the client's own when it
+        // reconnects with one (not older than the topic's), else the next.
+        let epoch = client_epoch.unwrap_or(producers.epoch + 1);
+        let free = producers.members.is_empty() && producers.waiting.is_empty();
+        let mut fenced = Vec::new();
+        let admission = match mode {
+            ProducerAccessMode::Shared if holder => {
+                let message =
+                    format!("{topic} has an exclusive producer (or one waiting): a Shared producer cannot attach");
+                return Err((ServerError::ProducerBusy, message));
+            }
+            ProducerAccessMode::Shared => Admission::Ready(self.registration(&topic, &member, None)),
+            ProducerAccessMode::Exclusive | ProducerAccessMode::WaitForExclusive if free => {
+                producers.epoch = epoch;
+                self.store_epoch(partition, epoch);
+                Admission::Ready(self.registration(&topic, &member, Some(epoch)))
+            }
+            ProducerAccessMode::Exclusive => {
+                let what = if holder { "an exclusive producer" } else { "other producers" };
+                let message = format!("{topic} has {what}: an Exclusive producer cannot attach");
+                return Err((ServerError::ProducerFenced, message));
+            }
+            ProducerAccessMode::WaitForExclusive => {
+                let (tx, rx) = oneshot::channel();
+                let r = self.registration(&topic, &member, None);
+                producers.waiting.push_back(Waiter { key: member.key, admitted: tx, member });
+                return Ok((Admission::Queued(r, rx), fenced));
+            }
+            ProducerAccessMode::ExclusiveWithFencing => {
+                producers.epoch = epoch;
+                fenced = std::mem::take(&mut producers.members);
+                for waiter in producers.waiting.drain(..) {
+                    let message =
+                        format!("{topic}: an ExclusiveWithFencing producer took the topic while this one waited");
+                    let _ = waiter.admitted.send(Err((ServerError::ProducerFenced, message)));
+                }
+                self.store_epoch(partition, epoch);
+                Admission::Ready(self.registration(&topic, &member, Some(epoch)))
+            }
+        };
+        producers.members.push(member);
+        Ok((admission, fenced))
     }
 
     /// Detaches `key` from `topic` and admits the next waiting producer if

@@ -525,6 +525,37 @@ impl Subscription {
         }
     }
 
+    /// The entry as a Pulsar consumer gets it: as stored if a Pulsar
+    /// producer wrote it, else converted (on this read only); `None` when it
+    /// cannot be converted (said once per format; the consumer sees the next
+    /// deliverable message).
+    async fn pulsar_form(&mut self, entry: &Entry) -> Option<Bytes> {
+        if entry.meta.format == FORMAT_PULSAR {
+            return Some(entry.payload.clone());
+        }
+        let base = entry.meta.base_offset;
+        // On a blocking thread: decoding may decompress up to 256 MiB.
+        let (converters, format, raw) = (Arc::clone(&self.converters), entry.meta.format, entry.payload.clone());
+        let converted = tokio::task::spawn_blocking(move || {
+            converters.decode(format, &raw).map(|messages| super::convert::from_messages(&messages, base))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(polyport_handler_api::HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))
+        });
+        match converted {
+            Ok(payload) => Some(payload.into()),
+            Err(e) => {
+                if self.skipped_formats.insert(entry.meta.format) {
+                    tracing::warn!(topic = %self.ledger.name(), subscription = %self.cursor,
+                        format = entry.meta.format, offset = base, error = %e,
+                        "entry not converted for a Pulsar consumer; skipped");
+                }
+                None
+            }
+        }
+    }
+
     /// Hands one entry to a consumer, unless `acked` (the cursor) covers it.
     async fn dispatch(&mut self, entry: polyport_ledger::Entry, acked: Option<&polyport_ledger::CursorInfo>) {
         let base = entry.meta.base_offset;
@@ -532,33 +563,7 @@ impl Subscription {
         if acked.is_some_and(|info| info.covers(base, end)) {
             return;
         }
-        // Entries another protocol wrote are converted on this read path only.
-        let payload = if entry.meta.format == FORMAT_PULSAR {
-            entry.payload.clone()
-        } else {
-            // On a blocking thread: decoding may decompress up to 256 MiB.
-            let (converters, format, raw) = (Arc::clone(&self.converters), entry.meta.format, entry.payload.clone());
-            let converted = tokio::task::spawn_blocking(move || {
-                converters.decode(format, &raw).map(|messages| super::convert::from_messages(&messages, base))
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(polyport_handler_api::HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))
-            });
-            match converted {
-                Ok(payload) => payload.into(),
-                Err(e) => {
-                    // Not deliverable: said once per format; the consumer
-                    // sees the next deliverable message.
-                    if self.skipped_formats.insert(entry.meta.format) {
-                        tracing::warn!(topic = %self.ledger.name(), subscription = %self.cursor,
-                            format = entry.meta.format, offset = base, error = %e,
-                            "entry not converted for a Pulsar consumer; skipped");
-                    }
-                    return;
-                }
-            }
-        };
+        let Some(payload) = self.pulsar_form(&entry).await else { return };
         if self.delayed_enabled && matches!(self.sub_type, SubType::Shared | SubType::KeyShared) {
             // Exclusive and Failover subscriptions get delayed messages at
             // once, as in Pulsar (delay is for work queues).
