@@ -301,7 +301,7 @@ add_cpu() { # kind broker cpu_s records
     CPU_S[$k]=$(awk -v a="${CPU_S[$k]:-0}" -v b="$3" 'BEGIN{print a+b}')
     GB[$k]=$(awk -v a="${GB[$k]:-0}" -v n="$4" -v s="$SIZE" 'BEGIN{print a+n*s/1e9}')
 }
-cpu_per_gb() { awk -v c="${CPU_S[$1]:-0}" -v g="${GB[$1]:-0}" 'BEGIN{printf "%.2f", g>0?c/g:0}'; }
+cpu_per_gb() { awk -v c="${CPU_S[$1]:-0}" -v g="${GB[$1]:-0}" 'BEGIN{v = (g > 0) ? c / g : 0; printf "%.2f", v}'; }
 row() {
     local tool=$1 b=$2 round=$3 p=$4 a=$5 boot topic log name n rate d i
     local pargs=()

@@ -11,10 +11,10 @@
 //! (retention, or a producer that died between chunks) reads as nothing and
 //! is logged.
 
+use crate::pulsar::proto::MessageMetadata;
 use bytes::{BufMut, Bytes, BytesMut};
 use polyport_ledger::{ManagedLedger, ReadLimits};
 use prost::Message as _;
-use pulsar::message::proto::MessageMetadata;
 
 use super::{convert::MAX_UNCOMPRESSED, frame};
 

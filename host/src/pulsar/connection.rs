@@ -22,7 +22,7 @@ use std::{
     },
 };
 
-use pulsar::message::proto::{
+use crate::pulsar::proto::{
     base_command::Type, BaseCommand, CommandConnect, CommandConnected, CommandError, CommandPing, CommandPong,
     CommandSuccess, ServerError,
 };

@@ -12,7 +12,7 @@
 //! `replicate_subscription_state` (one cluster), compaction (`read_compacted`
 //! reads the whole topic). docs/pulsar.md lists every field.
 
-use pulsar::message::proto::{
+use crate::pulsar::proto::{
     base_command::Type, command_subscribe::SubType, CommandAck, CommandAckResponse, CommandCloseConsumer, CommandFlow,
     CommandGetLastMessageId, CommandGetLastMessageIdResponse, CommandRedeliverUnacknowledgedMessages, CommandSeek,
     CommandSubscribe, CommandUnsubscribe, KeySharedMode, ServerError,
@@ -186,7 +186,7 @@ impl Connection {
                 }
             }
             (Some(id), _) => super::start_position(&ledger, id).await,
-            (None, pulsar::message::proto::command_subscribe::InitialPosition::Earliest) => {
+            (None, crate::pulsar::proto::command_subscribe::InitialPosition::Earliest) => {
                 polyport_ledger::InitialPosition::Earliest
             }
             (None, _) => polyport_ledger::InitialPosition::Latest,

@@ -11,11 +11,11 @@
 //! - times: event time per message; the batch's publish time is the first
 //!   message's publish time.
 
+use crate::pulsar::proto::{CompressionType, KeyValue, MessageMetadata, SingleMessageMetadata};
 use base64::Engine as _;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use polyport_handler_api::{convert::Message, ErrorKind, HandlerError};
 use prost::Message as _;
-use pulsar::message::proto::{CompressionType, KeyValue, MessageMetadata, SingleMessageMetadata};
 
 use super::frame;
 

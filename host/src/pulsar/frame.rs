@@ -1,9 +1,9 @@
 //! Pulsar binary protocol frames, read and written by hand around the
-//! `pulsar` crate's protobuf types.
+//! protocol's protobuf types ([`super::proto`]).
 //!
-//! The crate's own `Codec` copies payloads, has no size limit and cannot be
-//! told to keep the message bytes as they came; the framing is a few lines,
-//! so it is ours:
+//! A client library's codec copies payloads, has no size limit and cannot
+//! be told to keep the message bytes as they came; the framing is a few
+//! lines, so it is ours:
 //!
 //! ```text
 //! [total u32][command size u32][BaseCommand]
@@ -15,9 +15,9 @@
 //! `Bytes` slice of the frame (from the metadata size on), which is exactly
 //! what a SEND stores and a MESSAGE sends back, with no copy.
 
+use crate::pulsar::proto::{base_command::Type, BaseCommand, MessageMetadata};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message as _;
-use pulsar::message::proto::{base_command::Type, BaseCommand, MessageMetadata};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The magic number before the checksum of a message section.
@@ -191,7 +191,7 @@ pub fn split_sized<M: prost::Message + Default>(bytes: &Bytes) -> Option<(M, Byt
 
 #[cfg(test)]
 mod tests {
-    use pulsar::message::proto::{base_command::Type, CommandPing, CommandSend};
+    use crate::pulsar::proto::{base_command::Type, CommandPing, CommandSend};
 
     use super::*;
 

@@ -10,7 +10,7 @@
 //! their operation timeout; NotAllowedError fails the lookup at once with
 //! the message naming the listener.)
 
-use pulsar::message::proto::{
+use crate::pulsar::proto::{
     base_command::Type, command_get_topics_of_namespace::Mode, command_lookup_topic_response::LookupType,
     command_partitioned_topic_metadata_response::LookupType as MetadataLookupType, BaseCommand,
     CommandGetTopicsOfNamespace, CommandGetTopicsOfNamespaceResponse, CommandLookupTopic, CommandLookupTopicResponse,

@@ -23,6 +23,7 @@ pub mod lookup;
 pub mod outbox;
 pub mod produce;
 pub mod producers;
+pub mod proto;
 pub mod schema;
 pub mod subscription;
 
@@ -36,8 +37,8 @@ use std::{
     time::Duration,
 };
 
+use crate::pulsar::proto::{command_subscribe::SubType, MessageIdData, ServerError};
 use polyport_ledger::{InitialPosition, ManagedLedger, Position};
-use pulsar::message::proto::{command_subscribe::SubType, MessageIdData, ServerError};
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;

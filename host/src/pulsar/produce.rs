@@ -9,11 +9,11 @@
 
 use std::sync::{atomic::Ordering, Arc};
 
-use polyport_ledger::{ManagedLedger, NewEntry};
-use pulsar::message::proto::{
+use crate::pulsar::proto::{
     base_command::Type, CommandCloseProducer, CommandProducer, CommandSend, CommandSendError, CommandSendReceipt,
     ServerError,
 };
+use polyport_ledger::{ManagedLedger, NewEntry};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::{
@@ -107,7 +107,7 @@ pub fn refusal(
     sequence_id: u64,
     error: ServerError,
     message: String,
-) -> pulsar::message::proto::BaseCommand {
+) -> crate::pulsar::proto::BaseCommand {
     let e = CommandSendError { producer_id, sequence_id, error: error as i32, message };
     cmd(Type::SendError, |c| c.send_error = Some(e))
 }

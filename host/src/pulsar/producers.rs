@@ -29,7 +29,7 @@ use std::{
     sync::{Arc, Mutex, Weak},
 };
 
-use pulsar::message::proto::{
+use crate::pulsar::proto::{
     base_command::Type, CommandCloseProducer, CommandProducerSuccess, ProducerAccessMode, ServerError,
 };
 use tokio::sync::oneshot;
@@ -329,7 +329,7 @@ impl Registry {
 }
 
 /// The PRODUCER_SUCCESS of an admitted or queued producer.
-pub fn success(request_id: u64, name: String, epoch: Option<u64>, ready: bool) -> pulsar::message::proto::BaseCommand {
+pub fn success(request_id: u64, name: String, epoch: Option<u64>, ready: bool) -> crate::pulsar::proto::BaseCommand {
     frame::cmd(Type::ProducerSuccess, |c| {
         c.producer_success = Some(CommandProducerSuccess {
             request_id,

@@ -1,21 +1,22 @@
-//! The Pulsar binary protocol's messages, as prost types.
+//! The Pulsar binary protocol's messages, as prost types, committed so that
+//! the host needs neither the `pulsar` client crate (with its TLS stack)
+//! nor `protoc` to build.
 //!
-//! They are written here, by hand, so that the host needs neither the
-//! `pulsar` client crate nor `protoc`. Names, fields, tags, labels and
-//! defaults follow Apache Pulsar's `PulsarApi.proto` (protocol version 19,
-//! the one bundled with pulsar-rs 6.9.1), exactly as prost-build writes them:
-//! a `required` field is a plain value, an `optional` one an `Option` (with
-//! the proto's `[default = ...]`), a `repeated` one a `Vec` (unpacked, as in
-//! proto2), `bytes` a `Vec<u8>`, an enum field an `i32` naming its
-//! enumeration, and a message's nested enums live in the module of the
-//! message's snake-case name (`base_command::Type`,
-//! `command_subscribe::SubType`, ...). From those attributes prost-derive
-//! writes the same accessors as for the generated code (`compression()`,
-//! `sub_type()`, `durable()`, ...).
+//! This is prost-build's output (prost 0.13) for Apache Pulsar's
+//! `PulsarApi.proto` (Apache License 2.0), protocol version 19: the copy the
+//! `pulsar` crate 6.9.1 ships and compiles in its build script. Only the
+//! paths were shortened (`::prost::alloc::string::String` to `String`, and
+//! so on), comments tidied, and the tests below added. Names, tags, labels,
+//! defaults and derives are prost-build's, so the accessors prost-derive
+//! writes (`compression()`, `sub_type()`, `durable()`, ...) are the same.
 //!
-//! To check them: the tests at the end of this file encode commands and
-//! metadata, compare the bytes with ones worked out by hand from the tags,
-//! then decode those bytes and re-encode them.
+//! To regenerate (for a newer protocol version): build the tests crate,
+//! which still uses the `pulsar` crate as a real client
+//! (`cargo build -p polyport-tests`), take
+//! `target/debug/build/pulsar-*/out/pulsar.proto.rs`, shorten the paths as
+//! above, keep this header and the tests, and run `cargo fmt`. The tests
+//! encode commands and metadata and compare the bytes with ones worked out
+//! by hand from the tags, then decode and re-encode them.
 
 // Most fields have no doc: PulsarApi.proto has none for them.
 #![allow(missing_docs)]

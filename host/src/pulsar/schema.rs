@@ -4,7 +4,7 @@
 //! waiting for its operation timeout). Schemas given with PRODUCER and
 //! SUBSCRIBE are accepted and not checked (docs/pulsar.md).
 
-use pulsar::message::proto::{
+use crate::pulsar::proto::{
     base_command::Type, BaseCommand, CommandGetOrCreateSchema, CommandGetOrCreateSchemaResponse, CommandGetSchema,
     CommandGetSchemaResponse, ServerError,
 };

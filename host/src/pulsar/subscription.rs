@@ -23,12 +23,12 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use polyport_ledger::{Ack, Entry, ManagedLedger, Position, ReadLimits};
-use pulsar::message::proto::{
+use crate::pulsar::proto::{
     base_command::Type, command_ack::AckType, command_subscribe::SubType, CommandCloseConsumer, CommandMessage,
     MessageIdData, ServerError,
 };
+use bytes::Bytes;
+use polyport_ledger::{Ack, Entry, ManagedLedger, Position, ReadLimits};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -730,7 +730,7 @@ fn sticky_ranges_fit(consumers: &[ConsumerLink], link: &ConsumerLink) -> Result<
 
 /// The key of the first message of an uncompressed batch body.
 fn first_key(body: &Bytes) -> Option<Vec<u8>> {
-    let (single, _) = frame::split_sized::<pulsar::message::proto::SingleMessageMetadata>(body)?;
+    let (single, _) = frame::split_sized::<crate::pulsar::proto::SingleMessageMetadata>(body)?;
     single.ordering_key.or_else(|| single.partition_key.map(String::into_bytes))
 }
 

@@ -226,7 +226,7 @@ impl HostServices {
                 (format == crate::pulsar::FORMAT_PULSAR).then(|| crate::pulsar::frame::split_section(&raw)).flatten();
             // What the decoder will produce, at most: a Pulsar entry says.
             let decoded_bytes = metadata.as_ref().map(|(m, payload)| match m.compression() {
-                pulsar::message::proto::CompressionType::None => payload.len(),
+                crate::pulsar::proto::CompressionType::None => payload.len(),
                 _ => m.uncompressed_size.map_or(usize::MAX, |n| n as usize),
             });
             let raw = match metadata {
