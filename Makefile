@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar clean
+.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar bench-peer clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -66,6 +66,10 @@ bench-kafka:
 ## Memory soak: many times the cache budget written through one broker, RSS after each round.
 bench-soak:
 	bash benches/soak.sh
+
+## Apache Kafka 4.x (from Maven Central) and the release broker side by side, one run (about 12 min).
+bench-peer:
+	bash benches/peer.sh
 
 ## Managed ledger: appends per sync policy vs raw disk writes, reads vs memcpy.
 bench-ledger:

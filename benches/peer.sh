@@ -6,7 +6,7 @@
 #   ROUNDS=3 COUNT=2000000 make bench-peer
 #
 # Apache Kafka (org.apache.kafka:kafka_2.13 and kafka-tools, KAFKA_VERSION,
-# default 4.1.1 as in tests/java/pom.xml) comes from Maven Central with its
+# default 4.4.0, the newest 4.x on Maven Central) comes from Maven Central with its
 # runtime dependencies through benches/peer/pom.xml, into a cache outside the
 # repository ($PEER_CACHE/kafka-<version>/lib, default ~/.cache/polyport-peer).
 # It runs in KRaft mode as one combined broker+controller on 127.0.0.1 with
@@ -27,8 +27,10 @@
 #     acks=1 topics, with librdkafka's rdkafka_performance (../shared/bench)
 #     and with Kafka's own ProducerPerformance / ConsumerPerformance;
 #   - produce latency (p50/p99) at 1 000 msg/s, acks=1 and acks=all,
-#     linger.ms=0, with both tools (rdkafka_performance -l: per message, in
-#     µs; ProducerPerformance --throughput 1000: whole ms);
+#     linger.ms=0, one partition, with both tools (rdkafka_performance -l:
+#     per message, in µs; ProducerPerformance --throughput 1000: whole ms),
+#     the first LAT_WARM records of each run left out (the client's start:
+#     ProducerPerformance --warmup-records, Kafka 4.2 and later);
 #   - start-up time (process start to the port open, and to the first topic
 #     created), resident memory after start, at the end and at its peak
 #     (VmRSS, VmHWM), and broker CPU per GB.
@@ -36,12 +38,12 @@
 #
 # Knobs: COUNT (records per throughput row, 1000000), ROUNDS (2; the table
 # shows the last round and every round's ratio), LAT_COUNT (10000 records
-# at 1 000/s per latency row), PARTS ("1 8"), ACKS ("1 -1"), TOOLS
+# at 1 000/s measured per latency row, after LAT_WARM, 2000), PARTS ("1 8"), ACKS ("1 -1"), TOOLS
 # ("rdkafka java"), WARM_COUNT (500000, one unmeasured produce per broker),
 # LIMITS (1: run limits.sh), PORT_BASE (29092: Kafka, +1 its controller,
 # +2 Polyport's Kafka listener, +3 its Pulsar port), KAFKA_VERSION, JAVA,
 # PEER_CACHE, POLYPORT_DIR, BUILD. QUICK=1 sets COUNT=200000 ROUNDS=1
-# LAT_COUNT=3000 WARM_COUNT=100000 LIMITS=0 unless they are given.
+# LAT_COUNT=3000 LAT_WARM=1000 WARM_COUNT=100000 LIMITS=0 unless they are given.
 # Loopback only; every client run is bounded by `timeout`. Not part of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,14 +52,14 @@ SHARED="${SHARED_BENCH:-../shared/bench}"
 PERF_HOME="${PERF_HOME:-$HOME/.cache/kafka-bench}"
 export PERF_HOME
 PEER_CACHE="${PEER_CACHE:-$HOME/.cache/polyport-peer}"
-KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 JAVA="${JAVA:-java}"
 POLYPORT_DIR="${POLYPORT_DIR:-target/release}"
 if [ "${QUICK:-0}" = 1 ]; then
-    COUNT="${COUNT:-200000}" ROUNDS="${ROUNDS:-1}" LAT_COUNT="${LAT_COUNT:-3000}"
+    COUNT="${COUNT:-200000}" ROUNDS="${ROUNDS:-1}" LAT_COUNT="${LAT_COUNT:-3000}" LAT_WARM="${LAT_WARM:-1000}"
     WARM_COUNT="${WARM_COUNT:-100000}" LIMITS="${LIMITS:-0}"
 else
-    COUNT="${COUNT:-1000000}" ROUNDS="${ROUNDS:-2}" LAT_COUNT="${LAT_COUNT:-10000}"
+    COUNT="${COUNT:-1000000}" ROUNDS="${ROUNDS:-2}" LAT_COUNT="${LAT_COUNT:-10000}" LAT_WARM="${LAT_WARM:-2000}"
     WARM_COUNT="${WARM_COUNT:-500000}" LIMITS="${LIMITS:-1}"
 fi
 PARTS="${PARTS:-1 8}"
@@ -120,9 +122,11 @@ if [ ! -s "$KDIR/lib.ok" ]; then
     echo "# fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KLIB"
     rm -rf "$KDIR" && mkdir -p "$KDIR"
     cp benches/peer/pom.xml "$KDIR/pom.xml"
-    (cd "$KDIR" && timeout 900 mvn -B -ntp -q -Dstyle.color=never -Dkafka.version="$KAFKA_VERSION" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KLIB") \
-        || { echo "Maven could not fetch Apache Kafka $KAFKA_VERSION" >&2; exit 1; }
+    if ! (cd "$KDIR" && timeout 900 mvn -B -ntp -Dstyle.color=never -Dkafka.version="$KAFKA_VERSION" \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KLIB" > "$KDIR/mvn.log" 2>&1); then
+        grep -E '^\[ERROR\]' "$KDIR/mvn.log" | head -5 >&2 || true
+        echo "Maven could not fetch Apache Kafka $KAFKA_VERSION (log: $KDIR/mvn.log)" >&2; exit 1
+    fi
     ls "$KLIB" > "$KDIR/lib.ok"
 fi
 if [ ! -f "$KLIB/kafka_2.13-$KAFKA_VERSION.jar" ] || [ ! -f "$KLIB/kafka-tools-$KAFKA_VERSION.jar" ]; then
@@ -276,10 +280,13 @@ parse_rdk_cons() {
     grep '% [0-9]* messages (' "$1" | tail -1 \
         | sed -E 's/^% ([0-9]+) messages \([0-9]+ bytes\) consumed in [0-9]+ms: ([0-9]+) msgs\/s.*/\1 \2/' || true
 }
-# ProducerPerformance's last line -> "records records_per_s avg_ms p50 p95 p99 p999"
-parse_java_prod() {
-    grep -E '^[0-9]+ records sent, .* 99.9th' "$1" | tail -1 | sed -E \
-        's/^([0-9]+) records sent, ([0-9.]+) records\/sec .*, ([0-9.]+) ms avg latency, [0-9.]+ ms max latency, ([0-9]+) ms 50th, ([0-9]+) ms 95th, ([0-9]+) ms 99th, ([0-9]+) ms 99.9th.*/\1 \2 \3 \4 \5 \6 \7/' || true
+# ProducerPerformance's summary (with "steady": the one without the warm-up records)
+#   -> "records records_per_s avg_ms p50 p95 p99 p999"
+parse_java_prod() { # file [steady]
+    local what='records sent'
+    [ "${2:-}" = steady ] && what='steady state records sent'
+    grep -E "^[0-9]+ $what, .* 99.9th" "$1" | tail -1 | sed -E \
+        's/^([0-9]+) [a-z ]+, ([0-9.]+) records\/sec .*, ([0-9.]+) ms avg latency, [0-9.]+ ms max latency, ([0-9]+) ms 50th, ([0-9]+) ms 95th, ([0-9]+) ms 99th, ([0-9]+) ms 99.9th.*/\1 \2 \3 \4 \5 \6 \7/' || true
 }
 # ConsumerPerformance's CSV line -> "records fetch_records_per_s"
 parse_java_cons() {
@@ -291,6 +298,12 @@ pct() { # file of µs -> "p50 p99" in ms
 }
 # Kafka's perf tools, as kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh start them (512 MB heap)
 JAVA_CLIENT=("$JAVA" -Xmx512m "${JVM_OPTS[@]}" -cp "$KLIB/*")
+# Options that changed within 4.x: --warmup-records (4.2), --num-records for the consumer (--messages before)
+J_WARMUP=() J_STEADY='' J_CONS_COUNT=--messages
+help=$(timeout -k 5 60 "${JAVA_CLIENT[@]}" org.apache.kafka.tools.ProducerPerformance --help 2>&1 || true)
+if grep -q -e --warmup-records <<< "$help"; then J_WARMUP=(--warmup-records "$LAT_WARM") J_STEADY=steady; fi
+help=$(timeout -k 5 60 "${JAVA_CLIENT[@]}" org.apache.kafka.tools.ConsumerPerformance --help 2>&1 || true)
+if grep -q -e --num-records <<< "$help"; then J_CONS_COUNT=--num-records; fi
 
 # produce/consume rows: tool broker round partitions acks
 TOPIC_N=0
@@ -338,7 +351,7 @@ row() {
             read -r n rate < <(parse_rdk_cons "$log.consume"; echo) || true
         else
             measure "$b" "$log.consume" "${JAVA_CLIENT[@]}" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$boot" \
-                --topic "$topic" --messages "$d" --group "peer-$TOPIC_N" --timeout 20000
+                --topic "$topic" "$J_CONS_COUNT" "$d" --group "peer-$TOPIC_N" --timeout 20000
             read -r n rate < <(parse_java_cons "$log.consume"; echo) || true
             rate=${rate%.*}
         fi
@@ -363,14 +376,15 @@ lat_row() {
     sleep 0.5
     log="$RESULTS/lat-$b-$topic"
     if [ "$tool" = rdkafka ]; then
-        measure "$b" "$log.log" "$PERF" -P -t "$topic" -p 0 -s "$SIZE" -a "$a" -l -A "$log.us" -r 1000 -c "$LAT_COUNT" \
-            -b "$boot" -X linger.ms=0 -q
-        read -r p50 p99 < <(pct "$log.us")
+        measure "$b" "$log.log" "$PERF" -P -t "$topic" -p 0 -s "$SIZE" -a "$a" -l -A "$log.us" -r 1000 \
+            -c $((LAT_WARM + LAT_COUNT)) -b "$boot" -X linger.ms=0 -q
+        tail -n +$((LAT_WARM + 1)) "$log.us" > "$log.steady.us" 2> /dev/null || true
+        read -r p50 p99 < <(pct "$log.steady.us")
     else
         measure "$b" "$log.log" "${JAVA_CLIENT[@]}" org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
-            --num-records "$LAT_COUNT" --record-size "$SIZE" --throughput 1000 --producer-props "bootstrap.servers=$boot" \
-            "acks=${a/-1/all}" linger.ms=0
-        read -r _ _ _ p50 _ p99 _ < <(parse_java_prod "$log.log"; echo) || true
+            --num-records $((LAT_WARM + LAT_COUNT)) "${J_WARMUP[@]+"${J_WARMUP[@]}"}" --record-size "$SIZE" \
+            --throughput 1000 --producer-props "bootstrap.servers=$boot" "acks=${a/-1/all}" linger.ms=0
+        read -r _ _ _ p50 _ p99 _ < <(parse_java_prod "$log.log" "$J_STEADY"; echo) || true
     fi
     record L "latency acks=${a/-1/all} $tool p50, ms" "$b" "${p50:--}"
     record L "latency acks=${a/-1/all} $tool p99, ms" "$b" "${p99:--}"
@@ -410,7 +424,8 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # ------------------------------------------------------------------ latency
-say "# produce latency at 1000 msg/s, $LAT_COUNT records of $SIZE B, one partition, linger.ms=0"
+say "# produce latency at 1000 msg/s, $LAT_COUNT records of $SIZE B after $LAT_WARM left out, one partition, linger.ms=0"
+[ -n "$J_STEADY" ] || say "#   (this ProducerPerformance has no --warmup-records: its percentiles include its start)"
 for a in $ACKS; do
     for tool in $TOOLS; do
         for b in kafka polyport; do lat_row "$tool" "$b" "$a"; done

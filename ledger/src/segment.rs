@@ -53,6 +53,10 @@ pub struct Entry {
     pub meta: EntryMeta,
     /// Its payload (shared, not copied).
     pub payload: Bytes,
+    /// The CRC32C of the payload, as stored (checked when the entry was
+    /// read from the disk; a protocol whose frames carry the same checksum
+    /// sends it on instead of computing it again).
+    pub payload_crc: u32,
 }
 
 pub(crate) fn segment_path(dir: &Path, ledger_id: u64) -> PathBuf {
@@ -393,7 +397,13 @@ impl Iterator for EntryIter<'_> {
         if !valid {
             return self.stop(format!("CRC mismatch in entry {}", self.entry_id));
         }
-        let entry = Entry { ledger_id: self.segment.header.ledger_id, entry_id: self.entry_id, meta: h.meta, payload };
+        let entry = Entry {
+            ledger_id: self.segment.header.ledger_id,
+            entry_id: self.entry_id,
+            meta: h.meta,
+            payload,
+            payload_crc: h.payload_crc,
+        };
         self.at += h.total_len();
         self.entry_id += 1;
         Some(Ok(entry))

@@ -58,6 +58,10 @@ pub struct MessageSection {
     pub raw: Bytes,
     /// The decoded metadata.
     pub metadata: MessageMetadata,
+    /// The CRC32C of `raw`, checked against the client's: the ledger stores
+    /// it as the entry's payload checksum, and a MESSAGE sends it back, so
+    /// the bytes are checksummed once.
+    pub crc: u32,
 }
 
 impl MessageSection {
@@ -136,7 +140,7 @@ pub fn decode(mut body: Bytes) -> Result<Frame, FrameError> {
     }
     let metadata = MessageMetadata::decode(body.split_to(metadata_size))
         .map_err(|e| malformed(format!("message metadata does not decode: {e}")))?;
-    Ok(Frame { command, message: Some(MessageSection { raw, metadata }) })
+    Ok(Frame { command, message: Some(MessageSection { raw, metadata, crc: computed }) })
 }
 
 /// A command of type `t`, its fields set by `fill`.
@@ -159,13 +163,18 @@ pub fn command(command: &BaseCommand) -> Bytes {
 
 /// Encodes a frame with a message section; `raw` is `[metadata size][metadata][payload]`.
 pub fn with_message(command: &BaseCommand, raw: &[u8]) -> Bytes {
+    with_checked_message(command, raw, crc32c::crc32c(raw))
+}
+
+/// [`with_message`] for bytes whose CRC32C is known (a stored entry's).
+pub fn with_checked_message(command: &BaseCommand, raw: &[u8], crc: u32) -> Bytes {
     let size = command.encoded_len();
     let mut out = BytesMut::with_capacity(8 + size + 6 + raw.len());
     out.put_u32((4 + size + 6 + raw.len()) as u32);
     out.put_u32(size as u32);
     let _ = command.encode(&mut out);
     out.put_u16(MAGIC_CRC32C);
-    out.put_u32(crc32c::crc32c(raw));
+    out.put_u32(crc);
     out.put_slice(raw);
     out.freeze()
 }

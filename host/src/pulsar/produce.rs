@@ -158,14 +158,19 @@ pub async fn append_loop(
         }
         let entries = batch
             .iter()
-            .map(|s| NewEntry {
-                payload: s.section.raw.clone(),
-                count: s.count,
-                format: FORMAT_PULSAR,
-                flags: 0,
-                // Seek by publish time looks entries up by it (event times
-                // need not be monotonic; publish times are, per producer).
-                max_timestamp_ms: i64::try_from(s.section.metadata.publish_time).unwrap_or(-1),
+            .map(|s| {
+                let entry = NewEntry {
+                    payload: s.section.raw.clone(),
+                    count: s.count,
+                    format: FORMAT_PULSAR,
+                    flags: 0,
+                    // Seek by publish time looks entries up by it (event times
+                    // need not be monotonic; publish times are, per producer).
+                    max_timestamp_ms: i64::try_from(s.section.metadata.publish_time).unwrap_or(-1),
+                };
+                // The checksum the frame carried, verified when it was read:
+                // the ledger stores it rather than computing it again.
+                (entry, s.section.crc)
             })
             .collect();
         let appended = {
@@ -173,7 +178,7 @@ pub async fn append_loop(
             if fenced.is_cancelled() {
                 Err((ServerError::ProducerFenced, "the producer was fenced by an exclusive producer".to_owned()))
             } else {
-                ledger.append_with(entries, true).await.map_err(|e| (ServerError::PersistenceError, e.to_string()))
+                ledger.append_checked(entries, true).await.map_err(|e| (ServerError::PersistenceError, e.to_string()))
             }
         };
         match appended {

@@ -602,7 +602,14 @@ impl Subscription {
         self.outstanding.insert(base, Outstanding { consumer: key, count: entry.meta.count });
         // Never wait on one consumer's connection: a stalled client must not
         // stall the subscription's other consumers.
-        match out.try_send(frame::with_message(&command, &payload)) {
+        // A Pulsar producer's entry is the message section as sent: its
+        // stored checksum is the frame's. A converted one is checksummed here.
+        let message = if entry.meta.format == FORMAT_PULSAR {
+            frame::with_checked_message(&command, &payload, entry.payload_crc)
+        } else {
+            frame::with_message(&command, &payload)
+        };
+        match out.try_send(message) {
             Ok(()) => {}
             Err(NotQueued::Full) => {
                 self.outstanding.remove(&base);
