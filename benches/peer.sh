@@ -3,7 +3,7 @@
 #
 #   make bench-peer                   # about 12 minutes on 2 cores
 #   QUICK=1 make bench-peer           # smoke run, about 2 minutes
-#   ROUNDS=3 COUNT=2000000 make bench-peer
+#   COUNT=3000000 make bench-peer     # 3 GB per row: reads past Polyport's tail cache
 #
 # Apache Kafka (org.apache.kafka:kafka_2.13 and kafka-tools, KAFKA_VERSION,
 # default 4.4.0, the newest 4.x on Maven Central) comes from Maven Central with its
@@ -17,9 +17,12 @@
 # (copied from $POLYPORT_DIR, default target/release, at the start, so later
 # builds do not affect the run; BUILD=1 runs `make build` first) with
 # conf/broker.conf, whose managedLedgerSyncPolicy=group answers acks=all after
-# an fsync (acks=1 after the write, before it). Both keep their data under
-# the same parent directory (target/bench-peer, deleted afterwards); raw logs
-# go to $PEER_CACHE/results.
+# an fsync (acks=1 after the write, before it), changed only in its data
+# directory, logLevel=warn, loopback ports and groupInitialRebalanceDelayMs=0
+# (Kafka gets group.initial.rebalance.delay.ms=0 too). Both keep their data
+# under the same parent directory (target/bench-peer, deleted afterwards);
+# raw logs go to $PEER_CACHE/results. Every measured run starts after a
+# `sync`, so neither broker pays for the other's dirty pages.
 #
 # The matrix, against both brokers, alternating per row (odd rounds Kafka
 # first, even rounds Polyport first), 1 KiB records, no compression:
@@ -36,15 +39,18 @@
 #     (VmRSS, VmHWM), and broker CPU per GB.
 # plus the machine's limits in the same run (../shared/bench/limits.sh).
 #
-# Knobs: COUNT (records per throughput row, 1000000), ROUNDS (2; the table
-# shows the last round and every round's ratio), LAT_COUNT (10000 records
-# at 1 000/s measured per latency row, after LAT_WARM, 2000), PARTS ("1 8"), ACKS ("1 -1"), TOOLS
-# ("rdkafka java"), WARM_COUNT (500000, one unmeasured produce per broker),
-# LIMITS (1: run limits.sh), PORT_BASE (29092: Kafka, +1 its controller,
-# +2 Polyport's Kafka listener, +3 its Pulsar port), KAFKA_VERSION, JAVA,
-# PEER_CACHE, POLYPORT_DIR, BUILD. QUICK=1 sets COUNT=200000 ROUNDS=1
-# LAT_COUNT=3000 LAT_WARM=1000 WARM_COUNT=100000 LIMITS=0 unless they are given.
-# Loopback only; every client run is bounded by `timeout`. Not part of the tests.
+# Knobs: COUNT (records per throughput row, 1000000), ROUNDS (3; the table
+# shows the median of the rounds and each round's ratio), LAT_COUNT (10000
+# records at 1 000/s measured per latency row, after LAT_WARM, 2000), PARTS
+# ("1 8"), ACKS ("1 -1"), TOOLS ("rdkafka java"), WARM_COUNT (500000, one
+# unmeasured produce per broker first), LIMITS (1: run limits.sh first),
+# PORT_BASE (29092: Kafka, +1 its controller, +2 Polyport's Kafka listener,
+# +3 its Pulsar port), KAFKA_VERSION, JAVA, PEER_CACHE, POLYPORT_DIR, BUILD,
+# RUN_TIMEOUT (seconds per client run). QUICK=1 sets COUNT=200000 ROUNDS=1
+# LAT_COUNT=3000 LAT_WARM=1000 WARM_COUNT=100000 LIMITS=0 unless given.
+# Loopback only; every client run is bounded by `timeout`, and each broker
+# by BROKER_TIMEOUT (3600 s) should the script itself be killed. Not part
+# of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -59,7 +65,7 @@ if [ "${QUICK:-0}" = 1 ]; then
     COUNT="${COUNT:-200000}" ROUNDS="${ROUNDS:-1}" LAT_COUNT="${LAT_COUNT:-3000}" LAT_WARM="${LAT_WARM:-1000}"
     WARM_COUNT="${WARM_COUNT:-100000}" LIMITS="${LIMITS:-0}"
 else
-    COUNT="${COUNT:-1000000}" ROUNDS="${ROUNDS:-2}" LAT_COUNT="${LAT_COUNT:-10000}" LAT_WARM="${LAT_WARM:-2000}"
+    COUNT="${COUNT:-1000000}" ROUNDS="${ROUNDS:-3}" LAT_COUNT="${LAT_COUNT:-10000}" LAT_WARM="${LAT_WARM:-2000}"
     WARM_COUNT="${WARM_COUNT:-500000}" LIMITS="${LIMITS:-1}"
 fi
 PARTS="${PARTS:-1 8}"
@@ -442,23 +448,31 @@ for b in kafka polyport; do
 done
 
 # ------------------------------------------------------------------ table
-LAST=$ROUNDS
 {
     echo
     echo "Apache Kafka $KAFKA_VERSION and Polyport side by side, $(date '+%Y-%m-%d'), $COUNT records of $SIZE B per throughput row;"
-    echo "throughput rows from round $LAST of $ROUNDS (MB = 10^6 bytes of record values); last column: Polyport/Kafka of every round"
+    echo "throughput and CPU rows: median of $ROUNDS round(s) (MB = 10^6 bytes of record values); last column: Polyport/Kafka in each round"
     echo
-    echo "| row | Apache Kafka | Polyport | Polyport/Kafka | every round |"
+    echo "| row | Apache Kafka | Polyport | Polyport/Kafka | each round |"
     echo "|---|---:|---:|---:|---|"
     for r in "${ROWS[@]}"; do
-        awk -F'\t' -v row="$r" -v last="$LAST" '
-            $2 == row { rd[$1] = 1; v[$1, $3] = $4; if ($1 != "0" && $1 != "L" && $1 != "E") numeric = 1 }
-            function ratio(a, b) { return (a + 0 > 0 && b != "-" && a != "-") ? sprintf("%.2f", b / a) : "-" }
+        awk -F'\t' -v row="$r" -v rounds="$ROUNDS" '
+            function ratio(a, b) { return (a != "" && b != "" && a != "-" && b != "-" && a + 0 > 0) ? sprintf("%.2f", b / a) : "-" }
+            function median(b,    n, i, j, t, x) {
+                n = 0
+                for (i = 1; i <= rounds; i++) if ((i, b) in v && v[i, b] != "-") x[++n] = v[i, b] + 0
+                if (n == 0) return "-"
+                for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j - 1] > x[j]; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t }
+                return sprintf(row ~ /MB\/s/ ? "%.1f" : "%.2f", (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2)
+            }
+            $2 == row { v[$1, $3] = $4; if ($1 == "0" || $1 == "L" || $1 == "E") once = $1 }
             END {
-                key = (("0" in rd) ? "0" : (("L" in rd) ? "L" : (("E" in rd) ? "E" : last)))
-                k = v[key, "kafka"]; p = v[key, "polyport"]
                 all = ""
-                if (numeric) for (i = 1; i <= last; i++) all = all (i > 1 ? ", " : "") ratio(v[i, "kafka"], v[i, "polyport"])
+                if (once != "") { k = v[once, "kafka"]; p = v[once, "polyport"] }
+                else {
+                    k = median("kafka"); p = median("polyport")
+                    for (i = 1; i <= rounds; i++) all = all (i > 1 ? ", " : "") ratio(v[i, "kafka"], v[i, "polyport"])
+                }
                 printf "| %s | %s | %s | %s | %s |\n", row, k, p, ratio(k, p), all
             }' "$VALUES"
     done

@@ -37,7 +37,7 @@ use super::{
     outbox::Outbox,
     produce::{self, QueuedSend},
     schema,
-    subscription::SubCommand,
+    subscription::{ConsumerKey, SubCommand},
     PulsarService,
 };
 use crate::topics::TopicError;
@@ -221,6 +221,11 @@ impl Keepalive {
 }
 
 impl Connection {
+    /// The broker-wide key of this connection's consumer `consumer_id`.
+    pub(super) fn consumer_key(&self, consumer_id: u64) -> ConsumerKey {
+        ConsumerKey { connection: self.id, consumer: consumer_id }
+    }
+
     pub(super) async fn send(&self, command: BaseCommand) {
         let _ = self.out.send(frame::command(&command)).await;
     }
@@ -239,8 +244,9 @@ impl Connection {
     }
 
     async fn close(&mut self) {
-        for (consumer_id, consumer) in self.consumers.drain() {
-            let _ = consumer.subscription.send(SubCommand::Remove((self.id, consumer_id))).await;
+        let connection = self.id;
+        for (consumer, link) in self.consumers.drain() {
+            let _ = link.subscription.send(SubCommand::Remove(ConsumerKey { connection, consumer })).await;
         }
         self.producers.clear();
     }

@@ -48,14 +48,14 @@ impl Connection {
     /// FLOW: more permits for a consumer.
     pub(super) async fn flow(&mut self, f: CommandFlow) {
         if let Some(c) = self.consumers.get(&f.consumer_id) {
-            let _ = c.subscription.send(SubCommand::Flow((self.id, f.consumer_id), f.message_permits)).await;
+            let _ = c.subscription.send(SubCommand::Flow(self.consumer_key(f.consumer_id), f.message_permits)).await;
         }
     }
 
     /// ACK: acknowledgements, answered when the client asks for a receipt.
     pub(super) async fn ack(&mut self, a: CommandAck) {
         let ack_type = a.ack_type();
-        let key = (self.id, a.consumer_id);
+        let key = self.consumer_key(a.consumer_id);
         let Some(request_id) = a.request_id else {
             if let Some(c) = self.consumers.get(&a.consumer_id) {
                 let _ = c.subscription.send(SubCommand::Ack(key, ack_type, a.message_id, None)).await;
@@ -79,7 +79,7 @@ impl Connection {
     /// REDELIVER_UNACKNOWLEDGED_MESSAGES.
     pub(super) async fn redeliver(&mut self, r: CommandRedeliverUnacknowledgedMessages) {
         if let Some(c) = self.consumers.get(&r.consumer_id) {
-            let key = (self.id, r.consumer_id);
+            let key = self.consumer_key(r.consumer_id);
             let _ = c.subscription.send(SubCommand::Redeliver(key, r.message_ids)).await;
         }
     }
@@ -87,14 +87,14 @@ impl Connection {
     /// CLOSE_CONSUMER: its unacknowledged messages go to the others.
     pub(super) async fn close_consumer(&mut self, c: CommandCloseConsumer) {
         if let Some(consumer) = self.consumers.remove(&c.consumer_id) {
-            let _ = consumer.subscription.send(SubCommand::Remove((self.id, c.consumer_id))).await;
+            let _ = consumer.subscription.send(SubCommand::Remove(self.consumer_key(c.consumer_id))).await;
         }
         self.send(success(c.request_id)).await;
     }
 
     /// UNSUBSCRIBE: deletes the subscription (only its last consumer may).
     pub(super) async fn unsubscribe(&mut self, u: CommandUnsubscribe) {
-        let key = (self.id, u.consumer_id);
+        let key = self.consumer_key(u.consumer_id);
         match self.ask(u.consumer_id, |tx| SubCommand::Unsubscribe(key, tx)).await {
             Ok(()) => {
                 self.consumers.remove(&u.consumer_id);
@@ -146,7 +146,7 @@ impl Connection {
             // The same consumer subscribing again (after the CLOSE_CONSUMER of
             // a seek, or a SUBSCRIBE retried after a timeout): it replaces
             // its old link.
-            let _ = old.subscription.send(SubCommand::Remove((self.id, s.consumer_id))).await;
+            let _ = old.subscription.send(SubCommand::Remove(self.consumer_key(s.consumer_id))).await;
         }
         // Key_Shared Sticky: the consumer's own slots of the key hash space.
         let hash_ranges: Vec<(u32, u32)> =
@@ -192,7 +192,7 @@ impl Connection {
             (None, _) => polyport_ledger::InitialPosition::Latest,
         };
         let link = ConsumerLink {
-            key: (self.id, s.consumer_id),
+            key: self.consumer_key(s.consumer_id),
             consumer_id: s.consumer_id,
             priority: s.priority_level.unwrap_or(0),
             sub_type,

@@ -251,7 +251,7 @@ impl Connection {
         let mode = p.producer_access_mode();
         let producer_name = p.producer_name.filter(|n| !n.is_empty()).unwrap_or_else(|| self.service.producer_name());
         let candidate = producers::Candidate {
-            key: (self.id, p.producer_id),
+            key: producers::ProducerKey { connection: self.id, producer: p.producer_id },
             name: producer_name.clone(),
             reconnects: p.epoch.unwrap_or(0),
             mode,

@@ -38,8 +38,14 @@ use tokio_util::sync::CancellationToken;
 use super::{frame, outbox::Outbox};
 use crate::topics::{TopicName, Topics};
 
-/// (connection id, producer id): unique in the broker.
-pub type ProducerKey = (u64, u64);
+/// A producer in the broker: its connection, and its id on that connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerKey {
+    /// The connection's id.
+    pub connection: u64,
+    /// The client's producer id.
+    pub producer: u64,
+}
 
 /// A refusal: the error code and the message for the client.
 pub type Refusal = (ServerError, String);
@@ -202,7 +208,7 @@ impl Registry {
             key,
             name,
             reconnects,
-            producer_id: key.1,
+            producer_id: key.producer,
             exclusive: mode != ProducerAccessMode::Shared,
             fenced: CancellationToken::new(),
             writing: Arc::new(tokio::sync::Mutex::new(())),

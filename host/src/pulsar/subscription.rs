@@ -38,11 +38,21 @@ use super::{
 };
 use crate::convert::Converters;
 
+/// A consumer in the broker: its connection, and its id on that connection
+/// (client-chosen, so unique only per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConsumerKey {
+    /// The connection's id.
+    pub connection: u64,
+    /// The client's consumer id.
+    pub consumer: u64,
+}
+
 /// A consumer, as its subscription knows it.
 #[derive(Debug)]
 pub struct ConsumerLink {
-    /// (connection id, consumer id): unique in the broker.
-    pub key: (u64, u64),
+    /// Unique in the broker.
+    pub key: ConsumerKey,
     /// The client's consumer id.
     pub consumer_id: u64,
     /// Priority level (Failover: lower is preferred).
@@ -73,17 +83,17 @@ pub enum SubCommand {
     /// A new consumer, or why it is refused.
     Add(ConsumerLink, oneshot::Sender<Result<(), (ServerError, String)>>),
     /// The consumer left (close, unsubscribe by another, connection lost).
-    Remove((u64, u64)),
+    Remove(ConsumerKey),
     /// More permits.
-    Flow((u64, u64), u32),
+    Flow(ConsumerKey, u32),
     /// Acknowledgements; the reply (if any) carries an error message.
-    Ack((u64, u64), AckType, Vec<MessageIdData>, Option<oneshot::Sender<Result<(), String>>>),
+    Ack(ConsumerKey, AckType, Vec<MessageIdData>, Option<oneshot::Sender<Result<(), String>>>),
     /// Redeliver these (or all, if empty) unacknowledged messages of the consumer.
-    Redeliver((u64, u64), Vec<MessageIdData>),
+    Redeliver(ConsumerKey, Vec<MessageIdData>),
     /// Reset the subscription; its consumers are closed so that they resubscribe.
     Seek(SeekTarget, oneshot::Sender<Result<(), String>>),
     /// Delete the subscription (only its last consumer may).
-    Unsubscribe((u64, u64), oneshot::Sender<Result<(), String>>),
+    Unsubscribe(ConsumerKey, oneshot::Sender<Result<(), String>>),
     /// The topic's last message id and the subscription's mark-delete position.
     LastMessageId(oneshot::Sender<Result<(MessageIdData, MessageIdData), String>>),
 }
@@ -91,7 +101,7 @@ pub enum SubCommand {
 /// An entry handed to a consumer and not yet acknowledged.
 #[derive(Debug, Clone, Copy)]
 struct Outstanding {
-    consumer: (u64, u64),
+    consumer: ConsumerKey,
     count: u32,
 }
 
@@ -322,7 +332,7 @@ impl Subscription {
         true
     }
 
-    fn remove(&mut self, key: (u64, u64)) {
+    fn remove(&mut self, key: ConsumerKey) {
         self.consumers.retain(|c| c.key != key);
         // Keys move to the consumers that remain.
         self.replay.append(&mut self.parked);
@@ -430,7 +440,7 @@ impl Subscription {
         }
     }
 
-    async fn redeliver(&mut self, key: (u64, u64), ids: &[MessageIdData]) {
+    async fn redeliver(&mut self, key: ConsumerKey, ids: &[MessageIdData]) {
         match self.sub_type {
             SubType::Exclusive | SubType::Failover => {
                 for base in self.outstanding.keys() {
@@ -759,7 +769,7 @@ mod tests {
     fn sticky(ranges: Vec<(u32, u32)>) -> ConsumerLink {
         let (out, _rx) = Outbox::new(1 << 20);
         ConsumerLink {
-            key: (0, 0),
+            key: ConsumerKey { connection: 0, consumer: 0 },
             consumer_id: 0,
             priority: 0,
             sub_type: SubType::KeyShared,
