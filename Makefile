@@ -3,7 +3,7 @@
 # Handlers are built in their own cargo invocation (-p): cargo unifies
 # features across the packages of one build, and the host's full tokio would
 # otherwise leak into the handler, hiding a `tokio::spawn` that panics at run
-# time inside a plugin (DESIGN.md section 3).
+# time inside a plugin (docs/handlers.md).
 
 CARGO ?= cargo
 PYTHON ?= python3

@@ -18,8 +18,10 @@ use crate::{
     ErrorKind, HandlerError,
 };
 
-/// The host's services: the only way a handler reaches the runtime, timers and
-/// (in later versions) storage. Cheap to clone; usable from any thread.
+/// The host's services: the only way a handler reaches the runtime, timers,
+/// topics and their storage (appends, reads, cursors, offsets, properties),
+/// and the conversion of other protocols' entries. Cheap to clone; usable
+/// from any thread.
 #[derive(Clone)]
 pub struct Host {
     inner: FfiHostBox,

@@ -52,6 +52,9 @@ mod host;
 mod log;
 pub mod storage;
 
+/// The `bytes` crate this API's signatures use (`Bytes` payloads), so that
+/// a handler names the same version without depending on it itself.
+pub use bytes;
 pub use connection::{raw_connection, Connection};
 pub use error::{ErrorKind, HandlerError};
 pub use ffi::LogLevel;

@@ -1,5 +1,5 @@
 //! The Polyport broker host: configuration, runtime, sockets and protocol
-//! handler loading. It knows no protocol of its own handlers (DESIGN.md §2).
+//! handler loading. It knows no protocol of its own handlers (ARCHITECTURE.md).
 //!
 //! [`Broker::start`] runs start-up (load, select, initialize, start, bind) and
 //! reports every failure as a [`StartupError`] naming its cause;

@@ -3,7 +3,7 @@
 //! protocols (registered with the host at start), and it turns entries other
 //! protocols wrote into record batches for Fetch.
 //!
-//! Mapping (DESIGN.md section 6, seed 004): key and value as they are (null
+//! Mapping (as KoP maps them): key and value as they are (null
 //! stays null), headers are properties (a null header value is an empty
 //! property), the record timestamp is both event time and publish time; in
 //! the other direction the timestamp is the event time if set, else the

@@ -1,4 +1,4 @@
-//! Kafka topic names to Pulsar topics (seed 004, as KoP maps them):
+//! Kafka topic names to Pulsar topics (as KoP maps them):
 //! `t` is `persistent://<kafkaTenant>/<kafkaNamespace>/t`, `tenant/ns/t` and
 //! `persistent://tenant/ns/t` are taken as they are, and Kafka partition N of
 //! a partitioned topic is the ledger `…/t-partition-N`. A non-partitioned

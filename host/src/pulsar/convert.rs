@@ -1,5 +1,5 @@
-//! Pulsar entries to and from protocol-neutral messages (DESIGN.md section 6,
-//! seed 004): how a Kafka reader sees a Pulsar producer's messages, and how
+//! Pulsar entries to and from protocol-neutral messages (as KoP maps them):
+//! how a Kafka reader sees a Pulsar producer's messages, and how
 //! a Pulsar consumer sees entries another protocol wrote.
 //!
 //! - key: Pulsar's ordering key if set, else its partition key (base64-decoded

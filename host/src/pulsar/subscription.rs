@@ -1,6 +1,6 @@
 //! One subscription of one topic partition: its consumers, permits and
-//! outstanding messages, owned by one task (DESIGN.md section 2) that the
-//! connections reach by message.
+//! outstanding messages, owned by one task that the connections reach by
+//! message (no lock is shared with them).
 //!
 //! The subscription is the ledger cursor of the same name: durable for
 //! subscriptions, in memory for readers (non-durable). The task reads from

@@ -1,7 +1,7 @@
 //! One coordinator partition: the task that owns every group hashed to it and
 //! the partition of the system topic where their offsets and metadata live.
 //!
-//! One owner (DESIGN.md section 2): groups are reached only through this
+//! One owner: groups are reached only through this
 //! task's channel, and no lock is held across I/O. Appends are pipelined: a
 //! burst of commits becomes one entry, and the task keeps serving heartbeats
 //! and joins while the append is in flight; a commit is answered once its
