@@ -67,7 +67,7 @@ bench-kafka:
 bench-soak:
 	bash benches/soak.sh
 
-## Apache Kafka 4.x (from Maven Central) and the release broker side by side, one run (about 12 min).
+## Apache Kafka 4.x (from Maven Central) and the release broker side by side, one run (about 9 min).
 bench-peer:
 	bash benches/peer.sh
 

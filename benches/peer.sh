@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Apache Kafka 4.x and Polyport side by side on this machine, in one run.
 #
-#   make bench-peer                   # about 12 minutes on 2 cores
+#   make bench-peer                   # about 9 minutes on 2 cores
 #   QUICK=1 make bench-peer           # smoke run, about 2 minutes
 #   COUNT=3000000 make bench-peer     # 3 GB per row: reads past Polyport's tail cache
 #
@@ -188,15 +188,15 @@ record() { # round row broker value
 
 rss_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-wait_ready() { # boot port -> sets W_PORT W_READY (ms since W_T0)
-    local boot=$1 port=$2 i
+wait_ready() { # boot port -> sets W_PORT W_READY (ms since W_T0); gives up after 120 s
+    local boot=$1 port=$2 deadline=$((W_T0 + 120000))
     W_PORT='' W_READY=''
-    for i in $(seq 1200); do
+    while [ "$(ms_now)" -lt "$deadline" ]; do
         if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then W_PORT=$(($(ms_now) - W_T0)); break; fi
         sleep 0.05
     done
     [ -n "$W_PORT" ] || return 1
-    for i in $(seq 600); do
+    while [ "$(ms_now)" -lt "$deadline" ]; do
         if timeout -k 5 30 "$MKTOPIC" "$boot" peer-ready 1 > /dev/null 2>&1; then W_READY=$(($(ms_now) - W_T0)); return 0; fi
         sleep 0.05
     done
