@@ -30,7 +30,7 @@ use tokio::{
 use tracing::Instrument;
 
 use crate::{
-    apis::{self, api_versions, BrokerInfo},
+    apis::{self, api_versions, BrokerInfo, Response},
     listeners::KafkaListener,
     order::{Sequencer, Turn},
     topics::TopicMapper,
@@ -123,9 +123,9 @@ impl Shared {
     }
 }
 
-type Pending = Pin<Box<dyn Future<Output = Result<Option<BytesMut>, ProtocolError>> + Send>>;
+type Pending = Pin<Box<dyn Future<Output = Result<Option<Response>, ProtocolError>> + Send>>;
 /// A request being served, with the share of the byte budget its frame holds.
-type Held = Pin<Box<dyn Future<Output = (Result<Option<BytesMut>, ProtocolError>, OwnedSemaphorePermit)> + Send>>;
+type Held = Pin<Box<dyn Future<Output = (Result<Option<Response>, ProtocolError>, OwnedSemaphorePermit)> + Send>>;
 
 /// Serves `stream` until the client closes it, a frame is malformed, or
 /// `shutdown` turns true (in-flight requests are finished first).
@@ -169,7 +169,11 @@ where
                 Some((done, permit)) = in_flight.next(), if !in_flight.is_empty() => {
                     match done {
                         Ok(Some(response)) => {
-                            write_half.write_all(&response).await?;
+                            // A Fetch's large batches go from storage to the
+                            // socket as they are, one write each.
+                            for chunk in response.chunks() {
+                                write_half.write_all(chunk).await?;
+                            }
                             drop(permit);
                         }
                         Ok(None) => {}
@@ -286,15 +290,18 @@ pub fn process(
             Box::pin(apis::dispatch(api, version, frame, shared, listener, client_host, turn).instrument(span))
         }
         Some((ApiKey::Produce, _)) if apis::produce_v0::REFUSED.contains(&version) => {
-            Box::pin(std::future::ready(apis::produce_v0::refuse(correlation_id, version, frame.slice(MIN_REQUEST..))))
+            let refused = apis::produce_v0::refuse(correlation_id, version, frame.slice(MIN_REQUEST..));
+            Box::pin(std::future::ready(refused.map(|r| r.map(Response::Whole))))
         }
         Some((ApiKey::ApiVersions, _)) => {
             tracing::debug!(parent: &span, "ApiVersions at an unsupported version; answering v0 with UNSUPPORTED_VERSION");
-            Box::pin(std::future::ready(api_versions::unsupported_version(correlation_id).map(Some)))
+            Box::pin(std::future::ready(
+                api_versions::unsupported_version(correlation_id).map(|r| Some(Response::Whole(r))),
+            ))
         }
         _ => {
             tracing::info!(parent: &span, api = key, version, "unsupported API key or version; answering UNSUPPORTED_VERSION");
-            Box::pin(std::future::ready(Ok(Some(apis::unsupported_response(correlation_id)))))
+            Box::pin(std::future::ready(Ok(Some(Response::Whole(apis::unsupported_response(correlation_id))))))
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod apis;
+pub mod chunked;
 pub mod configs;
 pub mod connection;
 pub mod convert;

@@ -281,11 +281,12 @@ pub fn producer_of(batch: &[u8]) -> Option<(i64, i16, i32, u32)> {
     Some((producer_id, epoch, first, u32::try_from(count).ok()?))
 }
 
-/// Copies `payload` with its base offset set to `base_offset`: the only byte
-/// a fetch changes (the CRC does not cover it).
-pub fn with_base_offset(out: &mut bytes::BytesMut, payload: &[u8], base_offset: u64) {
-    out.extend_from_slice(&(base_offset as i64).to_be_bytes());
-    out.extend_from_slice(&payload[8.min(payload.len())..]);
+/// A stored batch as a fetch sends it, in two pieces that reference no
+/// copy of it: its base offset set to `base_offset` (the only bytes a fetch
+/// changes; the CRC does not cover them), then the stored bytes after it.
+pub fn with_base_offset(payload: &Bytes, base_offset: u64) -> [Bytes; 2] {
+    let offset = Bytes::copy_from_slice(&(base_offset as i64).to_be_bytes());
+    [offset, payload.slice(8.min(payload.len())..)]
 }
 
 #[cfg(test)]

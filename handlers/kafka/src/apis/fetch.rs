@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::{join_all, select_all};
 use kafka_protocol::{
     messages::{
@@ -33,6 +33,7 @@ use super::{
     RequestContext,
 };
 use crate::{
+    chunked::Splices,
     errors,
     records::{with_base_offset, FORMAT_KAFKA},
     topics::Resolved,
@@ -60,7 +61,12 @@ fn error(index: i32, code: i16) -> PartitionData {
 }
 
 /// Reads every wanted partition once, within the request's byte budget.
-async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<PartitionData>, usize) {
+async fn read_all(
+    host: &Host,
+    wanted: &[Wanted],
+    mut budget: usize,
+    splices: &mut Splices,
+) -> (Vec<PartitionData>, usize) {
     // Reads run concurrently; the budget is applied in request order after.
     let reads = wanted.iter().map(|w| async move {
         let ledger = w.ledger.as_ref().map_err(|c| *c)?;
@@ -85,7 +91,9 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                 out.push(data);
             }
             Ok(read) => {
-                let mut records = BytesMut::new();
+                // The stored batches by reference (their base offsets
+                // written in front); the response is spliced around them.
+                let mut records: Vec<Bytes> = Vec::new();
                 let mut unreadable = false;
                 for entry in &read.entries {
                     // The first batch of the response is whole whatever its size.
@@ -93,16 +101,17 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                         break;
                     }
                     if entry.meta.format == FORMAT_KAFKA {
-                        with_base_offset(&mut records, &entry.payload, entry.meta.base_offset);
+                        records.extend(with_base_offset(&entry.payload, entry.meta.base_offset));
                     } else {
                         // Written by another protocol: converted on this read only.
                         let partition = w.ledger.as_deref().unwrap_or_default();
                         let (base, format) = (entry.meta.base_offset, entry.meta.format);
                         let converted = host.convert_entry_at(partition, base, format, entry.payload.clone()).await;
+                        let mut batch = BytesMut::new();
                         match converted
-                            .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset, &mut records))
+                            .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset, &mut batch))
                         {
-                            Ok(()) => {}
+                            Ok(()) => records.push(batch.freeze()),
                             Err(e) => {
                                 tracing::warn!(partition = ?w.ledger, offset = entry.meta.base_offset, error = %e,
                                     "entry not converted for a Kafka reader; the fetch stops before it");
@@ -131,7 +140,7 @@ async fn read_all(host: &Host, wanted: &[Wanted], mut budget: usize) -> (Vec<Par
                         .with_last_stable_offset(read.range.end as i64)
                         .with_log_start_offset(read.range.start as i64)
                         .with_preferred_read_replica(BrokerId(-1))
-                        .with_records(Some(records.freeze())),
+                        .with_records(Some(splices.records(records))),
                 );
             }
         }
@@ -145,7 +154,8 @@ async fn host_range(host: &Host, w: &Wanted) -> Result<(i64, i64), ()> {
 }
 
 /// Serves a fetch, waiting for data if the request allows.
-pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchResponse, Splices) {
+    let mut splices = Splices::default();
     let mapper = &ctx.shared.topics;
     let sessions = &ctx.shared.fetch_sessions;
     let requested: Vec<(Key, i64, i32)> = request
@@ -169,7 +179,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
         Plan::Sessionless
     };
     let (session_id, incremental, targets) = match plan {
-        Plan::Error(code) => return FetchResponse::default().with_error_code(code).with_session_id(0),
+        Plan::Error(code) => return (FetchResponse::default().with_error_code(code).with_session_id(0), splices),
         Plan::Sessionless => (0, false, requested),
         Plan::New { id } => (id, false, requested),
         Plan::Incremental { id, partitions } => {
@@ -191,7 +201,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
     let partitions = match ctx.host() {
         None => wanted.iter().map(|w| error(w.index, errors::KAFKA_STORAGE_ERROR)).collect(),
         Some(host) => {
-            let (mut data, mut total) = read_all(host, &wanted, budget).await;
+            let (mut data, mut total) = read_all(host, &wanted, budget, &mut splices).await;
             let news = |data: &[PartitionData]| {
                 data.iter().any(|d| d.error_code != errors::NONE || d.records.as_ref().is_some_and(|r| !r.is_empty()))
             };
@@ -219,7 +229,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
                     break;
                 }
                 let _ = select_all(waits).await;
-                (data, total) = read_all(host, &wanted, budget).await;
+                splices = Splices::default();
+                (data, total) = read_all(host, &wanted, budget, &mut splices).await;
             }
             data
         }
@@ -244,5 +255,5 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
             ),
         }
     }
-    FetchResponse::default().with_session_id(session_id).with_responses(responses)
+    (FetchResponse::default().with_session_id(session_id).with_responses(responses), splices)
 }

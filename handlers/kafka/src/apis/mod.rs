@@ -34,9 +34,9 @@ pub mod sync_group;
 
 use std::{future::Future, sync::Arc};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut as _, Bytes, BytesMut};
 use kafka_protocol::{
-    messages::{ApiKey, RequestHeader, ResponseHeader},
+    messages::{ApiKey, FetchRequest, RequestHeader, ResponseHeader},
     protocol::{Decodable, Encodable, HeaderVersion, VersionRange},
 };
 use polyport_handler_api::Host;
@@ -138,7 +138,7 @@ pub async fn dispatch(
     listener: Arc<KafkaListener>,
     client_host: Arc<str>,
     turn: Option<Turn>,
-) -> Result<Option<BytesMut>, ProtocolError> {
+) -> Result<Option<Response>, ProtocolError> {
     let header =
         RequestHeader::decode(&mut frame, key.request_header_version(version)).map_err(ProtocolError::decode)?;
     let ctx =
@@ -148,7 +148,11 @@ pub async fn dispatch(
         ApiKey::ApiVersions => call(&ctx, frame, |c, r| std::future::ready(api_versions::handle(c, r))).await,
         ApiKey::Metadata => call(&ctx, frame, metadata::handle).await,
         ApiKey::Produce => produce::serve(&ctx, frame, turn.unwrap_or_else(Turn::first)).await,
-        ApiKey::Fetch => call(&ctx, frame, fetch::handle).await,
+        ApiKey::Fetch => {
+            let request = FetchRequest::decode(frame, version).map_err(ProtocolError::decode)?;
+            let (response, splices) = fetch::handle(&ctx, request).await;
+            encode_chunked(header.correlation_id, version, &response, splices).map(Some)
+        }
         ApiKey::ListOffsets => call(&ctx, frame, list_offsets::handle).await,
         ApiKey::CreateTopics => call(&ctx, frame, create_topics::handle).await,
         ApiKey::DeleteTopics => call(&ctx, frame, delete_topics::handle).await,
@@ -179,7 +183,7 @@ async fn call<'c, Req, Resp, F, Fut>(
     ctx: &'c RequestContext<'c>,
     frame: &mut Bytes,
     handle: F,
-) -> Result<Option<BytesMut>, ProtocolError>
+) -> Result<Option<Response>, ProtocolError>
 where
     Req: Decodable,
     Resp: Encodable + HeaderVersion,
@@ -188,7 +192,55 @@ where
 {
     let request = Req::decode(frame, ctx.version).map_err(ProtocolError::decode)?;
     let response = handle(ctx, request).await;
-    encode_response(ctx.header.correlation_id, ctx.version, &response).map(Some)
+    encode_response(ctx.header.correlation_id, ctx.version, &response).map(|r| Some(Response::Whole(r)))
+}
+
+/// A response frame (size prefix included), as it is written: one buffer,
+/// or chunks of which some reference stored bytes (a Fetch's batches).
+#[derive(Debug)]
+pub enum Response {
+    /// One buffer.
+    Whole(BytesMut),
+    /// Chunks, written in order.
+    Chunks(Vec<Bytes>),
+}
+
+impl Response {
+    /// The response's chunks, in order.
+    pub fn chunks(&self) -> Vec<&[u8]> {
+        match self {
+            Self::Whole(b) => vec![&b[..]],
+            Self::Chunks(c) => c.iter().map(|c| &c[..]).collect(),
+        }
+    }
+
+    /// The whole response in one buffer (a copy when it is in chunks).
+    pub fn to_bytes(&self) -> BytesMut {
+        let mut out = BytesMut::new();
+        for c in self.chunks() {
+            out.extend_from_slice(c);
+        }
+        out
+    }
+}
+
+/// [`encode_response`] into chunks: the partitions' records stand-ins are
+/// replaced by the stored bytes they stand for ([`crate::chunked`]).
+pub fn encode_chunked<Resp: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    body: &Resp,
+    splices: crate::chunked::Splices,
+) -> Result<Response, ProtocolError> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = Resp::header_version(version);
+    let size = header.compute_size(header_version).map_err(ProtocolError::encode)?
+        + body.compute_size(version).map_err(ProtocolError::encode)?;
+    let mut out = splices.into_buf(4 * 1024);
+    out.put_slice(&i32::try_from(size).map_err(ProtocolError::encode)?.to_be_bytes());
+    header.encode(&mut out, header_version).map_err(ProtocolError::encode)?;
+    body.encode(&mut out, version).map_err(ProtocolError::encode)?;
+    out.finish().map(Response::Chunks).map_err(ProtocolError::Encode)
 }
 
 /// Encodes `[size][response header][body]`.
@@ -259,7 +311,7 @@ mod tests {
             .expect("completes without a host")
             .expect("dispatch")
             .expect("a response");
-        let mut out = out.freeze();
+        let mut out = out.to_bytes().freeze();
         let _size = bytes::Buf::get_i32(&mut out);
         ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
         let response = Resp::decode(&mut out, version).expect("decode");
@@ -421,7 +473,7 @@ mod tests {
                     .expect("completes without a host")
                     .expect("dispatch")
                     .expect("a response");
-                let mut out = out.freeze();
+                let mut out = out.to_bytes().freeze();
                 let _size = bytes::Buf::get_i32(&mut out);
                 let header = ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
                 assert_eq!(header.correlation_id, 7);

@@ -22,7 +22,7 @@
 
 use std::{future::Future, task::Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::future::join_all;
 use kafka_protocol::{
     messages::{
@@ -59,7 +59,11 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
 
 /// Decodes, appends, and answers (or not, for acks=0); the appends are
 /// placed in `turn`.
-pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes, turn: Turn) -> Result<Option<BytesMut>, ProtocolError> {
+pub async fn serve(
+    ctx: &RequestContext<'_>,
+    frame: &mut Bytes,
+    turn: Turn,
+) -> Result<Option<super::Response>, ProtocolError> {
     let request = ProduceRequest::decode(frame, ctx.version).map_err(ProtocolError::decode)?;
     let acks = request.acks;
     let response = handle(ctx, request, turn).await;
@@ -74,7 +78,7 @@ pub async fn serve(ctx: &RequestContext<'_>, frame: &mut Bytes, turn: Turn) -> R
         }
         return Ok(None);
     }
-    encode_response(ctx.header.correlation_id, ctx.version, &response).map(Some)
+    encode_response(ctx.header.correlation_id, ctx.version, &response).map(|r| Some(super::Response::Whole(r)))
 }
 
 /// Appends every partition's batches in two steps. First every partition is
