@@ -91,7 +91,9 @@ pub fn enforce(ledger: &ManagedLedger, policy: RetentionPolicy, now_ms: i64) -> 
             break;
         }
         let by_time = policy.time_ms >= 0 && now_ms - s.last_append_ms >= policy.time_ms;
-        let by_size = policy.size_bytes >= 0 && total > limit_bytes;
+        // As Pulsar and Kafka: a segment goes by size only if what remains
+        // after it is still at least the limit (the limit is what is kept).
+        let by_size = policy.size_bytes >= 0 && total - s.bytes as i64 >= limit_bytes;
         if !(by_time || by_size) {
             break;
         }
