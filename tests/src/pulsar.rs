@@ -110,6 +110,18 @@ pub fn message_frame(command: &BaseCommand, metadata: &MessageMetadata, payload:
     frame
 }
 
+/// The metadata of a raw producer's message: `count` messages in a batch,
+/// or a message sent alone (`None`).
+pub fn metadata(count: Option<i32>) -> MessageMetadata {
+    MessageMetadata {
+        producer_name: "raw".into(),
+        sequence_id: 0,
+        publish_time: 1_700_000_000_000,
+        num_messages_in_batch: count,
+        ..Default::default()
+    }
+}
+
 /// One message of a batch payload: `[size][SingleMessageMetadata][value]`.
 pub fn batch_member(value: &[u8]) -> Vec<u8> {
     let single =

@@ -15,22 +15,12 @@ use kafka_protocol::{
 use polyport_tests::{
     kafka::{fetch_raw, produce, record_batch, KafkaConn},
     kafka_library,
-    pulsar::{batch_member, message_frame, send_command, RawPulsar},
+    pulsar::{batch_member, message_frame, metadata, send_command, RawPulsar},
     Broker,
 };
 use pulsar::message::proto::{base_command::Type, CompressionType, MessageMetadata, ServerError};
 
 const CORRUPT_MESSAGE: i16 = 2;
-
-fn metadata(count: Option<i32>) -> MessageMetadata {
-    MessageMetadata {
-        producer_name: "raw".into(),
-        sequence_id: 0,
-        publish_time: 1_700_000_000_000,
-        num_messages_in_batch: count,
-        ..Default::default()
-    }
-}
 
 /// The values of the records a Kafka Fetch from `offset` returns.
 fn kafka_values(port: u16, topic: &str, offset: i64) -> (i16, Vec<(i64, Bytes)>) {

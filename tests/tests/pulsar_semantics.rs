@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::TryStreamExt;
 use polyport_tests::{
     kafka_library,
-    pulsar::{batch_member, message_frame, send_command, RawPulsar},
+    pulsar::{batch_member, message_frame, metadata, send_command, RawPulsar},
     Broker,
 };
 use pulsar::{
@@ -21,16 +21,6 @@ use pulsar::{
     producer::ProducerOptions,
     Consumer, ConsumerOptions, Pulsar, TokioExecutor,
 };
-
-fn metadata(count: Option<i32>) -> MessageMetadata {
-    MessageMetadata {
-        producer_name: "raw".into(),
-        sequence_id: 0,
-        publish_time: 1_700_000_000_000,
-        num_messages_in_batch: count,
-        ..Default::default()
-    }
-}
 
 fn subscribe(raw: &mut RawPulsar, topic: &str, consumer_id: u64, request_id: u64) {
     raw.send(&BaseCommand {

@@ -14,7 +14,6 @@
 use crate::pulsar::proto::MessageMetadata;
 use bytes::{BufMut, Bytes, BytesMut};
 use polyport_ledger::{ManagedLedger, ReadLimits};
-use prost::Message as _;
 
 use super::{convert::MAX_UNCOMPRESSED, frame};
 
@@ -48,16 +47,15 @@ pub fn chunk_of(metadata: &MessageMetadata) -> Chunk {
     }
 }
 
-/// The whole message ending with the last chunk `last` (stored at `base`),
-/// as one Pulsar entry (`[metadata size][metadata][payload]`, no chunk
-/// fields): the earlier chunks are read back from `ledger`. `None` when
-/// they are not all there.
+/// The whole message ending with the last chunk `last` (stored at `base`):
+/// its metadata (without the chunk fields) and its payload, the earlier
+/// chunks read back from `ledger`. `None` when they are not all there.
 pub async fn assemble(
     ledger: &ManagedLedger,
     base: u64,
     last: MessageMetadata,
     last_payload: Bytes,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Option<(MessageMetadata, Bytes)>, String> {
     let (Some(uuid), Some(count), Some(total)) =
         (last.uuid.clone(), last.num_chunks_from_msg, last.total_chunk_msg_size)
     else {
@@ -115,10 +113,5 @@ pub async fn assemble(
     }
     let metadata =
         MessageMetadata { uuid: None, chunk_id: None, num_chunks_from_msg: None, total_chunk_msg_size: None, ..last };
-    let mut raw = Vec::with_capacity(4 + metadata.encoded_len() + payload.len());
-    raw.put_u32(metadata.encoded_len() as u32);
-    // Encoding into a growable buffer cannot fail.
-    let _ = metadata.encode(&mut raw);
-    raw.put_slice(&payload);
-    Ok(Some(raw))
+    Ok(Some((metadata, payload.freeze())))
 }

@@ -122,6 +122,12 @@ pub fn to_messages(raw: &[u8]) -> Result<Vec<Message>, HandlerError> {
     let raw = Bytes::copy_from_slice(raw);
     let (metadata, payload) =
         frame::split_section(&raw).ok_or_else(|| corrupt("Pulsar entry: metadata does not decode".into()))?;
+    section_messages(metadata, payload)
+}
+
+/// [`to_messages`] for an entry already split into its metadata and its
+/// payload (no copy, no second parse).
+pub fn section_messages(metadata: MessageMetadata, payload: Bytes) -> Result<Vec<Message>, HandlerError> {
     let mut payload = decompress(metadata.compression(), metadata.uncompressed_size, payload)?;
     let publish_time_ms = metadata.publish_time as i64;
     let event = |t: Option<u64>| t.filter(|t| *t > 0).map(|t| t as i64);

@@ -574,16 +574,20 @@ impl Subscription {
             return;
         }
         let Some(payload) = self.pulsar_form(&entry).await else { return };
-        if self.delayed_enabled && matches!(self.sub_type, SubType::Shared | SubType::KeyShared) {
+        // The metadata, parsed once, for what needs it: the delivery time
+        // (Shared and Key_Shared) and the key (Key_Shared).
+        let delays = self.delayed_enabled && matches!(self.sub_type, SubType::Shared | SubType::KeyShared);
+        let section = (delays || self.sub_type == SubType::KeyShared).then(|| frame::split_section(&payload)).flatten();
+        if delays {
             // Exclusive and Failover subscriptions get delayed messages at
             // once, as in Pulsar (delay is for work queues).
-            let at = frame::split_section(&payload).and_then(|(m, _)| m.deliver_at_time);
+            let at = section.as_ref().and_then(|(m, _)| m.deliver_at_time);
             if let Some(at) = at.filter(|at| *at > super::delayed::now_ms()) {
                 self.delayed.hold(at, base);
                 return;
             }
         }
-        let Some(index) = self.pick(&payload) else {
+        let Some(index) = self.pick(section) else {
             if self.consumers.is_empty() {
                 // No consumer (it left meanwhile): keep it for the next one.
                 self.replay.insert(base);
@@ -637,8 +641,9 @@ impl Subscription {
         }
     }
 
-    /// The consumer for an entry (`section`: its Pulsar form).
-    fn pick(&mut self, section: &Bytes) -> Option<usize> {
+    /// The consumer for an entry; `section` is its metadata and payload,
+    /// which Key_Shared routes by.
+    fn pick(&mut self, section: Option<(crate::pulsar::proto::MessageMetadata, Bytes)>) -> Option<usize> {
         if self.consumers.is_empty() {
             return None;
         }
@@ -650,7 +655,7 @@ impl Subscription {
             SubType::KeyShared => {
                 // A batch goes whole to the consumer of its first message's key
                 // (Pulsar producers batch by key for Key_Shared).
-                let key = frame::split_section(section)
+                let key = section
                     .and_then(|(m, body)| {
                         m.ordering_key.or_else(|| m.partition_key.map(String::into_bytes)).or_else(|| first_key(&body))
                     })

@@ -222,38 +222,46 @@ impl HostServices {
         let raw = bytes::Bytes::from_owner(payload);
         self.run(move |host| async move {
             let converters = Arc::clone(&host.converters);
-            let metadata =
-                (format == crate::pulsar::FORMAT_PULSAR).then(|| crate::pulsar::frame::split_section(&raw)).flatten();
-            // What the decoder will produce, at most: a Pulsar entry says.
-            let decoded_bytes = metadata.as_ref().map(|(m, payload)| match m.compression() {
-                crate::pulsar::proto::CompressionType::None => payload.len(),
-                _ => m.uncompressed_size.map_or(usize::MAX, |n| n as usize),
-            });
-            let raw = match metadata {
-                Some((m, payload)) => match chunks::chunk_of(&m) {
-                    Chunk::Whole if decoded_bytes.is_some_and(|n| n <= INLINE_DECODE_BYTES) => {
-                        // Small: decoded here, which costs less than the trip
-                        // to a blocking thread (a fetch of single-message
-                        // entries made one such trip per message).
-                        return converters.decode_ffi(format, &raw);
+            if format != crate::pulsar::FORMAT_PULSAR {
+                // Another handler's format: its converter, on a blocking thread.
+                return tokio::task::spawn_blocking(move || converters.decode_ffi(format, &raw))
+                    .await
+                    .map_err(|e| HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))?;
+            }
+            let (metadata, payload) = crate::pulsar::frame::split_section(&raw).ok_or_else(|| {
+                HandlerError::new(polyport_handler_api::ErrorKind::CORRUPT, "Pulsar entry: metadata does not decode")
+            })?;
+            let (metadata, payload) = match chunks::chunk_of(&metadata) {
+                Chunk::Whole => (metadata, payload),
+                Chunk::Partial => return Ok(RVec::new()),
+                Chunk::Last => {
+                    let ledger = host.ledger(&partition, false).await?;
+                    let whole = chunks::assemble(&ledger, base_offset, metadata, payload)
+                        .await
+                        .map_err(|e| HandlerError::new(polyport_handler_api::ErrorKind::CORRUPT, e))?;
+                    match whole {
+                        Some(whole) => whole,
+                        None => return Ok(RVec::new()),
                     }
-                    Chunk::Whole => raw,
-                    Chunk::Partial => return Ok(RVec::new()),
-                    Chunk::Last => {
-                        let ledger = host.ledger(&partition, false).await?;
-                        let whole = chunks::assemble(&ledger, base_offset, m, payload)
-                            .await
-                            .map_err(|e| HandlerError::new(polyport_handler_api::ErrorKind::CORRUPT, e))?;
-                        match whole {
-                            Some(whole) => bytes::Bytes::from(whole),
-                            None => return Ok(RVec::new()),
-                        }
-                    }
-                },
-                None => raw,
+                }
             };
+            // What the decoder will produce, at most.
+            let decoded_bytes = match metadata.compression() {
+                crate::pulsar::proto::CompressionType::None => payload.len(),
+                _ => metadata.uncompressed_size.map_or(usize::MAX, |n| n as usize),
+            };
+            let decode = move || {
+                crate::pulsar::convert::section_messages(metadata, payload)
+                    .map(|messages| messages.into_iter().map(polyport_handler_api::convert::FfiMessage::from).collect())
+            };
+            if decoded_bytes <= INLINE_DECODE_BYTES {
+                // Small: decoded here, which costs less than the trip to a
+                // blocking thread (a fetch of single-message entries made
+                // one such trip per message).
+                return decode();
+            }
             // Decoding may decompress up to 256 MiB: on a blocking thread.
-            tokio::task::spawn_blocking(move || converters.decode_ffi(format, &raw))
+            tokio::task::spawn_blocking(decode)
                 .await
                 .map_err(|e| HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))?
         })
