@@ -43,6 +43,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 test: build-debug $(VENV)/.installed
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 	$(CARGO) test --workspace --no-fail-fast
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/python
 	bash tests/java/run.sh

@@ -85,11 +85,25 @@ pub trait Converter: Send + Sync + 'static {
     /// The messages of one entry's payload, in offset order: as many as the
     /// entry's message count.
     fn to_messages(&self, payload: &[u8]) -> Result<Vec<Message>, HandlerError>;
+
+    /// At most how many bytes [`to_messages`](Self::to_messages) decodes
+    /// `payload` to, when that is known without decoding (an uncompressed
+    /// payload: its length). The host converts an entry whose bound is
+    /// small (64 KiB) on the calling thread, where that costs less than the
+    /// trip to a blocking thread, and every other entry on its blocking
+    /// threads (a decompression may reach hundreds of MiB). `None`, the
+    /// default: unknown, always on a blocking thread.
+    fn decoded_bytes_bound(&self, payload: &[u8]) -> Option<usize> {
+        let _ = payload;
+        None
+    }
 }
 
-/// The ABI of a [`Converter`]; implemented by [`Guarded`], not by hand.
+/// The ABI of a [`Converter`]: [`Host::register_converter`](crate::Host::register_converter) wraps one, so it is not implemented by hand.
 #[sabi_trait]
 pub trait FfiConverter: Send + Sync {
+    /// See [`Converter::decoded_bytes_bound`].
+    fn decoded_bytes_bound(&self, payload: RSlice<'_, u8>) -> ROption<u64>;
     /// The messages of one entry.
     #[sabi(last_prefix_field)]
     fn to_messages(&self, payload: RSlice<'_, u8>) -> RResult<RVec<FfiMessage>, HandlerError>;
@@ -98,10 +112,39 @@ pub trait FfiConverter: Send + Sync {
 /// An owned [`FfiConverter`] trait object.
 pub type FfiConverterBox = FfiConverter_TO<'static, abi_stable::std_types::RBox<()>>;
 
+/// The conversion service ([`FfiHost::conversion`](crate::ffi::FfiHost::conversion)).
+/// Handlers call it through [`Host`](crate::Host), whose methods of the same
+/// names document each one.
+#[sabi_trait]
+pub trait FfiConversion: Send + Sync + Clone {
+    /// See [`Host::register_converter`](crate::Host::register_converter).
+    fn register_converter(&self, format: u16, converter: FfiConverterBox);
+    /// See [`Host::decode_entry`](crate::Host::decode_entry).
+    fn decode_entry(&self, format: u16, payload: RSlice<'_, u8>) -> RResult<RVec<FfiMessage>, HandlerError>;
+    /// See [`Host::convert_entry`](crate::Host::convert_entry).
+    fn decode_entry_async(
+        &self,
+        format: u16,
+        payload: crate::storage::FfiBytes,
+    ) -> async_ffi::FfiFuture<RResult<RVec<FfiMessage>, HandlerError>>;
+    /// See [`Host::encode_entry`](crate::Host::encode_entry).
+    #[sabi(last_prefix_field)]
+    fn encode_entry(&self, format: u16, messages: RVec<FfiMessage>, sequence: u64) -> RResult<RVec<u8>, HandlerError>;
+}
+
+/// A shared [`FfiConversion`] trait object.
+pub type FfiConversionBox = FfiConversion_TO<'static, abi_stable::std_types::RArc<()>>;
+
 /// Adapts a [`Converter`] to the ABI: a panic becomes an error value.
 pub(crate) struct Guarded<C>(pub C);
 
 impl<C: Converter> FfiConverter for Guarded<C> {
+    fn decoded_bytes_bound(&self, payload: RSlice<'_, u8>) -> ROption<u64> {
+        // A panic here only means "unknown": the conversion itself reports it.
+        let bound = catch_unwind(AssertUnwindSafe(|| self.0.decoded_bytes_bound(payload.as_slice())));
+        bound.ok().flatten().map(|n| n as u64).into()
+    }
+
     fn to_messages(&self, payload: RSlice<'_, u8>) -> RResult<RVec<FfiMessage>, HandlerError> {
         match catch_unwind(AssertUnwindSafe(|| self.0.to_messages(payload.as_slice()))) {
             Ok(Ok(messages)) => RResult::ROk(messages.into_iter().map(FfiMessage::from).collect()),

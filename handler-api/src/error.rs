@@ -44,6 +44,11 @@ impl ErrorKind {
     pub const DISK_FULL: Self = Self(13);
     /// Stored data fails its checksum or structure.
     pub const CORRUPT: Self = Self(14);
+    /// This broker does not own the topic (in a cluster, another broker
+    /// does): look it up again and go to its owner.
+    pub const NOT_OWNER: Self = Self(15);
+    /// The role may not do this (authorization).
+    pub const NOT_AUTHORIZED: Self = Self(16);
 
     /// A short lowercase name for logs.
     pub fn name(self) -> &'static str {
@@ -63,6 +68,8 @@ impl ErrorKind {
             Self::STORAGE => "storage",
             Self::DISK_FULL => "disk_full",
             Self::CORRUPT => "corrupt",
+            Self::NOT_OWNER => "not_owner",
+            Self::NOT_AUTHORIZED => "not_authorized",
             _ => "unknown",
         }
     }

@@ -20,20 +20,14 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, RIoError, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2},
+    std_types::{RArc, RBox, RIoError, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 use std::mem::MaybeUninit;
 
 use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 
-use crate::{
-    storage::{
-        Ack, Appended, CursorInfo, CursorReadRequest, FfiBytes, FfiEntry, FfiNewEntry, FfiReadResult, InitialPosition,
-        LogRange, Position, ReadRequest, TopicConfig, TopicInfo, TopicLookup, TopicPolicies,
-    },
-    HandlerError,
-};
+use crate::HandlerError;
 
 /// Severity of a log record sent to the host's log stream.
 #[repr(u8)]
@@ -118,181 +112,85 @@ pub trait FfiJoinHandle: Send + Sync {
 /// An owned [`FfiJoinHandle`] trait object.
 pub type FfiJoinHandleBox = FfiJoinHandle_TO<'static, RBox<()>>;
 
-/// The services the host lends to a handler. Methods after `log` were
-/// appended later: they are optional in the prefix, as every addition will be.
+/// The services the host lends to a handler: the runtime (tasks, timers,
+/// clocks, logs) here, and the other services behind the getters, each a
+/// trait of its own: [`FfiTopics`](crate::storage::FfiTopics) (topics, and
+/// the [`FfiPartition`](crate::storage::FfiPartition) handles through which
+/// everything stored is appended and read) and
+/// [`FfiConversion`](crate::convert::FfiConversion). Handlers call them
+/// through [`Host`](crate::Host) and [`Partition`](crate::Partition), whose
+/// rustdoc is the reference; the host implements each trait once.
 ///
-/// Topic arguments are names as Pulsar writes them (`persistent://t/ns/x`,
-/// `t/ns/x` or `x` for `public/default`); `partition` arguments name a
-/// non-partitioned topic or one partition (`x-partition-N`).
+/// Methods after [`conversion`](FfiHost::conversion) are appended slots:
+/// a host that predates one answers with its default body, so a handler built
+/// against a later 0.2 release still loads. The slots reserved for the next
+/// services (authentication, authorization, metrics) answer
+/// [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED) until a host fills them.
 #[sabi_trait]
 pub trait FfiHost: Send + Sync + Clone {
-    /// Spawns `task` on the host runtime. `name` labels the task in logs.
+    /// See [`Host::spawn`](crate::Host::spawn).
     fn spawn(&self, name: RStr<'_>, task: FfiFuture<()>) -> FfiJoinHandleBox;
-    /// Completes after `nanos` nanoseconds.
+    /// See [`Host::sleep`](crate::Host::sleep).
     fn sleep(&self, nanos: u64) -> FfiFuture<()>;
     /// Wall-clock time in nanoseconds since the Unix epoch.
     fn now_unix_nanos(&self) -> u64;
     /// A monotonic clock in nanoseconds from an arbitrary origin.
     fn monotonic_nanos(&self) -> u64;
-    /// The most verbose level the host keeps: handlers drop records below it
-    /// before they cross the boundary.
+    /// See [`Host::max_log_level`](crate::Host::max_log_level).
     fn max_log_level(&self) -> LogLevel;
-    /// Writes a record to the host's log stream, inside the caller's current
-    /// host span (the connection's, when called from a connection future).
-    #[sabi(last_prefix_field)]
+    /// See [`Host::log`](crate::Host::log).
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
-    /// Which broker owns `topic`, and its canonical name.
-    fn lookup(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicLookup, HandlerError>>;
-    /// Partition count of `topic` (0: non-partitioned), auto-creating it per
-    /// the broker's policy if `auto_create`.
-    fn partitioned_metadata(&self, topic: RStr<'_>, auto_create: bool) -> FfiFuture<RResult<u32, HandlerError>>;
-    /// Creates `topic` with `partitions` (0: non-partitioned).
-    fn create_topic(&self, topic: RStr<'_>, partitions: u32) -> FfiFuture<RResult<(), HandlerError>>;
-    /// Deletes `topic` and all its data.
-    fn delete_topic(&self, topic: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>>;
-    /// The topics of namespace `tenant/ns`.
-    fn list_topics(&self, namespace: RStr<'_>) -> FfiFuture<RResult<RVec<TopicInfo>, HandlerError>>;
-    /// Appends entries to `partition` in one call; completes once durable
-    /// under the sync policy (or once written, if `durable` is false).
-    fn append(
-        &self,
-        partition: RStr<'_>,
-        entries: RVec<FfiNewEntry>,
-        durable: bool,
-    ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>>;
-    /// Reads entries from `partition`.
-    fn read(&self, partition: RStr<'_>, request: ReadRequest) -> FfiFuture<RResult<FfiReadResult, HandlerError>>;
-    /// The stored range of `partition`.
-    fn log_range(&self, partition: RStr<'_>) -> FfiFuture<RResult<LogRange, HandlerError>>;
-    /// The first entry of `partition` with a message timestamp at least `timestamp_ms`.
-    fn find_by_time(
-        &self,
-        partition: RStr<'_>,
-        timestamp_ms: i64,
-    ) -> FfiFuture<RResult<ROption<FfiEntry>, HandlerError>>;
-    /// Opens (creating if needed) cursor `name` on `partition`.
-    fn cursor_open(
-        &self,
-        partition: RStr<'_>,
-        name: RStr<'_>,
-        durable: bool,
-        initial: InitialPosition,
-    ) -> FfiFuture<RResult<CursorInfo, HandlerError>>;
-    /// Acknowledges on cursor `name`.
-    fn cursor_ack(&self, partition: RStr<'_>, name: RStr<'_>, ack: Ack)
-        -> FfiFuture<RResult<CursorInfo, HandlerError>>;
-    /// Moves cursor `name` to `offset`.
-    fn cursor_seek(
-        &self,
-        partition: RStr<'_>,
-        name: RStr<'_>,
-        offset: u64,
-    ) -> FfiFuture<RResult<CursorInfo, HandlerError>>;
-    /// Deletes cursor `name`.
-    fn cursor_delete(&self, partition: RStr<'_>, name: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>>;
-    /// Every cursor of `partition` with its backlog.
-    fn cursor_list(&self, partition: RStr<'_>) -> FfiFuture<RResult<RVec<CursorInfo>, HandlerError>>;
-    /// The offset of the message at `position` (Pulsar MessageId to offset).
-    fn message_id_to_offset(&self, partition: RStr<'_>, position: Position) -> FfiFuture<RResult<u64, HandlerError>>;
-    /// The position of the message at `offset` (offset to Pulsar MessageId).
-    fn offset_to_message_id(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<Position, HandlerError>>;
-    /// The retention policies of `topic`: its overrides and those in force.
-    fn topic_config(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicConfig, HandlerError>>;
-    /// Replaces the overrides of `topic` (UNSET fields inherit).
-    fn set_topic_policies(&self, topic: RStr<'_>, policies: TopicPolicies) -> FfiFuture<RResult<(), HandlerError>>;
-    /// Deletes every message of `partition` below `offset`; returns the new range.
-    fn delete_records(&self, partition: RStr<'_>, offset: u64) -> FfiFuture<RResult<LogRange, HandlerError>>;
-    /// Raises the partition count of partitioned `topic` to `count`.
-    fn create_partitions(&self, topic: RStr<'_>, count: u32) -> FfiFuture<RResult<(), HandlerError>>;
-    /// Reads from cursor `name`'s read position and moves it past what it returns.
-    fn cursor_read(
-        &self,
-        partition: RStr<'_>,
-        name: RStr<'_>,
-        request: CursorReadRequest,
-    ) -> FfiFuture<RResult<FfiReadResult, HandlerError>>;
-    /// Creates namespace `tenant/ns` (and its tenant) if missing.
-    fn create_namespace(&self, namespace: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>>;
-    /// Registers the converter of entries with format tag `format` (the
-    /// handler writes them): readers of other protocols get them through it.
-    fn register_converter(&self, format: u16, converter: crate::convert::FfiConverterBox);
-    /// The messages of an entry of `format` (one this caller does not own):
-    /// converted by the host (Pulsar entries) or by the registered converter.
-    fn decode_entry(
-        &self,
-        format: u16,
-        payload: RSlice<'_, u8>,
-    ) -> RResult<RVec<crate::convert::FfiMessage>, HandlerError>;
-    /// An entry payload of `format` (a format the host owns: Pulsar) holding
-    /// `messages`; `sequence` numbers it (e.g. its first offset).
-    fn encode_entry(
-        &self,
-        format: u16,
-        messages: RVec<crate::convert::FfiMessage>,
-        sequence: u64,
-    ) -> RResult<RVec<u8>, HandlerError>;
-    /// [`append`](FfiHost::append) with the CRC-32C (Castagnoli) of each
-    /// payload, one per entry, computed by the handler (which often has it
-    /// from its own format's checksum), so the host does not read every
-    /// byte again.
-    fn append_checked(
-        &self,
-        partition: RStr<'_>,
-        entries: RVec<FfiNewEntry>,
-        crcs: RVec<u32>,
-        durable: bool,
-    ) -> FfiFuture<RResult<RVec<Appended>, HandlerError>>;
-    /// [`decode_entry`](FfiHost::decode_entry) on one of the host's blocking
-    /// threads, never on the runtime's workers (a conversion may decompress
-    /// up to 256 MiB). Appended after `append_checked`; on a host that
-    /// predates it, this default converts at once, on the caller's thread.
-    fn decode_entry_async(
-        &self,
-        format: u16,
-        payload: FfiBytes,
-    ) -> FfiFuture<RResult<RVec<crate::convert::FfiMessage>, HandlerError>> {
-        let decoded = self.decode_entry(format, RSlice::from_slice(payload.as_ref()));
-        async_ffi::FutureExt::into_ffi(std::future::ready(decoded))
+    /// The topic service.
+    fn topics(&self) -> crate::storage::FfiTopicsBox;
+    /// The conversion service.
+    #[sabi(last_prefix_field)]
+    fn conversion(&self) -> crate::convert::FfiConversionBox;
+    /// Slot for the authentication service (security): the role that
+    /// `method` credentials `data` (a token, a SASL exchange's result)
+    /// prove, checked by the host's providers so every protocol shares them.
+    fn authenticate(&self, method: RStr<'_>, data: RSlice<'_, u8>) -> FfiFuture<RResult<RString, HandlerError>> {
+        let _ = (method, data);
+        unsupported("authentication")
     }
-    /// The properties of `topic` (Pulsar's topic properties), sorted by key.
-    /// Appended after `decode_entry_async`; on a host that predates it, this
-    /// default answers [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED).
-    fn topic_properties(&self, topic: RStr<'_>) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
-        let _ = topic;
-        async_ffi::FutureExt::into_ffi(std::future::ready(RResult::RErr(HandlerError::new(
-            crate::ErrorKind::UNSUPPORTED,
-            "this broker keeps no topic properties",
-        ))))
-    }
-    /// Sets (a value) or removes (none) properties of `topic`, at once;
-    /// answers the properties now in force. Appended with `topic_properties`.
-    fn update_topic_properties(
+    /// Slot for the authorization service: whether `role` may do
+    /// `operation` on `topic`.
+    fn authorize(
         &self,
+        role: RStr<'_>,
+        operation: crate::storage::Operation,
         topic: RStr<'_>,
-        changes: RVec<Tuple2<RString, ROption<RString>>>,
-    ) -> FfiFuture<RResult<RVec<Tuple2<RString, RString>>, HandlerError>> {
-        let _ = (topic, changes);
-        async_ffi::FutureExt::into_ffi(std::future::ready(RResult::RErr(HandlerError::new(
-            crate::ErrorKind::UNSUPPORTED,
-            "this broker keeps no topic properties",
-        ))))
+    ) -> FfiFuture<RResult<bool, HandlerError>> {
+        let _ = (role, operation, topic);
+        unsupported("authorization")
     }
-    /// [`decode_entry_async`](FfiHost::decode_entry_async) for the entry at
-    /// `base_offset` of `partition`: an entry that is part of a larger
-    /// message (a Pulsar chunk) decodes as the whole message at its last
-    /// part and as no message before it. Appended after
-    /// `update_topic_properties`; on a host that predates it, this default
-    /// decodes the entry alone.
-    fn decode_entry_at(
+    /// Slot for the metrics service: a counter `name` (with `help` and
+    /// constant `labels`) that the host exports with its own metrics; the
+    /// handler keeps the returned handle and adds to it on its hot paths.
+    fn counter(
         &self,
-        partition: RStr<'_>,
-        base_offset: u64,
-        format: u16,
-        payload: FfiBytes,
-    ) -> FfiFuture<RResult<RVec<crate::convert::FfiMessage>, HandlerError>> {
-        let _ = (partition, base_offset);
-        self.decode_entry_async(format, payload)
+        name: RStr<'_>,
+        help: RStr<'_>,
+        labels: RVec<Tuple2<RString, RString>>,
+    ) -> RResult<FfiCounterBox, HandlerError> {
+        let _ = (name, help, labels);
+        RResult::RErr(HandlerError::new(crate::ErrorKind::UNSUPPORTED, "this broker keeps no handler metrics"))
     }
+}
+
+/// A counter the host exports ([`FfiHost::counter`]).
+#[sabi_trait]
+pub trait FfiCounter: Send + Sync {
+    /// Adds `value`.
+    #[sabi(last_prefix_field)]
+    fn add(&self, value: u64);
+}
+
+/// A shared [`FfiCounter`] trait object.
+pub type FfiCounterBox = FfiCounter_TO<'static, RArc<()>>;
+
+fn unsupported<T: Send + 'static>(service: &str) -> FfiFuture<RResult<T, HandlerError>> {
+    let error = HandlerError::new(crate::ErrorKind::UNSUPPORTED, format!("this broker has no {service} service"));
+    async_ffi::FutureExt::into_ffi(std::future::ready(RResult::RErr(error)))
 }
 
 /// A shared [`FfiHost`] trait object.

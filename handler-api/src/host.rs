@@ -5,26 +5,26 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use abi_stable::std_types::{RStr, RString, RVec, Tuple2};
+use abi_stable::std_types::{RStr, RString, Tuple2};
 use async_ffi::FutureExt;
 use tokio::sync::oneshot;
 
 use crate::{
+    convert::FfiConversionBox,
     ffi::{FfiHostBox, FfiJoinHandleBox, LogLevel},
-    storage::{
-        Ack, Appended, CursorInfo, CursorReadRequest, Entry, FfiNewEntry, InitialPosition, LogRange, NewEntry,
-        Position, ReadRequest, ReadResult, TopicConfig, TopicLookup, TopicPolicies,
-    },
-    ErrorKind, HandlerError,
+    storage::{FfiTopicsBox, OpenOptions, TopicConfig, TopicLookup, TopicPolicies},
+    ErrorKind, HandlerError, Partition,
 };
 
 /// The host's services: the only way a handler reaches the runtime, timers,
-/// topics and their storage (appends, reads, cursors, offsets, properties),
+/// topics, the [`Partition`] handles through which it appends and reads,
 /// and the conversion of other protocols' entries. Cheap to clone; usable
 /// from any thread.
 #[derive(Clone)]
 pub struct Host {
     inner: FfiHostBox,
+    topics: FfiTopicsBox,
+    conversion: FfiConversionBox,
 }
 
 impl std::fmt::Debug for Host {
@@ -36,7 +36,8 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// Wraps the host's service object.
     pub fn from_ffi(inner: FfiHostBox) -> Self {
-        Self { inner }
+        let (topics, conversion) = (inner.topics(), inner.conversion());
+        Self { inner, topics, conversion }
     }
 
     /// The raw service object, for code that forwards it (e.g. the log bridge).
@@ -102,185 +103,97 @@ impl Host {
     }
 }
 
-/// The storage services. Topic arguments are Pulsar names
+/// The topic services. Topic arguments are Pulsar names
 /// (`persistent://tenant/ns/topic`, `tenant/ns/topic`, or `topic` in
-/// `public/default`); `partition` arguments name a non-partitioned topic or
-/// one partition (`topic-partition-N`). Each call crosses the boundary once,
-/// whatever the number of entries it carries.
+/// `public/default`). What is stored is appended and read through a
+/// [`Partition`] handle ([`open_partition`](Self::open_partition)).
 impl Host {
     /// Which broker owns `topic` (on one broker: this one), and its canonical name.
+    ///
+    /// ```no_run
+    /// # async fn f(host: polyport_handler_api::Host) -> Result<(), polyport_handler_api::HandlerError> {
+    /// let lookup = host.lookup("orders").await?;
+    /// assert_eq!(lookup.topic.as_str(), "persistent://public/default/orders");
+    /// # Ok(()) }
+    /// ```
     pub async fn lookup(&self, topic: &str) -> Result<TopicLookup, HandlerError> {
-        self.inner.lookup(topic.into()).await.into_result()
+        self.topics.lookup(topic.into()).await.into_result()
     }
 
     /// Partition count of `topic` (0: non-partitioned); with `auto_create`, a
     /// missing topic is created per `allowAutoTopicCreation*`.
     pub async fn partitioned_metadata(&self, topic: &str, auto_create: bool) -> Result<u32, HandlerError> {
-        self.inner.partitioned_metadata(topic.into(), auto_create).await.into_result()
+        self.topics.partitioned_metadata(topic.into(), auto_create).await.into_result()
+    }
+
+    /// Opens `partition` (a non-partitioned topic, or one partition,
+    /// `topic-partition-N`): the handle through which it is appended to and
+    /// read. Open a partition once and keep the handle: its calls parse no
+    /// name, and its appends are queued in the order they are first polled.
+    /// A handle stays valid when the topic is deleted (its calls answer
+    /// [`ErrorKind::NOT_FOUND`], or recreate the topic on append if it was
+    /// opened with `auto_create`) and when it is recreated.
+    ///
+    /// With `options.wait_ms`, a missing topic is waited for (until another
+    /// client creates it) before the answer is NOT_FOUND: a consumer that
+    /// subscribes before the producer's first message needs no polling.
+    ///
+    /// ```no_run
+    /// # async fn f(host: polyport_handler_api::Host) -> Result<(), polyport_handler_api::HandlerError> {
+    /// use polyport_handler_api::{bytes::Bytes, storage::{NewEntry, OpenOptions}};
+    /// let orders = host.open_partition("orders", OpenOptions { auto_create: true, wait_ms: 0 }).await?;
+    /// let entry = NewEntry { payload: Bytes::from_static(b"hello"), count: 1, format: 100, flags: 0, max_timestamp_ms: -1 };
+    /// let stored = orders.append(vec![entry], true).await?;
+    /// println!("offset {}, log start {}", stored.appended[0].base_offset, stored.range.start);
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_partition(&self, partition: &str, options: OpenOptions) -> Result<Partition, HandlerError> {
+        let inner = self.topics.open_partition(partition.into(), options).await.into_result()?;
+        Ok(Partition::from_ffi(inner, self.clone()))
     }
 
     /// Creates `topic` with `partitions` (0: non-partitioned).
     pub async fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), HandlerError> {
-        self.inner.create_topic(topic.into(), partitions).await.into_result()
+        self.topics.create_topic(topic.into(), partitions).await.into_result()
     }
 
-    /// Deletes `topic` and its data.
+    /// Deletes `topic` and its data. Open handles of its partitions answer
+    /// NOT_FOUND from then on (until it is created again).
     pub async fn delete_topic(&self, topic: &str) -> Result<(), HandlerError> {
-        self.inner.delete_topic(topic.into()).await.into_result()
+        self.topics.delete_topic(topic.into()).await.into_result()
     }
 
     /// The topics of `tenant/namespace`, with their partition counts.
     pub async fn list_topics(&self, namespace: &str) -> Result<Vec<(String, u32)>, HandlerError> {
-        let topics = self.inner.list_topics(namespace.into()).await.into_result()?;
+        let topics = self.topics.list_topics(namespace.into()).await.into_result()?;
         Ok(topics.into_iter().map(|t| (t.name.into_string(), t.partitions)).collect())
-    }
-
-    /// Appends `entries` to `partition` (auto-created if allowed). Completes
-    /// once they are durable under the broker's sync policy, or, with
-    /// `durable` false, once written (Kafka's acks=1).
-    ///
-    /// Order: on a partition that is open (one this process has read, looked
-    /// up with [`log_range`](Self::log_range) or appended to), the first poll
-    /// of the returned future queues the entries on the partition's writer,
-    /// so appends are stored in the order their futures were first polled. On a
-    /// partition that is not open yet, the first poll may wait for it to
-    /// open, and a later append can overtake it: a handler that must keep an
-    /// order (Kafka's per-connection order) opens the partition first.
-    pub async fn append(
-        &self,
-        partition: &str,
-        entries: Vec<NewEntry>,
-        durable: bool,
-    ) -> Result<Vec<Appended>, HandlerError> {
-        let entries = entries.into_iter().map(FfiNewEntry::from).collect();
-        Ok(self.inner.append(partition.into(), entries, durable).await.into_result()?.into_vec())
-    }
-
-    /// [`append`](Self::append) with the CRC-32C (Castagnoli) of each
-    /// entry's payload, which the handler already knows (e.g. derived from
-    /// its format's own checksum with `crc32c_combine`): the host then does
-    /// not read every byte to compute it. A wrong CRC makes the entry fail
-    /// its check once it is read from the disk (a corrupt entry; reads from
-    /// the tail cache do not compute it again, so the error can come long
-    /// after the append), so give only CRCs you computed or verified over
-    /// the exact payload.
-    pub async fn append_checked(
-        &self,
-        partition: &str,
-        entries: Vec<(NewEntry, u32)>,
-        durable: bool,
-    ) -> Result<Vec<Appended>, HandlerError> {
-        let (entries, crcs): (RVec<FfiNewEntry>, RVec<u32>) =
-            entries.into_iter().map(|(e, crc)| (FfiNewEntry::from(e), crc)).unzip();
-        Ok(self.inner.append_checked(partition.into(), entries, crcs, durable).await.into_result()?.into_vec())
-    }
-
-    /// Reads from the entry holding `request.offset`.
-    pub async fn read(&self, partition: &str, request: ReadRequest) -> Result<ReadResult, HandlerError> {
-        Ok(self.inner.read(partition.into(), request).await.into_result()?.into())
-    }
-
-    /// The stored range of `partition`.
-    pub async fn log_range(&self, partition: &str) -> Result<LogRange, HandlerError> {
-        self.inner.log_range(partition.into()).await.into_result()
-    }
-
-    /// The first entry with a message timestamp at least `timestamp_ms`.
-    pub async fn find_by_time(&self, partition: &str, timestamp_ms: i64) -> Result<Option<Entry>, HandlerError> {
-        let found = self.inner.find_by_time(partition.into(), timestamp_ms).await.into_result()?;
-        Ok(found.into_option().map(Entry::from))
-    }
-
-    /// Opens cursor `name` on `partition`, creating it at `initial` if new.
-    pub async fn cursor_open(
-        &self,
-        partition: &str,
-        name: &str,
-        durable: bool,
-        initial: InitialPosition,
-    ) -> Result<CursorInfo, HandlerError> {
-        self.inner.cursor_open(partition.into(), name.into(), durable, initial).await.into_result()
-    }
-
-    /// Acknowledges on cursor `name`.
-    pub async fn cursor_ack(&self, partition: &str, name: &str, ack: Ack) -> Result<CursorInfo, HandlerError> {
-        self.inner.cursor_ack(partition.into(), name.into(), ack).await.into_result()
-    }
-
-    /// Moves cursor `name` to `offset`.
-    pub async fn cursor_seek(&self, partition: &str, name: &str, offset: u64) -> Result<CursorInfo, HandlerError> {
-        self.inner.cursor_seek(partition.into(), name.into(), offset).await.into_result()
-    }
-
-    /// Deletes cursor `name`.
-    pub async fn cursor_delete(&self, partition: &str, name: &str) -> Result<(), HandlerError> {
-        self.inner.cursor_delete(partition.into(), name.into()).await.into_result()
-    }
-
-    /// Every cursor of `partition`, with its backlog.
-    pub async fn cursor_list(&self, partition: &str) -> Result<Vec<CursorInfo>, HandlerError> {
-        Ok(self.inner.cursor_list(partition.into()).await.into_result()?.into_vec())
-    }
-
-    /// The offset of the message at `position` (a Pulsar MessageId).
-    pub async fn message_id_to_offset(&self, partition: &str, position: Position) -> Result<u64, HandlerError> {
-        self.inner.message_id_to_offset(partition.into(), position).await.into_result()
     }
 
     /// The retention policies of `topic`: its own overrides and those in force.
     pub async fn topic_config(&self, topic: &str) -> Result<TopicConfig, HandlerError> {
-        self.inner.topic_config(topic.into()).await.into_result()
+        self.topics.topic_config(topic.into()).await.into_result()
     }
 
     /// Replaces the retention overrides of `topic` ([`UNSET`](crate::storage::UNSET) fields inherit).
     pub async fn set_topic_policies(&self, topic: &str, policies: TopicPolicies) -> Result<(), HandlerError> {
-        self.inner.set_topic_policies(topic.into(), policies).await.into_result()
-    }
-
-    /// Deletes every message of `partition` below `offset` (the log start moves there).
-    pub async fn delete_records(&self, partition: &str, offset: u64) -> Result<LogRange, HandlerError> {
-        self.inner.delete_records(partition.into(), offset).await.into_result()
-    }
-
-    /// Reads from cursor `name`'s read position (where its previous read
-    /// ended; its mark-delete after a restart, a seek, or with `rewind`) and
-    /// moves the read position past what it returns.
-    pub async fn cursor_read(
-        &self,
-        partition: &str,
-        name: &str,
-        request: CursorReadRequest,
-    ) -> Result<ReadResult, HandlerError> {
-        Ok(self.inner.cursor_read(partition.into(), name.into(), request).await.into_result()?.into())
+        self.topics.set_topic_policies(topic.into(), policies).await.into_result()
     }
 
     /// Raises the partition count of partitioned `topic` to `count`.
     pub async fn create_partitions(&self, topic: &str, count: u32) -> Result<(), HandlerError> {
-        self.inner.create_partitions(topic.into(), count).await.into_result()
+        self.topics.create_partitions(topic.into(), count).await.into_result()
     }
 
-    /// Registers `converter` for the entries this handler writes with format
-    /// tag `format`, so readers of other protocols can read them.
-    pub fn register_converter(&self, format: u16, converter: impl crate::convert::Converter) {
-        let boxed = crate::convert::FfiConverter_TO::from_value(
-            crate::convert::Guarded(converter),
-            abi_stable::sabi_trait::TD_Opaque,
-        );
-        self.inner.register_converter(format, boxed);
-    }
-
-    /// The messages of an entry written in `format` by another protocol,
-    /// converted on the caller's thread: for small entries only; an entry
-    /// read from storage goes through [`convert_entry`](Self::convert_entry).
-    pub fn decode_entry(&self, format: u16, payload: &[u8]) -> Result<Vec<crate::convert::Message>, HandlerError> {
-        let messages = self.inner.decode_entry(format, payload.into()).into_result()?;
-        Ok(messages.into_iter().map(crate::convert::Message::from).collect())
+    /// Creates namespace `tenant/ns` (and its tenant) if missing; topics can
+    /// only be created in an existing namespace.
+    pub async fn create_namespace(&self, namespace: &str) -> Result<(), HandlerError> {
+        self.topics.create_namespace(namespace.into()).await.into_result()
     }
 
     /// The properties of `topic` (Pulsar's topic properties): strings a
     /// protocol keeps with a topic, such as its own per-topic settings.
     pub async fn topic_properties(&self, topic: &str) -> Result<Vec<(String, String)>, HandlerError> {
-        let properties = self.inner.topic_properties(topic.into()).await.into_result()?;
+        let properties = self.topics.topic_properties(topic.into()).await.into_result()?;
         Ok(properties.into_iter().map(|Tuple2(k, v)| (k.into_string(), v.into_string())).collect())
     }
 
@@ -292,38 +205,44 @@ impl Host {
         changes: Vec<(String, Option<String>)>,
     ) -> Result<Vec<(String, String)>, HandlerError> {
         let changes = changes.into_iter().map(|(k, v)| Tuple2(RString::from(k), v.map(RString::from).into())).collect();
-        let properties = self.inner.update_topic_properties(topic.into(), changes).await.into_result()?;
+        let properties = self.topics.update_topic_properties(topic.into(), changes).await.into_result()?;
         Ok(properties.into_iter().map(|Tuple2(k, v)| (k.into_string(), v.into_string())).collect())
+    }
+}
+
+/// The conversion services: reading entries another protocol wrote
+/// ([`crate::convert`]).
+impl Host {
+    /// Registers `converter` for the entries this handler writes with format
+    /// tag `format`, so readers of other protocols can read them.
+    pub fn register_converter(&self, format: u16, converter: impl crate::convert::Converter) {
+        let boxed = crate::convert::FfiConverter_TO::from_value(
+            crate::convert::Guarded(converter),
+            abi_stable::sabi_trait::TD_Opaque,
+        );
+        self.conversion.register_converter(format, boxed);
+    }
+
+    /// The messages of an entry written in `format` by another protocol,
+    /// converted on the caller's thread: for small entries only; an entry
+    /// read from storage goes through [`Partition::convert_entry`].
+    pub fn decode_entry(&self, format: u16, payload: &[u8]) -> Result<Vec<crate::convert::Message>, HandlerError> {
+        let messages = self.conversion.decode_entry(format, payload.into()).into_result()?;
+        Ok(messages.into_iter().map(crate::convert::Message::from).collect())
     }
 
     /// [`decode_entry`](Self::decode_entry) on one of the host's blocking
     /// threads: a conversion decompresses (up to 256 MiB) and re-encodes,
-    /// which must not hold up the connections a runtime worker serves.
+    /// which must not hold up the connections a runtime worker serves. An
+    /// entry read from a partition goes through [`Partition::convert_entry`],
+    /// which also reassembles messages split over several entries.
     pub async fn convert_entry(
         &self,
         format: u16,
         payload: bytes::Bytes,
     ) -> Result<Vec<crate::convert::Message>, HandlerError> {
         let payload = crate::storage::FfiBytes::from_bytes(payload);
-        let messages = self.inner.decode_entry_async(format, payload).await.into_result()?;
-        Ok(messages.into_iter().map(crate::convert::Message::from).collect())
-    }
-
-    /// [`convert_entry`](Self::convert_entry) for the entry at `base_offset`
-    /// of `partition`, as a reader of that partition sees it: a message
-    /// another protocol split over several entries (a Pulsar chunked
-    /// message) is whole at its last entry, and the entries before that
-    /// hold no message (an empty list).
-    pub async fn convert_entry_at(
-        &self,
-        partition: &str,
-        base_offset: u64,
-        format: u16,
-        payload: bytes::Bytes,
-    ) -> Result<Vec<crate::convert::Message>, HandlerError> {
-        let payload = crate::storage::FfiBytes::from_bytes(payload);
-        let messages =
-            self.inner.decode_entry_at(partition.into(), base_offset, format, payload).await.into_result()?;
+        let messages = self.conversion.decode_entry_async(format, payload).await.into_result()?;
         Ok(messages.into_iter().map(crate::convert::Message::from).collect())
     }
 
@@ -337,19 +256,8 @@ impl Host {
         sequence: u64,
     ) -> Result<bytes::Bytes, HandlerError> {
         let messages = messages.into_iter().map(crate::convert::FfiMessage::from).collect();
-        let encoded = self.inner.encode_entry(format, messages, sequence).into_result()?;
+        let encoded = self.conversion.encode_entry(format, messages, sequence).into_result()?;
         Ok(bytes::Bytes::from(encoded.into_vec()))
-    }
-
-    /// Creates namespace `tenant/ns` (and its tenant) if missing; topics can
-    /// only be created in an existing namespace.
-    pub async fn create_namespace(&self, namespace: &str) -> Result<(), HandlerError> {
-        self.inner.create_namespace(namespace.into()).await.into_result()
-    }
-
-    /// The position (Pulsar MessageId) of the message at `offset`.
-    pub async fn offset_to_message_id(&self, partition: &str, offset: u64) -> Result<Position, HandlerError> {
-        self.inner.offset_to_message_id(partition.into(), offset).await.into_result()
     }
 }
 

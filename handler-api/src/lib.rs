@@ -12,7 +12,7 @@
 //! work inside a plugin, fail to compile; use [`Host::spawn`] and
 //! [`Host::sleep`] instead.
 //!
-//! ```ignore
+//! ```no_run
 //! use polyport_handler_api::{export_handler, Config, Connection, ConnectionFuture,
 //!     HandlerError, Host, Listener, ProtocolHandler};
 //!
@@ -50,7 +50,10 @@ pub mod ffi;
 mod handler;
 mod host;
 mod log;
+mod partition;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// The `bytes` crate this API's signatures use (`Bytes` payloads), so that
 /// a handler names the same version without depending on it itself.
@@ -60,6 +63,7 @@ pub use error::{ErrorKind, HandlerError};
 pub use ffi::LogLevel;
 pub use handler::{Config, ConnectionFuture, Listener, ProtocolHandler};
 pub use host::{Host, JoinHandle};
+pub use partition::{wait_any, Partition};
 
 /// Re-exported so that [`export_handler!`] works in crates that depend on
 /// this crate alone.

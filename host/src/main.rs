@@ -15,7 +15,7 @@ const EXIT_STARTUP: u8 = 2;
 #[command(version, about)]
 struct Args {
     /// The broker configuration file (key=value lines, # comments). Keys can be
-    /// overridden with POLYPORT_<key> environment variables.
+    /// overridden with `POLYPORT_<key>` environment variables.
     #[arg(long, short, default_value = "conf/broker.conf")]
     config: PathBuf,
 }

@@ -7,7 +7,7 @@
 //! base plus its count, across segment rolls and restarts. The ledger knows no
 //! protocol: formats belong to whoever writes them.
 //!
-//! One writer task owns the tail ([`writer`]); readers read published data
+//! One writer task owns the tail (`writer`); readers read published data
 //! without locks held across I/O, straight from a shared memory map.
 //! docs/storage.md describes the byte layout and the invariants.
 
@@ -581,6 +581,20 @@ impl ManagedLedger {
         Ok(self.range())
     }
 
+    /// Waits up to `wait` for the end of the log to pass `offset` (a
+    /// long poll's wait, without reading); answers the range then.
+    pub async fn wait_past(&self, offset: u64, wait: Duration) -> LogRange {
+        let mut rx = self.shared.end.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|end| *end > offset)).await;
+        self.range()
+    }
+
+    /// Whether the ledger was closed (its topic deleted or the broker
+    /// stopping): its appends fail from then on.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Entries from the one containing `offset`, within `limits`. At the end
     /// of the log, waits up to `wait` for new entries (long poll).
     pub async fn read(
@@ -606,7 +620,7 @@ impl ManagedLedger {
     /// without blocking the runtime: first here, from memory only (the tail
     /// cache: consumers keeping up, acknowledgements of what was just sent);
     /// if that would have read the disk, its result is dropped and `f` runs
-    /// again on a blocking thread ([`crate::nonblocking`]).
+    /// again on a blocking thread (`nonblocking.rs`).
     pub async fn nonblocking<T, F>(&self, f: F) -> Result<T, LedgerError>
     where
         F: Fn(&ManagedLedger) -> Result<T, LedgerError> + Send + 'static,

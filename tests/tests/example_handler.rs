@@ -145,11 +145,11 @@ fn expect_refused(library: &Path, reason: &str) {
 #[test]
 fn a_handler_built_against_another_handler_api_version_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
-    // handler-api 0.2.0: what a breaking ABI change would be published as.
+    // A handler built for handler-api 0.1 (the ABI before partition handles).
     let lib = build_against_modified_api(work.path(), &|api| {
-        edit_file(&api.join("Cargo.toml"), "version = \"0.1.0\"", "version = \"0.2.0\"");
+        edit_file(&api.join("Cargo.toml"), "version = \"0.2.0\"", "version = \"0.1.0\"");
     });
-    expect_refused(&lib, "incompatible handler-api: the broker expects 0.1.0, the library was built with 0.2.0");
+    expect_refused(&lib, "incompatible handler-api: the broker expects 0.2.0, the library was built with 0.1.0");
 }
 
 #[test]
@@ -165,5 +165,24 @@ fn a_handler_built_against_a_changed_layout_is_refused() {
             "Self { kind, message: RString::from(message.into()), detail: 0 }",
         );
     });
-    expect_refused(&lib, "incompatible ABI (type layouts differ from the broker's handler-api 0.1.0)");
+    expect_refused(&lib, "incompatible ABI (type layouts differ from the broker's handler-api 0.2.0)");
+}
+
+/// A third party's unit tests need no broker: the example's run on
+/// handler-api's in-memory host (`testing::MemoryHost`), built out of tree.
+#[test]
+fn the_example_handlers_unit_tests_run_on_the_in_memory_host() {
+    let _ = line_handler(); // the same target directory: one build at a time
+    let output = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--quiet", "--manifest-path"])
+        .arg(workspace_root().join("examples/line-handler/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(polyport_tests::line::out_of_tree_target())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }

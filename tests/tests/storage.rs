@@ -165,3 +165,38 @@ fn a_kafka_group_commit_is_a_durable_cursor_pulsar_side_tools_see() {
     assert_eq!(response.results[0].error_code, 0);
     assert_eq!(line.call("CURSORS shared"), "");
 }
+
+#[test]
+fn a_read_waits_for_a_topic_not_yet_created_and_a_handle_outlives_its_topic() {
+    let port = free_port();
+    let broker = broker(port, "").start();
+    // A reader opens a topic nobody created yet, with a wait: no polling.
+    let waiter = std::thread::spawn(move || {
+        let mut line = Line::connect(port);
+        let started = std::time::Instant::now();
+        (line.call("WAIT later 0 10000"), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut line = Line::connect(port);
+    assert_eq!(line.call("PUB later hello"), "0");
+    let (reply, waited) = waiter.join().expect("waiter");
+    assert_eq!(reply, "0=hello");
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(5), "{waited:?}");
+    // The wait is bounded: a topic that never comes, an offset never written.
+    let started = std::time::Instant::now();
+    assert_eq!(line.call("WAIT never 0 300"), "ERR not_found topic persistent://public/default/never does not exist");
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert_eq!(line.call("WAIT later 5 300"), "timeout");
+
+    // This connection keeps its handle of "gone" across the topic's deletion:
+    // reads answer not_found, and an append (the handle was opened by one)
+    // creates the topic again, from offset 0.
+    assert_eq!(line.call("PUB gone a"), "0");
+    assert_eq!(line.call("PUB gone b"), "1");
+    assert_eq!(line.call("DELETE gone"), "deleted");
+    assert_eq!(line.call("GET gone 0 1"), "ERR not_found topic persistent://public/default/gone does not exist");
+    assert_eq!(line.call("PUB gone c"), "0");
+    assert_eq!(line.call("GET gone 0 5"), "0=c");
+    assert_eq!(Line::connect(port).call("GET gone 0 5"), "0=c", "a new handle reads the new topic");
+    drop(broker);
+}

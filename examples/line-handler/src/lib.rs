@@ -15,17 +15,23 @@
 //! - `SUB <topic> <cursor>` / `ACK <topic> <cursor> <offset>` / `CURSORS <topic>`
 //! - `NEXT <topic> <cursor> <max>` reads on from where the cursor's last read ended
 //! - `MSGID <topic> <offset>` / `OFFSET <topic> <ledger>:<entry>:<batch>`
+//! - `WAIT <topic> <offset> <ms>` waits up to `<ms>` for the topic to exist
+//!   and hold `<offset>`, then replies as `GET <topic> <offset> 1` (or `timeout`)
+//!
+//! Each connection opens a topic's partition handle on first use and keeps it
+//! ([`Host::open_partition`]); a handle outlives its topic's deletion (its
+//! calls answer `not_found`, or recreate the topic on `PUB`).
 //!
 //! Errors reply `ERR <kind> <message>`.
 //!
 //! Configuration: `lineListener` (default `127.0.0.1:7070`).
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use polyport_handler_api::{
     export_handler,
-    storage::{Ack, CursorReadRequest, Entry, InitialPosition, NewEntry, Position, ReadRequest},
-    Config, Connection, ConnectionFuture, HandlerError, Host, Listener, ProtocolHandler,
+    storage::{Ack, CursorReadRequest, Entry, InitialPosition, NewEntry, OpenOptions, Position, ReadRequest},
+    Config, Connection, ConnectionFuture, HandlerError, Host, Listener, Partition, ProtocolHandler,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -69,6 +75,7 @@ impl ProtocolHandler for LineHandler {
             tracing::info!(peer = connection.peer_addr(), "line client connected");
             let mut stream = BufReader::new(connection);
             let mut line = String::new();
+            let mut partitions = Partitions { host: host.clone(), open: HashMap::new() };
             loop {
                 line.clear();
                 if stream.read_line(&mut line).await? == 0 {
@@ -92,7 +99,7 @@ impl ProtocolHandler for LineHandler {
                         stream.write_all(b"bye\n").await?;
                         return Ok(());
                     }
-                    other => match storage(&host, other, arg).await {
+                    other => match storage(&mut partitions, other, arg).await {
                         Ok(reply) => reply,
                         Err(e) => format!("ERR {} {}", e.kind(), e.message()),
                     },
@@ -120,8 +127,27 @@ fn entries_line(entries: &[Entry]) -> String {
     words.join(" ")
 }
 
+/// A connection's open partitions, by the name its client used.
+struct Partitions {
+    host: Host,
+    open: HashMap<String, Partition>,
+}
+
+impl Partitions {
+    /// The handle of `topic`, opened now (creating the topic if `create`) or kept from before.
+    async fn get(&mut self, topic: &str, create: bool) -> Result<Partition, HandlerError> {
+        if let Some(open) = self.open.get(topic) {
+            return Ok(open.clone());
+        }
+        let open = self.host.open_partition(topic, OpenOptions { auto_create: create, wait_ms: 0 }).await?;
+        self.open.insert(topic.to_owned(), open.clone());
+        Ok(open)
+    }
+}
+
 /// The storage commands.
-async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, HandlerError> {
+async fn storage(partitions: &mut Partitions, command: &str, arg: &str) -> Result<String, HandlerError> {
+    let host = partitions.host.clone();
     let mut words = arg.split(' ');
     let topic = words.next().unwrap_or_default();
     match command {
@@ -136,41 +162,70 @@ async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, Handle
         }
         "PUB" => {
             let word = words.next().ok_or_else(|| invalid("PUB <topic> <word>"))?;
-            let entry = NewEntry { payload: word.as_bytes().to_vec().into(), count: 1, format: 0, flags: 0, max_timestamp_ms: -1 };
-            let appended = host.append(topic, vec![entry], true).await?;
-            Ok(appended.first().map(|a| a.base_offset.to_string()).unwrap_or_default())
+            let entry = NewEntry {
+                payload: word.as_bytes().to_vec().into(),
+                count: 1,
+                format: 0,
+                flags: 0,
+                max_timestamp_ms: -1,
+            };
+            let stored = partitions.get(topic, true).await?.append(vec![entry], true).await?;
+            Ok(stored.appended.first().map(|a| a.base_offset.to_string()).unwrap_or_default())
         }
         "GET" => {
             let offset = number(words.next(), "GET <topic> <offset> <max>")?;
             let max_entries = number(words.next(), "GET <topic> <offset> <max>")?;
             let request = ReadRequest { offset, max_entries, max_bytes: u32::MAX, wait_ms: 0 };
-            let result = host.read(topic, request).await?;
+            let result = partitions.get(topic, false).await?.read(request).await?;
             Ok(entries_line(&result.entries))
         }
-        "RANGE" => host.log_range(topic).await.map(|r| format!("{} {}", r.start, r.end)),
+        "WAIT" => {
+            let offset = number(words.next(), "WAIT <topic> <offset> <ms>")?;
+            let wait_ms = number(words.next(), "WAIT <topic> <offset> <ms>")?;
+            // Waits for the topic (opened without keeping: it may not exist yet)...
+            let started = host.monotonic();
+            let partition = host.open_partition(topic, OpenOptions { auto_create: false, wait_ms }).await?;
+            // ...then for the offset, in what is left of the time.
+            let left = wait_ms.saturating_sub(
+                u32::try_from(host.monotonic().saturating_sub(started).as_millis()).unwrap_or(u32::MAX),
+            );
+            if partition.wait(offset, left).await?.end <= offset {
+                return Ok("timeout".into());
+            }
+            let result =
+                partition.read(ReadRequest { offset, max_entries: 1, max_bytes: u32::MAX, wait_ms: 0 }).await?;
+            Ok(entries_line(&result.entries))
+        }
+        "RANGE" => partitions.get(topic, false).await?.range().await.map(|r| format!("{} {}", r.start, r.end)),
         "SUB" => {
             let name = words.next().ok_or_else(|| invalid("SUB <topic> <cursor>"))?;
-            let c = host.cursor_open(topic, name, true, InitialPosition::Earliest).await?;
+            let c = partitions.get(topic, true).await?.cursor_open(name, true, InitialPosition::Earliest).await?;
             Ok(format!("{} {}", c.mark_delete, c.backlog_messages))
         }
         "ACK" => {
             let name = words.next().ok_or_else(|| invalid("ACK <topic> <cursor> <offset>"))?;
-            let c = host.cursor_ack(topic, name, Ack::Cumulative(number(words.next(), "ACK <topic> <cursor> <offset>")?)).await?;
+            let ack = Ack::Cumulative(number(words.next(), "ACK <topic> <cursor> <offset>")?);
+            let c = partitions.get(topic, false).await?.cursor_ack(name, ack).await?;
             Ok(format!("{} {}", c.mark_delete, c.backlog_messages))
         }
         "NEXT" => {
             let name = words.next().ok_or_else(|| invalid("NEXT <topic> <cursor> <max>"))?;
             let max_entries = number(words.next(), "NEXT <topic> <cursor> <max>")?;
             let request = CursorReadRequest { max_entries, max_bytes: u32::MAX, wait_ms: 0, rewind: false };
-            let result = host.cursor_read(topic, name, request).await?;
+            let result = partitions.get(topic, false).await?.cursor_read(name, request).await?;
             Ok(entries_line(&result.entries))
         }
         "CURSORS" => {
-            let cursors = host.cursor_list(topic).await?;
-            Ok(cursors.iter().map(|c| format!("{}:{}:{}", c.name, c.mark_delete, c.backlog_messages)).collect::<Vec<_>>().join(" "))
+            let cursors = partitions.get(topic, false).await?.cursors().await?;
+            Ok(cursors
+                .iter()
+                .map(|c| format!("{}:{}:{}", c.name, c.mark_delete, c.backlog_messages))
+                .collect::<Vec<_>>()
+                .join(" "))
         }
         "MSGID" => {
-            let p = host.offset_to_message_id(topic, number(words.next(), "MSGID <topic> <offset>")?).await?;
+            let offset = number(words.next(), "MSGID <topic> <offset>")?;
+            let p = partitions.get(topic, false).await?.offset_to_message_id(offset).await?;
             Ok(format!("{}:{}:{}", p.ledger_id, p.entry_id, p.batch_index))
         }
         "OFFSET" => {
@@ -182,8 +237,35 @@ async fn storage(host: &Host, command: &str, arg: &str) -> Result<String, Handle
                 entry_id: number(Some(e), "entry id")?,
                 batch_index: number(Some(b), "batch index")?,
             };
-            host.message_id_to_offset(topic, position).await.map(|o| o.to_string())
+            partitions.get(topic, false).await?.message_id_to_offset(position).await.map(|o| o.to_string())
         }
-        other => Err(HandlerError::new(polyport_handler_api::ErrorKind::UNSUPPORTED, format!("unknown command {other:?}"))),
+        other => {
+            Err(HandlerError::new(polyport_handler_api::ErrorKind::UNSUPPORTED, format!("unknown command {other:?}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use polyport_handler_api::testing::MemoryHost;
+
+    use super::*;
+
+    async fn call(partitions: &mut Partitions, line: &str) -> String {
+        let (command, arg) = line.split_once(' ').unwrap_or((line, ""));
+        storage(partitions, command, arg).await.unwrap_or_else(|e| format!("ERR {} {}", e.kind(), e.message()))
+    }
+
+    #[tokio::test]
+    async fn storage_commands_on_the_in_memory_host() {
+        let mut p = Partitions { host: MemoryHost::new().host(), open: HashMap::new() };
+        assert_eq!(call(&mut p, "PUB orders hello").await, "0");
+        assert_eq!(call(&mut p, "PUB orders world").await, "1");
+        assert_eq!(call(&mut p, "GET orders 1 10").await, "1=world");
+        assert_eq!(call(&mut p, "SUB orders audit").await, "0 2");
+        assert_eq!(call(&mut p, "ACK orders audit 1").await, "1 1");
+        assert_eq!(call(&mut p, "NEXT orders audit 5").await, "1=world");
+        assert_eq!(call(&mut p, "WAIT orders 2 50").await, "timeout");
+        assert!(call(&mut p, "GET missing 0 1").await.starts_with("ERR not_found"));
     }
 }

@@ -9,7 +9,7 @@
 //!   `maxMessageSize`, `kafkaMessageTimestampType` and `producer` apply;
 //! - `min.insync.replicas` (1) and `unclean.leader.election.enable` are
 //!   accepted at their single-broker meaning, and Kafka's log-file tuning
-//!   configs ([`NOT_APPLIED`]), without effect;
+//!   configs (`NOT_APPLIED`), without effect;
 //! - anything else is refused with INVALID_CONFIG naming it.
 
 use polyport_handler_api::storage::{TopicPolicies, UNSET};
@@ -334,7 +334,7 @@ pub struct NewTopicConfigs {
 }
 
 /// Checks the configs a CreateTopics request gives a topic ([`change`] for
-/// each; the storage tuning configs of [`NOT_APPLIED`] are accepted and not
+/// each; the storage tuning configs of `NOT_APPLIED` are accepted and not
 /// applied). Anything else, as in Kafka, refuses the topic with
 /// INVALID_CONFIG: a topic must not be created with a behaviour its
 /// application asked for and does not get (e.g. compaction).

@@ -29,6 +29,12 @@ impl Converter for KafkaConverter {
     fn to_messages(&self, payload: &[u8]) -> Result<Vec<Message>, HandlerError> {
         messages(Bytes::copy_from_slice(payload))
     }
+
+    /// An uncompressed entry decodes to no more than its own bytes; a
+    /// compressed one is unknown until decompressed.
+    fn decoded_bytes_bound(&self, payload: &[u8]) -> Option<usize> {
+        crate::records::all_uncompressed(payload).then_some(payload.len())
+    }
 }
 
 /// The messages of the record batches in `batches`; keys and values are

@@ -35,7 +35,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use polyport_handler_api::{storage::ReadRequest, ErrorKind, HandlerError, Host};
+use polyport_handler_api::{storage::ReadRequest, ErrorKind, HandlerError, Partition};
 
 use crate::{errors, records};
 
@@ -264,21 +264,21 @@ impl Sequences {
 }
 
 /// The idempotent Kafka batches among the last [`TAIL_RECORDS`] records of
-/// `ledger` (fewer when they take more than [`TAIL_BYTES`]). The read is
+/// `partition` (fewer when they take more than [`TAIL_BYTES`]). The read is
 /// tried again when retention or DeleteRecords moved the log start
 /// meanwhile; another error is returned (the produce is refused with a
 /// retriable error and the next one tries again).
-pub async fn stored_tail(host: &Host, ledger: &str) -> Result<Vec<StoredBatch>, HandlerError> {
+pub async fn stored_tail(partition: Partition) -> Result<Vec<StoredBatch>, HandlerError> {
     let mut back = TAIL_RECORDS;
     let mut attempts = 0;
     loop {
-        let range = host.log_range(ledger).await?;
+        let range = partition.range().await?;
         let offset = range.end.saturating_sub(back).max(range.start);
         if offset >= range.end {
             return Ok(Vec::new());
         }
         let request = ReadRequest { offset, max_entries: u32::MAX, max_bytes: TAIL_BYTES, wait_ms: 0 };
-        let read = match host.read(ledger, request).await {
+        let read = match partition.read(request).await {
             Ok(read) => read,
             Err(e) if e.kind() == ErrorKind::OUT_OF_RANGE && attempts < 3 => {
                 attempts += 1;

@@ -7,7 +7,7 @@
 //! not hold up the next one), so that order is kept here, by a chain of turns:
 //!
 //! - the connection reader gives each Produce request a [`Turn`] as it reads
-//!   it, in request order ([`Sequencer::next`]);
+//!   it, in request order ([`Sequencer::take_turn`]);
 //! - the request does whatever may wait (naming its topics, creating them,
 //!   checking its batches, rebuilding producer state, opening its partitions)
 //!   beside the other requests;

@@ -215,6 +215,22 @@ pub fn is_compressed(batch: &[u8]) -> bool {
     codec_bits(batch) != 0
 }
 
+/// Whether every batch of a stored entry (one or more whole batches) is
+/// uncompressed; false for bytes that do not frame as batches.
+pub fn all_uncompressed(mut batches: &[u8]) -> bool {
+    while !batches.is_empty() {
+        if batches.len() < BATCH_HEADER_LEN || codec_bits(batches) != 0 {
+            return false;
+        }
+        let size = (&batches[8..12]).get_i32();
+        match usize::try_from(size).ok().map(|s| s + LOG_OVERHEAD).filter(|s| *s <= batches.len()) {
+            Some(size) => batches = &batches[size..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// The codec of a batch: its attribute bits 0-2 (0: none).
 pub fn codec_bits(batch: &[u8]) -> i16 {
     if batch.len() < BATCH_HEADER_LEN {
@@ -349,5 +365,22 @@ mod tests {
             assert_eq!((b.count, b.base_sequence, b.producer_id), (3, -1, -1));
             assert_eq!(b.payload_crc, crc32c::crc32c(&b.bytes));
         }
+    }
+
+    /// The host converts small uncompressed entries inline and everything
+    /// else on a blocking thread: a compressed batch must never look small.
+    #[test]
+    fn only_whole_uncompressed_batches_are_bounded_by_their_size() {
+        let mut out = BytesMut::new();
+        let message = Message { value: Some(Bytes::from_static(b"v")), publish_time_ms: 1, ..Default::default() };
+        crate::convert::to_record_batch(vec![message.clone()], 0, &mut out).expect("encodes");
+        crate::convert::to_record_batch(vec![message], 1, &mut out).expect("encodes");
+        let two = out.freeze();
+        assert!(all_uncompressed(&two));
+        assert!(!all_uncompressed(&two[..two.len() - 1]), "a cut batch");
+        let mut compressed = two.to_vec();
+        compressed[ATTRIBUTES_AT + 1] |= 4; // zstd
+        assert!(!all_uncompressed(&compressed));
+        assert!(!all_uncompressed(b"not a batch"));
     }
 }

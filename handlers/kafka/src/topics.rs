@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use polyport_handler_api::{ErrorKind, Host};
+use polyport_handler_api::{storage::OpenOptions, ErrorKind, HandlerError, Host, Partition};
 
 use crate::{configs::TopicSettings, errors};
 
@@ -18,6 +18,9 @@ pub struct TopicMapper {
     /// Pulsar topic → partition count (0: non-partitioned) and the topic's
     /// settings, as last seen (forgotten when this handler changes them).
     partitions: Mutex<HashMap<String, (u32, TopicSettings)>>,
+    /// Ledger name → its open handle, opened on first use and kept: a
+    /// produce then crosses the boundary once per partition (its append).
+    handles: Mutex<HashMap<String, Partition>>,
 }
 
 /// Kafka's rule for topic names: letters, digits, '.', '_', '-'; at most 249.
@@ -32,7 +35,7 @@ fn legal_kafka_name(name: &str) -> bool {
 impl TopicMapper {
     /// A mapper for `tenant/namespace`.
     pub fn new(namespace: String) -> Self {
-        Self { namespace, partitions: Mutex::new(HashMap::new()) }
+        Self { namespace, partitions: Mutex::new(HashMap::new()), handles: Mutex::new(HashMap::new()) }
     }
 
     /// The Pulsar topic for a Kafka topic name, or INVALID_TOPIC_EXCEPTION.
@@ -85,9 +88,30 @@ impl TopicMapper {
         Ok((n, settings))
     }
 
-    /// Forgets what is cached of `pulsar` (after create, delete, or a NOT_FOUND).
+    /// The handle of `ledger` (a partition or a non-partitioned topic),
+    /// from the cache or opened now. `auto_create` applies when it is opened
+    /// (a produce's); a handle opened by a read does not recreate a deleted
+    /// topic, so a produce to it fails once, the client retries, and the
+    /// handle opened then does.
+    pub async fn partition(&self, host: &Host, ledger: &str, auto_create: bool) -> Result<Partition, HandlerError> {
+        if let Some(open) = self.handles().get(ledger) {
+            return Ok(open.clone());
+        }
+        let open = host.open_partition(ledger, OpenOptions { auto_create, wait_ms: 0 }).await?;
+        self.handles().insert(ledger.to_owned(), open.clone());
+        Ok(open)
+    }
+
+    /// Forgets what is cached of `pulsar` (after create, delete, or a
+    /// NOT_FOUND): its partition count, settings and partition handles.
     pub fn forget(&self, pulsar: &str) {
         self.lock().remove(pulsar);
+        let partition_prefix = format!("{pulsar}-partition-");
+        self.handles().retain(|ledger, _| ledger != pulsar && !ledger.starts_with(&partition_prefix));
+    }
+
+    fn handles(&self) -> std::sync::MutexGuard<'_, HashMap<String, Partition>> {
+        self.handles.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Forgets `pulsar` if `kind` says the topic is gone.
@@ -177,7 +201,37 @@ pub fn valid_name_segment(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use polyport_handler_api::{bytes::Bytes, storage::NewEntry, testing::MemoryHost};
+
     use super::*;
+
+    #[tokio::test]
+    async fn partition_handles_are_kept_and_forgotten_with_their_topic() {
+        let host = MemoryHost::new().host();
+        let m = TopicMapper::new("public/default".into());
+        let pulsar = m.pulsar("clicks").expect("name");
+        host.create_topic(&pulsar, 2).await.expect("create");
+        let ledger = partition_name(&pulsar, 2, 1).expect("partition 1");
+        let first = m.partition(&host, &ledger, false).await.expect("open");
+        let entry = NewEntry { payload: Bytes::from_static(b"x"), count: 1, format: 1, flags: 0, max_timestamp_ms: -1 };
+        first.append(vec![entry.clone()], true).await.expect("append");
+        // The same handle comes back: it sees what the first one appended.
+        let again = m.partition(&host, &ledger, false).await.expect("cached");
+        assert_eq!(again.range().await.expect("range").end, 1);
+        assert!(m.partition(&host, &format!("{pulsar}-partition-2"), false).await.is_err(), "no partition 2");
+        // A deleted topic's handles are dropped with its cached metadata; a
+        // kept handle answers NOT_FOUND.
+        host.delete_topic(&pulsar).await.expect("delete");
+        assert_eq!(again.range().await.map(|_| ()).expect_err("fails").kind(), ErrorKind::NOT_FOUND);
+        m.forget(&pulsar);
+        assert_eq!(
+            m.partition(&host, &ledger, false).await.map(|_| ()).expect_err("fails").kind(),
+            ErrorKind::NOT_FOUND
+        );
+        host.create_topic(&pulsar, 2).await.expect("create again");
+        let fresh = m.partition(&host, &ledger, false).await.expect("reopened");
+        assert_eq!(fresh.append(vec![entry], true).await.expect("append").appended[0].base_offset, 0);
+    }
 
     #[test]
     fn names_map_as_kop_does() {

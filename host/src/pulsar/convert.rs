@@ -52,7 +52,7 @@ const MIN_MESSAGE_BYTES: usize = 6;
 
 /// How many messages (offsets) a SEND's message section holds, once its
 /// metadata's claims are checked against the bytes that carry them: a batch
-/// claims at most one message per [`MIN_MESSAGE_BYTES`] of its uncompressed
+/// claims at most one message per `MIN_MESSAGE_BYTES` of its uncompressed
 /// payload, and a compressed one at most [`MAX_UNCOMPRESSED`] bytes of it.
 /// The entry's count decides how many offsets it takes, so it must not be a
 /// number the client chose freely.

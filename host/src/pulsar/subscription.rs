@@ -544,15 +544,19 @@ impl Subscription {
             return Some(entry.payload.clone());
         }
         let base = entry.meta.base_offset;
-        // On a blocking thread: decoding may decompress up to 256 MiB.
         let (converters, format, raw) = (Arc::clone(&self.converters), entry.meta.format, entry.payload.clone());
-        let converted = tokio::task::spawn_blocking(move || {
-            converters.decode(format, &raw).map(|messages| super::convert::from_messages(&messages, base))
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(polyport_handler_api::HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))
-        });
+        let inline = converters.converts_inline(format, &raw);
+        let convert =
+            move || converters.decode(format, &raw).map(|messages| super::convert::from_messages(&messages, base));
+        let converted = if inline {
+            // Small and uncompressed: here, cheaper than the trip below.
+            convert()
+        } else {
+            // On a blocking thread: decoding may decompress up to 256 MiB.
+            tokio::task::spawn_blocking(convert).await.unwrap_or_else(|e| {
+                Err(polyport_handler_api::HandlerError::new(polyport_handler_api::ErrorKind::PANICKED, e.to_string()))
+            })
+        };
         match converted {
             Ok(payload) => Some(payload.into()),
             Err(e) => {

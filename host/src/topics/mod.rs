@@ -118,6 +118,9 @@ pub struct Topics {
     config: StorageConfig,
     backend: Arc<dyn Backend>,
     ledgers: Mutex<HashMap<TopicName, Arc<OnceCell<Arc<ManagedLedger>>>>>,
+    /// Counts topic creations (and partition additions), so that an open
+    /// waiting for a missing topic wakes when one is created.
+    created: tokio::sync::watch::Sender<u64>,
 }
 
 fn topic_key(name: &TopicName) -> String {
@@ -144,7 +147,9 @@ impl Topics {
         config: StorageConfig,
         backend: Arc<dyn Backend>,
     ) -> Result<Arc<Self>, TopicError> {
-        let topics = Arc::new(Self { store, ledgers_dir, config, backend, ledgers: Mutex::new(HashMap::new()) });
+        let created = tokio::sync::watch::Sender::new(0);
+        let topics =
+            Arc::new(Self { store, ledgers_dir, config, backend, ledgers: Mutex::new(HashMap::new()), created });
         topics.ensure_namespace("public/default").await?;
         Ok(topics)
     }
@@ -230,6 +235,7 @@ impl Topics {
         match blocking(move || store.put(&key, &bytes, Expect::Absent)).await? {
             Ok(_) => {
                 tracing::info!(topic = %name, partitions, "topic created");
+                self.created.send_modify(|n| *n += 1);
                 Ok(record)
             }
             Err(MetadataError::Conflict { .. }) => Err(TopicError::AlreadyExists(name.to_string())),
@@ -291,6 +297,7 @@ impl Topics {
         let (store, key) = (Arc::clone(&self.store), topic_key(name));
         blocking(move || store.put(&key, &bytes, Expect::Any)).await??;
         tracing::info!(topic = %name, partitions = count, "partitions added");
+        self.created.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -390,6 +397,36 @@ impl Topics {
             })
             .await?;
         Ok(Arc::clone(ledger))
+    }
+
+    /// [`ledger`](Self::ledger), waiting up to `wait` for a missing topic
+    /// (or partition) to be created by someone else. Creations through
+    /// this broker wake it at once.
+    pub async fn ledger_waiting(
+        &self,
+        partition: &TopicName,
+        auto_create: bool,
+        wait: Duration,
+    ) -> Result<Arc<ManagedLedger>, TopicError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Subscribed before the check, so a creation in between is seen.
+            let mut created = self.created.subscribe();
+            match self.ledger(partition, auto_create).await {
+                Err(TopicError::NotFound(missing)) if !wait.is_zero() => {
+                    if tokio::time::timeout_at(deadline, created.changed()).await.is_err() {
+                        return Err(TopicError::NotFound(missing));
+                    }
+                }
+                Err(TopicError::Invalid(reason)) if !wait.is_zero() && partition.partition().is_some() => {
+                    // A partition beyond the count: it may be being added.
+                    if tokio::time::timeout_at(deadline, created.changed()).await.is_err() {
+                        return Err(TopicError::Invalid(reason));
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Checks that `partition` names stored data: a non-partitioned topic, or

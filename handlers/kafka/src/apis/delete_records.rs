@@ -17,7 +17,7 @@ use kafka_protocol::{
     },
     protocol::VersionRange,
 };
-use polyport_handler_api::Host;
+use polyport_handler_api::Partition;
 
 use super::RequestContext;
 use crate::errors;
@@ -28,14 +28,14 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 /// Offset -1: the high watermark.
 const HIGH_WATERMARK: i64 = -1;
 
-async fn delete(host: &Host, ledger: &str, offset: i64) -> Result<i64, i16> {
+async fn delete(partition: &Partition, offset: i64) -> Result<i64, i16> {
     let error = |e: polyport_handler_api::HandlerError| errors::from_handler(&e);
     let before = match offset {
-        HIGH_WATERMARK => host.log_range(ledger).await.map_err(error)?.end,
+        HIGH_WATERMARK => partition.range().await.map_err(error)?.end,
         o => u64::try_from(o).map_err(|_| errors::OFFSET_OUT_OF_RANGE)?,
     };
-    let range = host.delete_records(ledger, before).await.map_err(error)?;
-    tracing::debug!(%ledger, before, start = range.start, "records deleted");
+    let range = partition.delete_records(before).await.map_err(error)?;
+    tracing::debug!(partition = partition.name(), before, start = range.start, "records deleted");
     Ok(range.start as i64)
 }
 
@@ -49,7 +49,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
         for p in topic.partitions {
             let ledger = resolved.ledger(p.partition_index);
             let result = match (ledger, ctx.host()) {
-                (Ok(ledger), Some(host)) => delete(host, &ledger, p.offset).await,
+                (Ok(ledger), Some(host)) => match mapper.partition(host, &ledger, false).await {
+                    Ok(partition) => delete(&partition, p.offset).await,
+                    Err(e) => Err(errors::from_handler(&e)),
+                },
                 (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
                 (Err(code), _) => Err(code),
             };

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::future::{join_all, select_all};
+use futures_util::future::join_all;
 use kafka_protocol::{
     messages::{
         fetch_response::{FetchableTopicResponse, PartitionData},
@@ -26,7 +26,7 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
-use polyport_handler_api::{storage::ReadRequest, Host};
+use polyport_handler_api::{storage::ReadRequest, wait_any, Partition};
 
 use super::{
     fetch_sessions::{Key, Plan},
@@ -45,7 +45,7 @@ pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
 /// One partition to read.
 struct Wanted {
     index: i32,
-    ledger: Result<String, i16>,
+    partition: Result<Partition, i16>,
     offset: i64,
     max_bytes: i32,
 }
@@ -61,19 +61,14 @@ fn error(index: i32, code: i16) -> PartitionData {
 }
 
 /// Reads every wanted partition once, within the request's byte budget.
-async fn read_all(
-    host: &Host,
-    wanted: &[Wanted],
-    mut budget: usize,
-    splices: &mut Splices,
-) -> (Vec<PartitionData>, usize) {
+async fn read_all(wanted: &[Wanted], mut budget: usize, splices: &mut Splices) -> (Vec<PartitionData>, usize) {
     // Reads run concurrently; the budget is applied in request order after.
     let reads = wanted.iter().map(|w| async move {
-        let ledger = w.ledger.as_ref().map_err(|c| *c)?;
+        let partition = w.partition.as_ref().map_err(|c| *c)?;
         let offset = u64::try_from(w.offset).map_err(|_| errors::OFFSET_OUT_OF_RANGE)?;
         let max_bytes = u32::try_from(w.max_bytes.max(0)).unwrap_or(0);
         let request = ReadRequest { offset, max_entries: u32::MAX, max_bytes, wait_ms: 0 };
-        host.read(ledger, request).await.map_err(|e| errors::from_handler(&e))
+        partition.read(request).await.map_err(|e| errors::from_handler(&e))
     });
     let results = join_all(reads).await;
     let mut total = 0;
@@ -83,8 +78,9 @@ async fn read_all(
             Err(code) => {
                 let mut data = error(w.index, code);
                 if code == errors::OFFSET_OUT_OF_RANGE {
-                    if let (Ok(ledger), Ok(range)) = (&w.ledger, host_range(host, w).await) {
-                        tracing::debug!(%ledger, offset = w.offset, ?range, "fetch out of range");
+                    if let Ok(partition) = &w.partition {
+                        let range = partition.range().await.map(|r| (r.start as i64, r.end as i64)).unwrap_or((-1, -1));
+                        tracing::debug!(partition = partition.name(), offset = w.offset, ?range, "fetch out of range");
                         data = data.with_high_watermark(range.1).with_log_start_offset(range.0);
                     }
                 }
@@ -104,16 +100,17 @@ async fn read_all(
                         records.extend(with_base_offset(&entry.payload, entry.meta.base_offset));
                     } else {
                         // Written by another protocol: converted on this read only.
-                        let partition = w.ledger.as_deref().unwrap_or_default();
-                        let (base, format) = (entry.meta.base_offset, entry.meta.format);
-                        let converted = host.convert_entry_at(partition, base, format, entry.payload.clone()).await;
+                        let converted = match &w.partition {
+                            Ok(partition) => partition.convert_entry(entry).await,
+                            Err(_) => continue,
+                        };
                         let mut batch = BytesMut::new();
                         match converted
                             .and_then(|m| crate::convert::to_record_batch(m, entry.meta.base_offset, &mut batch))
                         {
                             Ok(()) => records.push(batch.freeze()),
                             Err(e) => {
-                                tracing::warn!(partition = ?w.ledger, offset = entry.meta.base_offset, error = %e,
+                                tracing::warn!(partition = ?w.partition, offset = entry.meta.base_offset, error = %e,
                                     "entry not converted for a Kafka reader; the fetch stops before it");
                                 // At the fetch offset itself the client would
                                 // refetch forever: it gets an error instead.
@@ -146,11 +143,6 @@ async fn read_all(
         }
     }
     (out, total)
-}
-
-async fn host_range(host: &Host, w: &Wanted) -> Result<(i64, i64), ()> {
-    let ledger = w.ledger.as_ref().map_err(|_| ())?;
-    host.log_range(ledger).await.map(|r| (r.start as i64, r.end as i64)).map_err(|_| ())
 }
 
 /// Serves a fetch, waiting for data if the request allows.
@@ -194,14 +186,23 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
             resolved.push((topic.clone(), mapper.resolve(ctx.host(), topic, false).await));
         }
         let ledger = resolved.last().map_or(Err(errors::UNKNOWN_SERVER_ERROR), |(_, r)| r.ledger(*partition));
-        wanted.push(Wanted { index: *partition, ledger, offset: *offset, max_bytes: *max_bytes });
+        let handle = match (ledger, ctx.host()) {
+            (Ok(ledger), Some(host)) => mapper.partition(host, &ledger, false).await.map_err(|e| {
+                mapper
+                    .forget_if_missing(resolved.last().map_or("", |(_, r)| r.topic().map_or("", |(p, _)| p)), e.kind());
+                errors::from_handler(&e)
+            }),
+            (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
+            (Err(code), _) => Err(code),
+        };
+        wanted.push(Wanted { index: *partition, partition: handle, offset: *offset, max_bytes: *max_bytes });
     }
     let budget = usize::try_from(request.max_bytes).unwrap_or(usize::MAX).max(1);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let partitions = match ctx.host() {
         None => wanted.iter().map(|w| error(w.index, errors::KAFKA_STORAGE_ERROR)).collect(),
         Some(host) => {
-            let (mut data, mut total) = read_all(host, &wanted, budget, &mut splices).await;
+            let (mut data, mut total) = read_all(&wanted, budget, &mut splices).await;
             let news = |data: &[PartitionData]| {
                 data.iter().any(|d| d.error_code != errors::NONE || d.records.as_ref().is_some_and(|r| !r.is_empty()))
             };
@@ -215,22 +216,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                 if wait_ms == 0 {
                     break;
                 }
-                let waits: Vec<_> = wanted
+                let waits: Vec<(&Partition, u64)> = wanted
                     .iter()
                     .zip(&data)
                     .filter(|(_, d)| d.error_code == errors::NONE)
-                    .filter_map(|(w, d)| {
-                        let ledger = w.ledger.as_ref().ok()?;
-                        let offset = u64::try_from(d.high_watermark).ok()?;
-                        Some(Box::pin(host.read(ledger, ReadRequest { offset, max_entries: 1, max_bytes: 1, wait_ms })))
-                    })
+                    .filter_map(|(w, d)| Some((w.partition.as_ref().ok()?, u64::try_from(d.high_watermark).ok()?)))
                     .collect();
-                if waits.is_empty() {
+                if waits.is_empty() || wait_any(&waits, wait_ms).await.is_none() {
                     break;
                 }
-                let _ = select_all(waits).await;
                 splices = Splices::default();
-                (data, total) = read_all(host, &wanted, budget, &mut splices).await;
+                (data, total) = read_all(&wanted, budget, &mut splices).await;
             }
             data
         }

@@ -18,7 +18,7 @@ use kafka_protocol::{
 };
 use polyport_handler_api::{
     storage::{Entry, ReadRequest},
-    HandlerError, Host,
+    HandlerError, Host, Partition,
 };
 
 use super::RequestContext;
@@ -39,12 +39,12 @@ fn error(e: HandlerError) -> i16 {
 }
 
 /// (timestamp, offset) of the first record at or after `t`.
-async fn by_time(host: &Host, ledger: &str, t: i64) -> Result<(i64, i64), i16> {
-    let Some(entry) = host.find_by_time(ledger, t).await.map_err(error)? else { return Ok((-1, -1)) };
+async fn by_time(p: &Partition, t: i64) -> Result<(i64, i64), i16> {
+    let Some(entry) = p.find_by_time(t).await.map_err(error)? else { return Ok((-1, -1)) };
     let base = entry.meta.base_offset as i64;
-    let (delta, timestamp) = record_at_or_after(host, &entry, t).unwrap_or((0, entry.meta.max_timestamp_ms));
+    let (delta, timestamp) = record_at_or_after(p.host(), &entry, t).unwrap_or((0, entry.meta.max_timestamp_ms));
     // Never below the log start (records deleted inside that batch).
-    let start = host.log_range(ledger).await.map_err(error)?.start as i64;
+    let start = p.range().await.map_err(error)?.start as i64;
     Ok((timestamp, (base + delta).max(start)))
 }
 
@@ -70,17 +70,17 @@ fn record_at_or_after(host: &Host, entry: &Entry, t: i64) -> Option<(i64, i64)> 
 /// the partition's, so it is searched: from the last entry's, climbing to
 /// each later record a few times (timestamps mostly grow with offsets),
 /// then by bisection up to `i64::MAX`; at most about 70 index lookups.
-async fn max_timestamp(host: &Host, ledger: &str) -> Result<Option<i64>, i16> {
-    let range = host.log_range(ledger).await.map_err(error)?;
+async fn max_timestamp(p: &Partition) -> Result<Option<i64>, i16> {
+    let range = p.range().await.map_err(error)?;
     if range.end <= range.start {
         return Ok(None);
     }
     let last = ReadRequest { offset: range.end - 1, max_entries: 1, max_bytes: 1, wait_ms: 0 };
-    let Some(last) = host.read(ledger, last).await.map_err(error)?.entries.pop() else { return Ok(None) };
+    let Some(last) = p.read(last).await.map_err(error)?.entries.pop() else { return Ok(None) };
     let mut best = last.meta.max_timestamp_ms;
     for _ in 0..8 {
         let Some(above) = best.checked_add(1) else { return Ok(Some(best)) };
-        match host.find_by_time(ledger, above).await.map_err(error)? {
+        match p.find_by_time(above).await.map_err(error)? {
             Some(e) => best = e.meta.max_timestamp_ms.max(above),
             None => return Ok(Some(best)),
         }
@@ -91,7 +91,7 @@ async fn max_timestamp(host: &Host, ledger: &str) -> Result<Option<i64>, i16> {
         // The upper middle, in i128: best may be negative (a raw client's
         // timestamps), and hi - best would overflow i64.
         let mid = ((i128::from(best) + i128::from(hi) + 1).div_euclid(2)) as i64;
-        match host.find_by_time(ledger, mid).await.map_err(error)? {
+        match p.find_by_time(mid).await.map_err(error)? {
             Some(e) => best = e.meta.max_timestamp_ms.max(mid),
             None => hi = mid - 1,
         }
@@ -99,16 +99,16 @@ async fn max_timestamp(host: &Host, ledger: &str) -> Result<Option<i64>, i16> {
     Ok(Some(best))
 }
 
-async fn lookup(host: &Host, ledger: &str, timestamp: i64) -> Result<(i64, i64), i16> {
+async fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
     match timestamp {
-        EARLIEST => Ok((-1, host.log_range(ledger).await.map_err(error)?.start as i64)),
-        LATEST => Ok((-1, host.log_range(ledger).await.map_err(error)?.end as i64)),
-        MAX_TIMESTAMP => match max_timestamp(host, ledger).await? {
-            Some(t) => by_time(host, ledger, t).await,
+        EARLIEST => Ok((-1, p.range().await.map_err(error)?.start as i64)),
+        LATEST => Ok((-1, p.range().await.map_err(error)?.end as i64)),
+        MAX_TIMESTAMP => match max_timestamp(p).await? {
+            Some(t) => by_time(p, t).await,
             None => Ok((-1, -1)),
         },
         t if t < 0 => Err(errors::UNSUPPORTED_VERSION),
-        t => by_time(host, ledger, t).await,
+        t => by_time(p, t).await,
     }
 }
 
@@ -126,7 +126,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
             }
             let ledger = resolved.ledger(p.partition_index);
             let result = match (ledger, ctx.host()) {
-                (Ok(ledger), Some(host)) => lookup(host, &ledger, p.timestamp).await,
+                (Ok(ledger), Some(host)) => match mapper.partition(host, &ledger, false).await {
+                    Ok(partition) => lookup(&partition, p.timestamp).await,
+                    Err(e) => Err(error(e)),
+                },
                 (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
                 (Err(code), _) => Err(code),
             };

@@ -43,9 +43,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochReque
                     Err(errors::UNKNOWN_LEADER_EPOCH)
                 }
                 (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
-                (Ok(ledger), Some(host)) => {
-                    host.log_range(&ledger).await.map(|r| r.end as i64).map_err(|e| errors::from_handler(&e))
+                (Ok(ledger), Some(host)) => match mapper.partition(host, &ledger, false).await {
+                    Ok(partition) => partition.range().await.map(|r| r.end as i64),
+                    Err(e) => Err(e),
                 }
+                .map_err(|e| errors::from_handler(&e)),
             };
             let response = EpochEndOffset::default().with_partition(p.partition);
             out.push(match result {

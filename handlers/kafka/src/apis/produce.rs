@@ -7,7 +7,8 @@
 //! response (a failure closes the connection, as in Kafka, so that the
 //! producer refreshes its metadata), acks=1 is answered once written, acks=-1 (all) once durable under
 //! the broker's sync policy. All partitions of a request are appended
-//! concurrently, one host call per partition, and placed in the
+//! concurrently, one host call per partition (its append, through the
+//! partition's handle, whose answer carries the log start), and placed in the
 //! connection's order ([`crate::order`]): a connection's batches are stored
 //! in the order it sent them. Idempotent producers'
 //! sequences are checked ([`crate::idempotence`]).
@@ -31,7 +32,7 @@ use kafka_protocol::{
     },
     protocol::{Decodable, VersionRange},
 };
-use polyport_handler_api::storage::NewEntry;
+use polyport_handler_api::{storage::NewEntry, Partition};
 
 use super::{encode_response, RequestContext};
 use crate::{
@@ -149,8 +150,8 @@ struct Prepared<'r> {
     pulsar: &'r str,
     ledger: String,
     batches: Vec<records::Batch>,
-    /// The partition's log start, as the answer reports it.
-    log_start: i64,
+    /// The partition's open handle.
+    partition: Partition,
     /// Whether its topic stamps batches with the broker's time.
     log_append_time: bool,
 }
@@ -188,16 +189,22 @@ async fn prepare<'r>(
     let Some(host) = ctx.host() else { return Err(partition_error(index, errors::KAFKA_STORAGE_ERROR, None)) };
     // Idempotent producers: retries are answered, not stored twice.
     if batches.iter().any(|b| b.producer_id >= 0) {
-        let load = crate::idempotence::stored_tail(host, &ledger);
+        let load = match ctx.shared.topics.partition(host, &ledger, true).await {
+            Ok(partition) => crate::idempotence::stored_tail(partition),
+            Err(e) => {
+                ctx.shared.topics.forget_if_missing(pulsar, e.kind());
+                tracing::info!(topic = %ledger, error = %e, "partition not opened");
+                return Err(partition_error(index, errors::from_handler(&e), Some(e.message().to_owned())));
+            }
+        };
         if let Err(e) = ctx.shared.sequences.load_once(&ledger, || load).await {
             tracing::warn!(topic = %ledger, error = %e, "idempotent producers not rebuilt yet; the producer retries");
             return Err(partition_error(index, errors::NOT_ENOUGH_REPLICAS, Some(format!("producer state: {e}"))));
         }
     }
-    // Opens the ledger (so that the append queues at once) and reads the log
-    // start the answer carries.
-    match host.log_range(&ledger).await {
-        Ok(range) => Ok(Prepared { index, pulsar, ledger, batches, log_start: range.start as i64, log_append_time }),
+    // The open partition (kept by the mapper), whose append queues at its first poll.
+    match ctx.shared.topics.partition(host, &ledger, true).await {
+        Ok(partition) => Ok(Prepared { index, pulsar, ledger, batches, partition, log_append_time }),
         Err(e) => {
             ctx.shared.topics.forget_if_missing(pulsar, e.kind());
             tracing::info!(topic = %ledger, error = %e, "partition not opened");
@@ -210,7 +217,7 @@ async fn prepare<'r>(
 /// before the append's first poll is synchronous, so that the first poll of
 /// this future places the append ([`handle`]).
 async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) -> PartitionProduceResponse {
-    let Prepared { index, pulsar, ledger, batches, log_start, log_append_time } = prepared;
+    let Prepared { index, pulsar, ledger, batches, partition, log_append_time } = prepared;
     let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
     let sequences = &ctx.shared.sequences;
     let (mut to_store, mut stored) = (Vec::new(), Vec::new());
@@ -253,6 +260,7 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
     }
     if to_store.is_empty() {
         // Every batch was stored before: the answer the client missed.
+        let log_start = partition.range().await.map_or(-1, |r| r.start as i64);
         return PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(first_duplicate.unwrap_or(-1))
@@ -275,7 +283,7 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
                     (entry, b.payload_crc)
                 })
                 .collect();
-            host.append_checked(&ledger, entries, durable).await
+            partition.append_checked(entries, durable).await
         }
         EntryFormat::Pulsar => {
             // KoP's entryFormat=pulsar: converted once here, so Pulsar
@@ -295,7 +303,7 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
                 })
                 .collect();
             match entries {
-                Ok(entries) => host.append(&ledger, entries, durable).await,
+                Ok(entries) => partition.append(entries, durable).await,
                 Err(e) => {
                     release();
                     tracing::info!(topic = %ledger, error = %e, "produce refused: batch not converted");
@@ -305,7 +313,8 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
         }
     };
     match appended {
-        Ok(appended) => {
+        Ok(result) => {
+            let (appended, log_start) = (result.appended, result.range.start as i64);
             for ((pid, seq), a) in stored.iter().zip(&appended) {
                 sequences.completed(&ledger, *pid, *seq, Some(a.base_offset as i64));
             }

@@ -11,7 +11,10 @@
 
 use std::collections::HashMap;
 
-use polyport_handler_api::{storage::InitialPosition, ErrorKind, Host};
+use polyport_handler_api::{
+    storage::{InitialPosition, OpenOptions},
+    ErrorKind, Host,
+};
 use tokio::sync::mpsc;
 
 /// One cursor change.
@@ -92,16 +95,23 @@ pub async fn run(host: Host, mut jobs: mpsc::UnboundedReceiver<MirrorJob>) {
 
 async fn apply(host: &Host, op: MirrorOp) {
     let result = match &op {
-        MirrorOp::Seek { ledger, group, offset } => {
-            match host.cursor_open(ledger, group, true, InitialPosition::Offset(*offset)).await {
-                Ok(_) => host.cursor_seek(ledger, group, *offset).await.map(|_| ()),
+        MirrorOp::Seek { ledger, group, offset } => match host.open_partition(ledger, OpenOptions::default()).await {
+            Ok(partition) => match partition.cursor_open(group, true, InitialPosition::Offset(*offset)).await {
+                Ok(_) => partition.cursor_seek(group, *offset).await.map(|_| ()),
                 Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+        MirrorOp::Delete { ledger, group } => {
+            let deleted = match host.open_partition(ledger, OpenOptions::default()).await {
+                Ok(partition) => partition.cursor_delete(group).await,
+                Err(e) => Err(e),
+            };
+            match deleted {
+                Err(e) if e.kind() == ErrorKind::NOT_FOUND => Ok(()),
+                other => other,
             }
         }
-        MirrorOp::Delete { ledger, group } => match host.cursor_delete(ledger, group).await {
-            Err(e) if e.kind() == ErrorKind::NOT_FOUND => Ok(()),
-            other => other,
-        },
     };
     if let Err(e) = result {
         // A deleted topic has no cursor to keep; anything else is worth a warning.

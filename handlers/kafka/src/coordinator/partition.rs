@@ -23,8 +23,8 @@ use std::{
 
 use futures_util::{stream::FuturesOrdered, Future, StreamExt};
 use polyport_handler_api::{
-    storage::{NewEntry, ReadRequest},
-    HandlerError, Host,
+    storage::{NewEntry, OpenOptions, ReadRequest},
+    ErrorKind, HandlerError, Host,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -121,6 +121,8 @@ pub struct Partition {
     index: usize,
     ledger: String,
     host: Host,
+    /// The ledger's handle, opened when the task starts.
+    log: Option<polyport_handler_api::Partition>,
     config: Arc<GroupConfig>,
     retention_check: Duration,
     groups: HashMap<String, Group>,
@@ -152,6 +154,7 @@ impl Partition {
             index,
             ledger,
             host,
+            log: None,
             config,
             retention_check,
             groups: HashMap::new(),
@@ -488,9 +491,12 @@ impl Partition {
             flags: 0,
             max_timestamp_ms: -1,
         };
-        let (host, ledger) = (self.host.clone(), self.ledger.clone());
+        let log = self.log.clone();
         self.inflight.push_back(Box::pin(async move {
-            let result = host.append(&ledger, vec![entry], true).await.map(|_| ());
+            let result = match log {
+                Some(log) => log.append(vec![entry], true).await.map(|_| ()),
+                None => Err(HandlerError::new(ErrorKind::STATE, "coordinator partition not loaded")),
+            };
             (result, done, count)
         }));
     }
@@ -640,8 +646,9 @@ impl Partition {
                 max_timestamp_ms: -1,
             })
             .collect();
-        let written = match self.host.append(&self.ledger, entries, true).await {
-            Ok(appended) => appended.first().map(|a| a.base_offset),
+        let Some(log) = self.log.clone() else { return };
+        let written = match log.append(entries, true).await {
+            Ok(result) => result.appended.first().map(|a| a.base_offset),
             Err(e) => {
                 tracing::warn!(partition = %self.ledger, error = %e, "coordinator snapshot not written; will retry");
                 self.records_since_snapshot = 0;
@@ -650,7 +657,7 @@ impl Partition {
         };
         self.records_since_snapshot = 0;
         if let Some(start) = written {
-            match self.host.delete_records(&self.ledger, start).await {
+            match log.delete_records(start).await {
                 Ok(range) => {
                     tracing::debug!(partition = %self.ledger, start = range.start, end = range.end, "coordinator log compacted")
                 }
@@ -663,14 +670,16 @@ impl Partition {
 
     /// Rebuilds the groups from the partition's log.
     async fn load(&mut self) -> Result<(), HandlerError> {
-        let range = self.host.log_range(&self.ledger).await?;
+        let log = self.host.open_partition(&self.ledger, OpenOptions::default()).await?;
+        self.log = Some(log.clone());
+        let range = log.range().await?;
         let mut offset = range.start;
         let mut records = 0u64;
         // Restored members' sessions start now, once for the whole replay.
         let (now, wall) = self.now();
         while offset < range.end {
             let request = ReadRequest { offset, max_entries: 1024, max_bytes: 8 << 20, wait_ms: 0 };
-            let read = self.host.read(&self.ledger, request).await?;
+            let read = log.read(request).await?;
             if read.entries.is_empty() {
                 break;
             }
