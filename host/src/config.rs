@@ -103,6 +103,7 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "internalListenerName", default: "" },
     KeySpec { name: "delayedDeliveryEnabled", default: "true" },
     KeySpec { name: "delayedDeliveryTickTimeMillis", default: "1000" },
+    KeySpec { name: "metadataStoreUrl", default: "" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -129,6 +130,9 @@ pub struct BrokerConfig {
     pub shutdown_timeout: Duration,
     /// Cluster name (`clusterName`), reported to clients.
     pub cluster_name: String,
+    /// Where metadata lives (`metadataStoreUrl`): `None` for the embedded
+    /// store in the data directory, else an etcd URL (`etcd:http://host:port,...`).
+    pub metadata_store_url: Option<String>,
     /// Storage: ledgers, auto-creation, retention.
     pub storage: crate::topics::StorageConfig,
     /// Connections and what each may hold.
@@ -223,6 +227,13 @@ impl BrokerConfig {
         let timeout = get("brokerShutdownTimeoutMs").parse::<u64>();
         check("brokerShutdownTimeoutMs", "a number of milliseconds", timeout.is_ok());
 
+        let metadata_store_url = Some(get("metadataStoreUrl")).filter(|url| !url.is_empty());
+        check(
+            "metadataStoreUrl",
+            "empty (the embedded store) or etcd:http://host:port, with more endpoints after commas",
+            metadata_store_url.as_deref().is_none_or(|url| crate::metadata::etcd_endpoints(url).is_ok()),
+        );
+
         let storage = storage_config(&get, &mut check);
         let limits = limits_config(&get, &mut check);
         let mut listener_error = None;
@@ -241,6 +252,7 @@ impl BrokerConfig {
             log_level,
             shutdown_timeout: Duration::from_millis(timeout.unwrap_or(5000)),
             cluster_name: get("clusterName"),
+            metadata_store_url,
             storage,
             limits,
             pulsar,

@@ -59,7 +59,13 @@ pub enum StartupError {
     /// The metadata store or topics cannot be opened.
     #[error("storage: {0}")]
     Storage(String),
+    /// The metadata store of `metadataStoreUrl` cannot be reached.
+    #[error("metadataStoreUrl: {0}")]
+    MetadataStore(String),
 }
+
+/// How long start-up waits for etcd to answer before it gives up (exit 2).
+const ETCD_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A started broker: handlers running, listeners bound.
 pub struct Broker {
@@ -79,10 +85,22 @@ impl Broker {
         let data_error = |message: String| StartupError::DataDirectory { path: config.data_directory.clone(), message };
         std::fs::create_dir_all(&config.data_directory).map_err(|e| data_error(e.to_string()))?;
         let lock = lock_data_directory(&config.data_directory).map_err(data_error)?;
-        let store = metadata::RedbStore::open(&config.data_directory.join("metadata.redb"))
-            .map_err(|e| StartupError::Storage(e.to_string()))?;
+        let store: Arc<dyn metadata::MetadataStore> = match &config.metadata_store_url {
+            None => Arc::new(
+                metadata::RedbStore::open(&config.data_directory.join("metadata.redb"))
+                    .map_err(|e| StartupError::Storage(e.to_string()))?,
+            ),
+            Some(url) => {
+                let store = metadata::EtcdStore::connect(url, ETCD_CONNECT_TIMEOUT).await.map_err(|e| match e {
+                    metadata::MetadataError::Store(reason) => StartupError::MetadataStore(reason),
+                    other => StartupError::MetadataStore(other.to_string()),
+                })?;
+                tracing::info!(url = %url, "metadata store: etcd");
+                Arc::new(store)
+            }
+        };
         let topics = topics::Topics::open(
-            Arc::new(store),
+            store,
             config.data_directory.join("ledgers"),
             config.storage.clone(),
             Arc::new(polyport_ledger::backend::FsBackend::new(

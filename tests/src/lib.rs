@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+pub mod etcd;
 pub mod kafka;
 pub mod line;
 pub mod pulsar;

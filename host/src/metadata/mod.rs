@@ -1,9 +1,15 @@
 //! Metadata: tenants, namespaces, topics and their policies, behind the small
 //! [`MetadataStore`] trait: versioned keys with compare-and-set, the shape of
-//! Pulsar's metadata store, so an etcd implementation can follow.
+//! Pulsar's metadata store. Two stores: [`RedbStore`], embedded (one
+//! broker, the default), and [`EtcdStore`] (`metadataStoreUrl=etcd:...`,
+//! shared by the brokers of a cluster). `conformance` is the suite both pass.
 
+#[doc(hidden)]
+pub mod conformance;
+mod etcd_store;
 mod redb_store;
 
+pub use etcd_store::{endpoints as etcd_endpoints, EtcdStore};
 pub use redb_store::RedbStore;
 
 /// A stored value and its version (incremented by every write).

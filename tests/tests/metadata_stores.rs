@@ -1,0 +1,111 @@
+//! The metadata stores: the conformance suite both stores pass (the
+//! embedded one in its unit test, etcd here against a real etcd), and the
+//! broker on etcd (`metadataStoreUrl`), including when etcd is not there.
+
+use std::{sync::Arc, time::Duration};
+
+use polyport_host::metadata::{conformance, EtcdStore, MetadataStore};
+use polyport_tests::{etcd::Etcd, free_port, kafka::KafkaConn, kafka_library, Broker};
+
+#[test]
+fn etcd_passes_the_metadata_store_conformance_suite() {
+    let etcd = Etcd::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime.block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10))).expect("connect");
+    // The store blocks its callers' threads on the runtime, as the broker's
+    // blocking threads do: called from this plain thread.
+    conformance::check(Arc::new(store) as Arc<dyn MetadataStore>, "/conformance/");
+}
+
+#[test]
+fn a_broker_keeps_its_topics_in_etcd_and_finds_them_after_a_restart() {
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+    let etcd = Etcd::start();
+    let conf =
+        format!("metadataStoreUrl={}\ndefaultNumPartitions=3\nallowAutoTopicCreationType=partitioned", etcd.url());
+    let mut broker = Broker::configure(&conf, &[&kafka_library()]).start();
+    assert!(broker.log().contains("metadata store: etcd"), "{}", broker.log());
+    let metadata = |port: u16| -> MetadataResponse {
+        let mut kafka = KafkaConn::connect(port);
+        let request = MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(
+                kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_static_str("orders")),
+            )),
+        ]));
+        let c = kafka.send(ApiKey::Metadata, 9, &request);
+        kafka.receive(ApiKey::Metadata, 9, c)
+    };
+    let created = metadata(broker.kafka_port);
+    assert_eq!(created.topics[0].error_code, 0);
+    assert_eq!(created.topics[0].partitions.len(), 3);
+    // The topic is a key in etcd, where Pulsar keeps it.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime.block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10))).expect("connect");
+    let keys = store.list("/admin/topics/").expect("list");
+    assert!(keys.contains(&"/admin/topics/public/default/orders".to_owned()), "{keys:?}");
+    broker.kill(libc::SIGKILL);
+    let broker = broker.restart();
+    assert_eq!(metadata(broker.kafka_port).topics[0].partitions.len(), 3, "the topic came back from etcd");
+}
+
+#[test]
+fn an_unreachable_etcd_stops_start_up_with_exit_2_naming_the_url() {
+    let dead = free_port();
+    let exit =
+        Broker::configure(&format!("metadataStoreUrl=etcd:http://127.0.0.1:{dead}"), &[&kafka_library()]).run_to_exit();
+    assert_eq!(exit.status.code(), Some(2), "{}", exit.log);
+    assert!(
+        exit.log.contains(&format!("metadataStoreUrl: etcd at etcd:http://127.0.0.1:{dead} does not answer")),
+        "{}",
+        exit.log
+    );
+    assert!(exit.elapsed < Duration::from_secs(12), "gave up after {:?}", exit.elapsed);
+}
+
+#[test]
+fn a_metadata_store_url_that_is_not_etcd_is_a_configuration_error() {
+    let exit = Broker::configure("metadataStoreUrl=zk:127.0.0.1:2181", &[&kafka_library()]).run_to_exit();
+    assert_eq!(exit.status.code(), Some(2), "{}", exit.log);
+    assert!(exit.log.contains("metadataStoreUrl"), "{}", exit.log);
+    assert!(exit.log.contains("etcd:http://host:port"), "{}", exit.log);
+}
+
+/// etcd lost while the broker runs: open partitions go on serving; a
+/// metadata change fails with a retriable error, and works again once etcd
+/// is back.
+#[test]
+fn open_partitions_serve_while_etcd_is_down_and_metadata_changes_resume_when_it_returns() {
+    use std::process::Command;
+    let mut etcd = Etcd::start();
+    let broker = Broker::configure(&format!("metadataStoreUrl={}", etcd.url()), &[&kafka_library()]).start();
+    let bootstrap = format!("127.0.0.1:{}", broker.kafka_port);
+    let produce = |topic: &str, text: &str| {
+        let mut child = Command::new("kcat")
+            .args(["-b", &bootstrap, "-P", "-t", topic, "-X", "message.timeout.ms=3000"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("kcat");
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+        child.wait().expect("kcat").success()
+    };
+    let consume = |topic: &str, count: usize| -> String {
+        let out = Command::new("kcat")
+            .args(["-b", &bootstrap, "-C", "-t", topic, "-o", "beginning", "-c", &count.to_string(), "-e", "-q"])
+            .output()
+            .expect("kcat");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(produce("steady", "one\n"));
+    etcd.stop();
+    assert!(produce("steady", "two\n"), "an open partition takes appends without etcd");
+    assert_eq!(consume("steady", 2), "one\ntwo\n");
+    assert!(!produce("fresh", "lost\n"), "creating a topic needs etcd: the producer gets an error");
+    etcd.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !produce("fresh", "after\n") {
+        assert!(std::time::Instant::now() < deadline, "metadata changes did not resume:\n{}", broker.log());
+    }
+    let got = consume("fresh", 1);
+    assert!(got == "after\n" || got == "lost\n", "{got:?}");
+}
