@@ -104,6 +104,7 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "delayedDeliveryEnabled", default: "true" },
     KeySpec { name: "delayedDeliveryTickTimeMillis", default: "1000" },
     KeySpec { name: "metadataStoreUrl", default: "" },
+    KeySpec { name: "metadataStoreSessionTimeoutMillis", default: "5000" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -133,6 +134,10 @@ pub struct BrokerConfig {
     /// Where metadata lives (`metadataStoreUrl`): `None` for the embedded
     /// store in the data directory, else an etcd URL (`etcd:http://host:port,...`).
     pub metadata_store_url: Option<String>,
+    /// The broker's session with the metadata store
+    /// (`metadataStoreSessionTimeoutMillis`): its registration outlives it
+    /// by at most this long.
+    pub metadata_session_timeout: Duration,
     /// Storage: ledgers, auto-creation, retention.
     pub storage: crate::topics::StorageConfig,
     /// Connections and what each may hold.
@@ -234,6 +239,13 @@ impl BrokerConfig {
             metadata_store_url.as_deref().is_none_or(|url| crate::metadata::etcd_endpoints(url).is_ok()),
         );
 
+        let session = get("metadataStoreSessionTimeoutMillis").parse::<u64>();
+        check(
+            "metadataStoreSessionTimeoutMillis",
+            "a number of milliseconds, at least 1000 (etcd leases count whole seconds)",
+            session.as_ref().is_ok_and(|ms| *ms >= 1000),
+        );
+
         let storage = storage_config(&get, &mut check);
         let limits = limits_config(&get, &mut check);
         let mut listener_error = None;
@@ -253,6 +265,7 @@ impl BrokerConfig {
             shutdown_timeout: Duration::from_millis(timeout.unwrap_or(5000)),
             cluster_name: get("clusterName"),
             metadata_store_url,
+            metadata_session_timeout: Duration::from_millis(session.unwrap_or(5000)),
             storage,
             limits,
             pulsar,

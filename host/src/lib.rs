@@ -12,6 +12,7 @@ pub mod loader;
 pub mod logging;
 pub mod metadata;
 pub mod pulsar;
+pub mod registry;
 pub mod server;
 pub mod services;
 pub mod topics;
@@ -75,6 +76,8 @@ pub struct Broker {
     /// The built-in Pulsar protocol and its bound socket (unless `brokerServicePort` is empty).
     pulsar: Option<(Arc<pulsar::PulsarService>, tokio::net::TcpListener)>,
     topics: Arc<topics::Topics>,
+    /// This broker's entry among the live brokers (with a shared metadata store).
+    registration: Option<registry::Registration>,
     _lock: std::fs::File,
 }
 
@@ -85,18 +88,23 @@ impl Broker {
         let data_error = |message: String| StartupError::DataDirectory { path: config.data_directory.clone(), message };
         std::fs::create_dir_all(&config.data_directory).map_err(|e| data_error(e.to_string()))?;
         let lock = lock_data_directory(&config.data_directory).map_err(data_error)?;
+        let mut etcd = None;
         let store: Arc<dyn metadata::MetadataStore> = match &config.metadata_store_url {
             None => Arc::new(
                 metadata::RedbStore::open(&config.data_directory.join("metadata.redb"))
                     .map_err(|e| StartupError::Storage(e.to_string()))?,
             ),
             Some(url) => {
-                let store = metadata::EtcdStore::connect(url, ETCD_CONNECT_TIMEOUT).await.map_err(|e| match e {
-                    metadata::MetadataError::Store(reason) => StartupError::MetadataStore(reason),
-                    other => StartupError::MetadataStore(other.to_string()),
-                })?;
+                let store = metadata::EtcdStore::connect(url, ETCD_CONNECT_TIMEOUT, config.metadata_session_timeout)
+                    .await
+                    .map_err(|e| match e {
+                        metadata::MetadataError::Store(reason) => StartupError::MetadataStore(reason),
+                        other => StartupError::MetadataStore(other.to_string()),
+                    })?;
                 tracing::info!(url = %url, "metadata store: etcd");
-                Arc::new(store)
+                let store = Arc::new(store);
+                etcd = Some(Arc::clone(&store));
+                store
             }
         };
         let topics = topics::Topics::open(
@@ -134,6 +142,7 @@ impl Broker {
             config.entries.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect();
         let mut handler_keys = Vec::new();
         let mut handlers = Vec::new();
+        let mut protocols = std::collections::BTreeMap::new();
         for mut lib in selected {
             let library = loader::file_name(&lib.path);
             let fail = |stage: &'static str, e: polyport_handler_api::HandlerError| StartupError::Handler {
@@ -153,6 +162,7 @@ impl Broker {
                 .into_result()
                 .map_err(|e| fail("protocol_data_to_advertise", e))?;
             tracing::info!(protocol = %lib.protocol, library = %library, advertised = %advertised, "protocol handler started");
+            protocols.insert(lib.protocol.clone(), advertised.into_string());
             handlers.push(Arc::new(RunningHandler { protocol: lib.protocol, library, handler: lib.handler }));
         }
         let unknown: Vec<&str> = config.unknown_keys(&handler_keys).collect();
@@ -182,7 +192,31 @@ impl Broker {
                 Some((Arc::new(service), listener))
             }
         };
-        Ok(Self { config, handlers, listeners, pulsar, topics, _lock: lock })
+        // Registered last, once every listener is bound: a broker others can
+        // see is one clients can reach.
+        let registration = match etcd {
+            None => None,
+            Some(store) => {
+                let address = &config.advertised_address;
+                let data = registry::BrokerData {
+                    web_service_url: format!("http://{address}:{}", config.web_service_port),
+                    pulsar_service_url: pulsar
+                        .as_ref()
+                        .and_then(|(_, l)| l.local_addr().ok())
+                        .map(|a| format!("pulsar://{address}:{}", a.port())),
+                    protocols,
+                    start_timestamp: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0)),
+                    broker_version: format!("polyport-{}", env!("CARGO_PKG_VERSION")),
+                };
+                let id = format!("{address}:{}", config.web_service_port);
+                let registered =
+                    registry::Registration::register(store, &id, &data, config.metadata_session_timeout).await;
+                Some(registered.map_err(|e| StartupError::MetadataStore(e.to_string()))?)
+            }
+        };
+        Ok(Self { config, handlers, listeners, pulsar, topics, registration, _lock: lock })
     }
 
     /// The addresses bound, with their protocol and listener name.
@@ -225,6 +259,10 @@ impl Broker {
 
         shutdown.await;
         tracing::info!("shutting down: no new connections");
+        // Other brokers and clients stop sending here first.
+        if let Some(registration) = self.registration {
+            registration.release().await;
+        }
         stop.cancel();
         for accept in accept_loops {
             let _ = accept.await;

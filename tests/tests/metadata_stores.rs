@@ -11,7 +11,9 @@ use polyport_tests::{etcd::Etcd, free_port, kafka::KafkaConn, kafka_library, Bro
 fn etcd_passes_the_metadata_store_conformance_suite() {
     let etcd = Etcd::start();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let store = runtime.block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10))).expect("connect");
+    let store = runtime
+        .block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10), Duration::from_secs(5)))
+        .expect("connect");
     // The store blocks its callers' threads on the runtime, as the broker's
     // blocking threads do: called from this plain thread.
     conformance::check(Arc::new(store) as Arc<dyn MetadataStore>, "/conformance/");
@@ -40,11 +42,16 @@ fn a_broker_keeps_its_topics_in_etcd_and_finds_them_after_a_restart() {
     assert_eq!(created.topics[0].partitions.len(), 3);
     // The topic is a key in etcd, where Pulsar keeps it.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let store = runtime.block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10))).expect("connect");
+    let store = runtime
+        .block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10), Duration::from_secs(5)))
+        .expect("connect");
     let keys = store.list("/admin/topics/").expect("list");
     assert!(keys.contains(&"/admin/topics/public/default/orders".to_owned()), "{keys:?}");
     broker.kill(libc::SIGKILL);
+    // Restarted at once: its registration from before the crash is waited
+    // out (the session, 5 s), not taken for another broker's.
     let broker = broker.restart();
+    assert!(broker.log().contains("waiting for it to expire"), "{}", broker.log());
     assert_eq!(metadata(broker.kafka_port).topics[0].partitions.len(), 3, "the topic came back from etcd");
 }
 
@@ -108,4 +115,68 @@ fn open_partitions_serve_while_etcd_is_down_and_metadata_changes_resume_when_it_
     }
     let got = consume("fresh", 1);
     assert!(got == "after\n" || got == "lost\n", "{got:?}");
+}
+
+/// A client of `etcd` (its runtime must outlive it: the store blocks on it).
+fn client(etcd: &Etcd) -> (tokio::runtime::Runtime, EtcdStore) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime
+        .block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10), Duration::from_secs(5)))
+        .expect("connect");
+    (runtime, store)
+}
+
+fn registration(store: &EtcdStore, id: &str) -> Option<String> {
+    let found = store.get(&format!("/loadbalance/brokers/{id}")).expect("get");
+    found.map(|v| String::from_utf8_lossy(&v.value).into_owned())
+}
+
+#[test]
+fn a_broker_registers_while_it_lives_and_unregisters_when_it_stops() {
+    let etcd = Etcd::start();
+    let web = free_port();
+    let conf = format!("metadataStoreUrl={}\nwebServicePort={web}\nmetadataStoreSessionTimeoutMillis=2000", etcd.url());
+    let broker = Broker::configure(&conf, &[&kafka_library()]).start();
+    let id = format!("127.0.0.1:{web}");
+    let (_runtime, store) = client(&etcd);
+    let data = registration(&store, &id).expect("registered");
+    // What clients and other brokers need: the Pulsar URL and the Kafka listeners.
+    assert!(data.contains(&format!("\"pulsarServiceUrl\":\"pulsar://127.0.0.1:{}\"", broker.pulsar_port)), "{data}");
+    assert!(data.contains(&format!("127.0.0.1:{}", broker.kafka_port)), "{data}");
+    assert!(data.contains("\"kafka\":"), "{data}");
+    // A second broker with the same id waits out a session (the key might
+    // be its own from before a crash), then is refused: the first lives.
+    let exit = Broker::configure(&conf, &[&kafka_library()]).run_to_exit();
+    assert_eq!(exit.status.code(), Some(2), "{}", exit.log);
+    assert!(exit.log.contains("waiting for it to expire"), "{}", exit.log);
+    assert!(
+        exit.log.contains(&format!("another live broker is registered as /loadbalance/brokers/{id}")),
+        "{}",
+        exit.log
+    );
+    // A graceful stop removes the registration at once.
+    let exit = broker.terminate();
+    assert!(exit.status.success(), "{}", exit.log);
+    assert!(exit.log.contains("broker unregistered"), "{}", exit.log);
+    assert_eq!(registration(&store, &id), None);
+}
+
+#[test]
+fn a_killed_brokers_registration_expires_with_its_session() {
+    let etcd = Etcd::start();
+    let web = free_port();
+    let conf = format!("metadataStoreUrl={}\nwebServicePort={web}\nmetadataStoreSessionTimeoutMillis=2000", etcd.url());
+    let mut broker = Broker::configure(&conf, &[&kafka_library()]).start();
+    let id = format!("127.0.0.1:{web}");
+    let (_runtime, store) = client(&etcd);
+    // Alive past several lease periods: the keep-alives hold it.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(registration(&store, &id).is_some(), "{}", broker.log());
+    broker.kill(libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    while registration(&store, &id).is_some() {
+        assert!(killed.elapsed() < Duration::from_secs(4), "still registered 4 s after kill -9 (session 2 s)");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("registration gone {:?} after kill -9", killed.elapsed());
 }

@@ -8,10 +8,22 @@
 //! The [`MetadataStore`] trait is synchronous: its callers run it on
 //! blocking threads (`Topics`). This store blocks those threads on the
 //! runtime it was opened in, where the etcd client's connections live.
+//!
+//! The process's **session** is an etcd lease, granted at connect with the
+//! TTL `metadataStoreSessionTimeoutMillis` and kept alive by a task three
+//! times per TTL. Ephemeral keys (the broker's registration) are bound to
+//! it: etcd deletes them when the lease expires (the process died or lost
+//! etcd for a whole TTL) or is revoked (a graceful stop).
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 
 use super::{Expect, MetadataError, MetadataStore, Versioned};
 
@@ -24,6 +36,10 @@ pub struct EtcdStore {
     client: Client,
     runtime: tokio::runtime::Handle,
     url: String,
+    /// The session's lease.
+    lease: i64,
+    /// False once a keep-alive found the lease expired.
+    alive: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -54,8 +70,9 @@ pub fn endpoints(url: &str) -> Result<Vec<String>, String> {
 
 impl EtcdStore {
     /// Connects to the etcd cluster of `url` (see [`endpoints`]) within
-    /// `timeout`, and checks that it answers.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, MetadataError> {
+    /// `timeout`, checks that it answers, and opens the session: a lease of
+    /// `session_timeout` (whole seconds, at least 1), kept alive by a task.
+    pub async fn connect(url: &str, timeout: Duration, session_timeout: Duration) -> Result<Self, MetadataError> {
         let endpoints = endpoints(url).map_err(MetadataError::Store)?;
         let options = ConnectOptions::new().with_connect_timeout(timeout).with_timeout(REQUEST_TIMEOUT);
         let failed = |e: &dyn std::fmt::Display| MetadataError::Store(format!("etcd at {url} does not answer: {e}"));
@@ -68,7 +85,45 @@ impl EtcdStore {
             .await
             .map_err(|_| failed(&format!("no answer within {timeout:?}")))?
             .map_err(|e| failed(&e))?;
-        Ok(Self { client, runtime: tokio::runtime::Handle::current(), url: url.to_owned() })
+        let ttl = i64::try_from(session_timeout.as_secs().max(1)).unwrap_or(i64::MAX);
+        let lease = client.lease_grant(ttl, None).await.map_err(|e| failed(&e))?.id();
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(keep_alive(client.clone(), lease, ttl, Arc::clone(&alive), url.to_owned()));
+        Ok(Self { client, runtime: tokio::runtime::Handle::current(), url: url.to_owned(), lease, alive })
+    }
+
+    /// Whether the session's lease is known to be alive (false once etcd
+    /// said it expired: its ephemeral keys are gone).
+    pub fn session_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Creates `key` bound to the session (deleted when the session ends),
+    /// if it does not exist; a conflict names the version found.
+    pub async fn create_ephemeral(&self, key: &str, value: &[u8]) -> Result<(), MetadataError> {
+        let txn = Txn::new().when([Compare::version(key, CompareOp::Equal, 0)]).and_then([TxnOp::put(
+            key,
+            value,
+            Some(PutOptions::new().with_lease(self.lease)),
+        )]);
+        let response = self.client.clone().txn(txn).await.map_err(|e| self.error(e))?;
+        if response.succeeded() {
+            return Ok(());
+        }
+        let found = self.client.clone().get(key, None).await.map_err(|e| self.error(e))?;
+        let found = found.kvs().first().and_then(|kv| u64::try_from(kv.version()).ok());
+        Err(MetadataError::Conflict { key: key.to_owned(), expected: Expect::Absent, found })
+    }
+
+    /// Ends the session at once (a graceful stop): etcd deletes its
+    /// ephemeral keys now rather than when the lease would expire.
+    pub async fn close_session(&self) -> Result<(), MetadataError> {
+        self.alive.store(false, Ordering::Release);
+        self.client.clone().lease_revoke(self.lease).await.map(|_| ()).map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: etcd_client::Error) -> MetadataError {
+        MetadataError::Store(format!("etcd at {}: {e}", self.url))
     }
 
     fn run<T>(&self, f: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Result<T, MetadataError> {
@@ -136,5 +191,38 @@ impl MetadataStore for EtcdStore {
             response.kvs().iter().filter_map(|kv| kv.key_str().ok().map(str::to_owned)).collect();
         keys.sort();
         Ok(keys)
+    }
+}
+
+/// Keeps the session's lease alive: a keep-alive every third of the TTL, so
+/// two can be lost before it expires. A lease etcd reports expired (TTL 0)
+/// ends the task: its keys are gone, and the broker is told through
+/// [`EtcdStore::session_alive`]. Errors (etcd unreachable) are retried.
+async fn keep_alive(mut client: Client, lease: i64, ttl: i64, alive: Arc<AtomicBool>, url: String) {
+    let period = Duration::from_millis(u64::try_from(ttl).unwrap_or(1).saturating_mul(1000) / 3);
+    let mut warned = false;
+    while alive.load(Ordering::Acquire) {
+        let answer = async {
+            let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+            keeper.keep_alive().await?;
+            stream.message().await
+        };
+        match tokio::time::timeout(period, answer).await {
+            Ok(Ok(Some(response))) if response.ttl() <= 0 => {
+                tracing::error!(url = %url, lease, "metadata session expired: this broker's registration is gone");
+                alive.store(false, Ordering::Release);
+                return;
+            }
+            Ok(Ok(Some(_))) if warned => {
+                tracing::info!(url = %url, "metadata session kept alive again");
+                warned = false;
+            }
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) if !warned => {
+                tracing::warn!(url = %url, lease, "metadata session keep-alive failed; retrying");
+                warned = true;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(period).await;
     }
 }

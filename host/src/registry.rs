@@ -1,0 +1,100 @@
+//! The broker's registration in a shared metadata store: one ephemeral key
+//! per live broker, `/loadbalance/brokers/<advertisedAddress>:<webServicePort>`
+//! (Pulsar's broker id and path), holding what clients and other brokers
+//! need to reach it: its Pulsar service URL and every handler's protocol
+//! data (the Kafka handler's listeners), as Pulsar brokers publish them.
+//! The key is bound to the broker's etcd session: it disappears when the
+//! broker stops (at once) or dies (after `metadataStoreSessionTimeoutMillis`).
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use serde::Serialize;
+
+use crate::metadata::{EtcdStore, MetadataError};
+
+/// Where live brokers register.
+pub const BROKERS_PATH: &str = "/loadbalance/brokers";
+
+/// What a broker publishes about itself (a subset of Pulsar's
+/// `BrokerLookupData`, with its field names).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerData {
+    /// `http://<advertisedAddress>:<webServicePort>`.
+    pub web_service_url: String,
+    /// `pulsar://<advertisedAddress>:<brokerServicePort>`, if the Pulsar protocol is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pulsar_service_url: Option<String>,
+    /// Protocol name → the handler's protocol data (Pulsar's `protocols`).
+    pub protocols: BTreeMap<String, String>,
+    /// When this broker started, Unix ms.
+    pub start_timestamp: i64,
+    /// `polyport-<version>`.
+    pub broker_version: String,
+}
+
+/// A live registration; [`Registration::release`] ends it at a graceful stop.
+pub struct Registration {
+    store: Arc<EtcdStore>,
+    key: String,
+}
+
+/// Why the broker could not register.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Another live broker has this id.
+    #[error("another live broker is registered as {key} (same advertisedAddress and webServicePort)")]
+    Duplicate {
+        /// The key.
+        key: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] MetadataError),
+}
+
+impl Registration {
+    /// Registers broker `id` (`host:webServicePort`) with `data`. A key
+    /// already there may be this broker's own, from before a crash: it is
+    /// waited for until `session_timeout` (and a second) has passed, as its
+    /// lease expires by then; a key still there is another live broker.
+    pub async fn register(
+        store: Arc<EtcdStore>,
+        id: &str,
+        data: &BrokerData,
+        session_timeout: Duration,
+    ) -> Result<Self, RegistryError> {
+        let key = format!("{BROKERS_PATH}/{id}");
+        let value = serde_json::to_vec(data).map_err(|e| MetadataError::Store(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + session_timeout + Duration::from_secs(1);
+        let mut waiting = false;
+        loop {
+            match store.create_ephemeral(&key, &value).await {
+                Ok(()) => {
+                    tracing::info!(key = %key, "broker registered");
+                    return Ok(Self { store, key });
+                }
+                Err(MetadataError::Conflict { .. }) if tokio::time::Instant::now() < deadline => {
+                    if !waiting {
+                        tracing::warn!(key = %key, "a registration with this broker's id exists; waiting for it to expire \
+                            (a previous run of this broker), up to metadataStoreSessionTimeoutMillis");
+                        waiting = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(MetadataError::Conflict { .. }) => return Err(RegistryError::Duplicate { key }),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Ends the session, which deletes the registration at once.
+    pub async fn release(self) {
+        match self.store.close_session().await {
+            Ok(()) => tracing::info!(key = %self.key, "broker unregistered"),
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "registration not released; it expires with the session")
+            }
+        }
+    }
+}
