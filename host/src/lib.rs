@@ -209,6 +209,9 @@ impl Broker {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0)),
                     broker_version: format!("polyport-{}", env!("CARGO_PKG_VERSION")),
+                    instance: registry::instance_id(&config.data_directory).map_err(|e| {
+                        StartupError::DataDirectory { path: config.data_directory.clone(), message: e.to_string() }
+                    })?,
                 };
                 let id = format!("{address}:{}", config.web_service_port);
                 let registered =

@@ -31,6 +31,33 @@ pub struct BrokerData {
     pub start_timestamp: i64,
     /// `polyport-<version>`.
     pub broker_version: String,
+    /// This broker's data directory's identity ([`instance_id`]): a
+    /// registration left by a crash of this same broker carries it, so a
+    /// restart takes that key over instead of waiting for it to expire.
+    pub instance: String,
+}
+
+/// The identity of `data_directory`, kept in its `INSTANCE` file (made at
+/// its first use): only one process can hold the directory (its `LOCK`),
+/// so a registration with this identity and this broker's id is this
+/// broker's own, from a run that is over.
+pub fn instance_id(data_directory: &std::path::Path) -> std::io::Result<String> {
+    let path = data_directory.join("INSTANCE");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // Unique enough for its purpose: the time, the process and a
+    // stack address, hashed. Not a secret.
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u32(std::process::id());
+    let id = format!("{:016x}", hasher.finish());
+    std::fs::write(&path, format!("{id}\n"))?;
+    Ok(id)
 }
 
 /// A live registration; [`Registration::release`] ends it at a graceful stop.
@@ -55,9 +82,10 @@ pub enum RegistryError {
 
 impl Registration {
     /// Registers broker `id` (`host:webServicePort`) with `data`. A key
-    /// already there may be this broker's own, from before a crash: it is
-    /// waited for until `session_timeout` (and a second) has passed, as its
-    /// lease expires by then; a key still there is another live broker.
+    /// already there with this broker's instance is its own, left by a run
+    /// that crashed: it is taken over. Another is waited for until
+    /// `session_timeout` (and a second) has passed, as a stale key's lease
+    /// expires by then; a key still there is another live broker's.
     pub async fn register(
         store: Arc<EtcdStore>,
         id: &str,
@@ -74,7 +102,14 @@ impl Registration {
                     tracing::info!(key = %key, "broker registered");
                     return Ok(Self { store, key });
                 }
-                Err(MetadataError::Conflict { .. }) if tokio::time::Instant::now() < deadline => {
+                Err(MetadataError::Conflict { .. }) => {
+                    if store.take_over_own(&key, &data.instance).await? {
+                        tracing::info!(key = %key, "took over this broker's registration from its previous run");
+                        continue;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(RegistryError::Duplicate { key });
+                    }
                     if !waiting {
                         tracing::warn!(key = %key, "a registration with this broker's id exists; waiting for it to expire \
                             (a previous run of this broker), up to metadataStoreSessionTimeoutMillis");
@@ -82,7 +117,6 @@ impl Registration {
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                Err(MetadataError::Conflict { .. }) => return Err(RegistryError::Duplicate { key }),
                 Err(e) => return Err(e.into()),
             }
         }

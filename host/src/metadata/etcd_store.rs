@@ -115,6 +115,25 @@ impl EtcdStore {
         Err(MetadataError::Conflict { key: key.to_owned(), expected: Expect::Absent, found })
     }
 
+    /// Deletes `key` if its value is a JSON object whose `instance` is
+    /// `instance` (a registration this broker left behind); true if it did.
+    pub async fn take_over_own(&self, key: &str, instance: &str) -> Result<bool, MetadataError> {
+        let found = self.client.clone().get(key, None).await.map_err(|e| self.error(e))?;
+        let Some(kv) = found.kvs().first() else { return Ok(true) };
+        let theirs: Option<String> = serde_json::from_slice::<serde_json::Value>(kv.value())
+            .ok()
+            .and_then(|v| v.get("instance").and_then(|i| i.as_str()).map(str::to_owned));
+        if theirs.as_deref() != Some(instance) {
+            return Ok(false);
+        }
+        // Only that very key: a registration made since is left alone.
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, kv.mod_revision())])
+            .and_then([TxnOp::delete(key, None)]);
+        let response = self.client.clone().txn(txn).await.map_err(|e| self.error(e))?;
+        Ok(response.succeeded())
+    }
+
     /// Ends the session at once (a graceful stop): etcd deletes its
     /// ephemeral keys now rather than when the lease would expire.
     pub async fn close_session(&self) -> Result<(), MetadataError> {
