@@ -11,6 +11,7 @@ pub mod limits;
 pub mod loader;
 pub mod logging;
 pub mod metadata;
+pub mod ownership;
 pub mod pulsar;
 pub mod registry;
 pub mod server;

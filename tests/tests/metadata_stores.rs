@@ -182,3 +182,63 @@ fn a_killed_brokers_registration_expires_with_its_session() {
     }
     eprintln!("registration gone {:?} after kill -9", killed.elapsed());
 }
+
+/// The ownership primitives, with two sessions standing for two brokers:
+/// one owner per partition, epochs that grow with each new owner, a release
+/// that cannot remove a later owner's claim, and the fence (an owner cut off
+/// from etcd stops acknowledging before its lease can expire).
+#[test]
+fn one_owner_per_partition_epochs_grow_and_a_cut_off_owner_stops_acknowledging() {
+    use polyport_host::{
+        ownership::{Claimed, Ownership},
+        topics::TopicName,
+    };
+    let mut etcd = Etcd::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let session = |ttl: u64| {
+        let store =
+            runtime.block_on(EtcdStore::connect(&etcd.url(), Duration::from_secs(10), Duration::from_secs(ttl)));
+        Arc::new(store.expect("connect"))
+    };
+    let (a_store, b_store) = (session(5), session(5));
+    let a = Ownership::new(Arc::clone(&a_store), "a:8080".into());
+    let b = Ownership::new(Arc::clone(&b_store), "b:8080".into());
+    let p0 = TopicName::parse("orders-partition-0").expect("name");
+    let Claimed::Mine(first) = runtime.block_on(a.claim(&p0)).expect("claim") else { panic!("a claims first") };
+    assert_eq!(runtime.block_on(b.claim(&p0)).expect("claim"), Claimed::Theirs(first.clone()));
+    assert_eq!(runtime.block_on(a.claim(&p0)).expect("claim"), Claimed::Mine(first.clone()), "a claim is kept");
+    // A graceful handover: a releases, b claims at a later epoch; a's stale
+    // release cannot remove b's claim.
+    assert!(runtime.block_on(a.release(&p0, first.epoch)).expect("release"));
+    let Claimed::Mine(second) = runtime.block_on(b.claim(&p0)).expect("claim") else { panic!("b claims next") };
+    assert!(second.epoch > first.epoch, "{second:?} after {first:?}");
+    assert!(!runtime.block_on(a.release(&p0, first.epoch)).expect("release"), "an old epoch releases nothing");
+    assert_eq!(runtime.block_on(a.claim(&p0)).expect("claim"), Claimed::Theirs(second.clone()));
+    // b's session ends: its claims go with it.
+    runtime.block_on(b_store.close_session()).expect("close");
+    let Claimed::Mine(third) = runtime.block_on(a.claim(&p0)).expect("claim") else { panic!("a claims again") };
+    assert!(third.epoch > second.epoch);
+
+    // The fence: with etcd gone, a stops trusting its session before its
+    // 2 s lease could expire on etcd's side (TTL minus a quarter, from the
+    // last keep-alive that was answered).
+    let c_store = session(2);
+    let c = Ownership::new(Arc::clone(&c_store), "c:8080".into());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(c.may_acknowledge(), "kept alive past its TTL");
+    etcd.stop();
+    let stopped = std::time::Instant::now();
+    while c.may_acknowledge() {
+        // The lease lives 2 s from the last keep-alive etcd took, which was
+        // before the stop: fenced within 2 s of it, by construction 1.5 s
+        // after the last answered keep-alive was sent.
+        assert!(
+            stopped.elapsed() < Duration::from_secs(2),
+            "still acknowledging {:?} after etcd went",
+            stopped.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("fenced {:?} after etcd stopped (lease 2 s)", stopped.elapsed());
+    etcd.restart();
+}

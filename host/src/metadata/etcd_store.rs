@@ -38,8 +38,53 @@ pub struct EtcdStore {
     url: String,
     /// The session's lease.
     lease: i64,
-    /// False once a keep-alive found the lease expired.
-    alive: Arc<AtomicBool>,
+    session: Arc<Session>,
+}
+
+/// What [`EtcdStore::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was created now, at this revision.
+    Created {
+        /// Its creation revision.
+        revision: i64,
+    },
+    /// The key exists.
+    Exists {
+        /// Its value.
+        value: Vec<u8>,
+        /// Its creation revision.
+        revision: i64,
+        /// Its version.
+        version: i64,
+        /// The lease it is bound to (0: none).
+        lease: i64,
+    },
+}
+
+/// The session's state, shared with its keep-alive task.
+struct Session {
+    ttl: Duration,
+    /// False once a keep-alive found the lease expired, or it was revoked.
+    alive: AtomicBool,
+    origin: std::time::Instant,
+    /// When (ms after `origin`) the last answered keep-alive was sent: the
+    /// lease lives at least `ttl` past it, on etcd's side.
+    renewed_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Session {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// How much earlier than etcd could expire the lease the broker stops
+/// trusting it: a quarter of the TTL, for clock rates and scheduling
+/// delays (the lease's expiry is measured on etcd's clock, from when etcd
+/// took the keep-alive, which is after it was sent).
+fn safety_margin(ttl: Duration) -> Duration {
+    ttl / 4
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -87,32 +132,90 @@ impl EtcdStore {
             .map_err(|e| failed(&e))?;
         let ttl = i64::try_from(session_timeout.as_secs().max(1)).unwrap_or(i64::MAX);
         let lease = client.lease_grant(ttl, None).await.map_err(|e| failed(&e))?.id();
-        let alive = Arc::new(AtomicBool::new(true));
-        tokio::spawn(keep_alive(client.clone(), lease, ttl, Arc::clone(&alive), url.to_owned()));
-        Ok(Self { client, runtime: tokio::runtime::Handle::current(), url: url.to_owned(), lease, alive })
+        let session = Arc::new(Session {
+            ttl: Duration::from_secs(u64::try_from(ttl).unwrap_or(1)),
+            alive: AtomicBool::new(true),
+            origin: std::time::Instant::now(),
+            // Granted just now, so it lives a TTL from before the grant.
+            renewed_ms: std::sync::atomic::AtomicU64::new(0),
+        });
+        tokio::spawn(keep_alive(client.clone(), lease, ttl, Arc::clone(&session), url.to_owned()));
+        Ok(Self { client, runtime: tokio::runtime::Handle::current(), url: url.to_owned(), lease, session })
     }
 
     /// Whether the session's lease is known to be alive (false once etcd
-    /// said it expired: its ephemeral keys are gone).
+    /// said it expired, or it was closed: its ephemeral keys are gone).
     pub fn session_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        self.session.alive.load(Ordering::Acquire)
+    }
+
+    /// Whether the session is certainly alive at etcd now, with a margin:
+    /// its last answered keep-alive was sent less than the TTL minus a
+    /// quarter of it ago. An owner acknowledges writes only while this
+    /// holds, so it stops before etcd can expire its lease and give what it
+    /// owns to another broker (the fence of a broker cut off from etcd).
+    pub fn session_fresh(&self) -> bool {
+        let session = &self.session;
+        let limit = session.ttl.saturating_sub(safety_margin(session.ttl));
+        let age = session.now_ms().saturating_sub(session.renewed_ms.load(Ordering::Acquire));
+        self.session_alive() && Duration::from_millis(age) < limit
+    }
+
+    /// The session's lease id (its owner keys carry it).
+    pub fn lease(&self) -> i64 {
+        self.lease
     }
 
     /// Creates `key` bound to the session (deleted when the session ends),
     /// if it does not exist; a conflict names the version found.
     pub async fn create_ephemeral(&self, key: &str, value: &[u8]) -> Result<(), MetadataError> {
-        let txn = Txn::new().when([Compare::version(key, CompareOp::Equal, 0)]).and_then([TxnOp::put(
-            key,
-            value,
-            Some(PutOptions::new().with_lease(self.lease)),
-        )]);
+        match self.claim(key, value).await? {
+            Claim::Created { .. } => Ok(()),
+            Claim::Exists { version, .. } => Err(MetadataError::Conflict {
+                key: key.to_owned(),
+                expected: Expect::Absent,
+                found: u64::try_from(version).ok(),
+            }),
+        }
+    }
+
+    /// Creates `key` with `value`, bound to the session, unless it exists;
+    /// either way in one transaction, answering what is there now.
+    pub async fn claim(&self, key: &str, value: &[u8]) -> Result<Claim, MetadataError> {
+        let txn = Txn::new()
+            .when([Compare::version(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_lease(self.lease)))])
+            .or_else([TxnOp::get(key, None)]);
         let response = self.client.clone().txn(txn).await.map_err(|e| self.error(e))?;
         if response.succeeded() {
-            return Ok(());
+            // The transaction's revision is the key's creation revision.
+            let revision = response.header().map_or(0, |h| h.revision());
+            return Ok(Claim::Created { revision });
         }
-        let found = self.client.clone().get(key, None).await.map_err(|e| self.error(e))?;
-        let found = found.kvs().first().and_then(|kv| u64::try_from(kv.version()).ok());
-        Err(MetadataError::Conflict { key: key.to_owned(), expected: Expect::Absent, found })
+        let existing = response.op_responses().into_iter().find_map(|op| match op {
+            etcd_client::TxnOpResponse::Get(get) => get.kvs().first().map(|kv| Claim::Exists {
+                value: kv.value().to_vec(),
+                revision: kv.create_revision(),
+                version: kv.version(),
+                lease: kv.lease(),
+            }),
+            _ => None,
+        });
+        // Deleted between the compare and the get: one more try decides.
+        match existing {
+            Some(claim) => Ok(claim),
+            None => Box::pin(self.claim(key, value)).await,
+        }
+    }
+
+    /// Deletes `key` if it is the one created at `revision` (a claim made
+    /// then); true if it was.
+    pub async fn delete_created_at(&self, key: &str, revision: i64) -> Result<bool, MetadataError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, revision)])
+            .and_then([TxnOp::delete(key, None)]);
+        let response = self.client.clone().txn(txn).await.map_err(|e| self.error(e))?;
+        Ok(response.succeeded())
     }
 
     /// Deletes `key` if its value is a JSON object whose `instance` is
@@ -137,7 +240,7 @@ impl EtcdStore {
     /// Ends the session at once (a graceful stop): etcd deletes its
     /// ephemeral keys now rather than when the lease would expire.
     pub async fn close_session(&self) -> Result<(), MetadataError> {
-        self.alive.store(false, Ordering::Release);
+        self.session.alive.store(false, Ordering::Release);
         self.client.clone().lease_revoke(self.lease).await.map(|_| ()).map_err(|e| self.error(e))
     }
 
@@ -217,10 +320,11 @@ impl MetadataStore for EtcdStore {
 /// two can be lost before it expires. A lease etcd reports expired (TTL 0)
 /// ends the task: its keys are gone, and the broker is told through
 /// [`EtcdStore::session_alive`]. Errors (etcd unreachable) are retried.
-async fn keep_alive(mut client: Client, lease: i64, ttl: i64, alive: Arc<AtomicBool>, url: String) {
+async fn keep_alive(mut client: Client, lease: i64, ttl: i64, session: Arc<Session>, url: String) {
     let period = Duration::from_millis(u64::try_from(ttl).unwrap_or(1).saturating_mul(1000) / 3);
     let mut warned = false;
-    while alive.load(Ordering::Acquire) {
+    while session.alive.load(Ordering::Acquire) {
+        let sent_ms = session.now_ms();
         let answer = async {
             let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
             keeper.keep_alive().await?;
@@ -229,10 +333,12 @@ async fn keep_alive(mut client: Client, lease: i64, ttl: i64, alive: Arc<AtomicB
         match tokio::time::timeout(period, answer).await {
             Ok(Ok(Some(response))) if response.ttl() <= 0 => {
                 tracing::error!(url = %url, lease, "metadata session expired: this broker's registration is gone");
-                alive.store(false, Ordering::Release);
+                session.alive.store(false, Ordering::Release);
                 return;
             }
-            Ok(Ok(Some(_))) if warned => {
+            Ok(Ok(Some(_))) if !warned => session.renewed_ms.store(sent_ms, Ordering::Release),
+            Ok(Ok(Some(_))) => {
+                session.renewed_ms.store(sent_ms, Ordering::Release);
                 tracing::info!(url = %url, "metadata session kept alive again");
                 warned = false;
             }

@@ -9,7 +9,7 @@ pub mod conformance;
 mod etcd_store;
 mod redb_store;
 
-pub use etcd_store::{endpoints as etcd_endpoints, EtcdStore};
+pub use etcd_store::{endpoints as etcd_endpoints, Claim, EtcdStore};
 pub use redb_store::RedbStore;
 
 /// A stored value and its version (incremented by every write).
