@@ -463,9 +463,9 @@ impl MemoryPartition {
 
     fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Log, &mut LogInner) -> Result<T, HandlerError>,
+        f: impl FnOnce(&mut LogInner) -> Result<T, HandlerError>,
     ) -> FfiFuture<RResult<T, HandlerError>> {
-        ready(self.log(false).and_then(|log| f(&log, &mut lock(&log.inner))))
+        ready(self.log(false).and_then(|log| f(&mut lock(&log.inner))))
     }
 }
 
@@ -602,11 +602,11 @@ impl FfiPartition for MemoryPartition {
     }
 
     fn range(&self) -> FfiFuture<RResult<LogRange, HandlerError>> {
-        self.with(|_, inner| Ok(inner.range()))
+        self.with(|inner| Ok(inner.range()))
     }
 
     fn find_by_time(&self, timestamp_ms: i64) -> FfiFuture<RResult<ROption<FfiEntry>, HandlerError>> {
-        self.with(|_, inner| {
+        self.with(|inner| {
             let found = inner.entries.iter().enumerate().find(|(_, e)| e.meta.max_timestamp_ms >= timestamp_ms);
             Ok(found.map(|(i, e)| ffi_entry(i, e)).into())
         })
@@ -614,7 +614,7 @@ impl FfiPartition for MemoryPartition {
 
     fn delete_records(&self, offset: u64) -> FfiFuture<RResult<LogRange, HandlerError>> {
         let name = self.name.clone();
-        self.with(move |_, inner| {
+        self.with(move |inner| {
             inner.check(offset, &name)?;
             inner.start = inner.start.max(offset);
             Ok(inner.range())
@@ -622,7 +622,7 @@ impl FfiPartition for MemoryPartition {
     }
 
     fn message_id_to_offset(&self, position: Position) -> FfiFuture<RResult<u64, HandlerError>> {
-        self.with(move |_, inner| {
+        self.with(move |inner| {
             let entry = usize::try_from(position.entry_id).ok().and_then(|i| inner.entries.get(i));
             let e = entry.ok_or_else(|| error(ErrorKind::NOT_FOUND, format!("no entry {}", position.entry_id)))?;
             Ok(e.meta.base_offset + u64::from(position.batch_index))
@@ -631,7 +631,7 @@ impl FfiPartition for MemoryPartition {
 
     fn offset_to_message_id(&self, offset: u64) -> FfiFuture<RResult<Position, HandlerError>> {
         let name = self.name.clone();
-        self.with(move |_, inner| {
+        self.with(move |inner| {
             inner.check(offset, &name)?;
             let i = inner.index_of(offset);
             let e =
@@ -648,7 +648,7 @@ impl FfiPartition for MemoryPartition {
         initial: InitialPosition,
     ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
         let name = name.as_str().to_owned();
-        self.with(move |_, inner| {
+        self.with(move |inner| {
             let range = inner.range();
             let at = match initial {
                 InitialPosition::Earliest => range.start,
@@ -667,7 +667,7 @@ impl FfiPartition for MemoryPartition {
 
     fn cursor_ack(&self, name: RStr<'_>, ack: Ack) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
         let name = name.as_str().to_owned();
-        self.with(move |_, inner| {
+        self.with(move |inner| {
             let c =
                 inner.cursors.get_mut(&name).ok_or_else(|| error(ErrorKind::NOT_FOUND, format!("no cursor {name}")))?;
             match ack {
@@ -692,7 +692,7 @@ impl FfiPartition for MemoryPartition {
 
     fn cursor_seek(&self, name: RStr<'_>, offset: u64) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
         let name = name.as_str().to_owned();
-        self.with(move |_, inner| {
+        self.with(move |inner| {
             let c =
                 inner.cursors.get_mut(&name).ok_or_else(|| error(ErrorKind::NOT_FOUND, format!("no cursor {name}")))?;
             (c.mark_delete, c.read_position, c.acked) = (offset, offset, Vec::new());
@@ -736,7 +736,7 @@ impl FfiPartition for MemoryPartition {
 
     fn cursor_delete(&self, name: RStr<'_>) -> FfiFuture<RResult<(), HandlerError>> {
         let name = name.as_str().to_owned();
-        self.with(move |_, inner| {
+        self.with(move |inner| {
             inner
                 .cursors
                 .remove(&name)
@@ -746,7 +746,7 @@ impl FfiPartition for MemoryPartition {
     }
 
     fn cursor_list(&self) -> FfiFuture<RResult<RVec<CursorInfo>, HandlerError>> {
-        self.with(|_, inner| inner.cursors.keys().map(|name| inner.cursor_info(name)).collect::<Result<RVec<_>, _>>())
+        self.with(|inner| inner.cursors.keys().map(|name| inner.cursor_info(name)).collect::<Result<RVec<_>, _>>())
     }
 
     fn decode_at(

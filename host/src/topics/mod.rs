@@ -412,19 +412,15 @@ impl Topics {
         loop {
             // Subscribed before the check, so a creation in between is seen.
             let mut created = self.created.subscribe();
-            match self.ledger(partition, auto_create).await {
-                Err(TopicError::NotFound(missing)) if !wait.is_zero() => {
-                    if tokio::time::timeout_at(deadline, created.changed()).await.is_err() {
-                        return Err(TopicError::NotFound(missing));
-                    }
-                }
-                Err(TopicError::Invalid(reason)) if !wait.is_zero() && partition.partition().is_some() => {
-                    // A partition beyond the count: it may be being added.
-                    if tokio::time::timeout_at(deadline, created.changed()).await.is_err() {
-                        return Err(TopicError::Invalid(reason));
-                    }
-                }
-                other => return other,
+            let opened = self.ledger(partition, auto_create).await;
+            // Missing, or (a partition) beyond the count: it may be being created.
+            let may_come = match &opened {
+                Err(TopicError::NotFound(_)) => true,
+                Err(TopicError::Invalid(_)) => partition.partition().is_some(),
+                _ => false,
+            };
+            if !may_come || wait.is_zero() || tokio::time::timeout_at(deadline, created.changed()).await.is_err() {
+                return opened;
             }
         }
     }

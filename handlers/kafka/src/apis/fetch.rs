@@ -188,8 +188,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
         let ledger = resolved.last().map_or(Err(errors::UNKNOWN_SERVER_ERROR), |(_, r)| r.ledger(*partition));
         let handle = match (ledger, ctx.host()) {
             (Ok(ledger), Some(host)) => mapper.partition(host, &ledger, false).await.map_err(|e| {
-                mapper
-                    .forget_if_missing(resolved.last().map_or("", |(_, r)| r.topic().map_or("", |(p, _)| p)), e.kind());
+                // The ledger came from this topic's resolution: forget it if it is gone.
+                if let Some(Ok((pulsar, _))) = resolved.last().map(|(_, r)| r.topic()) {
+                    mapper.forget_if_missing(pulsar, e.kind());
+                }
                 errors::from_handler(&e)
             }),
             (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
