@@ -188,7 +188,7 @@ pub trait FfiCounter: Send + Sync {
 /// A shared [`FfiCounter`] trait object.
 pub type FfiCounterBox = FfiCounter_TO<'static, RArc<()>>;
 
-fn unsupported<T: Send + 'static>(service: &str) -> FfiFuture<RResult<T, HandlerError>> {
+pub(crate) fn unsupported<T: Send + 'static>(service: &str) -> FfiFuture<RResult<T, HandlerError>> {
     let error = HandlerError::new(crate::ErrorKind::UNSUPPORTED, format!("this broker has no {service} service"));
     async_ffi::FutureExt::into_ffi(std::future::ready(RResult::RErr(error)))
 }

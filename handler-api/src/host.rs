@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use crate::{
     convert::FfiConversionBox,
     ffi::{FfiHostBox, FfiJoinHandleBox, LogLevel},
-    storage::{FfiTopicsBox, OpenOptions, TopicConfig, TopicLookup, TopicPolicies},
+    storage::{BrokerEntry, FfiTopicsBox, OpenOptions, PartitionOwner, TopicConfig, TopicLookup, TopicPolicies},
     ErrorKind, HandlerError, Partition,
 };
 
@@ -118,6 +118,39 @@ impl Host {
     /// ```
     pub async fn lookup(&self, topic: &str) -> Result<TopicLookup, HandlerError> {
         self.topics.lookup(topic.into()).await.into_result()
+    }
+
+    /// The live brokers of the cluster, this one included (on a standalone
+    /// broker, this one alone, node 0). A handler names them to its
+    /// clients (Kafka's Metadata lists every broker by node id).
+    ///
+    /// A host older than handler-api 0.2.1 answers
+    /// [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED): treat it as a standalone broker.
+    pub async fn brokers(&self) -> Result<Vec<BrokerEntry>, HandlerError> {
+        self.topics.brokers().await.into_result().map(|v| v.into_iter().collect())
+    }
+
+    /// Who serves each partition of `topic` (one entry, partition 0, for a
+    /// non-partitioned topic), created first if `auto_create` allows. In a
+    /// cluster an unowned partition is placed now: the answer names the
+    /// broker that will claim it when a client first uses it there. A
+    /// handler sends its clients to the owner; appends and reads on another
+    /// broker answer [`ErrorKind::NOT_OWNER`](crate::ErrorKind::NOT_OWNER).
+    ///
+    /// ```no_run
+    /// # async fn f(host: polyport_handler_api::Host) -> Result<(), polyport_handler_api::HandlerError> {
+    /// for owner in host.owners("orders", false).await? {
+    ///     println!("partition {} on node {}", owner.partition, owner.node_id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn owners(&self, topic: &str, auto_create: bool) -> Result<Vec<PartitionOwner>, HandlerError> {
+        self.topics.owners(topic.into(), auto_create).await.into_result().map(|v| v.into_iter().collect())
+    }
+
+    /// This broker's node id (see [`BrokerEntry::node_id`]): 0 on a standalone broker.
+    pub fn node_id(&self) -> i32 {
+        self.topics.node_id()
     }
 
     /// Partition count of `topic` (0: non-partitioned); with `auto_create`, a

@@ -275,6 +275,40 @@ pub struct TopicLookup {
     pub advertised: RVec<Tuple2<RString, RString>>,
 }
 
+/// A live broker of the cluster ([`Host::brokers`](crate::Host::brokers)).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEntry {
+    /// Its id, `advertisedAddress:webServicePort` (Pulsar's broker id).
+    pub id: RString,
+    /// A stable number for protocols that number brokers (Kafka's node
+    /// id): 0 on a standalone broker; in a cluster, a hash of the id, the
+    /// same on every broker and across restarts.
+    pub node_id: i32,
+    /// Whether it is this broker.
+    pub local: bool,
+    /// Its Pulsar service URL (`pulsar://host:port`), empty if it serves no Pulsar.
+    pub pulsar_url: RString,
+    /// Its protocol data per protocol name (what each of its handlers
+    /// advertises: the Kafka handler's listeners). Empty for this broker
+    /// before it registered.
+    pub advertised: RVec<Tuple2<RString, RString>>,
+}
+
+/// Who serves one partition ([`Host::owners`](crate::Host::owners)).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOwner {
+    /// The partition index (0 for a non-partitioned topic).
+    pub partition: u32,
+    /// The owner's id (see [`BrokerEntry::id`]).
+    pub broker_id: RString,
+    /// The owner's node id (see [`BrokerEntry::node_id`]).
+    pub node_id: i32,
+    /// Whether this broker is the owner.
+    pub local: bool,
+}
+
 /// How [`FfiTopics::open_partition`] finds its partition.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -359,6 +393,20 @@ pub trait FfiTopics: Send + Sync + Clone {
         partition: RStr<'_>,
         options: OpenOptions,
     ) -> FfiFuture<RResult<FfiPartitionBox, HandlerError>>;
+    /// See [`Host::brokers`](crate::Host::brokers). Appended in 0.2.1: a
+    /// host that predates it answers UNSUPPORTED.
+    fn brokers(&self) -> FfiFuture<RResult<RVec<BrokerEntry>, HandlerError>> {
+        crate::ffi::unsupported("cluster")
+    }
+    /// See [`Host::owners`](crate::Host::owners). Appended in 0.2.1.
+    fn owners(&self, topic: RStr<'_>, auto_create: bool) -> FfiFuture<RResult<RVec<PartitionOwner>, HandlerError>> {
+        let _ = (topic, auto_create);
+        crate::ffi::unsupported("cluster")
+    }
+    /// See [`Host::node_id`](crate::Host::node_id). Appended in 0.2.1.
+    fn node_id(&self) -> i32 {
+        0
+    }
 }
 
 /// A shared [`FfiTopics`] trait object.

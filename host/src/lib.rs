@@ -5,6 +5,7 @@
 //! reports every failure as a [`StartupError`] naming its cause;
 //! [`Broker::serve`] accepts until shutdown.
 
+pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod limits;
@@ -120,6 +121,11 @@ impl Broker {
         .await
         .map_err(|e| StartupError::Storage(e.to_string()))?;
         topics.spawn_retention();
+        let broker_id = format!("{}:{}", config.advertised_address, config.web_service_port);
+        if let Some(store) = &etcd {
+            // Before the handlers start: what they open is owned from the first call.
+            topics.set_cluster(cluster::Cluster::start(Arc::clone(store), broker_id.clone()).await);
+        }
 
         let (selected, failed) = if config.messaging_protocols.is_empty() {
             tracing::info!("messagingProtocols is empty: no protocol handlers loaded");
@@ -214,9 +220,8 @@ impl Broker {
                         StartupError::DataDirectory { path: config.data_directory.clone(), message: e.to_string() }
                     })?,
                 };
-                let id = format!("{address}:{}", config.web_service_port);
                 let registered =
-                    registry::Registration::register(store, &id, &data, config.metadata_session_timeout).await;
+                    registry::Registration::register(store, &broker_id, &data, config.metadata_session_timeout).await;
                 Some(registered.map_err(|e| StartupError::MetadataStore(e.to_string()))?)
             }
         };
@@ -263,7 +268,13 @@ impl Broker {
 
         shutdown.await;
         tracing::info!("shutting down: no new connections");
-        // Other brokers and clients stop sending here first.
+        // Other brokers and clients stop sending here first: this broker
+        // stops serving what it owns, then its session ends, which deletes
+        // its registration and owner keys in one step, and the other
+        // brokers claim those partitions as clients come to them.
+        if let Some(cluster) = self.topics.cluster() {
+            cluster.stop_serving();
+        }
         if let Some(registration) = self.registration {
             registration.release().await;
         }

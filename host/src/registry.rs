@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metadata::{EtcdStore, MetadataError};
 
@@ -17,15 +17,16 @@ pub const BROKERS_PATH: &str = "/loadbalance/brokers";
 
 /// What a broker publishes about itself (a subset of Pulsar's
 /// `BrokerLookupData`, with its field names).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerData {
     /// `http://<advertisedAddress>:<webServicePort>`.
     pub web_service_url: String,
     /// `pulsar://<advertisedAddress>:<brokerServicePort>`, if the Pulsar protocol is on.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulsar_service_url: Option<String>,
     /// Protocol name → the handler's protocol data (Pulsar's `protocols`).
+    #[serde(default)]
     pub protocols: BTreeMap<String, String>,
     /// When this broker started, Unix ms.
     pub start_timestamp: i64,
@@ -34,6 +35,7 @@ pub struct BrokerData {
     /// This broker's data directory's identity ([`instance_id`]): a
     /// registration left by a crash of this same broker carries it, so a
     /// restart takes that key over instead of waiting for it to expire.
+    #[serde(default)]
     pub instance: String,
 }
 
@@ -64,6 +66,7 @@ pub fn instance_id(data_directory: &std::path::Path) -> std::io::Result<String> 
 pub struct Registration {
     store: Arc<EtcdStore>,
     key: String,
+    renewal: tokio::task::JoinHandle<()>,
 }
 
 /// Why the broker could not register.
@@ -100,7 +103,8 @@ impl Registration {
             match store.create_ephemeral(&key, &value).await {
                 Ok(()) => {
                     tracing::info!(key = %key, "broker registered");
-                    return Ok(Self { store, key });
+                    let renewal = tokio::spawn(renew(Arc::clone(&store), key.clone(), value));
+                    return Ok(Self { store, key, renewal });
                 }
                 Err(MetadataError::Conflict { .. }) => {
                     if store.take_over_own(&key, &data.instance).await? {
@@ -124,11 +128,40 @@ impl Registration {
 
     /// Ends the session, which deletes the registration at once.
     pub async fn release(self) {
+        self.renewal.abort();
         match self.store.close_session().await {
             Ok(()) => tracing::info!(key = %self.key, "broker unregistered"),
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "registration not released; it expires with the session")
             }
+        }
+    }
+}
+
+/// How often the renewal task looks at the session.
+const SESSION_CHECK: Duration = Duration::from_millis(250);
+
+/// Opens a new session whenever the current one expired (the broker was
+/// paused, or cut off from etcd, longer than its TTL) and registers again
+/// under it. Until then the broker serves nothing (the fence); once
+/// registered again, it claims partitions as a newly started broker does.
+async fn renew(store: Arc<EtcdStore>, key: String, value: Vec<u8>) {
+    loop {
+        tokio::time::sleep(SESSION_CHECK).await;
+        if store.session_closed() {
+            return;
+        }
+        if store.session_alive() {
+            continue;
+        }
+        match store.renew_session().await {
+            Ok(lease) => match store.create_ephemeral(&key, &value).await {
+                Ok(()) => {
+                    tracing::warn!(key = %key, lease, "metadata session renewed after it expired; registered again")
+                }
+                Err(e) => tracing::error!(key = %key, error = %e, "registered again under a new session: failed"),
+            },
+            Err(e) => tracing::debug!(error = %e, "metadata session not renewed yet"),
         }
     }
 }

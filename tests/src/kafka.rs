@@ -32,6 +32,15 @@ impl KafkaConn {
         Self { stream, next_correlation: 1 }
     }
 
+    /// Connects with a `timeout` for the connection and each read; `None`
+    /// if the port refuses (a broker that is down).
+    pub fn try_connect(port: u16, timeout: Duration) -> Option<Self> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+        stream.set_read_timeout(Some(timeout)).ok()?;
+        Some(Self { stream, next_correlation: 1 })
+    }
+
     /// Sets how long a read waits.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.stream.set_read_timeout(Some(timeout)).expect("timeout");
@@ -85,6 +94,14 @@ impl KafkaConn {
         let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(size)).expect("size")];
         self.stream.read_exact(&mut body).ok()?;
         Some(Bytes::from(body))
+    }
+
+    /// [`receive`](Self::receive), or `None` when no response comes in time.
+    pub fn try_receive<R: Decodable>(&mut self, key: ApiKey, version: i16, correlation: i32) -> Option<R> {
+        let mut frame = self.read_frame()?;
+        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).ok()?;
+        (header.correlation_id == correlation).then_some(())?;
+        R::decode(&mut frame, version).ok()
     }
 
     /// Reads and decodes a typed response, checking the correlation id.
@@ -143,6 +160,13 @@ pub fn record_batch(values: &[Bytes], pid: i64, epoch: i16, seq: i32, timestamp:
 /// Sends one Produce v9 of `records` to `partition` of `topic`. With acks 0
 /// nothing is read back (`None`); else (error code, base offset).
 pub fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, acks: i16, records: Bytes) -> Option<(i16, i64)> {
+    let answer = try_produce(conn, topic, partition, acks, records);
+    assert!(acks == 0 || answer.is_some(), "no Produce response");
+    answer
+}
+
+/// [`produce`], or `None` also when no response comes in time.
+pub fn try_produce(conn: &mut KafkaConn, topic: &str, partition: i32, acks: i16, records: Bytes) -> Option<(i16, i64)> {
     let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![
         TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_owned()))).with_partition_data(
             vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))],
@@ -152,8 +176,8 @@ pub fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, acks: i16, rec
     if acks == 0 {
         return None;
     }
-    let response: ProduceResponse = conn.receive(ApiKey::Produce, 9, c);
-    let p = &response.responses[0].partition_responses[0];
+    let response: ProduceResponse = conn.try_receive(ApiKey::Produce, 9, c)?;
+    let p = response.responses.first()?.partition_responses.first()?;
     Some((p.error_code, p.base_offset))
 }
 

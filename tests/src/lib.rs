@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+pub mod cluster;
 pub mod etcd;
 pub mod kafka;
 pub mod line;
@@ -190,6 +191,11 @@ impl Broker {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap();
         kb * 1024
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().expect("running").id()).expect("pid")
     }
 
     /// Whether the process is still running.

@@ -85,6 +85,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// This broker's node id: 0 standalone, the host's number for it in a cluster.
+    pub fn node_id(&self) -> i32 {
+        self.host.get().map_or(0, Host::node_id)
+    }
+
     /// The timestamp type of every topic, as Kafka names it.
     pub fn timestamp_type(&self) -> &'static str {
         if self.log_append_time {
@@ -98,12 +103,7 @@ impl Shared {
     #[cfg(test)]
     pub fn for_tests() -> Self {
         Self {
-            broker: BrokerInfo {
-                node_id: 0,
-                cluster_id: "test".into(),
-                auto_create_topics: true,
-                default_partitions: 1,
-            },
+            broker: BrokerInfo { cluster_id: "test".into(), auto_create_topics: true, default_partitions: 1 },
             max_request_bytes: 1 << 20,
             max_message_bytes: 1 << 20,
             topics: TopicMapper::new("public/default".into()),

@@ -17,6 +17,12 @@ pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// The request included a message larger than the max message size the server will accept.
 pub const MESSAGE_TOO_LARGE: i16 = 10;
+/// This broker is not the partition's leader (in a cluster: another broker
+/// owns it); the client refreshes its metadata and retries there.
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+/// This broker is not the coordinator of the group (in a cluster: another
+/// broker owns its offsets partition); the client finds the coordinator again.
+pub const NOT_COORDINATOR: i16 = 16;
 /// The request attempted to perform an operation on an invalid topic.
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 /// The metadata field of an offset commit is too large.
@@ -86,6 +92,7 @@ pub fn from_handler(e: &HandlerError) -> i16 {
         ErrorKind::INVALID_ARGUMENT => INVALID_TOPIC_EXCEPTION,
         ErrorKind::OUT_OF_RANGE => OFFSET_OUT_OF_RANGE,
         ErrorKind::STORAGE | ErrorKind::DISK_FULL | ErrorKind::CORRUPT => KAFKA_STORAGE_ERROR,
+        ErrorKind::NOT_OWNER => NOT_LEADER_OR_FOLLOWER,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }

@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod apis;
 pub mod chunked;
+pub mod cluster;
 pub mod configs;
 pub mod connection;
 pub mod convert;
@@ -111,7 +112,6 @@ impl KafkaService {
             ));
         }
         let broker = BrokerInfo {
-            node_id: 0,
             cluster_id: config.get("clusterName").unwrap_or("standalone").to_owned(),
             // The host checks the value (true or false) and defaults to true.
             auto_create_topics: config.get("allowAutoTopicCreation") != Some("false"),

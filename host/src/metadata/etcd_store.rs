@@ -36,9 +36,10 @@ pub struct EtcdStore {
     client: Client,
     runtime: tokio::runtime::Handle,
     url: String,
-    /// The session's lease.
-    lease: i64,
-    session: Arc<Session>,
+    /// The current session (a new one after an expiry: [`EtcdStore::renew_session`]).
+    session: std::sync::RwLock<Arc<Session>>,
+    /// Set by [`EtcdStore::close_session`]: no session is opened again.
+    closed: AtomicBool,
 }
 
 /// What [`EtcdStore::claim`] found.
@@ -64,6 +65,8 @@ pub enum Claim {
 
 /// The session's state, shared with its keep-alive task.
 struct Session {
+    /// Its lease.
+    lease: i64,
     ttl: Duration,
     /// False once a keep-alive found the lease expired, or it was revoked.
     alive: AtomicBool,
@@ -130,23 +133,43 @@ impl EtcdStore {
             .await
             .map_err(|_| failed(&format!("no answer within {timeout:?}")))?
             .map_err(|e| failed(&e))?;
-        let ttl = i64::try_from(session_timeout.as_secs().max(1)).unwrap_or(i64::MAX);
-        let lease = client.lease_grant(ttl, None).await.map_err(|e| failed(&e))?.id();
-        let session = Arc::new(Session {
-            ttl: Duration::from_secs(u64::try_from(ttl).unwrap_or(1)),
-            alive: AtomicBool::new(true),
-            origin: std::time::Instant::now(),
-            // Granted just now, so it lives a TTL from before the grant.
-            renewed_ms: std::sync::atomic::AtomicU64::new(0),
-        });
-        tokio::spawn(keep_alive(client.clone(), lease, ttl, Arc::clone(&session), url.to_owned()));
-        Ok(Self { client, runtime: tokio::runtime::Handle::current(), url: url.to_owned(), lease, session })
+        let session = open_session(&client, session_timeout, url).await.map_err(|e| failed(&e))?;
+        Ok(Self {
+            client,
+            runtime: tokio::runtime::Handle::current(),
+            url: url.to_owned(),
+            session: std::sync::RwLock::new(session),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn session(&self) -> Arc<Session> {
+        Arc::clone(&self.session.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Opens a new session after the last one expired (its ephemeral keys
+    /// are gone: the caller registers again); the new lease. Refused once
+    /// the session was closed (a graceful stop) or while it is alive.
+    pub async fn renew_session(&self) -> Result<i64, MetadataError> {
+        let old = self.session();
+        if self.closed.load(Ordering::Acquire) || old.alive.load(Ordering::Acquire) {
+            return Err(MetadataError::Store("the metadata session is closed or still alive".into()));
+        }
+        let session = open_session(&self.client, old.ttl, &self.url).await.map_err(|e| self.error(e))?;
+        let lease = session.lease;
+        *self.session.write().unwrap_or_else(std::sync::PoisonError::into_inner) = session;
+        Ok(lease)
+    }
+
+    /// Whether the session was closed for good (a graceful stop).
+    pub fn session_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Whether the session's lease is known to be alive (false once etcd
     /// said it expired, or it was closed: its ephemeral keys are gone).
     pub fn session_alive(&self) -> bool {
-        self.session.alive.load(Ordering::Acquire)
+        self.session().alive.load(Ordering::Acquire)
     }
 
     /// Whether the session is certainly alive at etcd now, with a margin:
@@ -155,15 +178,21 @@ impl EtcdStore {
     /// holds, so it stops before etcd can expire its lease and give what it
     /// owns to another broker (the fence of a broker cut off from etcd).
     pub fn session_fresh(&self) -> bool {
-        let session = &self.session;
+        let session = self.session();
         let limit = session.ttl.saturating_sub(safety_margin(session.ttl));
         let age = session.now_ms().saturating_sub(session.renewed_ms.load(Ordering::Acquire));
-        self.session_alive() && Duration::from_millis(age) < limit
+        session.alive.load(Ordering::Acquire) && Duration::from_millis(age) < limit
+    }
+
+    /// Keeps the keys under `prefix` in memory, by a watch ([`Mirror`](super::Mirror)).
+    pub fn mirror(&self, prefix: &str) -> Arc<super::Mirror> {
+        let _entered = self.runtime.enter();
+        super::Mirror::start(self.client.clone(), prefix)
     }
 
     /// The session's lease id (its owner keys carry it).
     pub fn lease(&self) -> i64 {
-        self.lease
+        self.session().lease
     }
 
     /// Creates `key` bound to the session (deleted when the session ends),
@@ -184,7 +213,7 @@ impl EtcdStore {
     pub async fn claim(&self, key: &str, value: &[u8]) -> Result<Claim, MetadataError> {
         let txn = Txn::new()
             .when([Compare::version(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_lease(self.lease)))])
+            .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_lease(self.lease())))])
             .or_else([TxnOp::get(key, None)]);
         let response = self.client.clone().txn(txn).await.map_err(|e| self.error(e))?;
         if response.succeeded() {
@@ -240,8 +269,10 @@ impl EtcdStore {
     /// Ends the session at once (a graceful stop): etcd deletes its
     /// ephemeral keys now rather than when the lease would expire.
     pub async fn close_session(&self) -> Result<(), MetadataError> {
-        self.session.alive.store(false, Ordering::Release);
-        self.client.clone().lease_revoke(self.lease).await.map(|_| ()).map_err(|e| self.error(e))
+        self.closed.store(true, Ordering::Release);
+        let session = self.session();
+        session.alive.store(false, Ordering::Release);
+        self.client.clone().lease_revoke(session.lease).await.map(|_| ()).map_err(|e| self.error(e))
     }
 
     fn error(&self, e: etcd_client::Error) -> MetadataError {
@@ -316,6 +347,22 @@ impl MetadataStore for EtcdStore {
     }
 }
 
+/// Grants a lease of `ttl` (whole seconds, at least 1) and starts its keep-alive task.
+async fn open_session(client: &Client, ttl: Duration, url: &str) -> Result<Arc<Session>, etcd_client::Error> {
+    let ttl_s = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+    let lease = client.clone().lease_grant(ttl_s, None).await?.id();
+    let session = Arc::new(Session {
+        lease,
+        ttl: Duration::from_secs(u64::try_from(ttl_s).unwrap_or(1)),
+        alive: AtomicBool::new(true),
+        origin: std::time::Instant::now(),
+        // Granted just now, so it lives a TTL from before the grant.
+        renewed_ms: std::sync::atomic::AtomicU64::new(0),
+    });
+    tokio::spawn(keep_alive(client.clone(), lease, ttl_s, Arc::clone(&session), url.to_owned()));
+    Ok(session)
+}
+
 /// Keeps the session's lease alive: a keep-alive every third of the TTL, so
 /// two can be lost before it expires. A lease etcd reports expired (TTL 0)
 /// ends the task: its keys are gone, and the broker is told through
@@ -331,6 +378,14 @@ async fn keep_alive(mut client: Client, lease: i64, ttl: i64, session: Arc<Sessi
             stream.message().await
         };
         match tokio::time::timeout(period, answer).await {
+            // etcd answers a keep-alive of an expired lease with TTL 0;
+            // etcd-client reports that, at the stream's opening, as this
+            // error (its own fixed text for exactly that case).
+            Ok(Err(etcd_client::Error::LeaseKeepAliveError(m))) if m == "lease not found" => {
+                tracing::error!(url = %url, lease, "metadata session expired: this broker's registration is gone");
+                session.alive.store(false, Ordering::Release);
+                return;
+            }
             Ok(Ok(Some(response))) if response.ttl() <= 0 => {
                 tracing::error!(url = %url, lease, "metadata session expired: this broker's registration is gone");
                 session.alive.store(false, Ordering::Release);
@@ -342,11 +397,19 @@ async fn keep_alive(mut client: Client, lease: i64, ttl: i64, session: Arc<Sessi
                 tracing::info!(url = %url, "metadata session kept alive again");
                 warned = false;
             }
-            Ok(Ok(None)) | Ok(Err(_)) | Err(_) if !warned => {
-                tracing::warn!(url = %url, lease, "metadata session keep-alive failed; retrying");
-                warned = true;
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {period:?}"),
+                    _ => "the keep-alive stream ended".to_owned(),
+                };
+                if warned {
+                    tracing::debug!(url = %url, lease, error = %why, "metadata session keep-alive failed again");
+                } else {
+                    tracing::warn!(url = %url, lease, error = %why, "metadata session keep-alive failed; retrying");
+                    warned = true;
+                }
             }
-            _ => {}
         }
         tokio::time::sleep(period).await;
     }

@@ -7,9 +7,11 @@
 #[doc(hidden)]
 pub mod conformance;
 mod etcd_store;
+mod mirror;
 mod redb_store;
 
 pub use etcd_store::{endpoints as etcd_endpoints, Claim, EtcdStore};
+pub use mirror::{Mirror, Mirrored};
 pub use redb_store::RedbStore;
 
 /// A stored value and its version (incremented by every write).

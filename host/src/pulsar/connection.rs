@@ -95,6 +95,8 @@ pub(super) fn topic_error(e: &TopicError) -> ServerError {
         TopicError::NotFound(_) | TopicError::NamespaceNotFound(_) => ServerError::TopicNotFound,
         TopicError::InvalidName(_) | TopicError::Invalid(_) => ServerError::InvalidTopicName,
         TopicError::Metadata(_) => ServerError::MetadataError,
+        // Retried by clients after a new lookup, which names the owner.
+        TopicError::NotServed(_) => ServerError::ServiceNotReady,
         _ => ServerError::PersistenceError,
     }
 }
@@ -277,7 +279,7 @@ impl Connection {
             Some(Type::PartitionedMetadata) => {
                 self.send(lookup::partitioned_metadata(&self.service, body!(c.partition_metadata)).await).await;
             }
-            Some(Type::Lookup) => self.send(lookup::lookup(&self.service, &body!(c.lookup_topic))).await,
+            Some(Type::Lookup) => self.send(lookup::lookup(&self.service, &body!(c.lookup_topic)).await).await,
             Some(Type::GetTopicsOfNamespace) => {
                 let g = body!(c.get_topics_of_namespace);
                 self.send(lookup::topics_of_namespace(&self.service, &g).await).await;

@@ -1,8 +1,9 @@
 //! LOOKUP, PARTITIONED_METADATA and GET_TOPICS_OF_NAMESPACE: where a topic
 //! is served, how many partitions it has, which topics a namespace holds.
 //!
-//! One broker owns every topic, so a lookup answers this broker, in the URL
-//! of the listener the client names ([`super::listeners`]). Names the broker
+//! A standalone broker owns every topic, so a lookup answers this broker, in
+//! the URL of the listener the client names ([`super::listeners`]); in a
+//! cluster, the owner ([`lookup`]). Names the broker
 //! does not serve are refused here, at the client's first step, with an
 //! error the client does not retry: a `non-persistent://` topic (no
 //! in-memory topics are served) and an unknown listener. (Pulsar answers
@@ -18,7 +19,7 @@ use crate::pulsar::proto::{
 };
 
 use super::{connection::topic_error, frame::cmd, PulsarService};
-use crate::topics::TopicName;
+use crate::{cluster::Route, topics::TopicName};
 
 /// The error for a name this broker does not serve, before it is parsed:
 /// non-persistent topics get one that names the feature and that clients
@@ -71,22 +72,58 @@ pub async fn partitioned_metadata(service: &PulsarService, m: CommandPartitioned
     cmd(Type::PartitionedMetadataResponse, |c| c.partition_metadata_response = Some(response))
 }
 
-/// Answers LOOKUP: this broker, in the named listener's URLs.
-pub fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseCommand {
+/// Answers LOOKUP: this broker, in the named listener's URLs, when it
+/// serves the topic; in a cluster, an authoritative Redirect to the
+/// owner's service URL when another broker owns it (or placement proposes
+/// another for an unowned one). A lookup that arrives by a redirect
+/// (`authoritative`) claims an unowned topic here, so redirects end.
+pub async fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseCommand {
     let listener = l.advertised_listener_name.as_deref();
-    let result = parse(&l.topic).and_then(|_| {
+    let here = |service: &PulsarService| {
         service
             .config
             .listeners
             .urls(listener, &service.service_url)
+            .map(|urls| (LookupType::Connect, urls.url, urls.url_tls))
             .map_err(|message| (ServerError::NotAllowedError, message))
-    });
+    };
+    let result =
+        match (parse(&l.topic), service.topics.cluster()) {
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => here(service),
+            (Ok(name), Some(cluster)) => {
+                let routed =
+                    if l.authoritative.unwrap_or(false) {
+                        match cluster.acquire(&name).await {
+                            Ok(()) => Ok(Route::Local),
+                            Err(crate::cluster::NotServed::Elsewhere { owner, .. }) => {
+                                Ok(Route::Remote(cluster.brokers().into_iter().find(|b| b.id == owner).unwrap_or(
+                                    crate::cluster::Broker { node_id: 0, local: false, data: None, id: owner },
+                                )))
+                            }
+                            Err(e) => Err((ServerError::ServiceNotReady, e.to_string())),
+                        }
+                    } else {
+                        cluster.route(&name).await.map_err(|e| (ServerError::ServiceNotReady, e.to_string()))
+                    };
+                match routed {
+                    Ok(Route::Local) => here(service),
+                    Ok(Route::Remote(owner)) => match owner.data.and_then(|d| d.pulsar_service_url) {
+                        Some(url) => Ok((LookupType::Redirect, Some(url), None)),
+                        None => Err((
+                            ServerError::ServiceNotReady,
+                            format!("{name} is served by broker {}, which serves no Pulsar protocol (yet)", owner.id),
+                        )),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+        };
     let response = match result {
-        // One broker: it is authoritative for every topic.
-        Ok(urls) => CommandLookupTopicResponse {
-            broker_service_url: urls.url,
-            broker_service_url_tls: urls.url_tls,
-            response: Some(LookupType::Connect as i32),
+        Ok((kind, url, url_tls)) => CommandLookupTopicResponse {
+            broker_service_url: url,
+            broker_service_url_tls: url_tls,
+            response: Some(kind as i32),
             request_id: l.request_id,
             authoritative: Some(true),
             proxy_through_service_url: Some(false),

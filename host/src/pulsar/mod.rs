@@ -44,7 +44,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use self::subscription::{ConsumerLink, SubCommand, Subscription};
-use crate::{convert::Converters, topics::Topics};
+use crate::{
+    convert::Converters,
+    topics::{TopicName, Topics},
+};
 
 /// The format tag of entries written by Pulsar producers.
 pub const FORMAT_PULSAR: u16 = 2;
@@ -172,8 +175,17 @@ impl PulsarService {
         registry.insert(key.clone(), tx.clone());
         let delayed = self.config.delayed_delivery.then_some(self.config.delayed_delivery_tick);
         drop(registry);
+        // In a cluster, served only while this broker owns the topic.
+        let served: Option<subscription::Served> = match (self.topics.cluster(), TopicName::parse(&key.0)) {
+            (Some(_), Ok(name)) => {
+                let topics = Arc::clone(&self.topics);
+                Some(Box::new(move || topics.serves(&name)))
+            }
+            _ => None,
+        };
         let task = Subscription::new(
             Arc::clone(ledger),
+            served,
             cursor.clone(),
             sub_type,
             durable,

@@ -140,8 +140,14 @@ async fn answer_when_admitted(
 /// around each append so that a fencing producer waits for the one in
 /// flight. The registration is dropped (the producer leaves its topic)
 /// when the connection drops the sending side and the queue is drained.
+///
+/// In a cluster, `served` is asked before and after each append: once this
+/// broker no longer owns the topic (or its session may have expired), the
+/// producer is closed (CLOSE_PRODUCER) with what it sent unacknowledged,
+/// and the client looks the topic up again and resends to its owner.
 pub async fn append_loop(
     ledger: Arc<ManagedLedger>,
+    served: impl Fn() -> bool + Send + 'static,
     producer_id: u64,
     mut sends: mpsc::Receiver<QueuedSend>,
     out: Outbox,
@@ -177,10 +183,24 @@ pub async fn append_loop(
             let _writing = writing.lock().await;
             if fenced.is_cancelled() {
                 Err((ServerError::ProducerFenced, "the producer was fenced by an exclusive producer".to_owned()))
+            } else if !served() {
+                Err((ServerError::ServiceNotReady, String::new()))
             } else {
-                ledger.append_checked(entries, true).await.map_err(|e| (ServerError::PersistenceError, e.to_string()))
+                let appended = ledger.append_checked(entries, true).await;
+                match appended {
+                    Ok(_) if !served() => Err((ServerError::ServiceNotReady, String::new())),
+                    other => other.map_err(|e| (ServerError::PersistenceError, e.to_string())),
+                }
             }
         };
+        if matches!(appended, Err((ServerError::ServiceNotReady, _))) {
+            tracing::info!(topic = %ledger.name(), producer_id, "topic no longer served here: producer closed");
+            // Marked fenced so that the client's new PRODUCER replaces it.
+            fenced.cancel();
+            let close = CommandCloseProducer { producer_id, request_id: 0 };
+            let _ = out.send(frame::command(&cmd(Type::CloseProducer, |c| c.close_producer = Some(close)))).await;
+            return;
+        }
         match appended {
             Ok(appended) => {
                 for (s, a) in batch.iter().zip(appended) {
@@ -271,7 +291,9 @@ impl Connection {
         let (epoch, fenced) = (registration.epoch, registration.fenced.clone());
         // The task holds the registration: the producer leaves its topic
         // once what it queued is stored, not before.
-        tokio::spawn(append_loop(ledger, p.producer_id, rx, self.out.clone(), registration));
+        let (topics, served_name) = (Arc::clone(&self.service.topics), name.clone());
+        let served = move || topics.serves(&served_name);
+        tokio::spawn(append_loop(ledger, served, p.producer_id, rx, self.out.clone(), registration));
         let admitted = Arc::new(std::sync::atomic::AtomicBool::new(queued.is_none()));
         let producer =
             Producer { sends: tx, name: producer_name.clone(), epoch, admitted: Arc::clone(&admitted), fenced };

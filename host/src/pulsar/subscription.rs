@@ -132,7 +132,12 @@ pub struct Subscription {
     delayed: super::delayed::Tracker,
     /// `delayedDeliveryEnabled`.
     delayed_enabled: bool,
+    /// In a cluster: whether this broker still serves the topic.
+    served: Option<Served>,
 }
+
+/// Whether this broker serves a subscription's topic now (a cluster's owner check).
+pub type Served = Box<dyn Fn() -> bool + Send + Sync>;
 
 /// The message id of the entry at `(ledger_id, entry_id)`.
 pub fn message_id(ledger_id: u64, entry_id: u64, batch_index: i32) -> MessageIdData {
@@ -153,6 +158,7 @@ impl Subscription {
     /// A subscription over the cursor `cursor` of `ledger`.
     pub fn new(
         ledger: Arc<ManagedLedger>,
+        served: Option<Served>,
         cursor: String,
         sub_type: SubType,
         durable: bool,
@@ -175,12 +181,21 @@ impl Subscription {
             converters,
             delayed: super::delayed::Tracker::new(delayed_delivery.unwrap_or(Duration::from_secs(1))),
             delayed_enabled: delayed_delivery.is_some(),
+            served,
         }
     }
 
     /// Serves until unsubscribed, or (readers) until the last consumer leaves.
     pub async fn run(mut self, mut commands: mpsc::Receiver<SubCommand>) {
         loop {
+            if !self.served() {
+                // Another broker owns the topic now (or this one's session
+                // may have expired): its consumers reconnect there.
+                tracing::info!(topic = %self.ledger.name(), subscription = %self.cursor,
+                    "topic no longer served here: consumers closed");
+                self.close_consumers().await;
+                break;
+            }
             if !self.replay.is_empty() && self.has_permits() {
                 self.dispatch_replay().await;
             }
@@ -203,7 +218,17 @@ impl Subscription {
                     std::future::pending().await
                 }
             };
+            // Ownership has no event here: in a cluster, looked at every second.
+            let clustered = self.served.is_some();
+            let recheck = async move {
+                if clustered {
+                    tokio::time::sleep(Duration::from_secs(1)).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
+                () = recheck => {}
                 command = commands.recv() => {
                     let Some(command) = command else { break };
                     if !self.handle(command).await {
@@ -217,6 +242,7 @@ impl Subscription {
                 batch = read => {
                     self.rewind = false;
                     match batch {
+                        Ok(_) if !self.served() => {}
                         Ok(batch) => {
                             // Acks are this task's own: one look at the cursor
                             // serves the whole batch.
@@ -232,6 +258,20 @@ impl Subscription {
                     }
                 }
             }
+        }
+    }
+
+    fn served(&self) -> bool {
+        self.served.as_ref().is_none_or(|f| f())
+    }
+
+    /// Closes every consumer (CLOSE_CONSUMER): clients subscribe again.
+    async fn close_consumers(&mut self) {
+        for c in std::mem::take(&mut self.consumers) {
+            let close = frame::cmd(Type::CloseConsumer, |b| {
+                b.close_consumer = Some(CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0 });
+            });
+            let _ = c.out.send(frame::command(&close)).await;
         }
     }
 
@@ -306,12 +346,7 @@ impl Subscription {
                 let result = self.seek(target).await;
                 if result.is_ok() {
                     // As Pulsar: consumers are closed and resubscribe from the new position.
-                    for c in std::mem::take(&mut self.consumers) {
-                        let close = frame::cmd(Type::CloseConsumer, |b| {
-                            b.close_consumer = Some(CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0 });
-                        });
-                        let _ = c.out.send(frame::command(&close)).await;
-                    }
+                    self.close_consumers().await;
                 }
                 let _ = reply.send(result);
             }

@@ -13,6 +13,8 @@ pub(super) fn topic_error(e: TopicError) -> HandlerError {
         TopicError::AlreadyExists(_) => ErrorKind::ALREADY_EXISTS,
         TopicError::Ledger { source, .. } => return ledger_kind(source, e.to_string()),
         TopicError::Metadata(_) => ErrorKind::STORAGE,
+        TopicError::NotServed(crate::cluster::NotServed::Store(_)) => ErrorKind::STORAGE,
+        TopicError::NotServed(_) => ErrorKind::NOT_OWNER,
     };
     HandlerError::new(kind, e.to_string())
 }

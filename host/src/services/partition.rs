@@ -50,7 +50,9 @@ impl State {
     /// an append's first poll reaches its queue); else the topic's current one.
     async fn ledger(&self, create: bool) -> Result<Arc<ManagedLedger>, HandlerError> {
         let held = Arc::clone(&self.ledger.lock().unwrap_or_else(PoisonError::into_inner));
-        if !held.is_closed() {
+        // In a cluster, only while this broker owns the partition (else
+        // the open below claims it, or names its owner).
+        if !held.is_closed() && self.topics.serves(&self.name) {
             return Ok(held);
         }
         let fresh = self.topics.ledger(&self.name, create && self.auto_create).await.map_err(topic_error)?;
@@ -151,6 +153,9 @@ impl FfiPartition for PartitionHandle {
                     return Err(HandlerError::new(ErrorKind::INVALID_ARGUMENT, message));
                 };
                 let appended = appended.map_err(ledger_error)?;
+                // The fence, again: a broker that lost the partition (or
+                // its session) while the append waited acknowledges nothing.
+                state.topics.check_served(&state.name).map_err(topic_error)?;
                 let r = ledger.range();
                 Ok(AppendResult { appended: answers(appended), range: LogRange { start: r.start, end: r.end } })
             })

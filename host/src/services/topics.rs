@@ -10,8 +10,8 @@ use abi_stable::{
 use async_ffi::FfiFuture;
 use polyport_handler_api::{
     storage::{
-        FfiPartitionBox, FfiPartition_TO, FfiTopics, OpenOptions, Properties, PropertyChanges, TopicConfig, TopicInfo,
-        TopicLookup, TopicPolicies, UNSET,
+        BrokerEntry, FfiPartitionBox, FfiPartition_TO, FfiTopics, OpenOptions, PartitionOwner, Properties,
+        PropertyChanges, TopicConfig, TopicInfo, TopicLookup, TopicPolicies, UNSET,
     },
     ErrorKind, HandlerError,
 };
@@ -21,7 +21,7 @@ use super::{
     on_runtime,
     partition::PartitionHandle,
 };
-use crate::topics::Topics;
+use crate::{cluster::Route, topics::Topics};
 
 /// The host side of [`FfiTopics`].
 #[derive(Clone)]
@@ -52,6 +52,25 @@ impl TopicService {
     }
 }
 
+/// What a broker registered, as the ABI carries it.
+fn protocols(data: &crate::registry::BrokerData) -> RVec<Tuple2<RString, RString>> {
+    data.protocols.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect()
+}
+
+/// A broker known only by id (this one before it registered, or one whose
+/// registration is unreadable).
+fn missing(id: &str) -> crate::registry::BrokerData {
+    tracing::debug!(broker = %id, "no registration read for this broker");
+    crate::registry::BrokerData {
+        web_service_url: String::new(),
+        pulsar_service_url: None,
+        protocols: Default::default(),
+        start_timestamp: 0,
+        broker_version: String::new(),
+        instance: String::new(),
+    }
+}
+
 fn properties(map: impl IntoIterator<Item = (String, String)>) -> Properties {
     map.into_iter().map(|(k, v)| Tuple2(RString::from(k), RString::from(v))).collect()
 }
@@ -59,15 +78,106 @@ fn properties(map: impl IntoIterator<Item = (String, String)>) -> Properties {
 impl FfiTopics for TopicService {
     fn lookup(&self, topic: RStr<'_>) -> FfiFuture<RResult<TopicLookup, HandlerError>> {
         let (topic, address) = (topic.as_str().to_owned(), self.advertised_address.clone());
-        self.run(move |_| async move {
-            // One broker: this one owns every topic.
-            Ok(TopicLookup {
-                topic: parse(&topic)?.to_string().into(),
+        self.run(move |topics| async move {
+            let name = parse(&topic)?;
+            let here = TopicLookup {
+                topic: name.to_string().into(),
                 broker_address: address.into(),
                 local: true,
                 advertised: RVec::new(),
-            })
+            };
+            let Some(cluster) = topics.cluster() else { return Ok(here) };
+            match cluster.route(&name).await.map_err(|e| topic_error(e.into()))? {
+                Route::Local => Ok(here),
+                Route::Remote(owner) => {
+                    let data = owner.data.unwrap_or_else(|| missing(&owner.id));
+                    Ok(TopicLookup {
+                        topic: name.to_string().into(),
+                        broker_address: data
+                            .pulsar_service_url
+                            .as_deref()
+                            .map(|u| u.trim_start_matches("pulsar://").to_owned())
+                            .unwrap_or_default()
+                            .into(),
+                        local: false,
+                        advertised: protocols(&data),
+                    })
+                }
+            }
         })
+    }
+
+    fn brokers(&self) -> FfiFuture<RResult<RVec<BrokerEntry>, HandlerError>> {
+        let address = self.advertised_address.clone();
+        self.run(move |topics| async move {
+            let Some(cluster) = topics.cluster() else {
+                return Ok(RVec::from(vec![BrokerEntry {
+                    id: address.into(),
+                    node_id: 0,
+                    local: true,
+                    pulsar_url: RString::new(),
+                    advertised: RVec::new(),
+                }]));
+            };
+            Ok(cluster
+                .brokers()
+                .into_iter()
+                .map(|b| {
+                    let data = b.data.unwrap_or_else(|| missing(&b.id));
+                    BrokerEntry {
+                        id: b.id.into(),
+                        node_id: b.node_id,
+                        local: b.local,
+                        pulsar_url: data.pulsar_service_url.clone().unwrap_or_default().into(),
+                        advertised: protocols(&data),
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn owners(&self, topic: RStr<'_>, auto_create: bool) -> FfiFuture<RResult<RVec<PartitionOwner>, HandlerError>> {
+        let (topic, address) = (topic.as_str().to_owned(), self.advertised_address.clone());
+        self.run(move |topics| async move {
+            let name = parse(&topic)?;
+            let count = topics.partitions(&name, auto_create).await.map_err(topic_error)?;
+            let partitions: Vec<(u32, crate::topics::TopicName)> = if count == 0 {
+                vec![(0, name.clone())]
+            } else {
+                (0..count).map(|i| (i, name.partition_name(i))).collect()
+            };
+            let Some(cluster) = topics.cluster() else {
+                return Ok(partitions
+                    .into_iter()
+                    .map(|(i, _)| PartitionOwner {
+                        partition: i,
+                        broker_id: address.clone().into(),
+                        node_id: 0,
+                        local: true,
+                    })
+                    .collect());
+            };
+            let mut out = RVec::with_capacity(partitions.len());
+            for (i, partition) in partitions {
+                let owner = match cluster.route(&partition).await.map_err(|e| topic_error(e.into()))? {
+                    Route::Local => PartitionOwner {
+                        partition: i,
+                        broker_id: cluster.id().into(),
+                        node_id: crate::cluster::node_id(cluster.id()),
+                        local: true,
+                    },
+                    Route::Remote(b) => {
+                        PartitionOwner { partition: i, broker_id: b.id.into(), node_id: b.node_id, local: false }
+                    }
+                };
+                out.push(owner);
+            }
+            Ok(out)
+        })
+    }
+
+    fn node_id(&self) -> i32 {
+        self.topics.cluster().map_or(0, |c| crate::cluster::node_id(c.id()))
     }
 
     fn partitioned_metadata(&self, topic: RStr<'_>, auto_create: bool) -> FfiFuture<RResult<u32, HandlerError>> {

@@ -109,6 +109,9 @@ pub enum TopicError {
     /// The metadata store failed.
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// Another broker serves the partition, or this one may not now.
+    #[error(transparent)]
+    NotServed(#[from] crate::cluster::NotServed),
 }
 
 /// The topics of this broker.
@@ -121,6 +124,9 @@ pub struct Topics {
     /// Counts topic creations (and partition additions), so that an open
     /// waiting for a missing topic wakes when one is created.
     created: tokio::sync::watch::Sender<u64>,
+    /// The cluster, with a shared metadata store: partitions are served
+    /// only by their owner.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 fn topic_key(name: &TopicName) -> String {
@@ -148,10 +154,43 @@ impl Topics {
         backend: Arc<dyn Backend>,
     ) -> Result<Arc<Self>, TopicError> {
         let created = tokio::sync::watch::Sender::new(0);
-        let topics =
-            Arc::new(Self { store, ledgers_dir, config, backend, ledgers: Mutex::new(HashMap::new()), created });
+        let topics = Arc::new(Self {
+            store,
+            ledgers_dir,
+            config,
+            backend,
+            ledgers: Mutex::new(HashMap::new()),
+            created,
+            cluster: std::sync::OnceLock::new(),
+        });
         topics.ensure_namespace("public/default").await?;
         Ok(topics)
+    }
+
+    /// Serves partitions only while `cluster` says this broker owns them.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster, if the metadata store is shared.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Whether this broker may serve `partition` now (always, standalone).
+    pub fn serves(&self, partition: &TopicName) -> bool {
+        self.cluster.get().is_none_or(|c| c.serves(partition))
+    }
+
+    /// Whether this broker may serve `partition` now (always, standalone):
+    /// checked before and after every append and before every read, so a
+    /// broker that lost a partition (or whose session may have expired)
+    /// neither acknowledges nor shows a write.
+    pub fn check_served(&self, partition: &TopicName) -> Result<(), TopicError> {
+        match self.cluster.get() {
+            Some(cluster) => cluster.check(partition).map_err(TopicError::from),
+            None => Ok(()),
+        }
     }
 
     /// The storage settings.
@@ -362,6 +401,18 @@ impl Topics {
     /// The ledger of a non-partitioned topic or of one partition, opened on
     /// first use (and the topic auto-created if `auto_create` and allowed).
     pub async fn ledger(&self, partition: &TopicName, auto_create: bool) -> Result<Arc<ManagedLedger>, TopicError> {
+        if let Some(cluster) = self.cluster.get() {
+            // Served here only once owned here: claimed at its first use,
+            // unless another broker owns it (or this one is fenced).
+            match cluster.check(partition) {
+                Ok(()) => {}
+                Err(fenced @ crate::cluster::NotServed::Fenced { .. }) => return Err(fenced.into()),
+                Err(_) => {
+                    self.check_partition(partition, auto_create).await?;
+                    cluster.acquire(partition).await?;
+                }
+            }
+        }
         let cell = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(partition).cloned();
         if let Some(ledger) = cell.as_ref().and_then(|c| c.get()) {
             return Ok(Arc::clone(ledger));

@@ -77,19 +77,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         let outcome = if named.get(topic.name.as_str()).is_some_and(|n| *n > 1) {
             Err((errors::INVALID_REQUEST, format!("topic {} is named more than once", topic.name.as_str())))
-        } else if let Some(elsewhere) = topic
-            .assignments
-            .iter()
-            .flatten()
-            .find(|a| a.broker_ids.iter().map(|b| b.0).ne([ctx.shared.broker.node_id]))
+        } else if let Some(elsewhere) =
+            topic.assignments.iter().flatten().find(|a| a.broker_ids.iter().map(|b| b.0).ne([ctx.shared.node_id()]))
         {
             let ids: Vec<i32> = elsewhere.broker_ids.iter().map(|b| b.0).collect();
             Err((
                 errors::INVALID_REPLICA_ASSIGNMENT,
-                format!(
-                    "a new partition on brokers {ids:?}: this cluster is broker {} alone",
-                    ctx.shared.broker.node_id
-                ),
+                format!("a new partition on brokers {ids:?}: this cluster is broker {} alone", ctx.shared.node_id()),
             ))
         } else {
             create(ctx, topic.name.as_str(), topic.count, request.validate_only).await

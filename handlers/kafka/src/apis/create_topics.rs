@@ -110,7 +110,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
                         "with a replica assignment, num_partitions and replication_factor must be -1".to_owned(),
                     ));
                 }
-                assigned_partitions(&topic.assignments, ctx.shared.broker.node_id)
+                assigned_partitions(&topic.assignments, ctx.shared.node_id())
             })
             .transpose();
         let partitions = match assigned {

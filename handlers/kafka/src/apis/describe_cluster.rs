@@ -24,9 +24,9 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
 const BROKERS: i8 = 1;
 
-/// Describes this single-broker cluster.
-pub fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let node = BrokerId(ctx.shared.broker.node_id);
+/// Describes the cluster: every live broker at the client's listener.
+pub async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let node = BrokerId(ctx.shared.node_id());
     // v0 has no endpoint type and means brokers (the default, 1).
     let endpoint_type = if ctx.version >= 1 { request.endpoint_type } else { BROKERS };
     let response = DescribeClusterResponse::default()
@@ -40,9 +40,17 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> Desc
     response
         .with_cluster_authorized_operations(super::authorized::cluster(request.include_cluster_authorized_operations))
         .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(StrBytes::from_string(ctx.listener.advertised_host.clone()))
-            .with_port(ctx.listener.advertised_port)
-            .with_rack(None)])
+        .with_brokers(
+            crate::cluster::nodes(ctx)
+                .await
+                .into_iter()
+                .map(|n| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(n.id))
+                        .with_host(StrBytes::from_string(n.host))
+                        .with_port(n.port)
+                        .with_rack(None)
+                })
+                .collect(),
+        )
 }

@@ -177,11 +177,10 @@ async fn describe(ctx: &RequestContext<'_>, resource_type: i8, name: &str) -> Re
             let settings = crate::configs::settings(host, &pulsar).await;
             Ok(topic_configs(ctx, &config, &settings))
         }
-        RESOURCE_BROKER if name.is_empty() || name == ctx.shared.broker.node_id.to_string() => Ok(broker_configs(ctx)),
-        RESOURCE_BROKER => Err((
-            errors::INVALID_REQUEST,
-            format!("no broker {name:?}: this broker is node {}", ctx.shared.broker.node_id),
-        )),
+        RESOURCE_BROKER if name.is_empty() || name == ctx.shared.node_id().to_string() => Ok(broker_configs(ctx)),
+        RESOURCE_BROKER => {
+            Err((errors::INVALID_REQUEST, format!("no broker {name:?}: this broker is node {}", ctx.shared.node_id())))
+        }
         other => Err((
             errors::INVALID_REQUEST,
             format!("resource type {other} is not supported: only topic (2) and broker (4) configs are described"),

@@ -1,7 +1,11 @@
 //! FindCoordinator (key 10).
 //!
-//! Versions: 0-4 (v4 batches keys). For a group key this broker is the
-//! coordinator, at the advertised address of the listener the client used.
+//! Versions: 0-4 (v4 batches keys). A group's coordinator is the broker
+//! that owns its partition of the offsets topic (Kafka's hash of the group
+//! id, [`Coordinator::partition_of`](crate::coordinator::Coordinator::partition_of)),
+//! at the client's listener: standalone, this broker. An owner not
+//! reachable on this listener yet answers COORDINATOR_NOT_AVAILABLE, which
+//! clients retry.
 //! Gaps: transaction coordinators (key type 1) answer COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::{
@@ -10,36 +14,53 @@ use kafka_protocol::{
 };
 
 use super::RequestContext;
-use crate::errors;
+use crate::{cluster::Node, errors};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 const GROUP: i8 = 0;
 
-/// Names this broker as the coordinator of every group.
-pub fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let node = BrokerId(ctx.shared.broker.node_id);
-    let host = StrBytes::from_string(ctx.listener.advertised_host.clone());
-    let port = ctx.listener.advertised_port;
-    let error = if request.key_type == GROUP { 0 } else { errors::COORDINATOR_NOT_AVAILABLE };
+/// The coordinator of group `key`, or the error to answer.
+async fn coordinator(ctx: &RequestContext<'_>, nodes: &[Node], key_type: i8, key: &str) -> Result<Node, i16> {
+    if key_type != GROUP {
+        return Err(errors::COORDINATOR_NOT_AVAILABLE);
+    }
+    let coordinator = &ctx.shared.coordinator;
+    let leaders = match ctx.host() {
+        Some(host) => crate::cluster::leaders(host, &coordinator.offsets_topic()).await,
+        None => None,
+    };
+    let node_id = match leaders {
+        None => ctx.shared.node_id(),
+        Some(leaders) => {
+            let partition = coordinator.partition_of(key);
+            leaders.get(partition).copied().ok_or(errors::COORDINATOR_NOT_AVAILABLE)?
+        }
+    };
+    nodes.iter().find(|n| n.id == node_id).cloned().ok_or(errors::COORDINATOR_NOT_AVAILABLE)
+}
+
+/// Names the coordinator of each key.
+pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let nodes = crate::cluster::nodes(ctx).await;
     if ctx.version >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                let c = Coordinator::default().with_key(key).with_error_code(error);
-                if error == 0 {
-                    c.with_node_id(node).with_host(host.clone()).with_port(port)
-                } else {
-                    c.with_node_id(BrokerId(-1))
-                }
-            })
-            .collect();
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in request.coordinator_keys {
+            let found = coordinator(ctx, &nodes, request.key_type, key.as_str()).await;
+            let c = Coordinator::default().with_key(key);
+            coordinators.push(match found {
+                Ok(n) => c.with_node_id(BrokerId(n.id)).with_host(StrBytes::from_string(n.host)).with_port(n.port),
+                Err(code) => c.with_error_code(code).with_node_id(BrokerId(-1)),
+            });
+        }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    if error != 0 {
-        return FindCoordinatorResponse::default().with_error_code(error).with_node_id(BrokerId(-1));
+    match coordinator(ctx, &nodes, request.key_type, request.key.as_str()).await {
+        Ok(n) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(n.id))
+            .with_host(StrBytes::from_string(n.host))
+            .with_port(n.port),
+        Err(code) => FindCoordinatorResponse::default().with_error_code(code).with_node_id(BrokerId(-1)),
     }
-    FindCoordinatorResponse::default().with_node_id(node).with_host(host).with_port(port)
 }

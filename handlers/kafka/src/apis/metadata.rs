@@ -1,8 +1,10 @@
 //! Metadata (key 3).
 //!
-//! Versions: 0-12. This broker, at the advertised address of the listener the
-//! client connected on, is node 0, the controller and every partition's
-//! leader. Named topics are looked up (and auto-created when the request
+//! Versions: 0-12. Brokers: every live broker at the client's listener
+//! ([`crate::cluster`]); standalone, this broker alone, node 0, the
+//! controller and every partition's leader. In a cluster each partition's
+//! leader is its owner (LEADER_NOT_AVAILABLE while the owner is not
+//! reachable on this listener), and the controller is this broker. Named topics are looked up (and auto-created when the request
 //! allows it, v4+, and the broker's `allowAutoTopicCreation` does); a request
 //! for all topics lists the topics of `kafkaTenant/kafkaNamespace`, by their
 //! short names, so no topic appears twice under two names.
@@ -19,6 +21,7 @@ use kafka_protocol::{
 
 use super::RequestContext;
 use crate::{
+    cluster::{self, Node},
     errors,
     topics::{kafka_partitions, topic_id},
 };
@@ -28,37 +31,56 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 12 };
 
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
-fn topic(
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
+async fn topic(
     ctx: &RequestContext<'_>,
+    nodes: &[Node],
     name: TopicName,
     pulsar: Option<&str>,
     result: Result<u32, i16>,
 ) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.shared.broker.node_id);
+    let here = ctx.shared.node_id();
     let id = pulsar.map(topic_id).unwrap_or_default();
     match result {
-        Ok(partitions) => MetadataResponseTopic::default().with_name(Some(name)).with_topic_id(id).with_partitions(
-            (0..kafka_partitions(partitions) as i32)
+        Ok(partitions) => {
+            let leaders = match (ctx.host(), pulsar) {
+                (Some(host), Some(pulsar)) => cluster::leaders(host, pulsar).await,
+                _ => None,
+            };
+            let partitions = (0..kafka_partitions(partitions) as i32)
                 .map(|i| {
-                    MetadataResponsePartition::default()
-                        .with_partition_index(i)
+                    let leader = leaders.as_ref().map_or(here, |l| l.get(i as usize).copied().unwrap_or(-1));
+                    let partition = MetadataResponsePartition::default().with_partition_index(i);
+                    if !nodes.iter().any(|n| n.id == leader) {
+                        return partition.with_error_code(LEADER_NOT_AVAILABLE).with_leader_id(BrokerId(-1));
+                    }
+                    let node = BrokerId(leader);
+                    partition
                         .with_leader_id(node)
                         .with_leader_epoch(0)
                         .with_replica_nodes(vec![node])
                         .with_isr_nodes(vec![node])
                 })
-                .collect(),
-        ),
+                .collect();
+            MetadataResponseTopic::default().with_name(Some(name)).with_topic_id(id).with_partitions(partitions)
+        }
         Err(code) => MetadataResponseTopic::default().with_name(Some(name)).with_error_code(code),
     }
 }
 
 /// Describes the cluster and the requested (or all) topics.
 pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(ctx.shared.broker.node_id))
-        .with_host(StrBytes::from_string(ctx.listener.advertised_host.clone()))
-        .with_port(ctx.listener.advertised_port);
+    let nodes = cluster::nodes(ctx).await;
+    let brokers = nodes
+        .iter()
+        .map(|n| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(n.id))
+                .with_host(StrBytes::from_string(n.host.clone()))
+                .with_port(n.port)
+        })
+        .collect();
     // Before v4 the request cannot say, and Kafka auto-created.
     let auto_create = ctx.version < 4 || request.allow_auto_topic_creation;
     let mapper = &ctx.shared.topics;
@@ -83,14 +105,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                     (Ok(_), None) => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
                     (Ok(p), Some(host)) => mapper.partitions(host, p, auto_create).await,
                 };
-                topics.push(topic(ctx, name, pulsar.as_deref().ok(), result));
+                topics.push(topic(ctx, &nodes, name, pulsar.as_deref().ok(), result).await);
             }
         }
         (None, Some(host)) => match host.list_topics(mapper.namespace()).await {
             Ok(list) => {
                 for (pulsar, partitions) in list {
                     let name = TopicName(StrBytes::from_string(mapper.kafka_name(&pulsar)));
-                    topics.push(topic(ctx, name, Some(&pulsar), Ok(partitions)));
+                    topics.push(topic(ctx, &nodes, name, Some(&pulsar), Ok(partitions)).await);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot list topics for Metadata"),
@@ -103,8 +125,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
     }
     MetadataResponse::default()
         .with_cluster_authorized_operations(super::authorized::cluster(request.include_cluster_authorized_operations))
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(ctx.shared.broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(ctx.shared.broker.node_id))
+        .with_controller_id(BrokerId(ctx.shared.node_id()))
         .with_topics(topics)
 }

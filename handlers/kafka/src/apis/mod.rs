@@ -93,8 +93,6 @@ pub fn advertised(key: ApiKey, served: VersionRange) -> VersionRange {
 /// Facts about this broker that responses carry.
 #[derive(Debug, Clone)]
 pub struct BrokerInfo {
-    /// This broker's node id (0 on a single broker).
-    pub node_id: i32,
     /// The cluster id reported in Metadata (`clusterName`).
     pub cluster_id: String,
     /// Whether the host creates missing topics on first use (`allowAutoTopicCreation`).
@@ -156,7 +154,7 @@ pub async fn dispatch(
         ApiKey::ListOffsets => call(&ctx, frame, list_offsets::handle).await,
         ApiKey::CreateTopics => call(&ctx, frame, create_topics::handle).await,
         ApiKey::DeleteTopics => call(&ctx, frame, delete_topics::handle).await,
-        ApiKey::FindCoordinator => call(&ctx, frame, |c, r| std::future::ready(find_coordinator::handle(c, r))).await,
+        ApiKey::FindCoordinator => call(&ctx, frame, find_coordinator::handle).await,
         ApiKey::OffsetCommit => call(&ctx, frame, offset_commit::handle).await,
         ApiKey::OffsetFetch => call(&ctx, frame, offset_fetch::handle).await,
         ApiKey::JoinGroup => call(&ctx, frame, join_group::handle).await,
@@ -174,7 +172,7 @@ pub async fn dispatch(
         ApiKey::AlterConfigs => call(&ctx, frame, alter_configs::handle).await,
         ApiKey::CreatePartitions => call(&ctx, frame, create_partitions::handle).await,
         ApiKey::IncrementalAlterConfigs => call(&ctx, frame, incremental_alter_configs::handle).await,
-        ApiKey::DescribeCluster => call(&ctx, frame, |c, r| std::future::ready(describe_cluster::handle(c, r))).await,
+        ApiKey::DescribeCluster => call(&ctx, frame, describe_cluster::handle).await,
         other => Err(ProtocolError::Decode(format!("{other:?} is listed as supported but has no dispatch arm"))),
     }
 }

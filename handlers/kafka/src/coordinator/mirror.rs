@@ -94,6 +94,17 @@ pub async fn run(host: Host, mut jobs: mpsc::UnboundedReceiver<MirrorJob>) {
 }
 
 async fn apply(host: &Host, op: MirrorOp) {
+    let ledger = match &op {
+        MirrorOp::Seek { ledger, .. } | MirrorOp::Delete { ledger, .. } => ledger,
+    };
+    // In a cluster, a cursor lives with its partition's owner: a partition
+    // another broker serves is not mirrored here (opening it would claim it).
+    if let Ok(lookup) = host.lookup(ledger).await {
+        if !lookup.local {
+            tracing::debug!(?op, "group cursor not mirrored: the partition is served by another broker");
+            return;
+        }
+    }
     let result = match &op {
         MirrorOp::Seek { ledger, group, offset } => match host.open_partition(ledger, OpenOptions::default()).await {
             Ok(partition) => match partition.cursor_open(group, true, InitialPosition::Offset(*offset)).await {

@@ -192,18 +192,20 @@ impl Coordinator {
             }
             let group = Arc::new(config.group.clone());
             for (i, rx) in receivers.into_iter().enumerate() {
-                let ledger = format!("{topic}-partition-{i}");
                 let task =
-                    Partition::new(i, ledger, host2.clone(), Arc::clone(&group), config.retention_check, mirror_tx.clone(), ns.clone());
+                    Partition::new(i, topic.clone(), host2.clone(), Arc::clone(&group), config.retention_check, mirror_tx.clone(), ns.clone());
                 host2.spawn("kafka-coordinator-partition", task.run(rx));
             }
         });
     }
 
+    /// The offsets-topic partition that holds `group` (Kafka's choice).
+    pub fn partition_of(&self, group: &str) -> usize {
+        (java_hash(group) & 0x7fff_ffff) as usize % (self.config.partitions as usize).max(1)
+    }
+
     fn sender(&self, group: &str) -> Option<&mpsc::Sender<Command>> {
-        let partitions = self.partitions.get()?;
-        let index = (java_hash(group) & 0x7fff_ffff) as usize % partitions.len().max(1);
-        partitions.get(index)
+        self.partitions.get()?.get(self.partition_of(group))
     }
 
     /// Sends a command to the group's partition and waits for the answer;

@@ -119,6 +119,8 @@ enum Wake {
 /// The task's state.
 pub struct Partition {
     index: usize,
+    /// The offsets topic.
+    topic: String,
     ledger: String,
     host: Host,
     /// The ledger's handle, opened when the task starts.
@@ -137,13 +139,18 @@ pub struct Partition {
     mirror: mpsc::UnboundedSender<MirrorJob>,
     /// Kafka names (in subscriptions) to Pulsar topics (in offset keys).
     mapper: TopicMapper,
+    /// Ownership was lost (an append was refused NOT_OWNER, or a check said so).
+    lost: bool,
 }
+
+/// How often a coordinator partition looks at who owns it.
+const OWNERSHIP_CHECK: Duration = Duration::from_secs(1);
 
 impl Partition {
     /// A partition task over `ledger` (a partition of the system topic).
     pub fn new(
         index: usize,
-        ledger: String,
+        topic: String,
         host: Host,
         config: Arc<GroupConfig>,
         retention_check: Duration,
@@ -152,7 +159,8 @@ impl Partition {
     ) -> Self {
         Self {
             index,
-            ledger,
+            ledger: format!("{topic}-partition-{index}"),
+            topic,
             host,
             log: None,
             config,
@@ -166,6 +174,7 @@ impl Partition {
             records_since_snapshot: 0,
             mirror,
             mapper: TopicMapper::new(kafka_namespace),
+            lost: false,
         }
     }
 
@@ -174,21 +183,101 @@ impl Partition {
         (self.host.monotonic().as_millis() as u64, wall)
     }
 
-    /// Replays the partition, then serves `commands` until every sender is gone.
+    /// Serves `commands` until every sender is gone: while this broker owns
+    /// the partition (always, standalone), with its groups replayed from
+    /// the log; while another broker does, by dropping each command, which
+    /// its caller answers COORDINATOR_NOT_AVAILABLE so the client finds the
+    /// coordinator again. Ownership is looked at every second: a partition
+    /// gained is loaded, one lost is unloaded.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        if let Err(e) = self.load().await {
-            // Serving without the stored state would hand out wrong offsets.
-            // Dropping `commands` makes every call answer COORDINATOR_NOT_AVAILABLE.
-            tracing::error!(partition = %self.ledger, error = %e, "coordinator partition cannot load its groups; its groups answer COORDINATOR_NOT_AVAILABLE");
-            return;
+        loop {
+            if !self.wait_until_owned(&mut commands).await {
+                return;
+            }
+            match self.load().await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NOT_OWNER => {
+                    self.unload().await;
+                    continue;
+                }
+                Err(e) => {
+                    // Serving without the stored state would hand out wrong offsets.
+                    // Dropping `commands` makes every call answer COORDINATOR_NOT_AVAILABLE.
+                    tracing::error!(partition = %self.ledger, error = %e, "coordinator partition cannot load its groups; its groups answer COORDINATOR_NOT_AVAILABLE");
+                    return;
+                }
+            }
+            if !self.serve(&mut commands).await {
+                return;
+            }
+            tracing::info!(partition = %self.ledger, "coordinator partition moved to another broker: unloaded");
+            self.unload().await;
         }
+    }
+
+    /// Whether this broker owns the partition now (placing it, if unowned:
+    /// [`Host::owners`]). A host without the cluster call is a standalone
+    /// broker, which owns everything.
+    fn owned(&self) -> impl Future<Output = bool> + Send + 'static {
+        // Owned values only: the task's state is not Sync.
+        let (host, topic, index) = (self.host.clone(), self.topic.clone(), self.index);
+        async move {
+            match host.owners(&topic, false).await {
+                Ok(owners) => owners.iter().any(|o| o.partition as usize == index && o.local),
+                Err(e) if e.kind() == ErrorKind::UNSUPPORTED => true,
+                Err(e) => {
+                    tracing::debug!(topic = %topic, partition = index, error = %e, "coordinator ownership unknown");
+                    false
+                }
+            }
+        }
+    }
+
+    /// Waits until this broker owns the partition; false once `commands` is closed.
+    async fn wait_until_owned(&mut self, commands: &mut mpsc::Receiver<Command>) -> bool {
+        loop {
+            if self.owned().await {
+                return true;
+            }
+            let tick = self.host.sleep(OWNERSHIP_CHECK);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    // Dropped unanswered: COORDINATOR_NOT_AVAILABLE.
+                    Some(_) => {}
+                    None => return false,
+                },
+                _ = tick => {}
+            }
+        }
+    }
+
+    /// Forgets the groups (ownership lost), once appends in flight are answered.
+    async fn unload(&mut self) {
+        while let Some((result, done, records)) = self.inflight.next().await {
+            self.completed(result, done, records);
+        }
+        self.groups.clear();
+        self.timers.clear();
+        self.scheduled.clear();
+        self.batch.clear();
+        self.batch_done.clear();
+        self.records_since_snapshot = 0;
+        self.log = None;
+        self.lost = false;
+    }
+
+    /// Serves the loaded partition: false when every sender is gone, true
+    /// when ownership was lost.
+    async fn serve(&mut self, commands: &mut mpsc::Receiver<Command>) -> bool {
         let mut next_retention = self.host.monotonic() + self.retention_check;
+        let mut next_check = self.host.monotonic() + OWNERSHIP_CHECK;
         loop {
             let (now, _) = self.now();
             let next_timer = self.timers.peek().map(|Reverse((t, _))| *t);
             let wait_ms = next_timer
                 .map_or(u64::MAX, |t| t.saturating_sub(now))
-                .min(next_retention.saturating_sub(self.host.monotonic()).as_millis() as u64);
+                .min(next_retention.saturating_sub(self.host.monotonic()).as_millis() as u64)
+                .min(next_check.saturating_sub(self.host.monotonic()).as_millis() as u64);
             let sleep = self.host.sleep(Duration::from_millis(wait_ms.min(3_600_000)));
             let wake = tokio::select! {
                 command = commands.recv() => Wake::Command(command),
@@ -207,6 +296,15 @@ impl Partition {
                 Wake::Appended((result, done, records)) => self.completed(result, done, records),
                 Wake::Timer => {}
             }
+            if self.host.monotonic() >= next_check {
+                next_check = self.host.monotonic() + OWNERSHIP_CHECK;
+                if !self.owned().await {
+                    self.lost = true;
+                }
+            }
+            if self.lost {
+                return true;
+            }
             self.fire_timers();
             if self.host.monotonic() >= next_retention {
                 self.expire_offsets();
@@ -221,6 +319,7 @@ impl Partition {
         while let Some((result, done, records)) = self.inflight.next().await {
             self.completed(result, done, records);
         }
+        false
     }
 
     // ---- Commands -----------------------------------------------------------
@@ -507,6 +606,11 @@ impl Partition {
             Ok(()) => {
                 self.records_since_snapshot += records as u64;
                 None
+            }
+            Err(e) if e.kind() == ErrorKind::NOT_OWNER => {
+                // Another broker owns the partition now: the client finds it.
+                self.lost = true;
+                Some(errors::NOT_COORDINATOR)
             }
             Err(e) => {
                 tracing::error!(partition = %self.ledger, error = %e, "coordinator append failed");

@@ -1,0 +1,112 @@
+"""Three brokers on one etcd (Debian's etcd-server), driven by Python's
+clients: confluent-kafka bootstrapped at one broker produces to a topic
+spread over all three, a group bootstrapped at another consumes it, and
+pulsar-client at the third reads the same partitions through lookups that
+redirect to each owner."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pulsar
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import Broker, free_port
+
+
+class Etcd:
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="polyport-etcd-")
+        self.port, peer = free_port(), free_port()
+        client, peer_url = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{peer}"
+        binary = os.environ.get("ETCD") or shutil.which("etcd")
+        assert binary, "etcd is missing: install Debian's etcd-server (.ci/run does)"
+        log = open(Path(self.dir.name) / "etcd.log", "ab")
+        self.proc = subprocess.Popen(
+            [binary, "--name", "py", "--data-dir", str(Path(self.dir.name) / "data"),
+             "--listen-client-urls", client, "--advertise-client-urls", client,
+             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+             "--initial-cluster", f"py={peer_url}"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "etcd did not listen within 20 s"
+                time.sleep(0.05)
+        self.url = f"etcd:http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.dir.cleanup()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    etcd = Etcd()
+    brokers = [
+        Broker(f"metadataStoreUrl={etcd.url}\nmetadataStoreSessionTimeoutMillis=2000\nwebServicePort={free_port()}").start()
+        for _ in range(3)
+    ]
+    time.sleep(0.3)  # registrations reach every broker by a watch
+    yield brokers
+    for b in brokers:
+        assert b.stop() == 0, b.log()
+        b.dir.cleanup()
+    etcd.stop()
+
+
+def test_clients_bootstrapped_at_any_broker_share_a_topic_spread_over_three(cluster):
+    a, b, c = cluster
+    admin = AdminClient({"bootstrap.servers": a.bootstrap})
+    for f in admin.create_topics([NewTopic("py-spread", num_partitions=12, replication_factor=1)]).values():
+        f.result(timeout=20)
+    metadata = admin.list_topics("py-spread", timeout=10)
+    assert len(metadata.brokers) == 3
+    leaders = {p.leader for p in metadata.topics["py-spread"].partitions.values()}
+    assert len(leaders) == 3, f"every broker leads some partition: {leaders}"
+
+    producer = Producer({"bootstrap.servers": b.bootstrap, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 5})
+    failures = []
+    for i in range(600):
+        producer.produce("py-spread", value=f"p{i}".encode(), partition=i % 12,
+                         on_delivery=lambda err, msg: err and failures.append(err))
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert failures == []
+
+    consumer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "py-spread-group",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(["py-spread"])
+    seen, deadline = set(), time.time() + 60
+    while len(seen) < 600 and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            value = m.value().decode()
+            assert value not in seen, f"{value} delivered twice"
+            seen.add(value)
+    assert len(seen) == 600
+    consumer.commit(asynchronous=False)
+    consumer.close()
+
+    client = pulsar.Client(a.pulsar_url, operation_timeout_seconds=20,
+                           logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    reader = client.subscribe("persistent://public/default/py-spread", "py-pulsar-side",
+                              initial_position=pulsar.InitialPosition.Earliest)
+    from_pulsar = set()
+    while len(from_pulsar) < 600:
+        m = reader.receive(timeout_millis=20000)
+        reader.acknowledge(m)
+        from_pulsar.add(m.data().decode())
+    assert from_pulsar == seen
+    client.close()
