@@ -110,3 +110,37 @@ def test_clients_bootstrapped_at_any_broker_share_a_topic_spread_over_three(clus
         from_pulsar.add(m.data().decode())
     assert from_pulsar == seen
     client.close()
+
+
+def test_a_pulsar_producer_and_consumer_follow_their_topic_when_its_broker_stops(cluster):
+    """The owner's graceful stop closes the Pulsar producer and consumer;
+    the client looks the topic up again (any broker of a multi-host service
+    URL answers) and resends what was not acknowledged to the new owner."""
+    topic = "persistent://public/default/py-moving"
+    service_url = "pulsar://" + ",".join(f"127.0.0.1:{b.pulsar_port}" for b in cluster)
+    client = pulsar.Client(service_url, operation_timeout_seconds=30,
+                           logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    producer = client.create_producer(topic, send_timeout_millis=30000, batching_enabled=False)
+    consumer = client.subscribe(topic, "py-moving-sub", initial_position=pulsar.InitialPosition.Earliest)
+    for i in range(20):
+        producer.send(f"before-{i}".encode())
+
+    # The owner, as Kafka's Metadata names it (one broker serves both protocols).
+    alive = [b for b in cluster if b.proc is not None]
+    metadata = AdminClient({"bootstrap.servers": alive[0].bootstrap}).list_topics("py-moving", timeout=10)
+    leader = metadata.topics["py-moving"].partitions[0].leader
+    port = metadata.brokers[leader].port
+    owner = next(b for b in cluster if b.port == port)
+    assert owner.stop() == 0, owner.log()
+
+    started = time.time()
+    for i in range(20):
+        producer.send(f"after-{i}".encode())
+    moved_in = time.time() - started
+    assert moved_in < 10, f"the producer took {moved_in:.1f} s to move"
+    got = set()
+    while not {f"after-{i}" for i in range(20)} <= got:
+        m = consumer.receive(timeout_millis=20000)
+        consumer.acknowledge(m)
+        got.add(m.data().decode())
+    client.close()
