@@ -83,6 +83,8 @@ pub struct Cluster {
     ownership: Ownership,
     brokers: Arc<Mirror>,
     owners: Arc<Mirror>,
+    /// `/admin/topics/`, for the deletions other brokers make.
+    topics: Arc<Mirror>,
     /// The partitions this broker claimed in this session, with their epochs.
     owned: Mutex<HashMap<TopicName, i64>>,
     /// Recent placement proposals not yet claimed: partition → (broker id, when).
@@ -151,6 +153,7 @@ impl Cluster {
     pub async fn start(store: Arc<EtcdStore>, me: String) -> Arc<Self> {
         let brokers = store.mirror(&format!("{BROKERS_PATH}/"));
         let owners = store.mirror(&format!("{OWNERS_PATH}/"));
+        let topics = store.mirror("/admin/topics/");
         if !(brokers.ready(MIRROR_READY).await && owners.ready(MIRROR_READY).await) {
             tracing::warn!("the broker and owner mirrors are not read yet; lookups will see fewer brokers at first");
         }
@@ -160,6 +163,7 @@ impl Cluster {
             me,
             brokers,
             owners,
+            topics,
             owned: Mutex::new(HashMap::new()),
             proposals: Mutex::new(HashMap::new()),
         });
@@ -347,6 +351,22 @@ impl Cluster {
     /// The partitions this broker owns.
     pub fn owned(&self) -> Vec<TopicName> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// The topic keys (`/admin/topics/<tenant>/<ns>/<topic>`) deleted from
+    /// now on, by any broker.
+    pub fn topic_deletions(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.topics.deletions()
+    }
+
+    /// Gives up `partition` if this broker owns it (its topic was deleted).
+    pub async fn release(&self, partition: &TopicName) {
+        let epoch = self.lock().remove(partition);
+        if let Some(epoch) = epoch {
+            if let Err(e) = self.ownership.release(partition, epoch).await {
+                tracing::warn!(partition = %partition, error = %e, "ownership not released; it ends with the session");
+            }
+        }
     }
 
     /// Stops serving every partition at once (a graceful stop): appends in

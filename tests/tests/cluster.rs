@@ -38,6 +38,7 @@ use rdkafka::{
 };
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// Metadata v12 for `topic` from the broker at `port`: (node id → Kafka
 /// port of every broker listed, leader node id per partition).
@@ -371,4 +372,36 @@ async fn an_idempotent_producer_rides_through_a_graceful_stop_with_no_error_and_
         "graceful stop under load: 3000 acknowledged, none twice, no error; the {before} acknowledged by the \
          stopped broker before it stopped stay in its ledger (no tiered storage yet)"
     );
+}
+
+#[test]
+fn a_topic_deleted_at_one_broker_is_deleted_at_its_owners_and_comes_back_empty() {
+    let (cluster, owner, via) = owned_topic("short-lived", 3);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let deleting = (owner + 2) % 3;
+    let admin: AdminClient<DefaultClientContext> = config(&cluster.kafka(deleting)).create().expect("admin");
+    let deleted = runtime.block_on(admin.delete_topics(&["short-lived"], &AdminOptions::new())).expect("delete");
+    assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
+    assert!(
+        cluster.broker(owner).wait_for_log("topic deleted by another broker", Duration::from_secs(5)),
+        "{}",
+        cluster.broker(owner).log()
+    );
+    // The old owner no longer serves it (Fetch does not create topics).
+    let mut old = KafkaConn::connect(cluster.broker(owner).kafka_port);
+    assert_eq!(fetch_raw(&mut old, "short-lived", 0, 0, 1 << 20).0, UNKNOWN_TOPIC_OR_PARTITION);
+    // Created again: every partition starts empty, wherever it is served.
+    runtime.block_on(create_topic(&cluster.kafka(via), "short-lived", 3));
+    let (brokers, leaders) = metadata(cluster.broker(via).kafka_port, "short-lived");
+    for (partition, leader) in leaders.iter().enumerate() {
+        let mut conn = KafkaConn::connect(u16::try_from(brokers[leader]).expect("port"));
+        let (code, records) = fetch_raw(&mut conn, "short-lived", i32::try_from(partition).expect("index"), 0, 1 << 20);
+        assert_eq!(code, 0, "partition {partition}");
+        let at = cluster.by_kafka_port(brokers[leader]).expect("ours");
+        assert!(
+            records.is_empty(),
+            "partition {partition} shows the deleted topic's records:\n{}",
+            cluster.broker(at).log()
+        );
+    }
 }

@@ -15,13 +15,18 @@ use crate::{configs::TopicSettings, errors};
 pub struct TopicMapper {
     /// `kafkaTenant/kafkaNamespace`.
     namespace: String,
-    /// Pulsar topic → partition count (0: non-partitioned) and the topic's
-    /// settings, as last seen (forgotten when this handler changes them).
-    partitions: Mutex<HashMap<String, (u32, TopicSettings)>>,
+    /// Pulsar topic → partition count (0: non-partitioned), the topic's
+    /// settings, and when they were read (host monotonic ms), as last seen
+    /// (forgotten when this handler changes them; in a cluster, where other
+    /// brokers change them too, read again after [`CLUSTER_CACHE_MS`]).
+    partitions: Mutex<HashMap<String, (u32, TopicSettings, u64)>>,
     /// Ledger name → its open handle, opened on first use and kept: a
     /// produce then crosses the boundary once per partition (its append).
     handles: Mutex<HashMap<String, Partition>>,
 }
+
+/// How long a cached partition count and settings are trusted in a cluster.
+pub const CLUSTER_CACHE_MS: u64 = 5_000;
 
 /// Kafka's rule for topic names: letters, digits, '.', '_', '-'; at most 249.
 fn legal_kafka_name(name: &str) -> bool {
@@ -79,12 +84,17 @@ impl TopicMapper {
 
     /// Partition count and settings of `pulsar`, from the cache or the host.
     async fn lookup(&self, host: &Host, pulsar: &str, auto_create: bool) -> Result<(u32, TopicSettings), i16> {
-        if let Some(cached) = self.lock().get(pulsar) {
-            return Ok(*cached);
+        let now = host.monotonic().as_millis() as u64;
+        // Standalone (node 0), only this handler changes a topic.
+        let clustered = host.node_id() != 0;
+        if let Some(&(n, settings, at)) = self.lock().get(pulsar) {
+            if !clustered || now.saturating_sub(at) < CLUSTER_CACHE_MS {
+                return Ok((n, settings));
+            }
         }
         let n = host.partitioned_metadata(pulsar, auto_create).await.map_err(|e| errors::from_handler(&e))?;
         let settings = crate::configs::settings(host, pulsar).await;
-        self.lock().insert(pulsar.to_owned(), (n, settings));
+        self.lock().insert(pulsar.to_owned(), (n, settings, now));
         Ok((n, settings))
     }
 
@@ -121,7 +131,7 @@ impl TopicMapper {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, TopicSettings)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, TopicSettings, u64)>> {
         self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

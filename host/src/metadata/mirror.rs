@@ -35,6 +35,8 @@ pub struct Mirror {
     revision: std::sync::atomic::AtomicI64,
     /// Counts changes (and becomes 1 at the first complete read).
     changed: tokio::sync::watch::Sender<u64>,
+    /// Keys deleted, as the watch reports them.
+    deleted: tokio::sync::broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -54,6 +56,7 @@ impl Mirror {
             entries: RwLock::new(BTreeMap::new()),
             revision: std::sync::atomic::AtomicI64::new(0),
             changed: tokio::sync::watch::Sender::new(0),
+            deleted: tokio::sync::broadcast::Sender::new(1024),
         });
         tokio::spawn(run(client, Arc::downgrade(&mirror)));
         mirror
@@ -88,6 +91,12 @@ impl Mirror {
         self.changed.subscribe()
     }
 
+    /// A receiver of the keys deleted from now on (by a watch event; a key
+    /// that vanishes while the watch is broken is not reported).
+    pub fn deletions(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.deleted.subscribe()
+    }
+
     /// Waits until the first read is in (at most `timeout`).
     pub async fn ready(&self, timeout: Duration) -> bool {
         let mut changed = self.subscribe();
@@ -101,12 +110,19 @@ impl Mirror {
     }
 
     fn apply(&self, key: String, entry: Option<Mirrored>) {
-        {
+        let deleted = {
             let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             match entry {
-                Some(e) => entries.insert(key, e),
-                None => entries.remove(&key),
-            };
+                Some(e) => {
+                    entries.insert(key, e);
+                    None
+                }
+                None => entries.remove(&key).map(|_| key),
+            }
+        };
+        if let Some(key) = deleted {
+            // No receiver is not an error: nobody listens.
+            let _ = self.deleted.send(key);
         }
         self.changed.send_modify(|n| *n += 1);
     }

@@ -129,6 +129,28 @@ pub struct Topics {
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
+/// The file in a partition's directory naming its topic's creation time (cluster mode).
+const INCARNATION_FILE: &str = "TOPIC";
+
+/// Follows topic deletions made anywhere in the cluster.
+async fn follow_deletions(topics: std::sync::Weak<Topics>, mut deletions: tokio::sync::broadcast::Receiver<String>) {
+    loop {
+        let key = match deletions.recv().await {
+            Ok(key) => key,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "topic deletions missed; their partitions are cleaned at their next open");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(topics) = topics.upgrade() else { return };
+        let Some(path) = key.strip_prefix("/admin/topics/") else { continue };
+        if let Ok(name) = TopicName::parse(&format!("persistent://{path}")) {
+            topics.drop_local(&name).await;
+        }
+    }
+}
+
 fn topic_key(name: &TopicName) -> String {
     format!("/admin/topics/{}/{}/{}", name.tenant, name.namespace, name.local)
 }
@@ -167,9 +189,93 @@ impl Topics {
         Ok(topics)
     }
 
-    /// Serves partitions only while `cluster` says this broker owns them.
-    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
-        let _ = self.cluster.set(cluster);
+    /// Serves partitions only while `cluster` says this broker owns them,
+    /// and drops the local data of topics other brokers delete.
+    pub fn set_cluster(self: &Arc<Self>, cluster: Arc<crate::cluster::Cluster>) {
+        let deletions = cluster.topic_deletions();
+        if self.cluster.set(cluster).is_ok() {
+            tokio::spawn(follow_deletions(Arc::downgrade(self), deletions));
+        }
+    }
+
+    /// Closes and removes this broker's ledgers of topic `name` (deleted by
+    /// another broker: its metadata is gone), open or not, and gives up
+    /// their ownership.
+    async fn drop_local(&self, name: &TopicName) {
+        let of_topic = |p: &TopicName| p == name || (p.partition().is_some() && &p.base() == name);
+        let open: Vec<(TopicName, Arc<OnceCell<Arc<ManagedLedger>>>)> = {
+            let mut ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let names: Vec<TopicName> = ledgers.keys().filter(|p| of_topic(p)).cloned().collect();
+            names.into_iter().filter_map(|n| ledgers.remove(&n).map(|c| (n, c))).collect()
+        };
+        for (partition, cell) in open {
+            if let Some(ledger) = cell.get() {
+                ledger.close().await;
+            }
+            if let Some(cluster) = self.cluster.get() {
+                cluster.release(&partition).await;
+            }
+        }
+        // Every directory of the topic here, opened in this run or not.
+        let dir = self.ledgers_dir.join(&name.tenant).join(&name.namespace);
+        let (backend, file) = (Arc::clone(&self.backend), name.file_name());
+        let removed = blocking(move || {
+            let mut removed = 0;
+            // Directories: the backend lists files only.
+            let entries = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path());
+            for path in entries {
+                let Some(entry) = path.file_name().and_then(|f| f.to_str()) else { continue };
+                let partition_of = entry
+                    .strip_prefix(file.as_str())
+                    .and_then(|rest| rest.strip_prefix(crate::topics::name::PARTITION_SUFFIX))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if (entry == file || partition_of) && backend.remove_dir_all(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+            removed
+        })
+        .await
+        .unwrap_or(0);
+        tracing::info!(topic = %name, removed, "topic deleted by another broker: its local data is removed");
+    }
+
+    /// In a cluster, makes `partition`'s local directory hold only data of
+    /// the topic as it exists now: its `TOPIC` file names the topic's
+    /// creation time; a directory left by an earlier topic of the same name
+    /// (deleted while this broker was down, or before the deletion reached
+    /// it) is emptied before the ledger opens.
+    async fn check_incarnation(&self, partition: &TopicName) -> Result<(), TopicError> {
+        let base = partition.base();
+        let record = match self.record(&base).await? {
+            Some(r) if r.partitions > 0 || &base == partition => Some(r),
+            _ => self.record(partition).await?,
+        };
+        let Some(record) = record else { return Ok(()) };
+        let dir = self.ledger_dir(partition);
+        let backend = Arc::clone(&self.backend);
+        let stamp = record.created_ms.to_string();
+        let topic = partition.to_string();
+        blocking(move || -> std::io::Result<()> {
+            let marker = dir.join(INCARNATION_FILE);
+            match backend.read_file(&marker) {
+                Ok(found) if found == stamp.as_bytes() => return Ok(()),
+                Ok(found) => {
+                    tracing::warn!(topic = %topic, found = %String::from_utf8_lossy(&found), created_ms = %stamp,
+                        "local data of an earlier topic of this name removed");
+                    backend.remove_dir_all(&dir)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            backend.create_dir_all(&dir)?;
+            backend.write_atomic(&marker, stamp.as_bytes())
+        })
+        .await?
+        .map_err(|e| TopicError::Ledger {
+            topic: partition.to_string(),
+            source: LedgerError::Io { context: "check the topic's incarnation".into(), source: e },
+        })
     }
 
     /// The cluster, if the metadata store is shared.
@@ -411,6 +517,9 @@ impl Topics {
                     self.check_partition(partition, auto_create).await?;
                     cluster.acquire(partition).await?;
                 }
+            }
+            if self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(partition).is_none() {
+                self.check_incarnation(partition).await?;
             }
         }
         let cell = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(partition).cloned();
