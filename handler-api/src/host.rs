@@ -153,6 +153,24 @@ impl Host {
         self.topics.node_id()
     }
 
+    /// Reserves `count` numbers of the counter `counter` (a name of the
+    /// handler's choosing, such as `kafka-producer-ids`): the first of a
+    /// block no other call gets, on this broker or any other of its cluster,
+    /// before or after a restart. A counter that does not exist yet starts
+    /// at `floor`. Kafka's producer ids are handed out this way, a block at
+    /// a time. A host older than 0.2.1 answers
+    /// [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED).
+    ///
+    /// ```no_run
+    /// # async fn f(host: polyport_handler_api::Host) -> Result<(), polyport_handler_api::HandlerError> {
+    /// let first = host.allocate("my-ids", 1000, 1).await?;
+    /// // first..first + 1000 are this handler's own.
+    /// # Ok(()) }
+    /// ```
+    pub async fn allocate(&self, counter: &str, count: u64, floor: u64) -> Result<u64, HandlerError> {
+        self.topics.allocate(counter.into(), count, floor).await.into_result()
+    }
+
     /// Partition count of `topic` (0: non-partitioned); with `auto_create`, a
     /// missing topic is created per `allowAutoTopicCreation*`.
     pub async fn partitioned_metadata(&self, topic: &str, auto_create: bool) -> Result<u32, HandlerError> {

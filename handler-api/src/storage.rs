@@ -407,6 +407,11 @@ pub trait FfiTopics: Send + Sync + Clone {
     fn node_id(&self) -> i32 {
         0
     }
+    /// See [`Host::allocate`](crate::Host::allocate). Appended in 0.2.1.
+    fn allocate(&self, counter: RStr<'_>, count: u64, floor: u64) -> FfiFuture<RResult<u64, HandlerError>> {
+        let _ = (counter, count, floor);
+        crate::ffi::unsupported("counter")
+    }
 }
 
 /// A shared [`FfiTopics`] trait object.

@@ -44,9 +44,20 @@ pub fn kafka_library() -> PathBuf {
     lib
 }
 
-/// A TCP port free at the time of the call.
+/// A TCP port free at the time of the call, and never handed out before in
+/// this process: the kernel may give the same ephemeral port to two binds in
+/// a row once the first is closed, and a broker configured with one port
+/// twice (its Kafka and Pulsar listeners) fails to start.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A broker process with its own configuration, protocols and data directories.

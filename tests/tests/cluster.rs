@@ -405,3 +405,47 @@ fn a_topic_deleted_at_one_broker_is_deleted_at_its_owners_and_comes_back_empty()
         );
     }
 }
+
+#[test]
+fn producer_ids_come_in_blocks_shared_by_the_brokers_of_a_cluster() {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+    let cluster = Cluster::start(3, "");
+    let init = |port: u16| -> i64 {
+        let mut conn = KafkaConn::connect(port);
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let c = conn.send(ApiKey::InitProducerId, 4, &request);
+        let response: InitProducerIdResponse = conn.receive(ApiKey::InitProducerId, 4, c);
+        assert_eq!(response.error_code, 0);
+        response.producer_id.0
+    };
+    // Each broker takes its own block of 1000 from one counter in etcd:
+    // ids never collide, whenever the brokers started.
+    let firsts: Vec<i64> = (0..3).map(|i| init(cluster.broker(i).kafka_port)).collect();
+    let low = *firsts.iter().min().expect("three");
+    let mut offsets: Vec<i64> = firsts.iter().map(|id| id - low).collect();
+    offsets.sort();
+    assert_eq!(offsets, vec![0, 1000, 2000], "first ids {firsts:?}");
+    // Within a block, ids follow one another.
+    assert_eq!(init(cluster.broker(0).kafka_port), firsts[0] + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_assignment_is_refused_in_a_cluster_with_the_reason() {
+    let cluster = Cluster::start(2, "");
+    create_topic(&cluster.kafka(0), "listed", 1).await;
+    let (brokers, _) = metadata(cluster.broker(0).kafka_port, "listed");
+    let node = *brokers.keys().next().expect("a broker");
+    let admin: AdminClient<DefaultClientContext> = config(&cluster.kafka(0)).create().expect("admin");
+    let created = admin
+        .create_topics(&[NewTopic::new("assigned", 1, TopicReplication::Variable(&[&[node]]))], &AdminOptions::new())
+        .await
+        .expect("create_topics");
+    let refused = format!("{created:?}");
+    assert!(refused.contains("InvalidReplicaAssignment"), "{refused}");
+    // Without an assignment the same topic is created.
+    create_topic(&cluster.kafka(0), "assigned", 2).await;
+}

@@ -176,6 +176,11 @@ impl FfiTopics for TopicService {
         })
     }
 
+    fn allocate(&self, counter: RStr<'_>, count: u64, floor: u64) -> FfiFuture<RResult<u64, HandlerError>> {
+        let counter = counter.as_str().to_owned();
+        self.run(move |topics| async move { topics.allocate(&counter, count, floor).await.map_err(topic_error) })
+    }
+
     fn node_id(&self) -> i32 {
         self.topics.cluster().map_or(0, |c| crate::cluster::node_id(c.id()))
     }

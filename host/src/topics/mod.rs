@@ -189,6 +189,48 @@ impl Topics {
         Ok(topics)
     }
 
+    /// Reserves `count` numbers of counter `name` (`/counters/<name>` in the
+    /// metadata store, which holds the next free number): the first of the
+    /// block. A compare-and-set on the key's version, so concurrent callers,
+    /// on any broker sharing the store, get disjoint blocks. A missing
+    /// counter starts at `floor`.
+    pub async fn allocate(&self, name: &str, count: u64, floor: u64) -> Result<u64, TopicError> {
+        if name.is_empty() || name.contains('/') || count == 0 {
+            return Err(TopicError::Invalid(format!(
+                "counter {name:?}, {count} numbers: a name without '/' and at least 1"
+            )));
+        }
+        let (store, key) = (Arc::clone(&self.store), format!("/counters/{name}"));
+        blocking(move || -> Result<u64, TopicError> {
+            // A few rounds: each loses only to another allocation.
+            for _ in 0..64 {
+                let (start, expect) = match store.get(&key)? {
+                    None => (floor, Expect::Absent),
+                    Some(v) => {
+                        let text = String::from_utf8_lossy(&v.value);
+                        let next = text
+                            .trim()
+                            .parse::<u64>()
+                            .map_err(|_| TopicError::Invalid(format!("counter {key} holds {text:?}, not a number")))?;
+                        (next, Expect::Version(v.version))
+                    }
+                };
+                let end = start
+                    .checked_add(count)
+                    .ok_or_else(|| TopicError::Invalid(format!("counter {key} is exhausted")))?;
+                match store.put(&key, end.to_string().as_bytes(), expect) {
+                    Ok(_) => return Ok(start),
+                    Err(MetadataError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(TopicError::Metadata(MetadataError::Store(format!(
+                "counter {key}: too many concurrent allocations; try again"
+            ))))
+        })
+        .await?
+    }
+
     /// Serves partitions only while `cluster` says this broker owns them,
     /// and drops the local data of topics other brokers delete.
     pub fn set_cluster(self: &Arc<Self>, cluster: Arc<crate::cluster::Cluster>) {

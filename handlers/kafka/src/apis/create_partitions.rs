@@ -8,7 +8,8 @@
 //! (INVALID_PARTITIONS). `validate_only` checks without changing anything. A
 //! topic named twice answers INVALID_REQUEST.
 //! A replica assignment is served when it places every new partition on
-//! this broker alone (INVALID_REPLICA_ASSIGNMENT otherwise).
+//! this broker alone, on a standalone broker; in a cluster never
+//! (INVALID_REPLICA_ASSIGNMENT otherwise).
 //! Gaps: `timeout_ms` is ignored (the partitions exist when the response is
 //! sent).
 
@@ -77,6 +78,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         let outcome = if named.get(topic.name.as_str()).is_some_and(|n| *n > 1) {
             Err((errors::INVALID_REQUEST, format!("topic {} is named more than once", topic.name.as_str())))
+        } else if ctx.shared.node_id() != 0 && topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+            Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                "replica assignments are not served in a cluster: each new partition is served by the broker \
+                 that owns it"
+                    .to_owned(),
+            ))
         } else if let Some(elsewhere) =
             topic.assignments.iter().flatten().find(|a| a.broker_ids.iter().map(|b| b.0).ne([ctx.shared.node_id()]))
         {

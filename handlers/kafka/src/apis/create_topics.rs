@@ -6,7 +6,8 @@
 //! `num.partitions`); the replication factor must be -1 or 1 (one broker).
 //! `validate_only` checks everything without creating. A manual replica
 //! assignment is served when it places partitions 0 to n-1 on this broker
-//! alone (INVALID_REPLICA_ASSIGNMENT otherwise). Configs
+//! alone, on a standalone broker; in a cluster, where partitions go to
+//! their owners, never (INVALID_REPLICA_ASSIGNMENT otherwise). Configs
 //! (`configs::for_new_topic`): `retention.ms`, `retention.bytes`,
 //! `max.message.bytes`, `message.timestamp.type` and `compression.type` are
 //! set on the new topic; `cleanup.policy=delete`, `min.insync.replicas=1`
@@ -63,6 +64,7 @@ async fn apply(
 /// The partition count a manual replica assignment gives, if it can be
 /// served: partitions 0 to n-1, each placed on this broker alone (what
 /// applications that name their replicas on a one-broker cluster send).
+/// In a cluster (`node_id` not 0) no assignment is served.
 fn assigned_partitions(
     assignments: &[kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment],
     node_id: i32,
@@ -82,6 +84,16 @@ fn assigned_partitions(
             ));
         };
         seen[index] = true;
+        if node_id != 0 {
+            // A cluster places partitions by ownership (docs/cluster.md):
+            // an assignment would be silently not honoured.
+            return Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                "replica assignments are not served in a cluster: each partition is served by the broker that \
+                 owns it (placed evenly over the live brokers); create the topic with a partition count"
+                    .to_owned(),
+            ));
+        }
         if a.broker_ids.iter().map(|b| b.0).ne([node_id]) {
             let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
             return Err((

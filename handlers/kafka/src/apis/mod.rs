@@ -166,7 +166,7 @@ pub async fn dispatch(
         ApiKey::DeleteGroups => call(&ctx, frame, delete_groups::handle).await,
         ApiKey::OffsetDelete => call(&ctx, frame, offset_delete::handle).await,
         ApiKey::DeleteRecords => call(&ctx, frame, delete_records::handle).await,
-        ApiKey::InitProducerId => call(&ctx, frame, |c, r| std::future::ready(init_producer_id::handle(c, r))).await,
+        ApiKey::InitProducerId => call(&ctx, frame, init_producer_id::handle).await,
         ApiKey::OffsetForLeaderEpoch => call(&ctx, frame, offset_for_leader_epoch::handle).await,
         ApiKey::DescribeConfigs => call(&ctx, frame, describe_configs::handle).await,
         ApiKey::AlterConfigs => call(&ctx, frame, alter_configs::handle).await,

@@ -222,6 +222,10 @@ impl Partition {
         // Owned values only: the task's state is not Sync.
         let (host, topic, index) = (self.host.clone(), self.topic.clone(), self.index);
         async move {
+            // Standalone (node 0), this broker owns everything.
+            if host.node_id() == 0 {
+                return true;
+            }
             match host.owners(&topic, false).await {
                 Ok(owners) => owners.iter().any(|o| o.partition as usize == index && o.local),
                 Err(e) if e.kind() == ErrorKind::UNSUPPORTED => true,
