@@ -15,8 +15,8 @@
 //!   their views.
 //! - **Serving** needs both: this broker's claim, and its session fresh
 //!   (the fence of [`Ownership::may_acknowledge`]). A claim lost with the
-//!   session is dropped from [`Cluster::owned`] when the owners mirror sees
-//!   the key go, or the session is found expired.
+//!   session is dropped from this broker's claims when the owners mirror
+//!   sees the key go, or the session is found expired.
 
 use std::{
     collections::HashMap,
@@ -63,6 +63,12 @@ pub enum NotServed {
         partition: String,
         /// Its owner's id.
         owner: String,
+    },
+    /// No broker owns it (yet): the first broker a client uses it at claims it.
+    #[error("{partition} is not owned by any broker yet; look it up again")]
+    Unowned {
+        /// The partition.
+        partition: String,
     },
     /// This broker's session may have expired: it serves nothing until it
     /// is renewed.
@@ -195,7 +201,8 @@ impl Cluster {
         out
     }
 
-    fn broker(&self, id: &str) -> Broker {
+    /// Broker `id`, with its registration if the mirror has it.
+    pub fn broker(&self, id: &str) -> Broker {
         let data = self
             .brokers
             .get(&format!("{BROKERS_PATH}/{id}"))
@@ -319,7 +326,7 @@ impl Cluster {
         if self.serves(partition) {
             return Ok(());
         }
-        if !self.store.session_fresh() {
+        if !self.ownership.may_acknowledge() {
             return Err(NotServed::Fenced { partition: partition.to_string() });
         }
         match self.claim(partition).await? {
@@ -330,27 +337,42 @@ impl Cluster {
         }
     }
 
+    /// [`route`](Self::route) for a lookup that arrived by a redirect
+    /// (Pulsar's `authoritative`): an unowned partition is claimed here,
+    /// whatever placement proposes, so redirects end.
+    pub async fn route_claiming(&self, partition: &TopicName) -> Result<Route, NotServed> {
+        match self.acquire(partition).await {
+            Ok(()) => Ok(Route::Local),
+            Err(NotServed::Elsewhere { owner, .. }) => Ok(Route::Remote(self.broker(&owner))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The partition count of topic `name` as the topics mirror has it
+    /// (0: non-partitioned); None if the mirror does not show the topic.
+    pub fn mirrored_partitions(&self, name: &TopicName) -> Option<u32> {
+        let entry = self.topics.get(&crate::topics::topic_key(name))?;
+        serde_json::from_slice::<crate::topics::TopicRecord>(&entry.value).ok().map(|r| r.partitions)
+    }
+
     /// Whether this broker may serve `partition` now: it owns it and its
     /// session is fresh (the fence, checked before and after each append).
     pub fn serves(&self, partition: &TopicName) -> bool {
-        self.store.session_fresh() && self.lock().contains_key(partition)
+        self.ownership.may_acknowledge() && self.lock().contains_key(partition)
     }
 
     /// [`serves`](Self::serves), as the error to answer when it does not.
     pub fn check(&self, partition: &TopicName) -> Result<(), NotServed> {
-        if !self.store.session_fresh() {
+        if !self.ownership.may_acknowledge() {
             return Err(NotServed::Fenced { partition: partition.to_string() });
         }
         if self.lock().contains_key(partition) {
             return Ok(());
         }
-        let owner = self.mirrored_owner(partition).unwrap_or_else(|| self.place(partition).id);
-        Err(NotServed::Elsewhere { partition: partition.to_string(), owner })
-    }
-
-    /// The partitions this broker owns.
-    pub fn owned(&self) -> Vec<TopicName> {
-        self.lock().keys().cloned().collect()
+        Err(match self.mirrored_owner(partition) {
+            Some(owner) => NotServed::Elsewhere { partition: partition.to_string(), owner },
+            None => NotServed::Unowned { partition: partition.to_string() },
+        })
     }
 
     /// The topic keys (`/admin/topics/<tenant>/<ns>/<topic>`) deleted from

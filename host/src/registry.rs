@@ -17,7 +17,7 @@ pub const BROKERS_PATH: &str = "/loadbalance/brokers";
 
 /// What a broker publishes about itself (a subset of Pulsar's
 /// `BrokerLookupData`, with its field names).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerData {
     /// `http://<advertisedAddress>:<webServicePort>`.

@@ -87,38 +87,28 @@ pub async fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseComm
             .map(|urls| (LookupType::Connect, urls.url, urls.url_tls))
             .map_err(|message| (ServerError::NotAllowedError, message))
     };
-    let result =
-        match (parse(&l.topic), service.topics.cluster()) {
-            (Err(e), _) => Err(e),
-            (Ok(_), None) => here(service),
-            (Ok(name), Some(cluster)) => {
-                let routed =
-                    if l.authoritative.unwrap_or(false) {
-                        match cluster.acquire(&name).await {
-                            Ok(()) => Ok(Route::Local),
-                            Err(crate::cluster::NotServed::Elsewhere { owner, .. }) => {
-                                Ok(Route::Remote(cluster.brokers().into_iter().find(|b| b.id == owner).unwrap_or(
-                                    crate::cluster::Broker { node_id: 0, local: false, data: None, id: owner },
-                                )))
-                            }
-                            Err(e) => Err((ServerError::ServiceNotReady, e.to_string())),
-                        }
-                    } else {
-                        cluster.route(&name).await.map_err(|e| (ServerError::ServiceNotReady, e.to_string()))
-                    };
-                match routed {
-                    Ok(Route::Local) => here(service),
-                    Ok(Route::Remote(owner)) => match owner.data.and_then(|d| d.pulsar_service_url) {
-                        Some(url) => Ok((LookupType::Redirect, Some(url), None)),
-                        None => Err((
-                            ServerError::ServiceNotReady,
-                            format!("{name} is served by broker {}, which serves no Pulsar protocol (yet)", owner.id),
-                        )),
-                    },
-                    Err(e) => Err(e),
-                }
+    let result = match (parse(&l.topic), service.topics.cluster()) {
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => here(service),
+        (Ok(name), Some(cluster)) => {
+            let routed = if l.authoritative.unwrap_or(false) {
+                cluster.route_claiming(&name).await.map_err(|e| (ServerError::ServiceNotReady, e.to_string()))
+            } else {
+                cluster.route(&name).await.map_err(|e| (ServerError::ServiceNotReady, e.to_string()))
+            };
+            match routed {
+                Ok(Route::Local) => here(service),
+                Ok(Route::Remote(owner)) => match owner.data.and_then(|d| d.pulsar_service_url) {
+                    Some(url) => Ok((LookupType::Redirect, Some(url), None)),
+                    None => Err((
+                        ServerError::ServiceNotReady,
+                        format!("{name} is served by broker {}, which serves no Pulsar protocol (yet)", owner.id),
+                    )),
+                },
+                Err(e) => Err(e),
             }
-        };
+        }
+    };
     let response = match result {
         Ok((kind, url, url_tls)) => CommandLookupTopicResponse {
             broker_service_url: url,

@@ -57,20 +57,6 @@ fn protocols(data: &crate::registry::BrokerData) -> RVec<Tuple2<RString, RString
     data.protocols.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect()
 }
 
-/// A broker known only by id (this one before it registered, or one whose
-/// registration is unreadable).
-fn missing(id: &str) -> crate::registry::BrokerData {
-    tracing::debug!(broker = %id, "no registration read for this broker");
-    crate::registry::BrokerData {
-        web_service_url: String::new(),
-        pulsar_service_url: None,
-        protocols: Default::default(),
-        start_timestamp: 0,
-        broker_version: String::new(),
-        instance: String::new(),
-    }
-}
-
 fn properties(map: impl IntoIterator<Item = (String, String)>) -> Properties {
     map.into_iter().map(|(k, v)| Tuple2(RString::from(k), RString::from(v))).collect()
 }
@@ -90,7 +76,8 @@ impl FfiTopics for TopicService {
             match cluster.route(&name).await.map_err(|e| topic_error(e.into()))? {
                 Route::Local => Ok(here),
                 Route::Remote(owner) => {
-                    let data = owner.data.unwrap_or_else(|| missing(&owner.id));
+                    // None: not registered yet (or unreadable): no addresses to give.
+                    let data = owner.data.unwrap_or_default();
                     Ok(TopicLookup {
                         topic: name.to_string().into(),
                         broker_address: data
@@ -123,7 +110,7 @@ impl FfiTopics for TopicService {
                 .brokers()
                 .into_iter()
                 .map(|b| {
-                    let data = b.data.unwrap_or_else(|| missing(&b.id));
+                    let data = b.data.unwrap_or_default();
                     BrokerEntry {
                         id: b.id.into(),
                         node_id: b.node_id,
@@ -140,7 +127,13 @@ impl FfiTopics for TopicService {
         let (topic, address) = (topic.as_str().to_owned(), self.advertised_address.clone());
         self.run(move |topics| async move {
             let name = parse(&topic)?;
-            let count = topics.partitions(&name, auto_create).await.map_err(topic_error)?;
+            // In a cluster the topics mirror has the count without a round
+            // trip (a topic it does not show yet is read from the store).
+            let mirrored = topics.cluster().and_then(|c| c.mirrored_partitions(&name));
+            let count = match mirrored {
+                Some(count) => count,
+                None => topics.partitions(&name, auto_create).await.map_err(topic_error)?,
+            };
             let partitions: Vec<(u32, crate::topics::TopicName)> = if count == 0 {
                 vec![(0, name.clone())]
             } else {

@@ -151,7 +151,8 @@ async fn follow_deletions(topics: std::sync::Weak<Topics>, mut deletions: tokio:
     }
 }
 
-fn topic_key(name: &TopicName) -> String {
+/// A topic's record key in the metadata store.
+pub(crate) fn topic_key(name: &TopicName) -> String {
     format!("/admin/topics/{}/{}/{}", name.tenant, name.namespace, name.local)
 }
 
