@@ -95,6 +95,12 @@ pub struct Cluster {
     owned: Mutex<HashMap<TopicName, i64>>,
     /// Recent placement proposals not yet claimed: partition → (broker id, when).
     proposals: Mutex<HashMap<TopicName, (String, std::time::Instant)>>,
+    /// Partitions whose claim this broker lost (not those it gave up).
+    lost: tokio::sync::broadcast::Sender<TopicName>,
+    /// At a graceful stop with tiering: the partitions being handed over,
+    /// whose appends already queued are still acknowledged (they are in
+    /// the segment uploaded before the handover; see `stop_serving`).
+    draining: Mutex<HashMap<TopicName, i64>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -172,6 +178,8 @@ impl Cluster {
             topics,
             owned: Mutex::new(HashMap::new()),
             proposals: Mutex::new(HashMap::new()),
+            lost: tokio::sync::broadcast::channel(1024).0,
+            draining: Mutex::new(HashMap::new()),
         });
         tokio::spawn(watch_own_claims(Arc::downgrade(&cluster)));
         cluster
@@ -391,12 +399,54 @@ impl Cluster {
         }
     }
 
-    /// Stops serving every partition at once (a graceful stop): appends in
-    /// flight are refused from now on. Ending the session then deletes the
-    /// owner keys in one step, and the other brokers claim them.
-    pub fn stop_serving(&self) {
+    /// Stops serving every partition at once (a graceful stop): appends
+    /// are refused from now on. Ending the session then deletes the owner
+    /// keys in one step, and the other brokers claim them.
+    ///
+    /// With `handover` (tiering on: the broker uploads everything before its
+    /// session ends), appends already queued when it stopped are still
+    /// acknowledged ([`acknowledges`](Self::acknowledges)) until
+    /// [`end_handover`](Self::end_handover): they are stored before the
+    /// final roll, so the next owner has them; refusing them would make
+    /// their producers send them again, as duplicates.
+    pub fn stop_serving(&self, handover: bool) {
         let owned = std::mem::take(&mut *self.lock());
         tracing::info!(partitions = owned.len(), "releasing every partition this broker owns");
+        if handover {
+            *self.draining.lock().unwrap_or_else(PoisonError::into_inner) = owned;
+        }
+    }
+
+    /// Ends what `stop_serving(true)` began: nothing is acknowledged any more.
+    pub fn end_handover(&self) {
+        self.draining.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// Whether an append that was stored may be acknowledged: the partition
+    /// is served, or being handed over with what was stored.
+    pub fn acknowledges(&self, partition: &TopicName) -> bool {
+        self.serves(partition)
+            || (self.ownership.may_acknowledge()
+                && self.draining.lock().unwrap_or_else(PoisonError::into_inner).contains_key(partition))
+    }
+
+    /// [`acknowledges`](Self::acknowledges), as the error to answer when it does not.
+    pub fn check_acknowledge(&self, partition: &TopicName) -> Result<(), NotServed> {
+        if self.acknowledges(partition) {
+            return Ok(());
+        }
+        self.check(partition)
+    }
+
+    /// The ownership epoch of `partition`, if this broker owns it.
+    pub fn epoch(&self, partition: &TopicName) -> Option<i64> {
+        self.lock().get(partition).copied()
+    }
+
+    /// The partitions this broker loses from now on (its claim expired with
+    /// the session, or was taken): their ledgers close.
+    pub fn losses(&self) -> tokio::sync::broadcast::Receiver<TopicName> {
+        self.lost.subscribe()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicName, i64>> {
@@ -420,6 +470,7 @@ impl Cluster {
             let kept = alive && entry.is_some_and(|e| e.lease == lease && e.create_revision == *epoch);
             if !kept {
                 tracing::warn!(partition = %partition, epoch = *epoch, "partition no longer owned");
+                let _ = self.lost.send(partition.clone());
             }
             kept
         });

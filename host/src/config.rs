@@ -105,6 +105,11 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "delayedDeliveryTickTimeMillis", default: "1000" },
     KeySpec { name: "metadataStoreUrl", default: "" },
     KeySpec { name: "metadataStoreSessionTimeoutMillis", default: "5000" },
+    KeySpec { name: "managedLedgerOffloadDriver", default: "" },
+    KeySpec { name: "s3ManagedLedgerOffloadBucket", default: "" },
+    KeySpec { name: "s3ManagedLedgerOffloadServiceEndpoint", default: "" },
+    KeySpec { name: "s3ManagedLedgerOffloadRegion", default: "" },
+    KeySpec { name: "managedLedgerOffloadRolloverSeconds", default: "10" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -140,6 +145,8 @@ pub struct BrokerConfig {
     pub metadata_session_timeout: Duration,
     /// Storage: ledgers, auto-creation, retention.
     pub storage: crate::topics::StorageConfig,
+    /// Tiered storage (`managedLedgerOffloadDriver` and its keys); `None`: off.
+    pub offload: Option<crate::tiering::OffloadConfig>,
     /// Connections and what each may hold.
     pub limits: crate::limits::LimitsConfig,
     /// The Pulsar protocol's own keys.
@@ -247,6 +254,7 @@ impl BrokerConfig {
         );
 
         let storage = storage_config(&get, &mut check);
+        let offload = offload_config(&get, &mut check);
         let limits = limits_config(&get, &mut check);
         let mut listener_error = None;
         let pulsar = pulsar_config(&get, &mut check, &mut listener_error);
@@ -267,6 +275,7 @@ impl BrokerConfig {
             metadata_store_url,
             metadata_session_timeout: Duration::from_millis(session.unwrap_or(5000)),
             storage,
+            offload,
             limits,
             pulsar,
             entries: BTreeMap::new(),
@@ -338,6 +347,41 @@ fn limits_config(get: &dyn Fn(&str) -> String, check: &mut dyn FnMut(&str, &str,
             "a number of bytes, 1048576 or more",
         ),
     }
+}
+
+/// The tiered-storage keys: Pulsar's names for its S3 offloader, plus how
+/// often the active segment rolls so that it can be offloaded.
+fn offload_config(
+    get: &dyn Fn(&str) -> String,
+    check: &mut dyn FnMut(&str, &str, bool),
+) -> Option<crate::tiering::OffloadConfig> {
+    let driver = get("managedLedgerOffloadDriver");
+    let s3 = matches!(driver.to_ascii_lowercase().as_str(), "aws-s3" | "s3");
+    check("managedLedgerOffloadDriver", "empty (no tiering), aws-s3 or S3", driver.is_empty() || s3);
+    let rollover = get("managedLedgerOffloadRolloverSeconds").parse::<u64>().ok().filter(|s| *s >= 1);
+    check("managedLedgerOffloadRolloverSeconds", "a number of seconds, 1 or more", rollover.is_some());
+    if !s3 {
+        return None;
+    }
+    let bucket = get("s3ManagedLedgerOffloadBucket");
+    check(
+        "s3ManagedLedgerOffloadBucket",
+        "a bucket name (managedLedgerOffloadDriver=aws-s3 needs one)",
+        !bucket.is_empty() && !bucket.contains('/'),
+    );
+    let endpoint = get("s3ManagedLedgerOffloadServiceEndpoint");
+    check(
+        "s3ManagedLedgerOffloadServiceEndpoint",
+        "empty (AWS) or an http:// or https:// URL",
+        endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+    );
+    let region = get("s3ManagedLedgerOffloadRegion");
+    Some(crate::tiering::OffloadConfig {
+        bucket,
+        endpoint: Some(endpoint).filter(|e| !e.is_empty()),
+        region: Some(region).filter(|r| !r.is_empty()),
+        rollover: Duration::from_secs(rollover.unwrap_or(10)),
+    })
 }
 
 /// The storage keys.
@@ -536,6 +580,33 @@ mod tests {
         };
         assert_eq!(e[0].key, "num.partitions");
         assert!(e[0].expected.contains("defaultNumPartitions (4)"), "{}", e[0]);
+    }
+
+    #[test]
+    fn tiering_keys_are_pulsar_s_and_checked_together() {
+        let entries = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let c = BrokerConfig::from_entries(entries(&[])).expect("valid");
+        assert_eq!(c.offload, None, "off by default");
+        let c = BrokerConfig::from_entries(entries(&[
+            ("managedLedgerOffloadDriver", "aws-s3"),
+            ("s3ManagedLedgerOffloadBucket", "b"),
+            ("s3ManagedLedgerOffloadServiceEndpoint", "http://127.0.0.1:8333"),
+        ]))
+        .expect("valid");
+        let offload = c.offload.expect("on");
+        assert_eq!((offload.bucket.as_str(), offload.rollover), ("b", Duration::from_secs(10)));
+        let err = BrokerConfig::from_entries(entries(&[("managedLedgerOffloadDriver", "S3")]))
+            .expect_err("no bucket")
+            .to_string();
+        assert!(err.contains("s3ManagedLedgerOffloadBucket=\"\": expected a bucket name"), "{err}");
+        let err = BrokerConfig::from_entries(entries(&[
+            ("managedLedgerOffloadDriver", "google-cloud-storage"),
+            ("managedLedgerOffloadRolloverSeconds", "0"),
+        ]))
+        .expect_err("unsupported")
+        .to_string();
+        assert!(err.contains("managedLedgerOffloadDriver=\"google-cloud-storage\": expected empty"), "{err}");
+        assert!(err.contains("managedLedgerOffloadRolloverSeconds=\"0\""), "{err}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod pulsar;
 pub mod registry;
 pub mod server;
 pub mod services;
+pub mod tiering;
 pub mod topics;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
@@ -109,14 +110,15 @@ impl Broker {
                 store
             }
         };
+        let backend: Arc<dyn polyport_ledger::backend::Backend> = Arc::new(polyport_ledger::backend::FsBackend::new(
+            polyport_ledger::CachePool::new(usize::try_from(config.storage.cache_bytes).unwrap_or(usize::MAX)),
+            config.storage.direct_io,
+        ));
         let topics = topics::Topics::open(
-            store,
+            Arc::clone(&store),
             config.data_directory.join("ledgers"),
             config.storage.clone(),
-            Arc::new(polyport_ledger::backend::FsBackend::new(
-                polyport_ledger::CachePool::new(usize::try_from(config.storage.cache_bytes).unwrap_or(usize::MAX)),
-                config.storage.direct_io,
-            )),
+            Arc::clone(&backend),
         )
         .await
         .map_err(|e| StartupError::Storage(e.to_string()))?;
@@ -125,6 +127,23 @@ impl Broker {
         if let Some(store) = &etcd {
             // Before the handlers start: what they open is owned from the first call.
             topics.set_cluster(cluster::Cluster::start(Arc::clone(store), broker_id.clone()).await);
+        }
+        if let Some(offload) = &config.offload {
+            let tiering = tiering::Tiering::new(
+                offload.clone(),
+                Arc::clone(&store),
+                backend,
+                config.cluster_name.clone(),
+                broker_id.clone(),
+            )
+            .map_err(|e| StartupError::Storage(format!("managedLedgerOffloadDriver: {e}")))?;
+            // This run's epoch, for a broker without a cluster (a cluster's
+            // partitions take their ownership epochs).
+            let run_epoch =
+                topics.allocate("ledger-epochs", 1, 1).await.map_err(|e| StartupError::Storage(e.to_string()))?;
+            tracing::info!(bucket = %offload.bucket, endpoint = offload.endpoint.as_deref().unwrap_or("AWS"),
+                rollover_s = offload.rollover.as_secs(), "tiered storage: sealed segments offloaded to S3");
+            topics.set_tiering(tiering, i64::try_from(run_epoch).unwrap_or(i64::MAX));
         }
 
         let (selected, failed) = if config.messaging_protocols.is_empty() {
@@ -273,7 +292,17 @@ impl Broker {
         // its registration and owner keys in one step, and the other
         // brokers claim those partitions as clients come to them.
         if let Some(cluster) = self.topics.cluster() {
-            cluster.stop_serving();
+            cluster.stop_serving(self.topics.tiering().is_some());
+        }
+        // What was acknowledged goes to the object store before the
+        // partitions go to other brokers, which restore it from there.
+        if let Some(tiering) = self.topics.tiering() {
+            let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
+            let failed = tiering.flush_all(&self.topics, deadline).await;
+            tracing::info!(failed, "tiered storage flushed for the handover");
+            if let Some(cluster) = self.topics.cluster() {
+                cluster.end_handover();
+            }
         }
         if let Some(registration) = self.registration {
             registration.release().await;

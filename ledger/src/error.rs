@@ -78,7 +78,8 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+    /// An I/O error with what was being done; ENOSPC becomes [`LedgerError::DiskFull`].
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         let context = context.into();
         if source.raw_os_error() == Some(28) {
             Self::DiskFull { context }

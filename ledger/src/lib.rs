@@ -19,6 +19,7 @@ pub mod format;
 mod nonblocking;
 mod recovery;
 mod segment;
+pub mod tier;
 mod writer;
 
 use std::{

@@ -557,3 +557,52 @@ async fn a_cursor_reads_from_where_it_left_off_and_rewinds_to_its_mark_delete() 
     let none = ledger.read_cursor("sub", three, Some(Duration::from_millis(20)), false).await.unwrap();
     assert!(none.entries.is_empty());
 }
+
+#[tokio::test]
+async fn sealed_segments_exported_and_imported_make_the_same_log_and_damage_is_refused() {
+    use polyport_ledger::tier;
+    let tmp = tempfile::tempdir().unwrap();
+    let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend::default());
+    let ledger = open(&from, small(), Arc::clone(&backend)).await;
+    for i in 0..40u32 {
+        ledger
+            .append(vec![entry(format!("entry {i} {}", "y".repeat(i as usize * 11)).as_bytes(), 2, 5)])
+            .await
+            .unwrap();
+    }
+    ledger.roll().await.unwrap();
+    let sealed: Vec<u64> = ledger.segments().iter().filter(|s| s.sealed).map(|s| s.ledger_id).collect();
+    assert!(sealed.len() > 1, "several sealed segments");
+    for &id in &sealed {
+        let (info, sid, bytes) = ledger.sealed_segment(id).unwrap();
+        assert_eq!(bytes.len() as u64, info.bytes);
+        let imported = tier::import_segment(&to, backend.as_ref(), &bytes).unwrap();
+        assert_eq!((imported.base_offset, imported.end_offset), (info.base_offset, info.end_offset));
+        let local = tier::local_segments(&to, backend.as_ref()).unwrap();
+        assert!(local.iter().any(|(lid, s)| *lid == id && *s == Some(sid)), "listed with its identity");
+    }
+    let expected = read_all(&ledger);
+    ledger.close().await;
+    let restored = open(&to, small(), Arc::clone(&backend)).await;
+    assert_eq!(read_all(&restored), expected, "the imported segments are the same log");
+    let active = restored.segments().last().cloned().unwrap();
+    assert!(!active.sealed && active.base_offset == restored.range().end, "a new active segment continues it");
+    restored.close().await;
+
+    // A flipped byte or a truncated object is refused and leaves nothing behind.
+    let (_, _, bytes) = {
+        let again = open(&from, small(), Arc::clone(&backend)).await;
+        let exported = again.sealed_segment(sealed[0]).unwrap();
+        again.close().await;
+        exported
+    };
+    let bad_dir = tmp.path().join("bad");
+    let mut damaged = bytes.to_vec();
+    let last = damaged.len() - 3;
+    damaged[last] ^= 0xff;
+    assert!(matches!(tier::import_segment(&bad_dir, backend.as_ref(), &damaged), Err(LedgerError::Corrupt { .. })));
+    let truncated = &bytes[..bytes.len() - 5];
+    assert!(tier::import_segment(&bad_dir, backend.as_ref(), truncated).is_err());
+    assert!(tier::local_segments(&bad_dir, backend.as_ref()).unwrap().is_empty(), "nothing kept");
+}

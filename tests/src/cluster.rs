@@ -21,6 +21,11 @@ impl Cluster {
     /// Starts etcd and `n` brokers with `conf` added to each one's
     /// configuration, and waits until every broker sees all of them.
     pub fn start(n: usize, conf: &str) -> Self {
+        Self::start_with_env(n, conf, &[])
+    }
+
+    /// [`start`](Self::start), with environment variables for every broker.
+    pub fn start_with_env(n: usize, conf: &str, env: &[(&str, &str)]) -> Self {
         let etcd = Etcd::start();
         let brokers = (0..n)
             .map(|_| {
@@ -30,7 +35,8 @@ impl Cluster {
                     etcd.url(),
                     free_port()
                 );
-                Some(Broker::configure(&conf, &[&kafka_library()]).start())
+                let broker = Broker::configure(&conf, &[&kafka_library()]);
+                Some(env.iter().fold(broker, |b, (k, v)| b.env(k, v)).start())
             })
             .collect();
         let cluster = Self { brokers, etcd };

@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod kafka;
 pub mod line;
 pub mod pulsar;
+pub mod seaweed;
 
 use std::{
     fs,

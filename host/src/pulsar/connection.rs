@@ -97,6 +97,8 @@ pub(super) fn topic_error(e: &TopicError) -> ServerError {
         TopicError::Metadata(_) => ServerError::MetadataError,
         // Retried by clients after a new lookup, which names the owner.
         TopicError::NotServed(_) => ServerError::ServiceNotReady,
+        // The object store is unreachable for a restore, or a newer owner began: retried.
+        TopicError::Tiering(_) => ServerError::ServiceNotReady,
         _ => ServerError::PersistenceError,
     }
 }

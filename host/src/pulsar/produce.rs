@@ -147,7 +147,7 @@ async fn answer_when_admitted(
 /// and the client looks the topic up again and resends to its owner.
 pub async fn append_loop(
     ledger: Arc<ManagedLedger>,
-    served: impl Fn() -> bool + Send + 'static,
+    served: impl Fn(bool) -> bool + Send + 'static,
     producer_id: u64,
     mut sends: mpsc::Receiver<QueuedSend>,
     out: Outbox,
@@ -183,12 +183,12 @@ pub async fn append_loop(
             let _writing = writing.lock().await;
             if fenced.is_cancelled() {
                 Err((ServerError::ProducerFenced, "the producer was fenced by an exclusive producer".to_owned()))
-            } else if !served() {
+            } else if !served(false) {
                 Err((ServerError::ServiceNotReady, String::new()))
             } else {
                 let appended = ledger.append_checked(entries, true).await;
                 match appended {
-                    Ok(_) if !served() => Err((ServerError::ServiceNotReady, String::new())),
+                    Ok(_) if !served(true) => Err((ServerError::ServiceNotReady, String::new())),
                     other => other.map_err(|e| (ServerError::PersistenceError, e.to_string())),
                 }
             }
@@ -292,7 +292,11 @@ impl Connection {
         // The task holds the registration: the producer leaves its topic
         // once what it queued is stored, not before.
         let (topics, served_name) = (Arc::clone(&self.service.topics), name.clone());
-        let served = move || topics.serves(&served_name);
+        // Before an append: served here; after it: may be acknowledged.
+        let served = move |stored: bool| match (stored, topics.cluster()) {
+            (true, Some(cluster)) => cluster.acknowledges(&served_name),
+            _ => topics.serves(&served_name),
+        };
         tokio::spawn(append_loop(ledger, served, p.producer_id, rx, self.out.clone(), registration));
         let admitted = Arc::new(std::sync::atomic::AtomicBool::new(queued.is_none()));
         let producer =

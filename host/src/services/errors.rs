@@ -15,6 +15,8 @@ pub(super) fn topic_error(e: TopicError) -> HandlerError {
         TopicError::Metadata(_) => ErrorKind::STORAGE,
         TopicError::NotServed(crate::cluster::NotServed::Store(_)) => ErrorKind::STORAGE,
         TopicError::NotServed(_) => ErrorKind::NOT_OWNER,
+        TopicError::Tiering(crate::tiering::TieringError::Superseded { .. }) => ErrorKind::NOT_OWNER,
+        TopicError::Tiering(_) => ErrorKind::STORAGE,
     };
     HandlerError::new(kind, e.to_string())
 }

@@ -155,7 +155,7 @@ impl FfiPartition for PartitionHandle {
                 let appended = appended.map_err(ledger_error)?;
                 // The fence, again: a broker that lost the partition (or
                 // its session) while the append waited acknowledges nothing.
-                state.topics.check_served(&state.name).map_err(topic_error)?;
+                state.topics.check_acknowledge(&state.name).map_err(topic_error)?;
                 let r = ledger.range();
                 Ok(AppendResult { appended: answers(appended), range: LogRange { start: r.start, end: r.end } })
             })

@@ -112,6 +112,9 @@ pub enum TopicError {
     /// Another broker serves the partition, or this one may not now.
     #[error(transparent)]
     NotServed(#[from] crate::cluster::NotServed),
+    /// Tiered storage failed (the object store, a manifest).
+    #[error(transparent)]
+    Tiering(#[from] crate::tiering::TieringError),
 }
 
 /// The topics of this broker.
@@ -127,6 +130,9 @@ pub struct Topics {
     /// The cluster, with a shared metadata store: partitions are served
     /// only by their owner.
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Tiered storage, with this run's epoch (used without a cluster, where
+    /// no ownership epoch exists).
+    tiering: std::sync::OnceLock<(Arc<crate::tiering::Tiering>, i64)>,
 }
 
 /// The file in a partition's directory naming its topic's creation time (cluster mode).
@@ -151,6 +157,29 @@ async fn follow_deletions(topics: std::sync::Weak<Topics>, mut deletions: tokio:
     }
 }
 
+/// Closes the ledgers of partitions this broker lost.
+async fn follow_losses(topics: std::sync::Weak<Topics>, mut losses: tokio::sync::broadcast::Receiver<TopicName>) {
+    loop {
+        let partition = match losses.recv().await {
+            Ok(partition) => partition,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                // Rare (a burst of losses): close every ledger no longer served.
+                tracing::warn!(missed = n, "partition losses missed; closing every ledger not served here");
+                let Some(topics) = topics.upgrade() else { return };
+                for (partition, _) in topics.open_partitions() {
+                    if !topics.serves(&partition) {
+                        topics.close_lost(&partition).await;
+                    }
+                }
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(topics) = topics.upgrade() else { return };
+        topics.close_lost(&partition).await;
+    }
+}
+
 /// A topic's record key in the metadata store.
 pub(crate) fn topic_key(name: &TopicName) -> String {
     format!("/admin/topics/{}/{}/{}", name.tenant, name.namespace, name.local)
@@ -160,7 +189,7 @@ fn namespace_key(namespace: &str) -> String {
     format!("/admin/namespaces/{namespace}")
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -185,6 +214,7 @@ impl Topics {
             ledgers: Mutex::new(HashMap::new()),
             created,
             cluster: std::sync::OnceLock::new(),
+            tiering: std::sync::OnceLock::new(),
         });
         topics.ensure_namespace("public/default").await?;
         Ok(topics)
@@ -236,9 +266,88 @@ impl Topics {
     /// and drops the local data of topics other brokers delete.
     pub fn set_cluster(self: &Arc<Self>, cluster: Arc<crate::cluster::Cluster>) {
         let deletions = cluster.topic_deletions();
+        let losses = cluster.losses();
         if self.cluster.set(cluster).is_ok() {
             tokio::spawn(follow_deletions(Arc::downgrade(self), deletions));
+            tokio::spawn(follow_losses(Arc::downgrade(self), losses));
         }
+    }
+
+    /// Tiers sealed segments to `tiering`'s object store and restores
+    /// partitions from it (`run_epoch`: this run's epoch, used without a
+    /// cluster); starts the offloader.
+    pub fn set_tiering(self: &Arc<Self>, tiering: Arc<crate::tiering::Tiering>, run_epoch: i64) {
+        if self.tiering.set((Arc::clone(&tiering), run_epoch)).is_ok() {
+            tiering.start(Arc::downgrade(self));
+        }
+    }
+
+    /// Tiered storage, if configured.
+    pub fn tiering(&self) -> Option<&Arc<crate::tiering::Tiering>> {
+        self.tiering.get().map(|(t, _)| t)
+    }
+
+    /// Closes this broker's ledger of `partition`, lost to another broker
+    /// (or with the session): when it is served here again, it opens anew,
+    /// restored from the tiered log if another broker wrote meanwhile.
+    pub async fn close_lost(&self, partition: &TopicName) {
+        let cell = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(partition);
+        if let Some(tiering) = self.tiering() {
+            tiering.forget(partition);
+        }
+        if let Some(ledger) = cell.and_then(|c| c.get().cloned()) {
+            ledger.close().await;
+            tracing::info!(partition = %partition, "ledger closed: the partition is no longer served here");
+        }
+    }
+
+    /// The creation time of the topic `partition` belongs to (0 if unknown).
+    async fn incarnation(&self, partition: &TopicName) -> Result<i64, TopicError> {
+        let base = partition.base();
+        let record = match self.record(&base).await? {
+            Some(r) if r.partitions > 0 || &base == partition => Some(r),
+            _ => self.record(partition).await?,
+        };
+        Ok(record.map_or(0, |r| r.created_ms))
+    }
+
+    /// Opens `partition`'s ledger; with tiering, restored from the tiered
+    /// log first and begun in this broker's epoch.
+    async fn open_ledger(&self, partition: &TopicName) -> Result<Arc<ManagedLedger>, TopicError> {
+        let dir = self.ledger_dir(partition);
+        let tiered = match self.tiering.get() {
+            Some((tiering, run_epoch)) => {
+                let epoch = match self.cluster.get() {
+                    Some(cluster) => cluster
+                        .epoch(partition)
+                        .ok_or_else(|| crate::cluster::NotServed::Unowned { partition: partition.to_string() })?,
+                    None => *run_epoch,
+                };
+                let incarnation = self.incarnation(partition).await?;
+                tiering.prepare(partition, dir.clone(), epoch, incarnation).await?;
+                Some((tiering, epoch, incarnation))
+            }
+            None => None,
+        };
+        let ledger = ManagedLedger::open(
+            partition.to_string(),
+            dir.clone(),
+            self.config.ledger.clone(),
+            Arc::clone(&self.backend),
+        )
+        .await
+        .map(Arc::new)
+        .map_err(|source| {
+            tracing::error!(topic = %partition, error = %source, "topic refused: its ledger cannot be opened");
+            TopicError::Ledger { topic: partition.to_string(), source }
+        })?;
+        if let Some((tiering, epoch, incarnation)) = tiered {
+            if let Err(e) = tiering.begin(partition, &ledger, dir, epoch, incarnation).await {
+                ledger.close().await;
+                return Err(e.into());
+            }
+        }
+        Ok(ledger)
     }
 
     /// Closes and removes this broker's ledgers of topic `name` (deleted by
@@ -252,6 +361,9 @@ impl Topics {
             names.into_iter().filter_map(|n| ledgers.remove(&n).map(|c| (n, c))).collect()
         };
         for (partition, cell) in open {
+            if let Some(tiering) = self.tiering() {
+                tiering.forget(&partition);
+            }
             if let Some(ledger) = cell.get() {
                 ledger.close().await;
             }
@@ -338,6 +450,16 @@ impl Topics {
     pub fn check_served(&self, partition: &TopicName) -> Result<(), TopicError> {
         match self.cluster.get() {
             Some(cluster) => cluster.check(partition).map_err(TopicError::from),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether an append this broker stored may be acknowledged (asked after
+    /// the append): [`check_served`](Self::check_served), except during a
+    /// graceful handover with tiering (`Cluster::stop_serving`).
+    pub fn check_acknowledge(&self, partition: &TopicName) -> Result<(), TopicError> {
+        match self.cluster.get() {
+            Some(cluster) => cluster.check_acknowledge(partition).map_err(TopicError::from),
             None => Ok(()),
         }
     }
@@ -521,6 +643,9 @@ impl Topics {
     pub async fn delete(&self, name: &TopicName) -> Result<(), TopicError> {
         let record = self.record(name).await?.ok_or_else(|| TopicError::NotFound(name.to_string()))?;
         for partition in Self::partition_names(name, &record) {
+            if let Some(tiering) = self.tiering() {
+                tiering.delete_partition(&partition).await;
+            }
             let cell = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&partition);
             if let Some(ledger) = cell.and_then(|c| c.get().cloned()) {
                 ledger.close().await;
@@ -583,22 +708,7 @@ impl Topics {
                 .entry(partition.clone())
                 .or_default(),
         );
-        let ledger = cell
-            .get_or_try_init(|| async {
-                ManagedLedger::open(
-                    partition.to_string(),
-                    self.ledger_dir(partition),
-                    self.config.ledger.clone(),
-                    Arc::clone(&self.backend),
-                )
-                .await
-                .map(Arc::new)
-                .map_err(|source| {
-                    tracing::error!(topic = %partition, error = %source, "topic refused: its ledger cannot be opened");
-                    TopicError::Ledger { topic: partition.to_string(), source }
-                })
-            })
-            .await?;
+        let ledger = cell.get_or_try_init(|| self.open_ledger(partition)).await?;
         Ok(Arc::clone(ledger))
     }
 
@@ -679,6 +789,16 @@ impl Topics {
             }
         }
         Ok(out)
+    }
+
+    /// Every partition opened so far, with its ledger.
+    pub fn open_partitions(&self) -> Vec<(TopicName, Arc<ManagedLedger>)> {
+        self.ledgers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|(name, c)| c.get().map(|l| (name.clone(), Arc::clone(l))))
+            .collect()
     }
 
     /// Every ledger opened so far.

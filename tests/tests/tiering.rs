@@ -1,0 +1,247 @@
+//! Tiered storage on the real binary, with a real S3-compatible store
+//! (SeaweedFS) and real clients (librdkafka through the rdkafka crate):
+//! sealed segments are offloaded, a partition whose owner lost its disk is
+//! restored from the bucket by another broker, a graceful stop hands every
+//! acknowledged record over, and an unreachable store costs producers
+//! nothing.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use polyport_tests::{
+    cluster::{Cluster, SESSION_MS},
+    free_port, kafka_library,
+    seaweed::Seaweed,
+    Broker,
+};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    message::Message,
+    producer::{FutureProducer, FutureRecord},
+    ClientConfig, Offset, TopicPartitionList,
+};
+
+fn config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "30000")
+        .set("topic.metadata.refresh.interval.ms", "1000");
+    c
+}
+
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap).create().expect("admin");
+    let created = admin
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create_topics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    config(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("retry.backoff.ms", "50")
+        .create()
+        .expect("producer")
+}
+
+/// Sends `values[i]` to partition `i % partitions`; the acknowledged ones
+/// as (value, partition, offset).
+async fn send_all(producer: &FutureProducer, topic: &str, partitions: i32, values: &[String]) -> Vec<(String, i32)> {
+    let pending: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let record = FutureRecord::to(topic).partition(i as i32 % partitions).key("k").payload(v);
+            producer.send_result(record).map_err(|(e, _)| e).expect("queued")
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for (v, p) in values.iter().zip(pending) {
+        let delivery = p.await.expect("delivery report").map_err(|(e, _)| e).expect("delivered");
+        acknowledged.push((v.clone(), delivery.partition));
+    }
+    acknowledged
+}
+
+/// Every value of `topic`'s partitions read from their start through
+/// `bootstrap`, per partition in order (until 4 s pass with nothing new).
+fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<String>> {
+    let consumer: BaseConsumer = config(bootstrap).set("group.id", "tiering-check").create().expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut read: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let mut quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(4) {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("message");
+            let value = String::from_utf8(message.payload().expect("payload").to_vec()).expect("utf-8");
+            read.entry(message.partition()).or_default().push(value);
+            quiet = Instant::now();
+        }
+    }
+    read
+}
+
+/// Waits until `broker`'s log has `needle` `times` times (at most `limit`).
+fn wait_for_count(broker: &Broker, needle: &str, times: usize, limit: Duration) {
+    let started = Instant::now();
+    while broker.log().matches(needle).count() < times {
+        assert!(
+            started.elapsed() < limit,
+            "{needle:?} logged fewer than {times} times in {limit:?}:\n{}",
+            broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_owner_lost_its_disk_is_restored_elsewhere_from_the_object_store() {
+    let weed = Seaweed::start();
+    let env = Seaweed::env();
+    let mut cluster = Cluster::start_with_env(3, &weed.conf(1), &env);
+    let bootstrap = (0..3).map(|i| cluster.kafka(i)).collect::<Vec<_>>().join(",");
+    create_topic(&bootstrap, "tiered", 3).await;
+    let producer = producer(&bootstrap);
+
+    // Acknowledged, then left long enough to roll (1 s) and be offloaded.
+    let early: Vec<String> = (0..300).map(|i| format!("early-{i}")).collect();
+    let acknowledged_early = send_all(&producer, "tiered", 3, &early).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Acknowledged just before the crash: may not be tiered yet.
+    let late: Vec<String> = (0..30).map(|i| format!("late-{i}")).collect();
+    let acknowledged_late = send_all(&producer, "tiered", 3, &late).await;
+    drop(producer);
+
+    // Kill partition 0's owner (the broker that logged offloading it) and
+    // delete its data: only the object store has its records now.
+    let owner = (0..3)
+        .find(|&i| {
+            cluster.broker(i).log().lines().any(|l| {
+                l.contains("segment offloaded")
+                    && l.contains("partition=persistent://public/default/tiered-partition-0")
+            })
+        })
+        .expect("an owner of partition 0");
+    cluster.broker_mut(owner).kill(libc::SIGKILL);
+    std::fs::remove_dir_all(cluster.broker(owner).data_dir().join("ledgers")).expect("remove its ledgers");
+    let killed_at = Instant::now();
+    let survivor = (owner + 1) % 3;
+    let bootstrap = cluster.kafka(survivor);
+
+    // Served again (by a survivor) within the session and 2 s.
+    let producer = producer_to_survivors(&cluster, owner);
+    let probe = FutureRecord::to("tiered").partition(0).key("k").payload("after");
+    producer.send(probe, Duration::from_secs(20)).await.map_err(|(e, _)| e).expect("partition 0 served again");
+    let took = killed_at.elapsed();
+    eprintln!("kill -9 and a lost disk: partition 0 served again {took:?} after the kill (session {SESSION_MS} ms)");
+    assert!(took < Duration::from_millis(SESSION_MS + 2000 + 1000), "took {took:?}");
+
+    let read = read_all(&bootstrap, "tiered", 3);
+    let mut lost = 0;
+    for p in 0..3 {
+        let sent: Vec<&String> = acknowledged_early
+            .iter()
+            .chain(&acknowledged_late)
+            .filter(|(_, partition)| *partition == p)
+            .map(|(v, _)| v)
+            .collect();
+        let got: Vec<&String> = read.get(&p).map(|v| v.iter().filter(|v| *v != "after").collect()).unwrap_or_default();
+        // What is read is what was acknowledged, in order, from the start:
+        // nothing twice, no gap; only a suffix can be missing.
+        assert_eq!(&sent[..got.len()], &got[..], "partition {p}: not a prefix of what was acknowledged");
+        let early_in_p = acknowledged_early.iter().filter(|(_, partition)| *partition == p).count();
+        assert!(got.len() >= early_in_p, "partition {p}: {} of {early_in_p} tiered records read", got.len());
+        lost += sent.len() - got.len();
+    }
+    eprintln!("acknowledged records lost with the disk: {lost} (of {} sent in the last second)", late.len());
+    assert!(lost <= late.len(), "{lost} lost");
+}
+
+/// A producer bootstrapped at the brokers other than `gone`.
+fn producer_to_survivors(cluster: &Cluster, gone: usize) -> FutureProducer {
+    let bootstrap = (0..3).filter(|&i| i != gone).map(|i| cluster.kafka(i)).collect::<Vec<_>>().join(",");
+    producer(&bootstrap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tiering_a_graceful_stop_hands_every_acknowledged_record_over_once() {
+    let weed = Seaweed::start();
+    let env = Seaweed::env();
+    // A long rollover: what moves is what the stop itself uploads.
+    let mut cluster = Cluster::start_with_env(3, &weed.conf(600), &env);
+    let bootstrap = (0..3).map(|i| cluster.kafka(i)).collect::<Vec<_>>().join(",");
+    create_topic(&bootstrap, "handover", 6).await;
+    let producer = producer(&bootstrap);
+    let first: Vec<String> = (0..600).map(|i| format!("r{i}")).collect();
+    let mut acknowledged = send_all(&producer, "handover", 6, &first).await;
+
+    let stopped = 0;
+    let broker = cluster.brokers[stopped].take().expect("running");
+    let stopping = std::thread::spawn(move || broker.terminate());
+    let rest: Vec<String> = (600..1800).map(|i| format!("r{i}")).collect();
+    acknowledged.extend(send_all(&producer, "handover", 6, &rest).await);
+    let exit = stopping.join().expect("terminate");
+    assert!(exit.status.success(), "{}", exit.log);
+    assert!(exit.log.contains("tiered storage flushed for the handover failed=0"), "{}", exit.log);
+
+    let read = read_all(&cluster.kafka(1), "handover", 6);
+    let mut seen = BTreeSet::new();
+    for values in read.values() {
+        for v in values {
+            assert!(seen.insert(v.clone()), "{v} stored twice");
+        }
+    }
+    let missing: Vec<&String> = acknowledged.iter().map(|(v, _)| v).filter(|v| !seen.contains(*v)).collect();
+    assert!(missing.is_empty(), "{} acknowledged records missing: {missing:?}", missing.len());
+    eprintln!("graceful stop with tiering: {} acknowledged, all read back once", acknowledged.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_broker_that_lost_its_ledgers_restores_them_and_an_unreachable_store_costs_producers_nothing() {
+    let weed = Seaweed::start();
+    let conf = format!("{}\ndefaultNumPartitions=1\n", weed.conf(1));
+    let broker = Broker::configure(&conf, &[&kafka_library()]);
+    let mut broker = Seaweed::env().iter().fold(broker, |b, (k, v)| b.env(k, v)).start();
+    let bootstrap = format!("127.0.0.1:{}", broker.kafka_port);
+    let values: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
+    send_all(&producer(&bootstrap), "solo", 1, &values).await;
+    wait_for_count(&broker, "segment offloaded", 1, Duration::from_secs(10));
+
+    // kill -9 and lose the ledgers; the manifest (in the embedded
+    // metadata store) and the bucket remain.
+    broker.kill(libc::SIGKILL);
+    std::fs::remove_dir_all(broker.data_dir().join("ledgers")).expect("remove ledgers");
+    let broker = broker.restart();
+    let read = read_all(&bootstrap, "solo", 1);
+    assert_eq!(read.get(&0).cloned().unwrap_or_default(), values, "restored from the object store");
+    assert!(broker.log().contains("local data made to agree with the tiered log"), "{}", broker.log());
+    drop(broker);
+
+    // A store nobody listens on: producers see nothing of it.
+    let conf = format!(
+        "managedLedgerOffloadDriver=aws-s3\ns3ManagedLedgerOffloadBucket=polyport\n\
+         s3ManagedLedgerOffloadServiceEndpoint=http://127.0.0.1:{}\nmanagedLedgerOffloadRolloverSeconds=1\n",
+        free_port()
+    );
+    let broker = Broker::configure(&conf, &[&kafka_library()]);
+    let broker = Seaweed::env().iter().fold(broker, |b, (k, v)| b.env(k, v)).start();
+    let bootstrap = format!("127.0.0.1:{}", broker.kafka_port);
+    let started = Instant::now();
+    let acknowledged = send_all(&producer(&bootstrap), "unreachable", 1, &values).await;
+    assert_eq!(acknowledged.len(), values.len());
+    eprintln!("200 records acknowledged in {:?} with the store unreachable", started.elapsed());
+    wait_for_count(&broker, "offload failed; local data is kept", 1, Duration::from_secs(30));
+    assert_eq!(read_all(&bootstrap, "unreachable", 1).get(&0).cloned().unwrap_or_default(), values);
+}
