@@ -109,7 +109,7 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "s3ManagedLedgerOffloadBucket", default: "" },
     KeySpec { name: "s3ManagedLedgerOffloadServiceEndpoint", default: "" },
     KeySpec { name: "s3ManagedLedgerOffloadRegion", default: "" },
-    KeySpec { name: "managedLedgerOffloadRolloverSeconds", default: "10" },
+    KeySpec { name: "managedLedgerOffloadIntervalSeconds", default: "10" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -350,7 +350,7 @@ fn limits_config(get: &dyn Fn(&str) -> String, check: &mut dyn FnMut(&str, &str,
 }
 
 /// The tiered-storage keys: Pulsar's names for its S3 offloader, plus how
-/// often the active segment rolls so that it can be offloaded.
+/// often what is appended to an active segment goes up.
 fn offload_config(
     get: &dyn Fn(&str) -> String,
     check: &mut dyn FnMut(&str, &str, bool),
@@ -358,8 +358,8 @@ fn offload_config(
     let driver = get("managedLedgerOffloadDriver");
     let s3 = matches!(driver.to_ascii_lowercase().as_str(), "aws-s3" | "s3");
     check("managedLedgerOffloadDriver", "empty (no tiering), aws-s3 or S3", driver.is_empty() || s3);
-    let rollover = get("managedLedgerOffloadRolloverSeconds").parse::<u64>().ok().filter(|s| *s >= 1);
-    check("managedLedgerOffloadRolloverSeconds", "a number of seconds, 1 or more", rollover.is_some());
+    let interval = get("managedLedgerOffloadIntervalSeconds").parse::<u64>().ok().filter(|s| *s >= 1);
+    check("managedLedgerOffloadIntervalSeconds", "a number of seconds, 1 or more", interval.is_some());
     if !s3 {
         return None;
     }
@@ -380,7 +380,7 @@ fn offload_config(
         bucket,
         endpoint: Some(endpoint).filter(|e| !e.is_empty()),
         region: Some(region).filter(|r| !r.is_empty()),
-        rollover: Duration::from_secs(rollover.unwrap_or(10)),
+        interval: Duration::from_secs(interval.unwrap_or(10)),
     })
 }
 
@@ -594,19 +594,19 @@ mod tests {
         ]))
         .expect("valid");
         let offload = c.offload.expect("on");
-        assert_eq!((offload.bucket.as_str(), offload.rollover), ("b", Duration::from_secs(10)));
+        assert_eq!((offload.bucket.as_str(), offload.interval), ("b", Duration::from_secs(10)));
         let err = BrokerConfig::from_entries(entries(&[("managedLedgerOffloadDriver", "S3")]))
             .expect_err("no bucket")
             .to_string();
         assert!(err.contains("s3ManagedLedgerOffloadBucket=\"\": expected a bucket name"), "{err}");
         let err = BrokerConfig::from_entries(entries(&[
             ("managedLedgerOffloadDriver", "google-cloud-storage"),
-            ("managedLedgerOffloadRolloverSeconds", "0"),
+            ("managedLedgerOffloadIntervalSeconds", "0"),
         ]))
         .expect_err("unsupported")
         .to_string();
         assert!(err.contains("managedLedgerOffloadDriver=\"google-cloud-storage\": expected empty"), "{err}");
-        assert!(err.contains("managedLedgerOffloadRolloverSeconds=\"0\""), "{err}");
+        assert!(err.contains("managedLedgerOffloadIntervalSeconds=\"0\""), "{err}");
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Broker {
             let run_epoch =
                 topics.allocate("ledger-epochs", 1, 1).await.map_err(|e| StartupError::Storage(e.to_string()))?;
             tracing::info!(bucket = %offload.bucket, endpoint = offload.endpoint.as_deref().unwrap_or("AWS"),
-                rollover_s = offload.rollover.as_secs(), "tiered storage: sealed segments offloaded to S3");
+                interval_s = offload.interval.as_secs(), "tiered storage: segments offloaded to S3");
             topics.set_tiering(tiering, i64::try_from(run_epoch).unwrap_or(i64::MAX));
         }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::{
     backend::Backend,
-    format::{SegmentHeader, SEGMENT_HEADER_LEN},
+    format::{SealedIndex, SegmentHeader, SEGMENT_HEADER_LEN},
     segment::{index_path, segment_path, Segment},
     LedgerError, ManagedLedger, SegmentInfo,
 };
@@ -26,6 +26,19 @@ pub struct SegmentId {
     pub base_offset: u64,
     /// When it was created, Unix ms.
     pub created_ms: i64,
+}
+
+/// Part of the active segment, as [`ManagedLedger::active_tail`] reads it.
+#[derive(Debug, Clone)]
+pub struct ActiveTail {
+    /// The segment.
+    pub id: SegmentId,
+    /// Its bytes from the position asked for.
+    pub bytes: Bytes,
+    /// Where they end: the segment's published length.
+    pub data_len: u64,
+    /// The offset after its last published message.
+    pub end_offset: u64,
 }
 
 impl ManagedLedger {
@@ -65,6 +78,32 @@ impl ManagedLedger {
         Ok((info, id, bytes))
     }
 
+    /// The active segment's bytes from position `from` to what is published
+    /// now (from 0: its header too), for uploading it piece by piece before
+    /// it seals. `None` if it holds nothing past `from`. Reads the disk:
+    /// call it from a blocking thread.
+    pub fn active_tail(&self, from: u64) -> Result<Option<ActiveTail>, LedgerError> {
+        let Some(segment) = self.shared.all_segments().pop() else { return Ok(None) };
+        let p = segment.snapshot();
+        if p.sealed || p.entries == 0 || p.data_len <= from {
+            return Ok(None);
+        }
+        let len = usize::try_from(p.data_len - from)
+            .map_err(|_| LedgerError::InvalidEntry("segment tail too large for this machine".into()))?;
+        let bytes =
+            segment.file.read(from, len).map_err(|e| LedgerError::io(format!("read {}", segment.path.display()), e))?;
+        Ok(Some(ActiveTail {
+            id: SegmentId {
+                ledger_id: segment.header.ledger_id,
+                base_offset: segment.header.base_offset,
+                created_ms: segment.header.created_ms,
+            },
+            bytes,
+            data_len: p.data_len,
+            end_offset: p.end_offset,
+        }))
+    }
+
     /// The identity of every segment, oldest first.
     pub fn segment_ids(&self) -> Vec<SegmentId> {
         self.shared
@@ -79,9 +118,20 @@ impl ManagedLedger {
     }
 }
 
+/// A segment file in a closed ledger directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSegment {
+    /// The ledger id its name gives.
+    pub ledger_id: u64,
+    /// Its identity, if its header is readable.
+    pub id: Option<SegmentId>,
+    /// Where it ends, if it was sealed (its index file says so and agrees
+    /// with the header); `None` for the active segment or a lost index.
+    pub sealed_end: Option<u64>,
+}
+
 /// The segment files in ledger directory `dir` (closed), by ledger id.
-/// A file whose header cannot be read is listed with `None`.
-pub fn local_segments(dir: &Path, backend: &dyn Backend) -> Result<Vec<(u64, Option<SegmentId>)>, LedgerError> {
+pub fn local_segments(dir: &Path, backend: &dyn Backend) -> Result<Vec<LocalSegment>, LedgerError> {
     let files = match backend.list(dir) {
         Ok(files) => files,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -103,9 +153,15 @@ pub fn local_segments(dir: &Path, backend: &dyn Backend) -> Result<Vec<(u64, Opt
             .and_then(|b| SegmentHeader::decode(&b));
         let segment =
             header.map(|h| SegmentId { ledger_id: h.ledger_id, base_offset: h.base_offset, created_ms: h.created_ms });
-        out.push((id, segment));
+        let sealed_end = backend
+            .read_file(&index_path(dir, id))
+            .ok()
+            .and_then(|b| SealedIndex::decode(&b))
+            .filter(|x| segment.is_some_and(|s| s.ledger_id == x.ledger_id && s.base_offset == x.base_offset))
+            .map(|x| x.end_offset);
+        out.push(LocalSegment { ledger_id: id, id: segment, sealed_end });
     }
-    out.sort_unstable_by_key(|(id, _)| *id);
+    out.sort_unstable_by_key(|s| s.ledger_id);
     Ok(out)
 }
 

@@ -580,7 +580,8 @@ async fn sealed_segments_exported_and_imported_make_the_same_log_and_damage_is_r
         let imported = tier::import_segment(&to, backend.as_ref(), &bytes).unwrap();
         assert_eq!((imported.base_offset, imported.end_offset), (info.base_offset, info.end_offset));
         let local = tier::local_segments(&to, backend.as_ref()).unwrap();
-        assert!(local.iter().any(|(lid, s)| *lid == id && *s == Some(sid)), "listed with its identity");
+        let listed = local.iter().find(|l| l.ledger_id == id).expect("listed");
+        assert_eq!((listed.id, listed.sealed_end), (Some(sid), Some(info.end_offset)), "with its identity and end");
     }
     let expected = read_all(&ledger);
     ledger.close().await;

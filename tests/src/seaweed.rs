@@ -98,12 +98,13 @@ impl Seaweed {
         std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
     }
 
-    /// The broker.conf lines that offload to it, rolling every `rollover_s` seconds.
-    pub fn conf(&self, rollover_s: u64) -> String {
+    /// The broker.conf lines that offload to it, the active segments' new
+    /// bytes every `interval_s` seconds.
+    pub fn conf(&self, interval_s: u64) -> String {
         format!(
             "managedLedgerOffloadDriver=aws-s3\ns3ManagedLedgerOffloadBucket={BUCKET}\n\
              s3ManagedLedgerOffloadServiceEndpoint=http://127.0.0.1:{}\ns3ManagedLedgerOffloadRegion=us-east-1\n\
-             managedLedgerOffloadRolloverSeconds={rollover_s}\n",
+             managedLedgerOffloadIntervalSeconds={interval_s}\n",
             self.s3_port
         )
     }

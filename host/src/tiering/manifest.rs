@@ -69,6 +69,38 @@ impl TieredSegment {
     }
 }
 
+/// The active segment's part in the object store: uploaded every
+/// `managedLedgerOffloadIntervalSeconds` as numbered chunks (each the bytes
+/// appended since the previous one), so that a lost disk loses at most that
+/// interval without rolling segments that often. Constant-size: chunk `i`
+/// is object `<key_prefix>/<i>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    /// The segment's ledger id.
+    pub ledger_id: u64,
+    /// Its first offset.
+    pub base_offset: u64,
+    /// Its header's creation time.
+    pub created_ms: i64,
+    /// The epoch that uploaded the chunks.
+    pub epoch: i64,
+    /// Prefix of the chunks' object keys.
+    pub key_prefix: String,
+    /// Chunks uploaded: 0 to `chunks - 1`.
+    pub chunks: u32,
+    /// Bytes they hold together (the segment's header included).
+    pub data_len: u64,
+    /// Offset after the last record they hold.
+    pub end_offset: u64,
+}
+
+impl Tail {
+    /// The object key of chunk `i`.
+    pub fn chunk_key(&self, i: u32) -> String {
+        format!("{}/{i:06}", self.key_prefix)
+    }
+}
+
 /// A partition's manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -76,12 +108,19 @@ pub struct Manifest {
     /// an earlier topic of the same name is not this one's.
     #[serde(default)]
     pub incarnation: i64,
+    /// The log's first offset: records below it were deleted (retention,
+    /// Kafka's DeleteRecords), even inside the first segment.
+    #[serde(default)]
+    pub start: u64,
     /// Ownership epochs, oldest first.
     #[serde(default)]
     pub epochs: Vec<EpochStart>,
     /// Tiered segments, contiguous, oldest first.
     #[serde(default)]
     pub segments: Vec<TieredSegment>,
+    /// The active segment's chunks, once it has some (it continues the segments).
+    #[serde(default)]
+    pub tail: Option<Tail>,
 }
 
 impl Manifest {
@@ -90,9 +129,11 @@ impl Manifest {
         self.epochs.last().map(|e| e.epoch)
     }
 
-    /// The offset after the last tiered record (0 if none).
+    /// The offset after the last tiered record, in a sealed segment or in
+    /// the tail (0 if none).
     pub fn tiered_end(&self) -> u64 {
-        self.segments.last().map_or(0, |s| s.end_offset)
+        let sealed = self.segments.last().map_or(0, |s| s.end_offset);
+        self.tail.as_ref().map_or(sealed, |t| t.end_offset.max(sealed))
     }
 
     /// Adds an epoch, keeping the last 16.

@@ -5,18 +5,21 @@
 //! - **Offload** (`offload.rs`): the owner uploads each sealed segment,
 //!   create-if-absent, under a key carrying its ownership epoch, then adds it
 //!   to the partition's manifest (`manifest.rs`) in the metadata store: one
-//!   compare-and-set per segment. The active segment rolls once it is
-//!   `managedLedgerOffloadRolloverSeconds` old, which bounds what a lost
-//!   machine takes with it. A graceful stop rolls and uploads everything
-//!   before it gives its partitions up, so nothing acknowledged stays behind.
+//!   compare-and-set per segment. What is appended to the active segment
+//!   goes up every `managedLedgerOffloadIntervalSeconds` as a chunk (the
+//!   manifest's `tail`), which bounds what a lost machine takes with it
+//!   without rolling segments that often. A graceful stop rolls and uploads
+//!   everything before it gives its partitions up, so nothing acknowledged
+//!   stays behind.
 //! - **Restore** (`restore.rs`): before a broker opens a partition it now
 //!   owns, it makes the local directory agree with the manifest. If the
 //!   manifest's last epoch is the one this directory last wrote in, nobody
 //!   wrote since and the local data (tiered or not) is the log. Otherwise
 //!   the log is the manifest's segments: local segments that are not among
-//!   them (a tail no one else saw, data of an older owner) are removed and
-//!   the missing ones downloaded; the new owner continues after the last
-//!   tiered offset. Then it adds its own epoch.
+//!   them (a tail no one else saw, data of an older owner) are removed, the
+//!   missing ones downloaded, and the tail's chunks joined into one more
+//!   sealed segment; the new owner continues after the last tiered offset.
+//!   Then it adds its own epoch.
 //!
 //! Not built yet: reads below the local start from the object store (every
 //! owner keeps the whole log locally; retention bounds it), and cursors of
@@ -48,9 +51,9 @@ pub struct OffloadConfig {
     pub endpoint: Option<String>,
     /// `s3ManagedLedgerOffloadRegion`; `None`: `AWS_REGION`/`AWS_DEFAULT_REGION`, else us-east-1.
     pub region: Option<String>,
-    /// `managedLedgerOffloadRolloverSeconds`: the active segment rolls (and
-    /// is offloaded) once it is this old.
-    pub rollover: Duration,
+    /// `managedLedgerOffloadIntervalSeconds`: what was appended to the
+    /// active segment goes up (as a chunk) at least this often.
+    pub interval: Duration,
 }
 
 /// Why tiering failed.

@@ -1,8 +1,9 @@
-//! The offloader: one task per broker that, every second, rolls the active
-//! segments that are due, uploads sealed segments not yet tiered and drops
-//! from the manifest (and the bucket) what retention deleted locally. A
-//! failure (an unreachable store) is retried with backoff per partition;
-//! local data is kept meanwhile and produce is unaffected.
+//! The offloader: one task per broker that, every second, drops from the
+//! manifest (and the bucket) what retention deleted locally, uploads sealed
+//! segments not yet tiered, and uploads what was appended to the active
+//! segment since its last chunk once `managedLedgerOffloadIntervalSeconds`
+//! have passed. A failure (an unreachable store) is retried with backoff
+//! per partition; local data is kept meanwhile and produce is unaffected.
 
 use std::{
     sync::{Arc, Weak},
@@ -18,6 +19,11 @@ use crate::topics::{TopicName, Topics};
 /// Longest wait between two attempts for a failing partition.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Chunks an active segment may have before it rolls: keeps restores to a
+/// bounded number of downloads (done 16 at a time), and a trickle of
+/// records from making a segment per interval (at 10 s, one in 20 minutes).
+const MAX_TAIL_CHUNKS: u32 = 120;
+
 /// A partition begun on this broker.
 pub(super) struct Partition {
     epoch: i64,
@@ -27,11 +33,13 @@ pub(super) struct Partition {
     retry_at: Option<Instant>,
     /// A newer epoch began: nothing more is done for it here.
     superseded: bool,
+    /// When the active segment's last chunk went up.
+    tail_at: Option<Instant>,
 }
 
 impl Partition {
     pub(super) fn new(epoch: i64, current: manifest::Versioned) -> Self {
-        Self { epoch, current, failures: 0, retry_at: None, superseded: false }
+        Self { epoch, current, failures: 0, retry_at: None, superseded: false, tail_at: None }
     }
 }
 
@@ -69,24 +77,22 @@ impl Tiering {
         failed
     }
 
-    /// One pass over `partition`: rolls its active segment if due (or if
-    /// `roll_now` and it holds anything), drops what retention deleted,
-    /// uploads what is sealed and not tiered. Returns segments uploaded.
+    /// One pass over `partition`: drops what retention deleted, uploads
+    /// what is sealed and not tiered, then the active segment's new bytes
+    /// if its last chunk is `managedLedgerOffloadIntervalSeconds` old. With
+    /// `flush` (a graceful stop), the active segment rolls first, so that
+    /// everything goes up sealed. Returns segments uploaded.
     pub(super) async fn offload(
         &self,
         partition: &TopicName,
         ledger: &Arc<ManagedLedger>,
-        roll_now: bool,
+        flush: bool,
     ) -> Result<usize, TieringError> {
         let Some(epoch) = self.partitions().get(partition).filter(|p| !p.superseded).map(|p| p.epoch) else {
             return Ok(0);
         };
-        let segments = ledger.segments();
-        if let (Some(active), Some(id)) = (segments.last(), ledger.segment_ids().last()) {
-            let age_ms = crate::topics::now_ms().saturating_sub(id.created_ms);
-            if !active.sealed && active.entries > 0 && (roll_now || age_ms >= self.config.rollover.as_millis() as i64) {
-                ledger.roll().await?;
-            }
+        if flush && ledger.segments().last().is_some_and(|a| !a.sealed && a.entries > 0) {
+            ledger.roll().await?;
         }
         self.drop_deleted(partition, ledger, epoch).await?;
         let mut uploaded = 0;
@@ -104,7 +110,84 @@ impl Tiering {
             self.upload(partition, ledger, epoch, segment.ledger_id).await?;
             uploaded += 1;
         }
+        if !flush {
+            self.upload_tail(partition, ledger, epoch).await?;
+        }
         Ok(uploaded)
+    }
+
+    /// Uploads what was appended to the active segment since its last chunk,
+    /// if that chunk is an interval old; rolls the segment instead once it
+    /// has [`MAX_TAIL_CHUNKS`] (the next pass uploads it sealed).
+    async fn upload_tail(
+        &self,
+        partition: &TopicName,
+        ledger: &Arc<ManagedLedger>,
+        epoch: i64,
+    ) -> Result<(), TieringError> {
+        let (manifest, tail_at) = match self.partitions().get(partition) {
+            Some(p) => (p.current.manifest.clone(), p.tail_at),
+            None => return Ok(()),
+        };
+        if tail_at.is_some_and(|at| at.elapsed() < self.config.interval) {
+            return Ok(());
+        }
+        let Some(active) = ledger.segment_ids().pop() else { return Ok(()) };
+        // Only right after the sealed segments: the log in the bucket has no gap.
+        let sealed_end = manifest.segments.last().map(|s| s.end_offset);
+        if sealed_end.is_some_and(|end| end != active.base_offset) {
+            return Ok(());
+        }
+        let previous = manifest
+            .tail
+            .clone()
+            .filter(|t| t.epoch == epoch && t.ledger_id == active.ledger_id && t.created_ms == active.created_ms);
+        if previous.as_ref().is_some_and(|t| t.chunks >= MAX_TAIL_CHUNKS) {
+            ledger.roll().await?;
+            return Ok(());
+        }
+        let from = previous.as_ref().map_or(0, |t| t.data_len);
+        let source = Arc::clone(ledger);
+        let Some(part) = blocking(move || Ok(source.active_tail(from)?)).await? else { return Ok(()) };
+        if part.id != active {
+            return Ok(()); // It rolled meanwhile: the next pass uploads it sealed.
+        }
+        let mut tail = previous.unwrap_or_else(|| manifest::Tail {
+            ledger_id: active.ledger_id,
+            base_offset: active.base_offset,
+            created_ms: active.created_ms,
+            epoch,
+            key_prefix: self.object_key(partition, epoch, active.ledger_id).replace(".log", ".tail"),
+            chunks: 0,
+            data_len: 0,
+            end_offset: active.base_offset,
+        });
+        // Overwritten if an earlier attempt's manifest update failed: chunk
+        // keys carry this epoch, which only this broker writes in.
+        let key = tail.chunk_key(tail.chunks);
+        let options = PutOptions { mode: PutMode::Overwrite, ..Default::default() };
+        self.objects
+            .put_opts(&ObjectPath::from(key.as_str()), PutPayload::from_bytes(part.bytes), options)
+            .await
+            .map_err(|e| self.objects_error(e))?;
+        let expected = manifest.tail.clone();
+        tail.chunks += 1;
+        tail.data_len = part.data_len;
+        tail.end_offset = part.end_offset;
+        self.change_manifest(partition, epoch, |m| {
+            // Changed meanwhile (a sealed upload cleared it): try again next pass.
+            if m.tail != expected {
+                return false;
+            }
+            m.tail = Some(tail.clone());
+            true
+        })
+        .await?;
+        if let Some(p) = self.partitions().get_mut(partition) {
+            p.tail_at = Some(Instant::now());
+        }
+        tracing::debug!(partition = %partition, key, end = part.end_offset, "segment tail offloaded");
+        Ok(())
     }
 
     /// Uploads sealed segment `ledger_id` and adds it to the manifest.
@@ -138,18 +221,28 @@ impl Tiering {
             epoch,
             key,
         };
-        self.change_manifest(partition, epoch, move |m| {
+        // The tail of this segment (or of an older one, uploaded by an
+        // earlier owner and imported here) is now in the sealed object.
+        let mut replaced = None;
+        self.change_manifest(partition, epoch, |m| {
             m.segments.push(segment.clone());
+            if m.tail.as_ref().is_some_and(|t| t.ledger_id <= ledger_id) {
+                replaced = m.tail.take();
+            }
             true
         })
         .await?;
+        if let Some(tail) = replaced {
+            self.delete_chunks(partition, &tail).await;
+        }
         tracing::info!(partition = %partition, ledger_id, base = info.base_offset, end = info.end_offset,
             bytes = info.bytes, ms = started.elapsed().as_millis() as u64, "segment offloaded");
         Ok(())
     }
 
     /// Drops from the manifest the segments retention removed locally (they
-    /// end at or below the local start), then deletes their objects.
+    /// end at or below the local start), then deletes their objects; records
+    /// the log's start (moved by retention or DeleteRecords).
     async fn drop_deleted(
         &self,
         partition: &TopicName,
@@ -158,15 +251,20 @@ impl Tiering {
     ) -> Result<(), TieringError> {
         let start = ledger.range().start;
         let doomed = |m: &manifest::Manifest| m.segments.iter().take_while(|s| s.end_offset <= start).count();
-        let cached = self.partitions().get(partition).map_or(0, |p| doomed(&p.current.manifest));
-        if cached == 0 {
+        let stale = |m: &manifest::Manifest| doomed(m) > 0 || m.start < start;
+        if !self.partitions().get(partition).is_some_and(|p| stale(&p.current.manifest)) {
             return Ok(());
         }
         let mut keys = Vec::new();
         self.change_manifest(partition, epoch, |m| {
+            if !stale(m) {
+                return false;
+            }
             let n = doomed(m);
             keys = m.segments.drain(..n).map(|s| s.key).collect();
-            n > 0
+            // The log's start, which DeleteRecords may move inside a segment.
+            m.start = m.start.max(start);
+            true
         })
         .await?;
         for key in keys {
@@ -265,6 +363,16 @@ async fn run(tiering: Weak<Tiering>, topics: Weak<Topics>) {
 }
 
 impl Tiering {
+    /// Deletes the chunks of `tail` (no longer in the manifest); best effort.
+    async fn delete_chunks(&self, partition: &TopicName, tail: &manifest::Tail) {
+        for i in 0..tail.chunks {
+            let key = tail.chunk_key(i);
+            if let Err(e) = self.objects.delete(&ObjectPath::from(key.as_str())).await {
+                tracing::warn!(partition = %partition, key, error = %e, "tail chunk not deleted; the bucket keeps it");
+            }
+        }
+    }
+
     /// Deletes `partition`'s tiered data, its topic being deleted: its
     /// objects, then its manifest. Best effort: what fails is logged (a
     /// topic created again later with the same name ignores a manifest left
@@ -283,6 +391,9 @@ impl Tiering {
             if let Err(e) = self.objects.delete(&ObjectPath::from(segment.key.as_str())).await {
                 tracing::warn!(partition = %partition, key = %segment.key, error = %e, "tiered segment not deleted");
             }
+        }
+        if let Some(tail) = &current.manifest.tail {
+            self.delete_chunks(partition, tail).await;
         }
         if let Some(version) = current.version {
             let (store, key) = (Arc::clone(&self.store), manifest::key(partition));

@@ -47,17 +47,20 @@ impl Tiering {
         let wanted = m.segments.clone();
         let backend = Arc::clone(&self.backend);
         let scan_dir = dir.clone();
-        let wanted_ids: Vec<tier::SegmentId> = wanted.iter().map(manifest::TieredSegment::id).collect();
-        // Local segments the manifest does not list are a tail only this
-        // broker saw (a later owner continued the log without it) or data
-        // retention has dropped: they go.
+        let wanted_ids: Vec<(tier::SegmentId, u64)> = wanted.iter().map(|s| (s.id(), s.end_offset)).collect();
+        // A local segment is kept only if it is one the manifest lists,
+        // sealed at the same end (the same bytes). The others are a tail
+        // only this broker saw (a later owner continued the log without it:
+        // even a segment of the same identity may have grown here after its
+        // last upload) or data retention has dropped: they go.
         let (kept, removed) = blocking(move || {
             let (mut kept, mut removed) = (HashSet::new(), 0usize);
-            for (ledger_id, id) in tier::local_segments(&scan_dir, backend.as_ref())? {
-                if id.is_some_and(|id| wanted_ids.contains(&id)) {
-                    kept.insert(ledger_id);
+            for local in tier::local_segments(&scan_dir, backend.as_ref())? {
+                let same = local.id.zip(local.sealed_end).is_some_and(|found| wanted_ids.contains(&found));
+                if same {
+                    kept.insert(local.ledger_id);
                 } else {
-                    tier::remove_segment(&scan_dir, backend.as_ref(), ledger_id)?;
+                    tier::remove_segment(&scan_dir, backend.as_ref(), local.ledger_id)?;
                     removed += 1;
                 }
             }
@@ -87,8 +90,55 @@ impl Tiering {
             }
             downloaded += 1;
         }
+        let continues = |t: &&manifest::Tail| match m.segments.last() {
+            Some(last) => t.ledger_id > last.ledger_id && t.base_offset == last.end_offset,
+            None => true,
+        };
+        if let Some(tail) = m.tail.as_ref().filter(continues) {
+            self.restore_tail(partition, &dir, tail).await?;
+            downloaded += 1;
+        }
         tracing::info!(partition = %partition, epoch, removed, downloaded, tiered_end = m.tiered_end(),
             "local data made to agree with the tiered log");
+        Ok(())
+    }
+
+    /// Joins the chunks of the previous owner's active segment into one
+    /// sealed segment in `dir`.
+    async fn restore_tail(
+        &self,
+        partition: &TopicName,
+        dir: &std::path::Path,
+        tail: &manifest::Tail,
+    ) -> Result<(), TieringError> {
+        use futures::{StreamExt, TryStreamExt};
+        let chunks: Vec<bytes::Bytes> = futures::stream::iter(0..tail.chunks)
+            .map(|i| async move {
+                let key = tail.chunk_key(i);
+                let got = self.objects.get(&ObjectPath::from(key.as_str())).await.map_err(|e| self.objects_error(e))?;
+                got.bytes().await.map_err(|e| self.objects_error(e))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        let mut joined = Vec::with_capacity(chunks.iter().map(bytes::Bytes::len).sum());
+        for chunk in &chunks {
+            joined.extend_from_slice(chunk);
+        }
+        if joined.len() as u64 != tail.data_len {
+            return Err(TieringError::Manifest {
+                key: manifest::key(partition),
+                reason: format!("the tail's {} chunks hold {} bytes, not {}", tail.chunks, joined.len(), tail.data_len),
+            });
+        }
+        let (backend, import_dir) = (Arc::clone(&self.backend), dir.to_owned());
+        let info = blocking(move || Ok(tier::import_segment(&import_dir, backend.as_ref(), &joined)?)).await?;
+        if info.end_offset != tail.end_offset {
+            return Err(TieringError::Manifest {
+                key: manifest::key(partition),
+                reason: format!("the tail ends at offset {}, the manifest says {}", info.end_offset, tail.end_offset),
+            });
+        }
         Ok(())
     }
 
@@ -102,8 +152,14 @@ impl Tiering {
         epoch: i64,
         incarnation: i64,
     ) -> Result<(), TieringError> {
+        let mut applied_start = false;
         loop {
             let mut current = self.read_manifest(partition, incarnation).await?;
+            // Records deleted by an earlier owner (DeleteRecords) stay deleted.
+            if !applied_start && current.manifest.start > ledger.range().start {
+                ledger.delete_records_before(current.manifest.start.min(ledger.range().end)).await?;
+                applied_start = true;
+            }
             match current.manifest.last_epoch() {
                 Some(newer) if newer > epoch => {
                     return Err(TieringError::Superseded { partition: partition.to_string(), epoch, newer });
