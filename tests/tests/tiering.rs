@@ -289,3 +289,89 @@ async fn a_broker_that_gets_a_partition_back_drops_the_tail_only_it_had_and_take
     assert_eq!(got, expected, "the log is what B served: A's own tail is gone\n{}", restarted.log());
     assert!(restarted.log().contains("local data made to agree with the tiered log"), "{}", restarted.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulsar_subscription_keeps_its_position_when_its_partition_moves_with_a_lost_disk() {
+    use futures::TryStreamExt;
+    use pulsar::{consumer::InitialPosition, Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
+    let weed = Seaweed::start();
+    let env = Seaweed::env();
+    let mut cluster = Cluster::start_with_env(3, &weed.conf(1), &env);
+    let topic = "persistent://public/default/subscribed";
+    let pulsar: Pulsar<_> = Pulsar::builder(cluster.pulsar(0), TokioExecutor).build().await.expect("connects");
+    let mut producer = pulsar.producer().with_topic(topic).build().await.expect("producer");
+    for i in 0..100 {
+        let sent = producer.create_message().with_content(format!("m{i}").into_bytes()).send_non_blocking();
+        sent.await.expect("send").await.expect("receipt");
+    }
+    // Retried: until the killed owner's lease expires, lookups name it.
+    let subscribe = |pulsar: Pulsar<TokioExecutor>| async move {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let built: Result<Consumer<Vec<u8>, _>, _> = pulsar
+                .consumer()
+                .with_topic(topic)
+                .with_subscription("moving-sub")
+                .with_subscription_type(SubType::Exclusive)
+                // Latest: where it resumes can only come from the stored cursor.
+                .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Latest))
+                .build()
+                .await;
+            match built {
+                Ok(consumer) => return consumer,
+                Err(e) => {
+                    if Instant::now() > deadline {
+                        eprintln!("no consumer within 15 s: {e}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let mut consumer: Consumer<Vec<u8>, _> = pulsar
+        .consumer()
+        .with_topic(topic)
+        .with_subscription("moving-sub")
+        .with_subscription_type(SubType::Exclusive)
+        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        .build()
+        .await
+        .expect("consumer");
+    for i in 0..40 {
+        let next = tokio::time::timeout(Duration::from_secs(10), consumer.try_next()).await;
+        let message = next.expect("a message within 10 s").expect("receive").expect("a message");
+        assert_eq!(message.payload.data, format!("m{i}").into_bytes());
+        consumer.ack(&message).await.expect("ack");
+    }
+    let _ = consumer.close().await;
+    drop(consumer);
+    drop(producer);
+    // The cursor and the records reach the stores within a second or two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let owner = (0..3)
+        .find(|&i| cluster.broker(i).log().contains(&format!("partition owned partition={topic} ")))
+        .expect("an owner");
+    cluster.broker_mut(owner).kill(libc::SIGKILL);
+    std::fs::remove_dir_all(cluster.broker(owner).data_dir().join("ledgers")).expect("remove its ledgers");
+    let survivor = (owner + 1) % 3;
+    // pulsar-rs keeps retrying the address a lookup gave it: look up once
+    // the killed owner's lease has expired.
+    tokio::time::sleep(Duration::from_millis(SESSION_MS + 500)).await;
+    let pulsar: Pulsar<_> =
+        Pulsar::builder(cluster.pulsar(survivor), TokioExecutor).build().await.expect("connects to a survivor");
+    let mut consumer = tokio::time::timeout(Duration::from_secs(20), subscribe(pulsar)).await.unwrap_or_else(|_| {
+        panic!(
+            "no consumer; survivors' logs:\n{}\n{}",
+            cluster.broker(survivor).log(),
+            cluster.broker((owner + 2) % 3).log()
+        )
+    });
+    for i in 40..100 {
+        let next = tokio::time::timeout(Duration::from_secs(20), consumer.try_next()).await;
+        let message = next.expect("a message within 20 s").expect("receive").expect("a message");
+        assert_eq!(message.payload.data, format!("m{i}").into_bytes(), "resumes after the last acknowledged one");
+        consumer.ack(&message).await.expect("ack");
+    }
+}

@@ -21,10 +21,13 @@
 //!   sealed segment; the new owner continues after the last tiered offset.
 //!   Then it adds its own epoch.
 //!
+//! - **Cursors** (`cursors.rs`): Pulsar subscriptions' durable cursors go
+//!   to the metadata store and come back with the partition.
+//!
 //! Not built yet: reads below the local start from the object store (every
-//! owner keeps the whole log locally; retention bounds it), and cursors of
-//! Pulsar subscriptions, which stay on the broker that had them.
+//! owner keeps the whole log locally; retention bounds it).
 
+mod cursors;
 mod manifest;
 mod offload;
 mod restore;

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::StreamExt;
 use object_store::{path::Path as ObjectPath, PutMode, PutOptions, PutPayload};
 use polyport_ledger::ManagedLedger;
 
@@ -35,11 +36,13 @@ pub(super) struct Partition {
     superseded: bool,
     /// When the active segment's last chunk went up.
     tail_at: Option<Instant>,
+    /// The durable cursors as last written to the metadata store.
+    pub(super) cursors: super::cursors::Cursors,
 }
 
 impl Partition {
-    pub(super) fn new(epoch: i64, current: manifest::Versioned) -> Self {
-        Self { epoch, current, failures: 0, retry_at: None, superseded: false, tail_at: None }
+    pub(super) fn new(epoch: i64, current: manifest::Versioned, cursors: super::cursors::Cursors) -> Self {
+        Self { epoch, current, failures: 0, retry_at: None, superseded: false, tail_at: None, cursors }
     }
 }
 
@@ -113,6 +116,7 @@ impl Tiering {
         if !flush {
             self.upload_tail(partition, ledger, epoch).await?;
         }
+        self.sync_cursors(partition, ledger).await?;
         Ok(uploaded)
     }
 
@@ -352,15 +356,27 @@ async fn run(tiering: Weak<Tiering>, topics: Weak<Topics>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (Some(tiering), Some(topics)) = (tiering.upgrade(), topics.upgrade()) else { return };
-        for (partition, ledger) in topics.open_partitions() {
-            if !topics.serves(&partition) || !tiering.due(&partition) {
-                continue;
-            }
-            let result = tiering.offload(&partition, &ledger, false).await;
-            tiering.outcome(&partition, &result);
-        }
+        let due: Vec<_> = topics
+            .open_partitions()
+            .into_iter()
+            .filter(|(partition, _)| topics.serves(partition) && tiering.due(partition))
+            .collect();
+        // A few at a time: one partition's large upload (or a slow store)
+        // must not hold back the others' chunks.
+        futures::stream::iter(due)
+            .for_each_concurrent(PARALLEL_PARTITIONS, |(partition, ledger)| {
+                let tiering = &tiering;
+                async move {
+                    let result = tiering.offload(&partition, &ledger, false).await;
+                    tiering.outcome(&partition, &result);
+                }
+            })
+            .await;
     }
 }
+
+/// Partitions offloaded at once.
+const PARALLEL_PARTITIONS: usize = 8;
 
 impl Tiering {
     /// Deletes the chunks of `tail` (no longer in the manifest); best effort.
@@ -394,6 +410,9 @@ impl Tiering {
         }
         if let Some(tail) = &current.manifest.tail {
             self.delete_chunks(partition, tail).await;
+        }
+        if let Err(e) = self.delete_cursors(partition).await {
+            tracing::warn!(partition = %partition, error = %e, "stored cursors not deleted");
         }
         if let Some(version) = current.version {
             let (store, key) = (Arc::clone(&self.store), manifest::key(partition));

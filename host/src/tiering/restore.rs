@@ -184,7 +184,8 @@ impl Tiering {
                 })
             })
             .await?;
-            self.partitions().insert(partition.clone(), Partition::new(epoch, current));
+            let cursors = self.restore_cursors(partition, ledger).await?;
+            self.partitions().insert(partition.clone(), Partition::new(epoch, current, cursors));
             return Ok(());
         }
     }
