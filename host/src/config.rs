@@ -110,6 +110,7 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "s3ManagedLedgerOffloadServiceEndpoint", default: "" },
     KeySpec { name: "s3ManagedLedgerOffloadRegion", default: "" },
     KeySpec { name: "managedLedgerOffloadIntervalSeconds", default: "10" },
+    KeySpec { name: "managedLedgerOffloadDeletionLagMs", default: "14400000" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -360,6 +361,8 @@ fn offload_config(
     check("managedLedgerOffloadDriver", "empty (no tiering), aws-s3 or S3", driver.is_empty() || s3);
     let interval = get("managedLedgerOffloadIntervalSeconds").parse::<u64>().ok().filter(|s| *s >= 1);
     check("managedLedgerOffloadIntervalSeconds", "a number of seconds, 1 or more", interval.is_some());
+    let lag = get("managedLedgerOffloadDeletionLagMs").parse::<u64>().ok();
+    check("managedLedgerOffloadDeletionLagMs", "a number of milliseconds, 0 or more", lag.is_some());
     if !s3 {
         return None;
     }
@@ -381,6 +384,7 @@ fn offload_config(
         endpoint: Some(endpoint).filter(|e| !e.is_empty()),
         region: Some(region).filter(|r| !r.is_empty()),
         interval: Duration::from_secs(interval.unwrap_or(10)),
+        deletion_lag: Duration::from_millis(lag.unwrap_or(14_400_000)),
     })
 }
 

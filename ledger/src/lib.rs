@@ -18,6 +18,7 @@ mod error;
 pub mod format;
 mod nonblocking;
 mod recovery;
+mod remote;
 mod segment;
 pub mod tier;
 mod writer;
@@ -35,8 +36,9 @@ pub use cursor::{Ack, CursorInfo, CursorState, InitialPosition};
 pub use error::LedgerError;
 pub use format::EntryMeta;
 use recovery::{recover, START_FILE};
+pub use remote::{RemoteSegment, RemoteSource};
 pub use segment::Entry;
-use segment::{index_path, Segment};
+use segment::{index_path, Published, Segment};
 use tokio::sync::{mpsc, oneshot, watch};
 use writer::Command;
 pub use writer::{Appended, NewEntry};
@@ -238,6 +240,47 @@ impl Shared {
 
     fn all_segments(&self) -> Vec<Arc<Segment>> {
         self.segments.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Where fetched remote segments are kept.
+    pub fn remote_dir(&self) -> PathBuf {
+        self.dir.join("remote")
+    }
+
+    /// Replaces each placeholder whose bytes were fetched by an ordinary
+    /// segment with its full index (reads then seek by it rather than scan
+    /// from the segment's start). Reads the index files: blocking threads.
+    fn promote_fetched(&self) {
+        let fetched: Vec<Arc<Segment>> = self
+            .segments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|s| s.is_fetched_placeholder())
+            .cloned()
+            .collect();
+        for placeholder in fetched {
+            let Some(file) = placeholder.remote.as_ref().and_then(|r| r.file().ok()) else { continue };
+            let id = placeholder.header.ledger_id;
+            let idx = index_path(&self.remote_dir(), id);
+            let Some(index) = self.backend.read_file(&idx).ok().and_then(|b| format::SealedIndex::decode(&b)) else {
+                continue;
+            };
+            let published = Published {
+                data_len: index.data_len,
+                end_offset: index.end_offset,
+                entries: index.entries,
+                max_timestamp_ms: index.max_timestamp_ms,
+                points: index.points,
+                sealed: true,
+                last_append_ms: index.sealed_ms,
+            };
+            let segment = Segment::from_parts(placeholder.header, placeholder.path.clone(), file, published);
+            let mut segments = self.segments_mut();
+            if let Some(slot) = segments.iter_mut().find(|s| Arc::ptr_eq(s, &placeholder)) {
+                *slot = segment;
+            }
+        }
     }
 
     pub fn failure(&self) -> Option<String> {
@@ -532,7 +575,10 @@ impl ManagedLedger {
         if offset >= end {
             return 0;
         }
-        let first = self.position(offset).map_or(0, |p| p.entry_id);
+        // A backlog count never fetches a remote segment (it runs on the
+        // caller's task): one not here counts whole.
+        let remote = self.shared.segments_from(offset).first().is_some_and(|s| s.is_unfetched_placeholder());
+        let first = if remote { 0 } else { self.position(offset).map_or(0, |p| p.entry_id) };
         let mut total = 0;
         for (i, segment) in self.shared.segments_from(offset).iter().enumerate() {
             let entries = segment.published().entries;
@@ -653,9 +699,25 @@ impl ManagedLedger {
     pub fn read_now(&self, offset: u64, limits: ReadLimits) -> Result<ReadBatch, LedgerError> {
         let range = self.range();
         self.check_range(offset, range)?;
+        let segments = self.shared.segments_from(offset);
+        let remote = segments.first().is_some_and(|s| s.remote.is_some());
+        let batch = self.read_segments(offset, limits, range, segments);
+        if remote && !nonblocking::active() {
+            self.shared.promote_fetched();
+        }
+        batch
+    }
+
+    fn read_segments(
+        &self,
+        offset: u64,
+        limits: ReadLimits,
+        range: LogRange,
+        segments: Vec<Arc<Segment>>,
+    ) -> Result<ReadBatch, LedgerError> {
         let mut entries = Vec::new();
         let mut bytes = 0usize;
-        'segments: for segment in self.shared.segments_from(offset) {
+        'segments: for segment in segments {
             let (start, data_len) = {
                 let p = segment.published();
                 let start = if offset >= segment.header.base_offset {
@@ -687,6 +749,14 @@ impl ManagedLedger {
     /// The first entry holding a message with timestamp at least `timestamp_ms`
     /// (by the entries' max timestamps), or `None` if there is none yet.
     pub fn find_by_time(&self, timestamp_ms: i64) -> Result<Option<Entry>, LedgerError> {
+        let found = self.find_by_time_in(timestamp_ms);
+        if !nonblocking::active() {
+            self.shared.promote_fetched();
+        }
+        found
+    }
+
+    fn find_by_time_in(&self, timestamp_ms: i64) -> Result<Option<Entry>, LedgerError> {
         for segment in self.shared.all_segments() {
             let (start, data_len, max) = {
                 let p = segment.published();
@@ -733,6 +803,14 @@ impl ManagedLedger {
 
     /// The offset of the message at `position`.
     pub fn offset_of(&self, position: Position) -> Result<u64, LedgerError> {
+        let found = self.offset_of_in(position);
+        if !nonblocking::active() {
+            self.shared.promote_fetched();
+        }
+        found
+    }
+
+    fn offset_of_in(&self, position: Position) -> Result<u64, LedgerError> {
         let no_entry = || LedgerError::NoSuchEntry {
             ledger: self.shared.name.clone(),
             ledger_id: position.ledger_id,
@@ -801,14 +879,85 @@ impl ManagedLedger {
         };
         for segment in &doomed {
             let id = segment.header.ledger_id;
-            self.shared
-                .backend
-                .remove(&segment.path)
-                .map_err(|e| LedgerError::io(format!("delete {}", segment.path.display()), e))?;
-            let _ = self.shared.backend.remove(&index_path(&self.shared.dir, id));
+            match self.shared.backend.remove(&segment.path) {
+                // A remote segment never fetched has no local file.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && segment.remote.is_some() => {}
+                Err(e) => return Err(LedgerError::io(format!("delete {}", segment.path.display()), e)),
+                Ok(()) => {}
+            }
+            let _ = self.shared.backend.remove(&segment.path.with_extension("idx"));
             tracing::info!(ledger = %self.shared.name, ledger_id = id, "segment deleted by retention");
         }
         Ok(doomed.len())
+    }
+
+    /// Puts `remote`, the tiered segments older than the local ones, below
+    /// them as placeholders read from `source` on demand: the ones that
+    /// continue down from the first local segment, offset for offset and
+    /// id for id. Clears copies fetched by an earlier run. Returns how many
+    /// were attached. Touches the disk: call it from a blocking thread.
+    pub fn attach_remote(&self, mut remote: Vec<RemoteSegment>, source: Arc<dyn RemoteSource>) -> usize {
+        let dir = self.shared.remote_dir();
+        let _ = self.shared.backend.remove_dir_all(&dir);
+        remote.sort_by_key(|s| s.base_offset);
+        let mut segments = self.shared.segments_mut();
+        let (mut next_offset, mut next_id) =
+            segments.first().map_or((u64::MAX, u64::MAX), |s| (s.header.base_offset, s.header.ledger_id));
+        let mut chain = Vec::new();
+        for s in remote.into_iter().rev() {
+            if s.end_offset != next_offset || s.ledger_id >= next_id {
+                break;
+            }
+            (next_offset, next_id) = (s.base_offset, s.ledger_id);
+            let file = remote::RemoteFile::new(s, Arc::clone(&source), Arc::clone(&self.shared.backend), dir.clone());
+            chain.push(Segment::placeholder(Arc::new(file), &dir));
+        }
+        chain.reverse();
+        let attached = chain.len();
+        segments.splice(0..0, chain);
+        attached
+    }
+
+    /// Replaces local sealed segment `remote.ledger_id`, tiered as
+    /// `remote`, by a placeholder reading it from `source`, and deletes the
+    /// local copy (Pulsar's offload deletion lag). Never the active segment.
+    /// Returns whether it did. Touches the disk: a blocking thread.
+    pub fn evict_to_remote(&self, remote: RemoteSegment, source: Arc<dyn RemoteSource>) -> Result<bool, LedgerError> {
+        let dir = self.shared.remote_dir();
+        let old = {
+            let mut segments = self.shared.segments_mut();
+            let last = segments.len().saturating_sub(1);
+            let Some(i) = segments.iter().position(|s| s.header.ledger_id == remote.ledger_id) else {
+                return Ok(false);
+            };
+            let fits = {
+                let s = &segments[i];
+                let p = s.published();
+                i < last
+                    && p.sealed
+                    && s.remote.is_none()
+                    && p.end_offset == remote.end_offset
+                    && s.header.base_offset == remote.base_offset
+            };
+            if !fits {
+                return Ok(false);
+            }
+            let file = remote::RemoteFile::new(remote, source, Arc::clone(&self.shared.backend), dir.clone());
+            std::mem::replace(&mut segments[i], Segment::placeholder(Arc::new(file), &dir))
+        };
+        // Readers holding the old segment keep its mapping until they drop it.
+        self.shared
+            .backend
+            .remove(&old.path)
+            .map_err(|e| LedgerError::io(format!("delete {}", old.path.display()), e))?;
+        let _ = self.shared.backend.remove(&old.path.with_extension("idx"));
+        Ok(true)
+    }
+
+    /// The ledger ids of the segments that are here (not only in the object store).
+    pub fn local_ids(&self) -> std::collections::HashSet<u64> {
+        let segments = self.shared.segments.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        segments.iter().filter(|s| s.remote.is_none()).map(|s| s.header.ledger_id).collect()
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) struct Segment {
     pub path: PathBuf,
     pub file: Arc<dyn SegmentFile>,
     published: RwLock<Published>,
+    /// A placeholder for a segment in the object store (`remote.rs`).
+    pub remote: Option<Arc<crate::remote::RemoteFile>>,
 }
 
 /// One entry read from a segment.
@@ -97,7 +99,7 @@ impl Segment {
             sealed: false,
             last_append_ms: now_ms,
         };
-        Ok(Arc::new(Self { header, path, file, published: RwLock::new(published) }))
+        Ok(Arc::new(Self { header, path, file, published: RwLock::new(published), remote: None }))
     }
 
     /// Opens an existing segment file, checking its header.
@@ -130,7 +132,53 @@ impl Segment {
         file: Arc<dyn SegmentFile>,
         published: Published,
     ) -> Arc<Self> {
-        Arc::new(Self { header, path, file, published: RwLock::new(published) })
+        Arc::new(Self { header, path, file, published: RwLock::new(published), remote: None })
+    }
+
+    /// A placeholder for `remote`'s segment: its offsets, entries and
+    /// times, one index point at its first entry, bytes fetched on first
+    /// read.
+    pub fn placeholder(remote: Arc<crate::remote::RemoteFile>, dir: &Path) -> Arc<Self> {
+        let s = &remote.segment;
+        let header = SegmentHeader {
+            ledger_id: s.ledger_id,
+            base_offset: s.base_offset,
+            created_ms: s.created_ms,
+            capacity: remote.capacity(),
+        };
+        let published = Published {
+            data_len: s.bytes,
+            end_offset: s.end_offset,
+            entries: s.entries,
+            max_timestamp_ms: s.max_timestamp_ms,
+            points: vec![IndexPoint {
+                offset: s.base_offset,
+                position: SEGMENT_HEADER_LEN as u64,
+                entry_id: 0,
+                max_timestamp_ms: s.max_timestamp_ms,
+            }],
+            sealed: true,
+            last_append_ms: s.max_timestamp_ms.max(s.created_ms),
+        };
+        let file: Arc<dyn SegmentFile> = Arc::clone(&remote) as Arc<dyn SegmentFile>;
+        Arc::new(Self {
+            header,
+            path: segment_path(dir, s.ledger_id),
+            file,
+            published: RwLock::new(published),
+            remote: Some(remote),
+        })
+    }
+
+    /// A placeholder whose bytes are fetched: true when it should give way
+    /// to an ordinary segment ([`crate::Shared::promote_fetched`]).
+    pub fn is_fetched_placeholder(&self) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.is_fetched())
+    }
+
+    /// A placeholder whose bytes are not here.
+    pub fn is_unfetched_placeholder(&self) -> bool {
+        self.remote.as_ref().is_some_and(|r| !r.is_fetched())
     }
 
     /// Scans entries from the header on, checking each CRC and that offsets

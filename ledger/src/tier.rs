@@ -223,3 +223,25 @@ pub fn import_segment(dir: &Path, backend: &dyn Backend, bytes: &[u8]) -> Result
         sealed: true,
     })
 }
+
+/// Creates an empty active segment `ledger_id` starting at `base_offset`
+/// in closed ledger directory `dir`: the log of a partition whose segments
+/// are all in the object store goes on from there.
+pub fn create_active(
+    dir: &Path,
+    backend: &dyn Backend,
+    ledger_id: u64,
+    base_offset: u64,
+    capacity: u64,
+) -> Result<(), LedgerError> {
+    backend.create_dir_all(dir).map_err(|e| LedgerError::io(format!("create {}", dir.display()), e))?;
+    let now = crate::now_ms();
+    let header = SegmentHeader {
+        ledger_id,
+        base_offset,
+        created_ms: now,
+        capacity: capacity.max(SEGMENT_HEADER_LEN as u64 + 1024),
+    };
+    Segment::create(backend, dir, header, now)?;
+    Ok(())
+}

@@ -607,3 +607,77 @@ async fn sealed_segments_exported_and_imported_make_the_same_log_and_damage_is_r
     assert!(tier::import_segment(&bad_dir, backend.as_ref(), truncated).is_err());
     assert!(tier::local_segments(&bad_dir, backend.as_ref()).unwrap().is_empty(), "nothing kept");
 }
+
+/// Segments "in a bucket": exported bytes by ledger id, fetches counted.
+struct Bucket {
+    objects: std::collections::HashMap<u64, Bytes>,
+    fetches: std::sync::atomic::AtomicUsize,
+}
+
+impl polyport_ledger::RemoteSource for Bucket {
+    fn fetch(&self, segment: &polyport_ledger::RemoteSegment) -> Result<Bytes, LedgerError> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.objects[&segment.ledger_id].clone())
+    }
+}
+
+#[tokio::test]
+async fn evicted_and_attached_remote_segments_read_like_local_ones_and_are_fetched_once() {
+    use polyport_ledger::{tier, RemoteSegment, RemoteSource};
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, fresh) = (tmp.path().join("t"), tmp.path().join("fresh"));
+    let backend: Arc<dyn Backend> = Arc::new(FsBackend::default());
+    let ledger = open(&dir, small(), Arc::clone(&backend)).await;
+    for i in 0..60u32 {
+        let payload = format!("entry {i} {}", "z".repeat(i as usize * 7));
+        ledger.append(vec![entry(payload.as_bytes(), 3, 1000 + i64::from(i))]).await.unwrap();
+    }
+    let expected = read_all(&ledger);
+    let mut objects = std::collections::HashMap::new();
+    let mut remote = Vec::new();
+    for info in ledger.segments().into_iter().filter(|s| s.sealed) {
+        let (info, id, bytes) = ledger.sealed_segment(info.ledger_id).unwrap();
+        remote.push(RemoteSegment {
+            ledger_id: info.ledger_id,
+            base_offset: info.base_offset,
+            end_offset: info.end_offset,
+            created_ms: id.created_ms,
+            bytes: info.bytes,
+            entries: info.entries,
+            max_timestamp_ms: info.max_timestamp_ms,
+            key: format!("k{}", info.ledger_id),
+        });
+        objects.insert(info.ledger_id, bytes);
+    }
+    assert!(remote.len() >= 3, "several sealed segments");
+    let bucket = Arc::new(Bucket { objects, fetches: 0.into() });
+    let source: Arc<dyn RemoteSource> = bucket.clone();
+    // Evicted: the same log, read from "the bucket", each segment fetched once.
+    for r in &remote {
+        assert!(ledger.evict_to_remote(r.clone(), Arc::clone(&source)).unwrap());
+    }
+    assert!(ledger.local_ids().len() == 1, "only the active segment is local");
+    let cursor = ledger.open_cursor("c", true, polyport_ledger::InitialPosition::Earliest).await.unwrap();
+    assert_eq!(bucket.fetches.load(std::sync::atomic::Ordering::SeqCst), 0, "a backlog count fetches nothing");
+    assert!(cursor.backlog_entries >= 60);
+    assert_eq!(read_all(&ledger), expected);
+    assert_eq!(read_all(&ledger), expected);
+    assert_eq!(bucket.fetches.load(std::sync::atomic::Ordering::SeqCst), remote.len(), "fetched once each");
+    let found = ledger.find_by_time(1030).unwrap().unwrap();
+    assert_eq!(found.meta.max_timestamp_ms, 1030);
+    let position = ledger.position(found.meta.base_offset).unwrap();
+    assert_eq!(ledger.offset_of(position).unwrap(), found.meta.base_offset);
+
+    // Attached to an empty directory whose log goes on after them.
+    let last = remote.last().unwrap().clone();
+    tier::create_active(&fresh, backend.as_ref(), last.ledger_id + 1, last.end_offset, 4096).unwrap();
+    let restored = open(&fresh, small(), Arc::clone(&backend)).await;
+    assert_eq!(restored.attach_remote(remote.clone(), Arc::clone(&source)), remote.len());
+    let sealed: Vec<_> = expected.iter().filter(|(o, _, _)| *o < last.end_offset).cloned().collect();
+    assert_eq!(read_all(&restored), sealed, "the tiered part, read through the placeholders");
+    let appended = restored.append(vec![entry(b"next", 1, 5)]).await.unwrap();
+    assert_eq!(appended[0].base_offset, last.end_offset, "the log goes on after them");
+    // Retention removes remote segments too, fetched or not.
+    assert_eq!(restored.delete_segments_before(last.end_offset).unwrap(), remote.len());
+    assert_eq!(restored.range().start, last.end_offset);
+}

@@ -375,3 +375,38 @@ async fn a_pulsar_subscription_keeps_its_position_when_its_partition_moves_with_
         consumer.ack(&message).await.expect("ack");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_segments_are_read_from_the_bucket_once_their_local_copies_go_and_a_lost_disk_restores_only_the_tail() {
+    let weed = Seaweed::start();
+    // 1 MB segments, deleted locally as soon as they are tiered.
+    let conf = format!("{}managedLedgerMaxSizePerLedgerMbytes=1\nmanagedLedgerOffloadDeletionLagMs=0\n", weed.conf(1));
+    let broker = Broker::configure(&conf, &[&kafka_library()]);
+    let mut broker = Seaweed::env().iter().fold(broker, |b, (k, v)| b.env(k, v)).start();
+    let bootstrap = format!("127.0.0.1:{}", broker.kafka_port);
+    let values: Vec<String> = (0..3000).map(|i| format!("{i:05}-{}", "x".repeat(1000))).collect();
+    send_all(&producer(&bootstrap), "lazy", 1, &values).await;
+    wait_for_count(&broker, "local copies of tiered segments deleted", 1, Duration::from_secs(20));
+
+    let read = read_all(&bootstrap, "lazy", 1);
+    assert!(read.get(&0) == Some(&values), "all 3000 records, in order, the oldest from the bucket");
+    assert!(broker.log().contains("remote segment fetched"), "{}", broker.log());
+
+    // A lost disk: the restore downloads the tail only; older segments
+    // come from the bucket when read.
+    broker.kill(libc::SIGKILL);
+    std::fs::remove_dir_all(broker.data_dir().join("ledgers")).expect("remove ledgers");
+    let broker = broker.restart();
+    let read = read_all(&bootstrap, "lazy", 1);
+    assert!(read.get(&0) == Some(&values), "all 3000 records after the restore");
+    let log = broker.log();
+    assert!(log.contains("tiered segments attached"), "{log}");
+    let attached = log.lines().find(|l| l.contains("tiered segments attached")).unwrap_or_default();
+    let restored = log.lines().find(|l| l.contains("local data made to agree")).unwrap_or_default();
+    eprintln!(
+        "{} remote segment fetches; at the restore: {} | {}",
+        log.matches("remote segment fetched").count(),
+        attached.split("attached=").nth(1).unwrap_or_default(),
+        restored.split("removed=").nth(1).unwrap_or_default()
+    );
+}

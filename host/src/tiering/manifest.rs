@@ -56,6 +56,10 @@ pub struct TieredSegment {
     pub epoch: i64,
     /// Its object key.
     pub key: String,
+    /// When it was uploaded, Unix ms (its local copies go
+    /// `managedLedgerOffloadDeletionLagMs` later).
+    #[serde(default)]
+    pub offloaded_ms: i64,
 }
 
 impl TieredSegment {

@@ -39,7 +39,7 @@ use std::{
 };
 
 use object_store::{aws::AmazonS3Builder, ObjectStore};
-use polyport_ledger::backend::Backend;
+use polyport_ledger::{backend::Backend, LedgerError, RemoteSegment, RemoteSource};
 
 pub use manifest::{EpochStart, Manifest, TieredSegment};
 
@@ -57,6 +57,9 @@ pub struct OffloadConfig {
     /// `managedLedgerOffloadIntervalSeconds`: what was appended to the
     /// active segment goes up (as a chunk) at least this often.
     pub interval: Duration,
+    /// `managedLedgerOffloadDeletionLagMs`: a tiered segment's local copy
+    /// is deleted this long after its upload; reads fetch it again.
+    pub deletion_lag: Duration,
 }
 
 /// Why tiering failed.
@@ -108,6 +111,8 @@ pub struct Tiering {
     broker: String,
     /// Partitions begun here, with their epoch and cached manifest.
     partitions: Mutex<HashMap<TopicName, offload::Partition>>,
+    /// Remote segments' reads, through `objects`.
+    source: Arc<dyn RemoteSource>,
 }
 
 impl std::fmt::Debug for Tiering {
@@ -155,15 +160,27 @@ impl Tiering {
             .with_client_options(client)
             .build()
             .map_err(|source| TieringError::Objects { bucket: config.bucket.clone(), source })?;
+        let objects: Arc<dyn ObjectStore> = Arc::new(objects);
+        let source = Arc::new(ObjectSource {
+            objects: Arc::clone(&objects),
+            runtime: tokio::runtime::Handle::current(),
+            bucket: config.bucket.clone(),
+        });
         Ok(Arc::new(Self {
             config,
-            objects: Arc::new(objects),
+            source,
+            objects,
             store,
             backend,
             cluster,
             broker,
             partitions: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Where ledgers read their remote segments.
+    pub fn source(&self) -> Arc<dyn RemoteSource> {
+        Arc::clone(&self.source)
     }
 
     /// The settings.
@@ -203,4 +220,32 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         TieringError::Ledger(polyport_ledger::LedgerError::io("tiering task", std::io::Error::other(e.to_string())))
     })?
+}
+
+/// Remote segments' bytes: a GET on the runtime, waited for by the blocking
+/// thread that reads (ledger reads that may fetch run on blocking threads).
+struct ObjectSource {
+    objects: Arc<dyn ObjectStore>,
+    runtime: tokio::runtime::Handle,
+    bucket: String,
+}
+
+/// How long a fetch may take before the read fails (retriable).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl RemoteSource for ObjectSource {
+    fn fetch(&self, segment: &RemoteSegment) -> Result<bytes::Bytes, LedgerError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (objects, key) = (Arc::clone(&self.objects), segment.key.clone());
+        self.runtime.spawn(async move {
+            let got = async { objects.get(&object_store::path::Path::from(key.as_str())).await?.bytes().await };
+            let _ = tx.send(got.await);
+        });
+        let context = format!("fetch {} from bucket {}", segment.key, self.bucket);
+        match rx.recv_timeout(FETCH_TIMEOUT) {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(LedgerError::io(context, std::io::Error::other(e.to_string()))),
+            Err(_) => Err(LedgerError::io(context, std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))),
+        }
+    }
 }

@@ -117,7 +117,46 @@ impl Tiering {
             self.upload_tail(partition, ledger, epoch).await?;
         }
         self.sync_cursors(partition, ledger).await?;
+        if !flush {
+            self.evict_local(partition, ledger).await?;
+        }
         Ok(uploaded)
+    }
+
+    /// Deletes the local copies of tiered segments uploaded more than
+    /// `managedLedgerOffloadDeletionLagMs` ago: the ledger reads them from
+    /// the bucket from then on (Pulsar's offload deletion lag).
+    async fn evict_local(&self, partition: &TopicName, ledger: &Arc<ManagedLedger>) -> Result<(), TieringError> {
+        let lag_ms = i64::try_from(self.config.deletion_lag.as_millis()).unwrap_or(i64::MAX);
+        let now = crate::topics::now_ms();
+        let old: Vec<TieredSegment> = match self.partitions().get(partition) {
+            Some(p) => p.current.manifest.segments.iter().filter(|s| now - s.offloaded_ms >= lag_ms).cloned().collect(),
+            None => return Ok(()),
+        };
+        if old.is_empty() {
+            return Ok(());
+        }
+        let local = ledger.local_ids();
+        let due: Vec<_> =
+            old.iter().filter(|s| local.contains(&s.ledger_id)).map(super::restore::remote_segment).collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let (target, source) = (Arc::clone(ledger), self.source());
+        let evicted = blocking(move || {
+            let mut evicted = 0;
+            for segment in due {
+                if target.evict_to_remote(segment, Arc::clone(&source))? {
+                    evicted += 1;
+                }
+            }
+            Ok(evicted)
+        })
+        .await?;
+        if evicted > 0 {
+            tracing::info!(partition = %partition, evicted, "local copies of tiered segments deleted (managedLedgerOffloadDeletionLagMs)");
+        }
+        Ok(())
     }
 
     /// Uploads what was appended to the active segment since its last chunk,
@@ -224,6 +263,7 @@ impl Tiering {
             max_timestamp_ms: info.max_timestamp_ms,
             epoch,
             key,
+            offloaded_ms: crate::topics::now_ms(),
         };
         // The tail of this segment (or of an older one, uploaded by an
         // earlier owner and imported here) is now in the sealed object.

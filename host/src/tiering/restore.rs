@@ -5,7 +5,7 @@
 use std::{collections::HashSet, path::PathBuf, sync::Arc};
 
 use object_store::path::Path as ObjectPath;
-use polyport_ledger::{tier, ManagedLedger};
+use polyport_ledger::{tier, ManagedLedger, RemoteSegment};
 
 use super::{blocking, manifest, offload::Partition, EpochStart, Tiering, TieringError};
 use crate::topics::TopicName;
@@ -15,81 +15,70 @@ const EPOCH_FILE: &str = "EPOCH";
 
 impl Tiering {
     /// Makes closed ledger directory `dir` hold `partition`'s log before it
-    /// opens in `epoch`, for a topic created at `incarnation` (ms).
+    /// opens in `epoch`, for a topic created at `incarnation` (ms); a new
+    /// active segment gets `capacity` bytes. Returns the tiered segments
+    /// older than the local ones, to attach as remote segments once the
+    /// ledger is open (they are fetched when read, not now: a restore
+    /// downloads only the tail, whatever the size of the log).
     pub async fn prepare(
         &self,
         partition: &TopicName,
         dir: PathBuf,
         epoch: i64,
         incarnation: i64,
-    ) -> Result<(), TieringError> {
+        capacity: u64,
+    ) -> Result<Vec<RemoteSegment>, TieringError> {
         let current = self.read_manifest(partition, incarnation).await?;
         if let Some(newer) = current.manifest.last_epoch().filter(|last| *last > epoch) {
             return Err(TieringError::Superseded { partition: partition.to_string(), epoch, newer });
         }
         let backend = Arc::clone(&self.backend);
-        let marker_dir = dir.clone();
-        let marker = blocking(move || {
-            Ok(backend
-                .read_file(&marker_dir.join(EPOCH_FILE))
+        let scan_dir = dir.clone();
+        let (marker, local) = blocking(move || {
+            let marker = backend
+                .read_file(&scan_dir.join(EPOCH_FILE))
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.trim().parse::<i64>().ok()))
+                .and_then(|s| s.trim().parse::<i64>().ok());
+            Ok((marker, tier::local_segments(&scan_dir, backend.as_ref())?))
         })
         .await?;
         let m = &current.manifest;
         // Never tiered: the local data is all there is. Or this directory
         // was written in the last epoch: nobody wrote since, and its tail
-        // (sealed after the last upload, or never sealed) is the log's.
+        // (sealed after the last upload, or never sealed) is the log's;
+        // what is older than its segments is in the bucket only.
         if (m.epochs.is_empty() && m.segments.is_empty()) || (marker.is_some() && marker == m.last_epoch()) {
-            return Ok(());
+            let first_local = local.iter().map(|l| l.ledger_id).min().unwrap_or(u64::MAX);
+            return Ok(m.segments.iter().filter(|s| s.ledger_id < first_local).map(remote_segment).collect());
         }
-        let wanted = m.segments.clone();
+        // Otherwise the log is the manifest's. Local segments are kept only
+        // as the newest tiered segments, each sealed at the manifest's end
+        // for it (the same bytes); the older tiered ones stay remote. The
+        // others are a tail only this broker saw (a later owner continued
+        // the log without it: even a segment of the same identity may have
+        // grown here after its last upload) or data retention dropped: they go.
+        let here = |s: &manifest::TieredSegment| {
+            local.iter().any(|l| l.id == Some(s.id()) && l.sealed_end == Some(s.end_offset))
+        };
+        let mut keep_from = m.segments.len();
+        while keep_from > 0 && here(&m.segments[keep_from - 1]) {
+            keep_from -= 1;
+        }
+        let kept: HashSet<u64> = m.segments[keep_from..].iter().map(|s| s.ledger_id).collect();
+        let remote: Vec<RemoteSegment> = m.segments[..keep_from].iter().map(remote_segment).collect();
         let backend = Arc::clone(&self.backend);
         let scan_dir = dir.clone();
-        let wanted_ids: Vec<(tier::SegmentId, u64)> = wanted.iter().map(|s| (s.id(), s.end_offset)).collect();
-        // A local segment is kept only if it is one the manifest lists,
-        // sealed at the same end (the same bytes). The others are a tail
-        // only this broker saw (a later owner continued the log without it:
-        // even a segment of the same identity may have grown here after its
-        // last upload) or data retention has dropped: they go.
-        let (kept, removed) = blocking(move || {
-            let (mut kept, mut removed) = (HashSet::new(), 0usize);
-            for local in tier::local_segments(&scan_dir, backend.as_ref())? {
-                let same = local.id.zip(local.sealed_end).is_some_and(|found| wanted_ids.contains(&found));
-                if same {
-                    kept.insert(local.ledger_id);
-                } else {
-                    tier::remove_segment(&scan_dir, backend.as_ref(), local.ledger_id)?;
-                    removed += 1;
-                }
+        let doomed: Vec<u64> = local.iter().map(|l| l.ledger_id).filter(|id| !kept.contains(id)).collect();
+        let removed = doomed.len();
+        blocking(move || {
+            for ledger_id in doomed {
+                tier::remove_segment(&scan_dir, backend.as_ref(), ledger_id)?;
             }
-            Ok((kept, removed))
+            Ok(())
         })
         .await?;
         let mut downloaded = 0usize;
-        for segment in wanted.iter().filter(|s| !kept.contains(&s.ledger_id)) {
-            let bytes = self
-                .objects
-                .get(&ObjectPath::from(segment.key.as_str()))
-                .await
-                .map_err(|e| self.objects_error(e))?
-                .bytes()
-                .await
-                .map_err(|e| self.objects_error(e))?;
-            let (backend, import_dir) = (Arc::clone(&self.backend), dir.clone());
-            let info = blocking(move || Ok(tier::import_segment(&import_dir, backend.as_ref(), &bytes)?)).await?;
-            if info.base_offset != segment.base_offset || info.end_offset != segment.end_offset {
-                return Err(TieringError::Manifest {
-                    key: manifest::key(partition),
-                    reason: format!(
-                        "object {} holds offsets {}..{}, the manifest says {}..{}",
-                        segment.key, info.base_offset, info.end_offset, segment.base_offset, segment.end_offset
-                    ),
-                });
-            }
-            downloaded += 1;
-        }
         let continues = |t: &&manifest::Tail| match m.segments.last() {
             Some(last) => t.ledger_id > last.ledger_id && t.base_offset == last.end_offset,
             None => true,
@@ -97,10 +86,17 @@ impl Tiering {
         if let Some(tail) = m.tail.as_ref().filter(continues) {
             self.restore_tail(partition, &dir, tail).await?;
             downloaded += 1;
+        } else if kept.is_empty() {
+            // Nothing local: the log goes on after the last tiered segment.
+            if let Some(last) = m.segments.last() {
+                let (backend, empty_dir, id, base) =
+                    (Arc::clone(&self.backend), dir.clone(), last.ledger_id + 1, last.end_offset);
+                blocking(move || Ok(tier::create_active(&empty_dir, backend.as_ref(), id, base, capacity)?)).await?;
+            }
         }
-        tracing::info!(partition = %partition, epoch, removed, downloaded, tiered_end = m.tiered_end(),
-            "local data made to agree with the tiered log");
-        Ok(())
+        tracing::info!(partition = %partition, epoch, removed, kept = kept.len(), remote = remote.len(), downloaded,
+            tiered_end = m.tiered_end(), "local data made to agree with the tiered log");
+        Ok(remote)
     }
 
     /// Joins the chunks of the previous owner's active segment into one
@@ -203,5 +199,19 @@ impl Tiering {
             current.manifest = manifest::Manifest { incarnation, ..Default::default() };
         }
         Ok(current)
+    }
+}
+
+/// A manifest segment as the ledger's remote segments know it.
+pub(super) fn remote_segment(s: &manifest::TieredSegment) -> RemoteSegment {
+    RemoteSegment {
+        ledger_id: s.ledger_id,
+        base_offset: s.base_offset,
+        end_offset: s.end_offset,
+        created_ms: s.created_ms,
+        bytes: s.bytes,
+        entries: s.entries,
+        max_timestamp_ms: s.max_timestamp_ms,
+        key: s.key.clone(),
     }
 }

@@ -324,8 +324,9 @@ impl Topics {
                     None => *run_epoch,
                 };
                 let incarnation = self.incarnation(partition).await?;
-                tiering.prepare(partition, dir.clone(), epoch, incarnation).await?;
-                Some((tiering, epoch, incarnation))
+                let capacity = self.config.ledger.segment_bytes;
+                let remote = tiering.prepare(partition, dir.clone(), epoch, incarnation, capacity).await?;
+                Some((tiering, epoch, incarnation, remote))
             }
             None => None,
         };
@@ -341,7 +342,12 @@ impl Topics {
             tracing::error!(topic = %partition, error = %source, "topic refused: its ledger cannot be opened");
             TopicError::Ledger { topic: partition.to_string(), source }
         })?;
-        if let Some((tiering, epoch, incarnation)) = tiered {
+        if let Some((tiering, epoch, incarnation, remote)) = tiered {
+            if !remote.is_empty() {
+                let (opened, source) = (Arc::clone(&ledger), tiering.source());
+                let attached = blocking(move || opened.attach_remote(remote, source)).await?;
+                tracing::info!(partition = %partition, attached, "tiered segments attached: read from the bucket on demand");
+            }
             if let Err(e) = tiering.begin(partition, &ledger, dir, epoch, incarnation).await {
                 ledger.close().await;
                 return Err(e.into());
