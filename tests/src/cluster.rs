@@ -1,9 +1,37 @@
 //! A cluster on loopback: one etcd and several brokers, each with its own
 //! ports and data directory, sharing the etcd (`metadataStoreUrl`).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
-use crate::{etcd::Etcd, free_port, kafka_library, Broker};
+use bytes::Bytes;
+use kafka_protocol::{
+    messages::{metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, MetadataResponse, TopicName},
+    protocol::StrBytes,
+};
+
+use crate::{
+    etcd::Etcd,
+    free_port,
+    kafka::{record_batch, try_produce, KafkaConn},
+    kafka_library, Broker,
+};
+
+/// Metadata v12 for `topic` from the broker at `port`: (node id → Kafka
+/// port of every broker listed, leader node id per partition); `None` if
+/// the broker does not answer.
+pub fn try_metadata(port: u16, topic: &str) -> Option<(BTreeMap<i32, i32>, Vec<i32>)> {
+    let mut conn = KafkaConn::try_connect(port, Duration::from_secs(5))?;
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_owned()))))
+    ]));
+    let c = conn.send(ApiKey::Metadata, 12, &request);
+    let response: MetadataResponse = conn.try_receive(ApiKey::Metadata, 12, c)?;
+    let brokers = response.brokers.iter().map(|b| (b.node_id.0, b.port)).collect();
+    let mut partitions: Vec<(i32, i32)> =
+        response.topics.first()?.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
+    partitions.sort();
+    Some((brokers, partitions.into_iter().map(|(_, leader)| leader).collect()))
+}
 
 /// The metadata session used by cluster tests: short, so that failover
 /// tests finish quickly (the broker's default is 5 s).
@@ -63,6 +91,21 @@ impl Cluster {
     /// `pulsar://127.0.0.1:<port>` of broker `i`.
     pub fn pulsar(&self, i: usize) -> String {
         format!("pulsar://127.0.0.1:{}", self.broker(i).pulsar_port)
+    }
+
+    /// Produces one record to `partition` of `topic` through its leader as
+    /// broker `via` names it (raw Kafka requests, no client backoff); the
+    /// leader's Kafka port when acknowledged.
+    pub fn produce_once(&self, via: usize, topic: &str, partition: usize, value: &str) -> Option<i32> {
+        let (brokers, leaders) = try_metadata(self.broker(via).kafka_port, topic)?;
+        let port = *brokers.get(leaders.get(partition)?)?;
+        // Short: the leader named may be down or paused.
+        let mut conn = KafkaConn::try_connect(u16::try_from(port).ok()?, Duration::from_millis(500))?;
+        let batch = record_batch(&[Bytes::from(value.to_owned())], -1, -1, -1, 1_700_000_000_000).freeze();
+        match try_produce(&mut conn, topic, i32::try_from(partition).ok()?, -1, batch) {
+            Some((0, _)) => Some(port),
+            _ => None,
+        }
     }
 
     /// The index of the running broker with Kafka port `port`.

@@ -18,15 +18,12 @@ use std::{
 use bytes::Bytes;
 use futures::TryStreamExt;
 use kafka_protocol::{
-    messages::{
-        metadata_request::MetadataRequestTopic, ApiKey, FindCoordinatorRequest, FindCoordinatorResponse,
-        MetadataRequest, MetadataResponse, TopicName,
-    },
+    messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse},
     protocol::StrBytes,
 };
 use polyport_tests::{
-    cluster::{Cluster, SESSION_MS},
-    kafka::{fetch_raw, produce, record_batch, try_produce, KafkaConn},
+    cluster::{try_metadata, Cluster, SESSION_MS},
+    kafka::{fetch_raw, produce, record_batch, KafkaConn},
 };
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -44,20 +41,6 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// port of every broker listed, leader node id per partition).
 fn metadata(port: u16, topic: &str) -> (BTreeMap<i32, i32>, Vec<i32>) {
     try_metadata(port, topic).expect("a Metadata response")
-}
-
-fn try_metadata(port: u16, topic: &str) -> Option<(BTreeMap<i32, i32>, Vec<i32>)> {
-    let mut conn = KafkaConn::try_connect(port, Duration::from_secs(5))?;
-    let request = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_owned()))))
-    ]));
-    let c = conn.send(ApiKey::Metadata, 12, &request);
-    let response: MetadataResponse = conn.try_receive(ApiKey::Metadata, 12, c)?;
-    let brokers = response.brokers.iter().map(|b| (b.node_id.0, b.port)).collect();
-    let mut partitions: Vec<(i32, i32)> =
-        response.topics.first()?.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
-    partitions.sort();
-    Some((brokers, partitions.into_iter().map(|(_, leader)| leader).collect()))
 }
 
 fn config(bootstrap: &str) -> ClientConfig {
@@ -89,20 +72,6 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 }
 
-/// Produces one record to `partition` of `topic` through its leader as
-/// broker `via` names it; the leader's Kafka port when acknowledged.
-fn produce_once(cluster: &Cluster, via: usize, topic: &str, partition: usize, value: &str) -> Option<i32> {
-    let (brokers, leaders) = try_metadata(cluster.broker(via).kafka_port, topic)?;
-    let port = *brokers.get(leaders.get(partition)?)?;
-    // Short: the leader named may be down or paused.
-    let mut conn = KafkaConn::try_connect(u16::try_from(port).ok()?, Duration::from_millis(500))?;
-    let batch = record_batch(&[Bytes::from(value.to_owned())], -1, -1, -1, 1_700_000_000_000).freeze();
-    match try_produce(&mut conn, topic, i32::try_from(partition).ok()?, -1, batch) {
-        Some((0, _)) => Some(port),
-        _ => None,
-    }
-}
-
 /// Waits until every partition of `topic` takes a produce through the
 /// leader that broker `via` names; how long that took.
 fn until_all_served(cluster: &Cluster, via: usize, topic: &str, partitions: usize, limit: Duration) -> Duration {
@@ -110,7 +79,7 @@ fn until_all_served(cluster: &Cluster, via: usize, topic: &str, partitions: usiz
     let mut served = BTreeSet::new();
     while served.len() < partitions {
         for p in 0..partitions {
-            if !served.contains(&p) && produce_once(cluster, via, topic, p, "probe").is_some() {
+            if !served.contains(&p) && cluster.produce_once(via, topic, p, "probe").is_some() {
                 served.insert(p);
             }
         }
@@ -265,7 +234,7 @@ fn a_paused_owner_acknowledges_nothing_once_its_session_could_have_expired_then_
     // Another broker takes partition 0 once the lease expires.
     let started = Instant::now();
     let new_owner = loop {
-        if let Some(port) = produce_once(&cluster, via, "zombie", 0, "after") {
+        if let Some(port) = cluster.produce_once(via, "zombie", 0, "after") {
             break port;
         }
         assert!(started.elapsed() < Duration::from_millis(SESSION_MS + 5000), "partition 0 not taken over");

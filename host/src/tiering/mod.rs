@@ -42,6 +42,7 @@ use object_store::{aws::AmazonS3Builder, ObjectStore};
 use polyport_ledger::{backend::Backend, LedgerError, RemoteSegment, RemoteSource};
 
 pub use manifest::{EpochStart, Manifest, TieredSegment};
+pub use restore::Prepared;
 
 use crate::{metadata::MetadataStore, topics::TopicName};
 

@@ -56,28 +56,28 @@ impl Tiering {
     /// the broker stopped acknowledging and before it gives its partitions
     /// up), until `deadline`. Returns how many partitions failed.
     pub async fn flush_all(&self, topics: &Topics, deadline: tokio::time::Instant) -> usize {
-        let mut failed = 0;
-        for (partition, ledger) in topics.open_partitions() {
-            // Twice: an append that passed its check just as the broker
-            // stopped serving may land after the first roll.
-            let both = async {
-                let first = self.offload(&partition, &ledger, true).await?;
-                Ok::<usize, TieringError>(first + self.offload(&partition, &ledger, true).await?)
-            };
-            let done = tokio::time::timeout_at(deadline, both).await;
-            match done {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(partition = %partition, error = %e, "not offloaded at stop");
-                    failed += 1;
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        futures::stream::iter(topics.open_partitions())
+            .for_each_concurrent(PARALLEL_PARTITIONS, |(partition, ledger)| {
+                let failed = &failed;
+                async move {
+                    // Twice: an append that passed its check just as the
+                    // broker stopped serving may land after the first roll.
+                    let both = async {
+                        let first = self.offload(&partition, &ledger, true).await?;
+                        Ok::<usize, TieringError>(first + self.offload(&partition, &ledger, true).await?)
+                    };
+                    let why = match tokio::time::timeout_at(deadline, both).await {
+                        Ok(Ok(_)) => return,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "out of time (brokerShutdownTimeoutMs)".to_owned(),
+                    };
+                    tracing::warn!(partition = %partition, error = %why, "not offloaded at stop");
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                Err(_) => {
-                    tracing::warn!(partition = %partition, "not offloaded at stop: out of time");
-                    failed += 1;
-                }
-            }
-        }
-        failed
+            })
+            .await;
+        failed.into_inner()
     }
 
     /// One pass over `partition`: drops what retention deleted, uploads
@@ -98,16 +98,23 @@ impl Tiering {
             ledger.roll().await?;
         }
         self.drop_deleted(partition, ledger, epoch).await?;
+        // (ledger id, end offset) of the last tiered segment.
+        let last_tiered = || {
+            self.partitions()
+                .get(partition)
+                .and_then(|p| p.current.manifest.segments.last().map(|l| (l.ledger_id, l.end_offset)))
+        };
+        let newest = last_tiered();
+        let pending: Vec<_> = ledger
+            .segments()
+            .into_iter()
+            .filter(|s| s.sealed && newest.is_none_or(|(id, _)| s.ledger_id > id))
+            .collect();
         let mut uploaded = 0;
-        for segment in ledger.segments().into_iter().filter(|s| s.sealed) {
-            let tiered = self.partitions().get(partition).map(|p| p.current.manifest.clone()).unwrap_or_default();
-            let last = tiered.segments.last();
-            if last.is_some_and(|l| segment.ledger_id <= l.ledger_id) {
-                continue;
-            }
-            if last.is_some_and(|l| segment.base_offset != l.end_offset) {
+        for segment in pending {
+            if let Some((_, end)) = last_tiered().filter(|(_, end)| segment.base_offset != *end) {
                 tracing::warn!(partition = %partition, ledger_id = segment.ledger_id, base = segment.base_offset,
-                    tiered_end = tiered.tiered_end(), "segment does not continue the tiered log; not offloaded");
+                    tiered_end = end, "segment does not continue the tiered log; not offloaded");
                 break;
             }
             self.upload(partition, ledger, epoch, segment.ledger_id).await?;

@@ -10,6 +10,15 @@ use polyport_ledger::{tier, ManagedLedger, RemoteSegment};
 use super::{blocking, manifest, offload::Partition, EpochStart, Tiering, TieringError};
 use crate::topics::TopicName;
 
+/// What [`Tiering::prepare`] found.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Tiered segments older than the local ones, read from the bucket on demand.
+    pub remote: Vec<RemoteSegment>,
+    /// The manifest's version then (`None`: absent).
+    pub version: Option<u64>,
+}
+
 /// The file in a ledger directory naming the epoch it was last written in.
 const EPOCH_FILE: &str = "EPOCH";
 
@@ -19,7 +28,8 @@ impl Tiering {
     /// active segment gets `capacity` bytes. Returns the tiered segments
     /// older than the local ones, to attach as remote segments once the
     /// ledger is open (they are fetched when read, not now: a restore
-    /// downloads only the tail, whatever the size of the log).
+    /// downloads only the tail, whatever the size of the log), and the
+    /// manifest version it followed, for [`begin`](Self::begin).
     pub async fn prepare(
         &self,
         partition: &TopicName,
@@ -27,7 +37,7 @@ impl Tiering {
         epoch: i64,
         incarnation: i64,
         capacity: u64,
-    ) -> Result<Vec<RemoteSegment>, TieringError> {
+    ) -> Result<Prepared, TieringError> {
         let current = self.read_manifest(partition, incarnation).await?;
         if let Some(newer) = current.manifest.last_epoch().filter(|last| *last > epoch) {
             return Err(TieringError::Superseded { partition: partition.to_string(), epoch, newer });
@@ -50,7 +60,8 @@ impl Tiering {
         // what is older than its segments is in the bucket only.
         if (m.epochs.is_empty() && m.segments.is_empty()) || (marker.is_some() && marker == m.last_epoch()) {
             let first_local = local.iter().map(|l| l.ledger_id).min().unwrap_or(u64::MAX);
-            return Ok(m.segments.iter().filter(|s| s.ledger_id < first_local).map(remote_segment).collect());
+            let remote = m.segments.iter().filter(|s| s.ledger_id < first_local).map(remote_segment).collect();
+            return Ok(Prepared { remote, version: current.version });
         }
         // Otherwise the log is the manifest's. Local segments are kept only
         // as the newest tiered segments, each sealed at the manifest's end
@@ -96,7 +107,7 @@ impl Tiering {
         }
         tracing::info!(partition = %partition, epoch, removed, kept = kept.len(), remote = remote.len(), downloaded,
             tiered_end = m.tiered_end(), "local data made to agree with the tiered log");
-        Ok(remote)
+        Ok(Prepared { remote, version: current.version })
     }
 
     /// Joins the chunks of the previous owner's active segment into one
@@ -139,7 +150,10 @@ impl Tiering {
     }
 
     /// Adds `epoch` to the manifest once the ledger is open (before it
-    /// serves anything), and starts offloading it.
+    /// serves anything), and starts offloading it. The manifest must still
+    /// be the one [`prepare`](Self::prepare) followed (`prepared`): a former
+    /// owner's last upload in between would make the local log disagree
+    /// with it, so the open fails (retriable) and starts again.
     pub async fn begin(
         &self,
         partition: &TopicName,
@@ -147,43 +161,47 @@ impl Tiering {
         dir: PathBuf,
         epoch: i64,
         incarnation: i64,
+        prepared: Option<u64>,
     ) -> Result<(), TieringError> {
-        let mut applied_start = false;
-        loop {
-            let mut current = self.read_manifest(partition, incarnation).await?;
-            // Records deleted by an earlier owner (DeleteRecords) stay deleted.
-            if !applied_start && current.manifest.start > ledger.range().start {
-                ledger.delete_records_before(current.manifest.start.min(ledger.range().end)).await?;
-                applied_start = true;
-            }
-            match current.manifest.last_epoch() {
-                Some(newer) if newer > epoch => {
-                    return Err(TieringError::Superseded { partition: partition.to_string(), epoch, newer });
-                }
-                // Opened again in the same epoch (after a close on this broker).
-                Some(last) if last == epoch => {}
-                _ => {
-                    let start = EpochStart { epoch, broker: self.broker.clone(), start: ledger.range().end };
-                    current.manifest.begin(start);
-                    let (store, p, m, v) =
-                        (Arc::clone(&self.store), partition.clone(), current.manifest.clone(), current.version);
-                    match blocking(move || manifest::write(store.as_ref(), &p, &m, v)).await? {
-                        Some(version) => current.version = Some(version),
-                        None => continue,
-                    }
-                }
-            }
-            let backend = Arc::clone(&self.backend);
-            blocking(move || {
-                backend.write_atomic(&dir.join(EPOCH_FILE), epoch.to_string().as_bytes()).map_err(|e| {
-                    TieringError::Ledger(polyport_ledger::LedgerError::io(format!("write {}", dir.display()), e))
-                })
-            })
-            .await?;
-            let cursors = self.restore_cursors(partition, ledger).await?;
-            self.partitions().insert(partition.clone(), Partition::new(epoch, current, cursors));
-            return Ok(());
+        let changed = || TieringError::Manifest {
+            key: manifest::key(partition),
+            reason: "changed while the partition was being restored (a former owner's last upload); try again".into(),
+        };
+        let mut current = self.read_manifest(partition, incarnation).await?;
+        if current.version != prepared {
+            return Err(changed());
         }
+        // Records deleted by an earlier owner (DeleteRecords) stay deleted.
+        if current.manifest.start > ledger.range().start {
+            ledger.delete_records_before(current.manifest.start.min(ledger.range().end)).await?;
+        }
+        match current.manifest.last_epoch() {
+            Some(newer) if newer > epoch => {
+                return Err(TieringError::Superseded { partition: partition.to_string(), epoch, newer });
+            }
+            // Opened again in the same epoch (after a close on this broker).
+            Some(last) if last == epoch => {}
+            _ => {
+                let start = EpochStart { epoch, broker: self.broker.clone(), start: ledger.range().end };
+                current.manifest.begin(start);
+                let (store, p, m, v) =
+                    (Arc::clone(&self.store), partition.clone(), current.manifest.clone(), current.version);
+                match blocking(move || manifest::write(store.as_ref(), &p, &m, v)).await? {
+                    Some(version) => current.version = Some(version),
+                    None => return Err(changed()),
+                }
+            }
+        }
+        let backend = Arc::clone(&self.backend);
+        blocking(move || {
+            backend.write_atomic(&dir.join(EPOCH_FILE), epoch.to_string().as_bytes()).map_err(|e| {
+                TieringError::Ledger(polyport_ledger::LedgerError::io(format!("write {}", dir.display()), e))
+            })
+        })
+        .await?;
+        let cursors = self.restore_cursors(partition, ledger).await?;
+        self.partitions().insert(partition.clone(), Partition::new(epoch, current, cursors));
+        Ok(())
     }
 
     /// `partition`'s manifest; one of an earlier topic of the same name

@@ -325,8 +325,8 @@ impl Topics {
                 };
                 let incarnation = self.incarnation(partition).await?;
                 let capacity = self.config.ledger.segment_bytes;
-                let remote = tiering.prepare(partition, dir.clone(), epoch, incarnation, capacity).await?;
-                Some((tiering, epoch, incarnation, remote))
+                let prepared = tiering.prepare(partition, dir.clone(), epoch, incarnation, capacity).await?;
+                Some((tiering, epoch, incarnation, prepared))
             }
             None => None,
         };
@@ -342,13 +342,13 @@ impl Topics {
             tracing::error!(topic = %partition, error = %source, "topic refused: its ledger cannot be opened");
             TopicError::Ledger { topic: partition.to_string(), source }
         })?;
-        if let Some((tiering, epoch, incarnation, remote)) = tiered {
-            if !remote.is_empty() {
-                let (opened, source) = (Arc::clone(&ledger), tiering.source());
+        if let Some((tiering, epoch, incarnation, prepared)) = tiered {
+            if !prepared.remote.is_empty() {
+                let (opened, source, remote) = (Arc::clone(&ledger), tiering.source(), prepared.remote);
                 let attached = blocking(move || opened.attach_remote(remote, source)).await?;
                 tracing::info!(partition = %partition, attached, "tiered segments attached: read from the bucket on demand");
             }
-            if let Err(e) = tiering.begin(partition, &ledger, dir, epoch, incarnation).await {
+            if let Err(e) = tiering.begin(partition, &ledger, dir, epoch, incarnation, prepared.version).await {
                 ledger.close().await;
                 return Err(e.into());
             }
