@@ -266,15 +266,7 @@ impl Shared {
             let Some(index) = self.backend.read_file(&idx).ok().and_then(|b| format::SealedIndex::decode(&b)) else {
                 continue;
             };
-            let published = Published {
-                data_len: index.data_len,
-                end_offset: index.end_offset,
-                entries: index.entries,
-                max_timestamp_ms: index.max_timestamp_ms,
-                points: index.points,
-                sealed: true,
-                last_append_ms: index.sealed_ms,
-            };
+            let published = Published::from_index(index);
             let segment = Segment::from_parts(placeholder.header, placeholder.path.clone(), file, published);
             let mut segments = self.segments_mut();
             if let Some(slot) = segments.iter_mut().find(|s| Arc::ptr_eq(s, &placeholder)) {
@@ -551,6 +543,12 @@ impl ManagedLedger {
         out
     }
 
+    /// Every cursor's state, without the backlog [`cursors`](Self::cursors)
+    /// computes (which may read the disk): memory only.
+    pub fn cursor_states(&self) -> Vec<(String, CursorState)> {
+        self.shared.cursors().iter().map(|(n, c)| (n.clone(), c.state.clone())).collect()
+    }
+
     /// The lowest mark-delete of the durable cursors: data below it is consumed by all of them.
     pub fn slowest_durable_cursor(&self) -> Option<u64> {
         self.shared.cursors().values().filter(|c| c.state.durable).map(|c| c.state.mark_delete).min()
@@ -575,12 +573,13 @@ impl ManagedLedger {
         if offset >= end {
             return 0;
         }
+        let segments = self.shared.segments_from(offset);
         // A backlog count never fetches a remote segment (it runs on the
         // caller's task): one not here counts whole.
-        let remote = self.shared.segments_from(offset).first().is_some_and(|s| s.is_unfetched_placeholder());
+        let remote = segments.first().is_some_and(|s| s.is_unfetched_placeholder());
         let first = if remote { 0 } else { self.position(offset).map_or(0, |p| p.entry_id) };
         let mut total = 0;
-        for (i, segment) in self.shared.segments_from(offset).iter().enumerate() {
+        for (i, segment) in segments.iter().enumerate() {
             let entries = segment.published().entries;
             total += if i == 0 { entries.saturating_sub(first) } else { entries };
         }

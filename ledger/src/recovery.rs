@@ -80,15 +80,7 @@ pub(crate) fn recover(
             .filter(|x| x.ledger_id == id && x.base_offset == header.base_offset && x.data_len <= file.capacity());
         let published = match index {
             Some(index) => {
-                let segment_published = Published {
-                    data_len: index.data_len,
-                    end_offset: index.end_offset,
-                    entries: index.entries,
-                    max_timestamp_ms: index.max_timestamp_ms,
-                    points: index.points,
-                    sealed: true,
-                    last_append_ms: index.sealed_ms,
-                };
+                let segment_published = Published::from_index(index);
                 let segment = Segment::from_parts(header, path.clone(), Arc::clone(&file), segment_published.clone());
                 verify_tail(&name, &segment, &segment_published)?;
                 segment_published

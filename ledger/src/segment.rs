@@ -34,6 +34,21 @@ pub(crate) struct Published {
     pub last_append_ms: i64,
 }
 
+impl Published {
+    /// A sealed segment's state, as its index file keeps it.
+    pub fn from_index(index: SealedIndex) -> Self {
+        Self {
+            data_len: index.data_len,
+            end_offset: index.end_offset,
+            entries: index.entries,
+            max_timestamp_ms: index.max_timestamp_ms,
+            points: index.points,
+            sealed: true,
+            last_append_ms: index.sealed_ms,
+        }
+    }
+}
+
 /// A segment file and what is published of it.
 pub(crate) struct Segment {
     pub header: SegmentHeader,

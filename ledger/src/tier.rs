@@ -41,6 +41,13 @@ pub struct ActiveTail {
     pub end_offset: u64,
 }
 
+impl SegmentId {
+    /// The identity a segment header gives.
+    pub(crate) fn of(header: &SegmentHeader) -> Self {
+        Self { ledger_id: header.ledger_id, base_offset: header.base_offset, created_ms: header.created_ms }
+    }
+}
+
 impl ManagedLedger {
     /// The bytes of sealed segment `ledger_id` as stored (its header and
     /// entries, without the unused capacity), with its description. Reads
@@ -73,8 +80,7 @@ impl ManagedLedger {
             last_append_ms: p.last_append_ms,
             sealed: true,
         };
-        let id =
-            SegmentId { ledger_id, base_offset: segment.header.base_offset, created_ms: segment.header.created_ms };
+        let id = SegmentId::of(&segment.header);
         Ok((info, id, bytes))
     }
 
@@ -93,11 +99,7 @@ impl ManagedLedger {
         let bytes =
             segment.file.read(from, len).map_err(|e| LedgerError::io(format!("read {}", segment.path.display()), e))?;
         Ok(Some(ActiveTail {
-            id: SegmentId {
-                ledger_id: segment.header.ledger_id,
-                base_offset: segment.header.base_offset,
-                created_ms: segment.header.created_ms,
-            },
+            id: SegmentId::of(&segment.header),
             bytes,
             data_len: p.data_len,
             end_offset: p.end_offset,
@@ -106,15 +108,7 @@ impl ManagedLedger {
 
     /// The identity of every segment, oldest first.
     pub fn segment_ids(&self) -> Vec<SegmentId> {
-        self.shared
-            .all_segments()
-            .iter()
-            .map(|s| SegmentId {
-                ledger_id: s.header.ledger_id,
-                base_offset: s.header.base_offset,
-                created_ms: s.header.created_ms,
-            })
-            .collect()
+        self.shared.all_segments().iter().map(|s| SegmentId::of(&s.header)).collect()
     }
 }
 
@@ -151,8 +145,7 @@ pub fn local_segments(dir: &Path, backend: &dyn Backend) -> Result<Vec<LocalSegm
             .filter(|f| f.capacity() >= SEGMENT_HEADER_LEN as u64)
             .and_then(|f| f.read(0, SEGMENT_HEADER_LEN).ok())
             .and_then(|b| SegmentHeader::decode(&b));
-        let segment =
-            header.map(|h| SegmentId { ledger_id: h.ledger_id, base_offset: h.base_offset, created_ms: h.created_ms });
+        let segment = header.as_ref().map(SegmentId::of);
         let sealed_end = backend
             .read_file(&index_path(dir, id))
             .ok()

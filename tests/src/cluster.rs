@@ -64,7 +64,7 @@ impl Cluster {
                     free_port()
                 );
                 let broker = Broker::configure(&conf, &[&kafka_library()]);
-                Some(env.iter().fold(broker, |b, (k, v)| b.env(k, v)).start())
+                Some(broker.envs(env).start())
             })
             .collect();
         let cluster = Self { brokers, etcd };

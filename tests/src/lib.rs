@@ -114,6 +114,11 @@ impl Broker {
         self
     }
 
+    /// Adds environment variables for the broker process.
+    pub fn envs(self, pairs: &[(&str, &str)]) -> Self {
+        pairs.iter().fold(self, |b, (k, v)| b.env(k, v))
+    }
+
     /// The protocols directory, to drop more files in before starting.
     pub fn protocols_dir(&self) -> PathBuf {
         self.dir.path().join("protocols")

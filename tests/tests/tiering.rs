@@ -220,7 +220,7 @@ async fn a_single_broker_that_lost_its_ledgers_restores_them_and_an_unreachable_
     let weed = Seaweed::start();
     let conf = format!("{}logLevel=info,polyport_host::tiering=debug\n", weed.conf(1));
     let broker = Broker::configure(&conf, &[&kafka_library()]);
-    let mut broker = Seaweed::env().iter().fold(broker, |b, (k, v)| b.env(k, v)).start();
+    let mut broker = broker.envs(&Seaweed::env()).start();
     let bootstrap = format!("127.0.0.1:{}", broker.kafka_port);
     let values: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
     send_all(&producer(&bootstrap), "solo", 1, &values).await;
@@ -243,7 +243,7 @@ async fn a_single_broker_that_lost_its_ledgers_restores_them_and_an_unreachable_
         free_port()
     );
     let broker = Broker::configure(&conf, &[&kafka_library()]);
-    let broker = Seaweed::env().iter().fold(broker, |b, (k, v)| b.env(k, v)).start();
+    let broker = broker.envs(&Seaweed::env()).start();
     let bootstrap = format!("127.0.0.1:{}", broker.kafka_port);
     let started = Instant::now();
     let acknowledged = send_all(&producer(&bootstrap), "unreachable", 1, &values).await;
@@ -382,7 +382,7 @@ async fn old_segments_are_read_from_the_bucket_once_their_local_copies_go_and_a_
     // 1 MB segments, deleted locally as soon as they are tiered.
     let conf = format!("{}managedLedgerMaxSizePerLedgerMbytes=1\nmanagedLedgerOffloadDeletionLagMs=0\n", weed.conf(1));
     let broker = Broker::configure(&conf, &[&kafka_library()]);
-    let mut broker = Seaweed::env().iter().fold(broker, |b, (k, v)| b.env(k, v)).start();
+    let mut broker = broker.envs(&Seaweed::env()).start();
     let bootstrap = format!("127.0.0.1:{}", broker.kafka_port);
     let values: Vec<String> = (0..3000).map(|i| format!("{i:05}-{}", "x".repeat(1000))).collect();
     send_all(&producer(&bootstrap), "lazy", 1, &values).await;

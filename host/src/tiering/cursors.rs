@@ -38,13 +38,17 @@ fn key(partition: &TopicName, name: &str) -> String {
     format!("{}{}", prefix(partition), URL_SAFE_NO_PAD.encode(name))
 }
 
-/// The ledger's durable cursors now.
+/// The ledger's durable cursors now (from memory: no backlog is counted,
+/// which could read the disk on this async task).
 fn current(ledger: &ManagedLedger) -> Cursors {
     ledger
-        .cursors()
+        .cursor_states()
         .into_iter()
-        .filter(|c| c.durable)
-        .map(|c| (c.name, StoredCursor { mark_delete: c.mark_delete, acked: c.acked_ranges }))
+        .filter(|(_, c)| c.durable)
+        .map(|(name, c)| {
+            let acked = c.acked.iter().map(|(s, e)| (*s, *e)).collect();
+            (name, StoredCursor { mark_delete: c.mark_delete, acked })
+        })
         .collect()
 }
 
@@ -110,6 +114,8 @@ impl Tiering {
         })
         .await?;
         let prefix = self::prefix(partition);
+        let local: std::collections::HashMap<String, polyport_ledger::CursorState> =
+            ledger.cursor_states().into_iter().collect();
         let mut cursors = Cursors::new();
         for (key, value) in stored {
             let name = key
@@ -120,7 +126,7 @@ impl Tiering {
                 tracing::warn!(partition = %partition, key, "unreadable stored cursor ignored");
                 continue;
             };
-            let behind = ledger.cursor(&name).is_none_or(|local| local.mark_delete < cursor.mark_delete);
+            let behind = local.get(&name).is_none_or(|local| local.mark_delete < cursor.mark_delete);
             if behind {
                 ledger.open_cursor(&name, true, InitialPosition::Offset(cursor.mark_delete)).await?;
                 ledger.seek_cursor(&name, cursor.mark_delete)?;

@@ -184,11 +184,6 @@ impl Tiering {
         Arc::clone(&self.source)
     }
 
-    /// The settings.
-    pub fn config(&self) -> &OffloadConfig {
-        &self.config
-    }
-
     fn partitions(&self) -> std::sync::MutexGuard<'_, HashMap<TopicName, offload::Partition>> {
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -301,14 +301,19 @@ impl Topics {
         }
     }
 
+    /// The record of the topic `partition` belongs to: its partitioned
+    /// topic's, or its own (a non-partitioned topic, whatever its name).
+    async fn owning_record(&self, partition: &TopicName) -> Result<Option<TopicRecord>, TopicError> {
+        let base = partition.base();
+        match self.record(&base).await? {
+            Some(r) if r.partitions > 0 || &base == partition => Ok(Some(r)),
+            _ => self.record(partition).await,
+        }
+    }
+
     /// The creation time of the topic `partition` belongs to (0 if unknown).
     async fn incarnation(&self, partition: &TopicName) -> Result<i64, TopicError> {
-        let base = partition.base();
-        let record = match self.record(&base).await? {
-            Some(r) if r.partitions > 0 || &base == partition => Some(r),
-            _ => self.record(partition).await?,
-        };
-        Ok(record.map_or(0, |r| r.created_ms))
+        Ok(self.owning_record(partition).await?.map_or(0, |r| r.created_ms))
     }
 
     /// Opens `partition`'s ledger; with tiering, restored from the tiered
@@ -407,12 +412,7 @@ impl Topics {
     /// (deleted while this broker was down, or before the deletion reached
     /// it) is emptied before the ledger opens.
     async fn check_incarnation(&self, partition: &TopicName) -> Result<(), TopicError> {
-        let base = partition.base();
-        let record = match self.record(&base).await? {
-            Some(r) if r.partitions > 0 || &base == partition => Some(r),
-            _ => self.record(partition).await?,
-        };
-        let Some(record) = record else { return Ok(()) };
+        let Some(record) = self.owning_record(partition).await? else { return Ok(()) };
         let dir = self.ledger_dir(partition);
         let backend = Arc::clone(&self.backend);
         let stamp = record.created_ms.to_string();
