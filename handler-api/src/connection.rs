@@ -10,7 +10,7 @@ use std::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RErr, ROk, RResult, RSlice, RSliceMut, RString},
+    std_types::{RErr, ROk, ROption, RResult, RSlice, RSliceMut, RString},
 };
 use async_ffi::{ContextExt, FfiContext, FfiPoll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -54,6 +54,17 @@ impl Connection {
     /// The local address the connection was accepted on (`ip:port`).
     pub fn local_addr(&self) -> &str {
         &self.local
+    }
+
+    /// Whether the host terminated TLS for this connection.
+    pub fn is_tls(&self) -> bool {
+        self.raw.is_tls()
+    }
+
+    /// The role the client's verified TLS certificate proves (its subject's
+    /// common name), if it sent one.
+    pub fn tls_role(&self) -> Option<String> {
+        self.raw.tls_role().into_option().map(RString::into_string)
     }
 }
 
@@ -115,7 +126,23 @@ pub fn raw_connection<T>(io: T, peer_addr: String, local_addr: String) -> RawCon
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    RawConnection_TO::from_value(IoConnection { io, peer: peer_addr.into(), local: local_addr.into() }, TD_Opaque)
+    RawConnection_TO::from_value(
+        IoConnection { io, peer: peer_addr.into(), local: local_addr.into(), tls: false, tls_role: ROption::RNone },
+        TD_Opaque,
+    )
+}
+
+/// A byte stream the host decrypted (it terminated TLS) as a
+/// [`RawConnectionBox`], with the role of the client's verified certificate.
+pub fn tls_raw_connection<T>(io: T, peer_addr: String, local_addr: String, tls_role: Option<String>) -> RawConnectionBox
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let tls_role = tls_role.map(RString::from).into();
+    RawConnection_TO::from_value(
+        IoConnection { io, peer: peer_addr.into(), local: local_addr.into(), tls: true, tls_role },
+        TD_Opaque,
+    )
 }
 
 /// Adapts a tokio byte stream to the [`RawConnection`] ABI.
@@ -123,6 +150,8 @@ struct IoConnection<T> {
     io: T,
     peer: RString,
     local: RString,
+    tls: bool,
+    tls_role: ROption<RString>,
 }
 
 fn to_ffi<T>(poll: Poll<io::Result<T>>) -> FfiPoll<RResult<T, abi_stable::std_types::RIoError>> {
@@ -181,5 +210,13 @@ where
 
     fn local_addr(&self) -> RString {
         self.local.clone()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    fn tls_role(&self) -> ROption<RString> {
+        self.tls_role.clone()
     }
 }

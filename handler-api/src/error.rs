@@ -49,6 +49,10 @@ impl ErrorKind {
     pub const NOT_OWNER: Self = Self(15);
     /// The role may not do this (authorization).
     pub const NOT_AUTHORIZED: Self = Self(16);
+    /// The credentials prove no role: a wrong password, an expired or
+    /// foreign token, an unknown user (all answered alike), or a SASL
+    /// exchange out of order.
+    pub const AUTHENTICATION: Self = Self(17);
 
     /// A short lowercase name for logs.
     pub fn name(self) -> &'static str {
@@ -70,6 +74,7 @@ impl ErrorKind {
             Self::CORRUPT => "corrupt",
             Self::NOT_OWNER => "not_owner",
             Self::NOT_AUTHORIZED => "not_authorized",
+            Self::AUTHENTICATION => "authentication",
             _ => "unknown",
         }
     }

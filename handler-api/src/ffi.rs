@@ -20,7 +20,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, RIoError, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2},
+    std_types::{RArc, RBox, RIoError, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 use std::mem::MaybeUninit;
@@ -90,6 +90,18 @@ pub trait RawConnection: Send {
         // the layout of `u8`.
         let init = unsafe { std::slice::from_raw_parts_mut(uninit.as_mut_ptr().cast::<u8>(), uninit.len()) };
         self.poll_read(cx, RSliceMut::from_mut_slice(init))
+    }
+    /// Whether the host terminated TLS for this connection (the handler
+    /// reads and writes plaintext either way). Appended in 0.2.2; older
+    /// hosts answer `false`, as they had no TLS.
+    fn is_tls(&self) -> bool {
+        false
+    }
+    /// The role the client's TLS certificate proves (its subject's common
+    /// name), when the client sent one and the host verified it against
+    /// `tlsTrustCertsFilePath`. Appended in 0.2.2.
+    fn tls_role(&self) -> ROption<RString> {
+        ROption::RNone
     }
 }
 
@@ -175,6 +187,15 @@ pub trait FfiHost: Send + Sync + Clone {
         let _ = (name, help, labels);
         RResult::RErr(HandlerError::new(crate::ErrorKind::UNSUPPORTED, "this broker keeps no handler metrics"))
     }
+    /// See [`Host::authentication`](crate::Host::authentication). Appended in 0.2.2.
+    fn authentication(&self) -> crate::security::AuthenticationInfo {
+        crate::security::AuthenticationInfo::default()
+    }
+    /// See [`Host::sasl_server`](crate::Host::sasl_server). Appended in 0.2.2.
+    fn sasl_server(&self, mechanism: RStr<'_>) -> RResult<crate::security::FfiSaslServerBox, HandlerError> {
+        let _ = mechanism;
+        RResult::RErr(HandlerError::new(crate::ErrorKind::UNSUPPORTED, "this broker has no SASL service"))
+    }
 }
 
 /// A counter the host exports ([`FfiHost::counter`]).
@@ -225,6 +246,13 @@ pub trait FfiHandler: Send + Sync {
     /// The broker is stopping: stop taking new work and let connection futures finish.
     #[sabi(last_prefix_field)]
     fn close(&self) -> RResult<(), HandlerError>;
+    /// Whether the host terminates TLS on `listener` before handing its
+    /// connections over. Appended in 0.2.2: a handler built before it is
+    /// asked nothing and gets plaintext listeners.
+    fn listener_tls(&self, listener: RStr<'_>) -> RResult<bool, HandlerError> {
+        let _ = listener;
+        RResult::ROk(false)
+    }
 }
 
 /// An owned [`FfiHandler`] trait object.

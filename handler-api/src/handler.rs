@@ -79,6 +79,16 @@ pub trait ProtocolHandler: Send + Sync + 'static {
     /// The addresses the host binds for this handler.
     fn listeners(&self) -> Vec<Listener>;
 
+    /// Whether the host terminates TLS on `listener` (one of
+    /// [`listeners`](Self::listeners)) with its certificate
+    /// (`tlsCertificateFilePath`), handing the handler plaintext. By
+    /// default, no listener is TLS. The host refuses to start when a TLS
+    /// listener is asked for and no certificate is configured.
+    fn listener_tls(&self, listener: &str) -> bool {
+        let _ = listener;
+        false
+    }
+
     /// Serves one connection accepted on the listener named `listener`.
     fn new_connection(&self, listener: &str, connection: Connection) -> ConnectionFuture;
 
@@ -198,6 +208,10 @@ impl<H: ProtocolHandler> FfiHandler for Guarded<H> {
             self.0.close();
             Ok(())
         })
+    }
+
+    fn listener_tls(&self, listener: RStr<'_>) -> RResult<bool, HandlerError> {
+        guard("listener_tls", || Ok(self.0.listener_tls(listener.as_str())))
     }
 }
 

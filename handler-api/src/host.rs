@@ -312,6 +312,35 @@ impl Host {
     }
 }
 
+/// The authentication services ([`crate::security`]).
+impl Host {
+    /// Whether authentication is on, and the SASL mechanisms and one-shot
+    /// methods the host's providers accept. A host older than 0.2.2
+    /// answers "off, nothing".
+    pub fn authentication(&self) -> crate::AuthenticationInfo {
+        self.inner.authentication()
+    }
+
+    /// The role that `data` proves under `method` (Pulsar's names:
+    /// `token` takes a JWT), or an
+    /// [`ErrorKind::AUTHENTICATION`] error whose message is safe to show the
+    /// client.
+    pub async fn authenticate(&self, method: &str, data: &[u8]) -> Result<String, HandlerError> {
+        let role = self.inner.authenticate(method.into(), data.into()).await.into_result()?;
+        Ok(role.into_string())
+    }
+
+    /// Starts a SASL exchange with `mechanism` (one of
+    /// [`AuthenticationInfo::sasl_mechanisms`](crate::AuthenticationInfo::sasl_mechanisms)),
+    /// which the host runs with its providers: the handler carries the
+    /// client's messages to [`SaslServer::step`](crate::SaslServer::step)
+    /// and the answers back.
+    pub fn sasl_server(&self, mechanism: &str) -> Result<crate::SaslServer, HandlerError> {
+        let inner = self.inner.sasl_server(mechanism.into()).into_result()?;
+        Ok(crate::SaslServer::new(inner, mechanism.to_owned()))
+    }
+}
+
 /// A task spawned with [`Host::spawn`]. Dropping it detaches the task.
 pub struct JoinHandle<T> {
     handle: FfiJoinHandleBox,

@@ -51,6 +51,7 @@ mod handler;
 mod host;
 mod log;
 mod partition;
+pub mod security;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -58,12 +59,13 @@ pub mod testing;
 /// The `bytes` crate this API's signatures use (`Bytes` payloads), so that
 /// a handler names the same version without depending on it itself.
 pub use bytes;
-pub use connection::{raw_connection, Connection};
+pub use connection::{raw_connection, tls_raw_connection, Connection};
 pub use error::{ErrorKind, HandlerError};
 pub use ffi::LogLevel;
 pub use handler::{Config, ConnectionFuture, Listener, ProtocolHandler};
 pub use host::{Host, JoinHandle};
 pub use partition::{wait_any, Partition};
+pub use security::{AuthenticationInfo, SaslServer, SaslStep};
 
 /// Re-exported so that [`export_handler!`] works in crates that depend on
 /// this crate alone.

@@ -111,6 +111,22 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "s3ManagedLedgerOffloadRegion", default: "" },
     KeySpec { name: "managedLedgerOffloadIntervalSeconds", default: "10" },
     KeySpec { name: "managedLedgerOffloadDeletionLagMs", default: "14400000" },
+    KeySpec { name: "brokerServicePortTls", default: "" },
+    KeySpec { name: "tlsCertificateFilePath", default: "" },
+    KeySpec { name: "tlsKeyFilePath", default: "" },
+    KeySpec { name: "tlsTrustCertsFilePath", default: "" },
+    KeySpec { name: "tlsRequireTrustedClientCertOnConnect", default: "false" },
+    KeySpec { name: "tlsProtocols", default: "" },
+    KeySpec { name: "tlsCiphers", default: "" },
+    KeySpec { name: "authenticationEnabled", default: "false" },
+    KeySpec { name: "authenticationProviders", default: "" },
+    KeySpec { name: "superUserRoles", default: "" },
+    KeySpec { name: "tokenSecretKey", default: "" },
+    KeySpec { name: "tokenPublicKey", default: "" },
+    KeySpec { name: "tokenPublicAlg", default: "RS256" },
+    KeySpec { name: "tokenAuthClaim", default: "sub" },
+    KeySpec { name: "tokenAudienceClaim", default: "aud" },
+    KeySpec { name: "tokenAudience", default: "" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -152,6 +168,8 @@ pub struct BrokerConfig {
     pub limits: crate::limits::LimitsConfig,
     /// The Pulsar protocol's own keys.
     pub pulsar: crate::pulsar::PulsarConfig,
+    /// TLS and authentication.
+    pub security: SecurityConfig,
     /// Every entry as read, with overrides applied; `advertisedAddress` resolved.
     pub entries: BTreeMap<String, String>,
 }
@@ -256,6 +274,7 @@ impl BrokerConfig {
 
         let storage = storage_config(&get, &mut check);
         let offload = offload_config(&get, &mut check);
+        let security = security_config(&get, &mut check);
         let limits = limits_config(&get, &mut check);
         let mut listener_error = None;
         let pulsar = pulsar_config(&get, &mut check, &mut listener_error);
@@ -279,6 +298,7 @@ impl BrokerConfig {
             offload,
             limits,
             pulsar,
+            security,
             entries: BTreeMap::new(),
         };
         if !errors.is_empty() {
@@ -328,6 +348,98 @@ fn pulsar_config(
         delayed_delivery: delayed != "false",
         delayed_delivery_tick: Duration::from_millis(tick.unwrap_or(1000)),
     }
+}
+
+/// TLS and authentication, as configured.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// The TLS keys; `None` when no certificate is configured.
+    pub tls: Option<crate::security::tls::TlsConfig>,
+    /// `brokerServicePortTls`: the Pulsar protocol over TLS (`pulsar+ssl://`).
+    pub broker_service_port_tls: Option<u16>,
+    /// The authentication keys.
+    pub auth: crate::security::AuthConfig,
+}
+
+fn list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// Pulsar's TLS and authentication keys. Keys and certificates are read
+/// at start-up (`Broker::start`), which names the file at fault.
+fn security_config(get: &dyn Fn(&str) -> String, check: &mut dyn FnMut(&str, &str, bool)) -> SecurityConfig {
+    let boolean = |check: &mut dyn FnMut(&str, &str, bool), key: &str| {
+        let value = get(key);
+        check(key, "true or false", matches!(value.as_str(), "true" | "false"));
+        value == "true"
+    };
+    let require_client_cert = boolean(check, "tlsRequireTrustedClientCertOnConnect");
+    let (certificate, key) = (get("tlsCertificateFilePath"), get("tlsKeyFilePath"));
+    check(
+        "tlsKeyFilePath",
+        "a PEM private key file, set with tlsCertificateFilePath",
+        certificate.is_empty() == key.is_empty(),
+    );
+    let trust = get("tlsTrustCertsFilePath");
+    let tls = (!certificate.is_empty() && !key.is_empty()).then(|| crate::security::tls::TlsConfig {
+        certificate,
+        key,
+        trust_certs: Some(trust).filter(|t| !t.is_empty()),
+        require_client_cert,
+        protocols: list(&get("tlsProtocols")),
+        ciphers: list(&get("tlsCiphers")),
+    });
+    let tls_port = get("brokerServicePortTls");
+    let broker_service_port_tls = if tls_port.is_empty() {
+        None
+    } else {
+        let port = tls_port.parse::<u16>();
+        check("brokerServicePortTls", "empty (off) or a TCP port number", port.is_ok());
+        check(
+            "brokerServicePortTls",
+            "a port only with tlsCertificateFilePath and tlsKeyFilePath set",
+            port.is_err() || tls.is_some(),
+        );
+        port.ok()
+    };
+
+    let enabled = boolean(check, "authenticationEnabled");
+    let providers = get("authenticationProviders");
+    let (token_provider, tls_provider) = match crate::security::AuthConfig::providers(&providers) {
+        Ok(found) => found,
+        Err(unknown) => {
+            check(
+                "authenticationProviders",
+                &format!(
+                    "providers among org.apache.pulsar.broker.authentication.AuthenticationProviderToken (token) and \
+                     org.apache.pulsar.broker.authentication.AuthenticationProviderTls (tls); {unknown} is not served"
+                ),
+                false,
+            );
+            (false, false)
+        }
+    };
+    check(
+        "authenticationProviders",
+        "at least one provider when authenticationEnabled=true (AuthenticationProviderToken, AuthenticationProviderTls)",
+        !enabled || token_provider || tls_provider,
+    );
+    let optional = |key: &str| Some(get(key)).filter(|v| !v.is_empty());
+    let auth = crate::security::AuthConfig {
+        enabled,
+        token_provider,
+        tls_provider,
+        token: crate::security::token::TokenConfig {
+            secret_key: optional("tokenSecretKey"),
+            public_key: optional("tokenPublicKey"),
+            public_alg: get("tokenPublicAlg"),
+            role_claim: get("tokenAuthClaim"),
+            audience_claim: get("tokenAudienceClaim"),
+            audience: optional("tokenAudience"),
+        },
+        super_users: list(&get("superUserRoles")),
+    };
+    SecurityConfig { tls, broker_service_port_tls, auth }
 }
 
 /// The limits on connections and what each may hold.

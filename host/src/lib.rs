@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod ownership;
 pub mod pulsar;
 pub mod registry;
+pub mod security;
 pub mod server;
 pub mod services;
 pub mod tiering;
@@ -66,6 +67,9 @@ pub enum StartupError {
     /// The metadata store of `metadataStoreUrl` cannot be reached.
     #[error("metadataStoreUrl: {0}")]
     MetadataStore(String),
+    /// A TLS file or an authentication key cannot be used.
+    #[error("{0}")]
+    Security(String),
 }
 
 /// How long start-up waits for etcd to answer before it gives up (exit 2).
@@ -78,6 +82,8 @@ pub struct Broker {
     listeners: Vec<BoundListener>,
     /// The built-in Pulsar protocol and its bound socket (unless `brokerServicePort` is empty).
     pulsar: Option<(Arc<pulsar::PulsarService>, tokio::net::TcpListener)>,
+    /// `brokerServicePortTls`, bound, with the acceptor.
+    pulsar_tls: Option<(tokio::net::TcpListener, security::tls::Tls)>,
     topics: Arc<topics::Topics>,
     /// This broker's entry among the live brokers (with a shared metadata store).
     registration: Option<registry::Registration>,
@@ -156,6 +162,23 @@ impl Broker {
             tracing::warn!("ignoring protocol handler library {failure}");
         }
 
+        let security_error = |e: String| StartupError::Security(e);
+        let authenticator = Arc::new(
+            security::Authenticator::new(&config.security.auth)
+                .map_err(|e| security_error(format!("authentication: {e}")))?,
+        );
+        let tls = match &config.security.tls {
+            None => None,
+            Some(tls) => Some(
+                security::tls::Tls::new(tls, authenticator.tls_provider())
+                    .map_err(|e| security_error(e.to_string()))?,
+            ),
+        };
+        if authenticator.enabled() {
+            tracing::info!(sasl = %authenticator.sasl_mechanisms().join(","), tls_roles = authenticator.tls_provider(),
+                super_users = authenticator.super_users().len(), "authentication enabled");
+        }
+
         let converters = Arc::new(convert::Converters::default());
         let services = services::HostServices::new(
             tokio::runtime::Handle::current(),
@@ -163,6 +186,7 @@ impl Broker {
             Arc::clone(&topics),
             config.advertised_address.clone(),
             Arc::clone(&converters),
+            Arc::clone(&authenticator),
         );
         let ffi_config: polyport_handler_api::ffi::FfiConfig =
             config.entries.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect();
@@ -196,7 +220,8 @@ impl Broker {
             tracing::warn!(keys = %unknown.join(", "), "configuration keys not used by the host or any loaded handler");
         }
 
-        let listeners = bind_all(&handlers).await?;
+        let listeners = bind_all(&handlers, tls.as_ref()).await?;
+        let mut pulsar_tls = None;
         let pulsar = match config.broker_service_port {
             None => {
                 tracing::info!("brokerServicePort is empty: the Pulsar protocol is off");
@@ -206,14 +231,24 @@ impl Broker {
                 let listener =
                     pulsar::bind(SocketAddr::new(config.bind_address, port)).await.map_err(StartupError::Listener)?;
                 let port = listener.local_addr().map_or(port, |a| a.port());
+                pulsar_tls = match (config.security.broker_service_port_tls, &tls) {
+                    (Some(port), Some(tls)) => {
+                        let listener = pulsar::bind(SocketAddr::new(config.bind_address, port))
+                            .await
+                            .map_err(StartupError::Listener)?;
+                        Some((listener, tls.clone()))
+                    }
+                    _ => None,
+                };
+                let tls_port = pulsar_tls.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port());
                 let service = pulsar::PulsarService::new(
                     Arc::clone(&topics),
                     converters,
                     config.pulsar.clone(),
-                    &config.advertised_address,
-                    port,
+                    &pulsar::Advertised { host: &config.advertised_address, port, tls_port },
                     &config.cluster_name,
                     config.limits,
+                    Arc::clone(&authenticator),
                 );
                 Some((Arc::new(service), listener))
             }
@@ -230,6 +265,7 @@ impl Broker {
                         .as_ref()
                         .and_then(|(_, l)| l.local_addr().ok())
                         .map(|a| format!("pulsar://{address}:{}", a.port())),
+                    pulsar_service_url_tls: pulsar.as_ref().and_then(|(service, _)| service.service_url_tls.clone()),
                     protocols,
                     start_timestamp: std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -244,16 +280,18 @@ impl Broker {
                 Some(registered.map_err(|e| StartupError::MetadataStore(e.to_string()))?)
             }
         };
-        Ok(Self { config, handlers, listeners, pulsar, topics, registration, _lock: lock })
+        Ok(Self { config, handlers, listeners, pulsar, pulsar_tls, topics, registration, _lock: lock })
     }
 
     /// The addresses bound, with their protocol and listener name.
     pub fn local_addrs(&self) -> Vec<(String, String, SocketAddr)> {
         let pulsar = self.pulsar.iter().filter_map(|(_, l)| l.local_addr().ok());
+        let pulsar_tls = self.pulsar_tls.iter().filter_map(|(l, _)| l.local_addr().ok());
         self.listeners
             .iter()
             .filter_map(|l| l.local_addr().map(|a| (l.handler.protocol.clone(), l.name.clone(), a)))
             .chain(pulsar.map(|a| ("pulsar".to_owned(), "brokerServicePort".to_owned(), a)))
+            .chain(pulsar_tls.map(|a| ("pulsar".to_owned(), "brokerServicePortTls".to_owned(), a)))
             .collect()
     }
 
@@ -274,10 +312,23 @@ impl Broker {
         if let Some((service, listener)) = self.pulsar {
             tracing::info!(protocol = "pulsar", address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
                 "listening");
+            if let Some((tls_listener, tls)) = self.pulsar_tls {
+                tracing::info!(protocol = "pulsar", tls = true,
+                    address = %tls_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+                accept_loops.push(tokio::spawn(pulsar::accept_loop(
+                    Arc::clone(&service),
+                    tls_listener,
+                    Some(tls),
+                    Arc::clone(&admitted),
+                    stop.clone(),
+                    connections.clone(),
+                )));
+            }
             let admitted = Arc::clone(&admitted);
             accept_loops.push(tokio::spawn(pulsar::accept_loop(
                 service,
                 listener,
+                None,
                 admitted,
                 stop.clone(),
                 connections.clone(),
@@ -333,8 +384,11 @@ impl Broker {
 /// Resolves, checks and binds every handler listener. Two listeners that
 /// would share a port (same address, or one of them a wildcard) are refused
 /// before anything is bound, naming both.
-async fn bind_all(handlers: &[Arc<RunningHandler>]) -> Result<Vec<BoundListener>, StartupError> {
-    let mut planned: Vec<(Arc<RunningHandler>, String, SocketAddr)> = Vec::new();
+async fn bind_all(
+    handlers: &[Arc<RunningHandler>],
+    tls: Option<&security::tls::Tls>,
+) -> Result<Vec<BoundListener>, StartupError> {
+    let mut planned: Vec<(Arc<RunningHandler>, String, SocketAddr, Option<security::tls::Tls>)> = Vec::new();
     for running in handlers {
         let specs = running.handler.listeners().into_result().map_err(|e| StartupError::Handler {
             protocol: running.protocol.clone(),
@@ -351,21 +405,34 @@ async fn bind_all(handlers: &[Arc<RunningHandler>]) -> Result<Vec<BoundListener>
                         running.protocol
                     ))
                 })?;
-            if let Some((other, other_name, other_addr)) = planned.iter().find(|(_, _, a)| overlaps(*a, addr)) {
+            if let Some((other, other_name, other_addr, _)) = planned.iter().find(|(_, _, a, _)| overlaps(*a, addr)) {
                 return Err(StartupError::Listener(format!(
                     "two handlers on one address: {} listener {name} ({addr}) and {} listener {other_name} ({other_addr})",
                     running.protocol, other.protocol
                 )));
             }
-            planned.push((Arc::clone(running), name, addr));
+            // A handler built before 0.2.2 is not asked and gets plaintext.
+            let wants_tls = running.handler.listener_tls(name.as_str().into()).into_result().unwrap_or(false);
+            let listener_tls = match (wants_tls, tls) {
+                (false, _) => None,
+                (true, Some(tls)) => Some(tls.clone()),
+                (true, None) => {
+                    return Err(StartupError::Listener(format!(
+                        "protocol {} listener {name} is a TLS listener, and TLS needs tlsCertificateFilePath and \
+                         tlsKeyFilePath",
+                        running.protocol
+                    )))
+                }
+            };
+            planned.push((Arc::clone(running), name, addr, listener_tls));
         }
     }
     let mut bound = Vec::new();
-    for (handler, name, addr) in planned {
+    for (handler, name, addr, tls) in planned {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             StartupError::Listener(format!("protocol {} listener {name}: cannot bind {addr}: {e}", handler.protocol))
         })?;
-        bound.push(BoundListener { handler, name, listener });
+        bound.push(BoundListener { handler, name, listener, tls });
     }
     Ok(bound)
 }

@@ -25,6 +25,9 @@ pub struct BrokerData {
     /// `pulsar://<advertisedAddress>:<brokerServicePort>`, if the Pulsar protocol is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulsar_service_url: Option<String>,
+    /// `pulsar+ssl://<advertisedAddress>:<brokerServicePortTls>`, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_service_url_tls: Option<String>,
     /// Protocol name → the handler's protocol data (Pulsar's `protocols`).
     #[serde(default)]
     pub protocols: BTreeMap<String, String>,

@@ -14,7 +14,7 @@ use std::{
 
 use abi_stable::std_types::{RErr, ROk};
 use futures::FutureExt as _;
-use polyport_handler_api::{ffi::FfiHandlerBox, raw_connection};
+use polyport_handler_api::{ffi::FfiHandlerBox, raw_connection, tls_raw_connection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
@@ -39,6 +39,8 @@ pub struct BoundListener {
     pub name: String,
     /// The bound socket.
     pub listener: TcpListener,
+    /// TLS, when the handler asked for it on this listener.
+    pub tls: Option<crate::security::tls::Tls>,
 }
 
 impl BoundListener {
@@ -56,7 +58,7 @@ pub async fn accept_loop(
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
-    let BoundListener { handler, name, listener } = bound;
+    let BoundListener { handler, name, listener, tls } = bound;
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -66,7 +68,7 @@ pub async fn accept_loop(
             Ok((stream, peer)) => {
                 let Some(place) = admit(&admitted, &handler.protocol, peer) else { continue };
                 let span = tracing::info_span!("conn", protocol = %handler.protocol, listener = %name, %peer);
-                let serve = serve_connection(Arc::clone(&handler), name.clone(), stream, peer);
+                let serve = serve_connection(Arc::clone(&handler), name.clone(), stream, peer, tls.clone());
                 connections.spawn(
                     async move {
                         serve.await;
@@ -105,11 +107,29 @@ pub fn admit(admitted: &Arc<Connections>, protocol: &str, peer: SocketAddr) -> O
     }
 }
 
-async fn serve_connection(handler: Arc<RunningHandler>, listener: String, stream: TcpStream, peer: SocketAddr) {
+async fn serve_connection(
+    handler: Arc<RunningHandler>,
+    listener: String,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<crate::security::tls::Tls>,
+) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::debug!("connection accepted");
-    let raw = raw_connection(stream, peer.to_string(), local);
+    let raw = match tls {
+        None => raw_connection(stream, peer.to_string(), local),
+        Some(tls) => match tls.accept(stream).await {
+            Ok(accepted) => {
+                tracing::debug!(client_certificate = accepted.role.as_deref().unwrap_or("none"), "TLS established");
+                tls_raw_connection(accepted.stream, peer.to_string(), local, accepted.role)
+            }
+            Err(reason) => {
+                tracing::info!("connection closed: {reason}");
+                return;
+            }
+        },
+    };
     let future = match handler.handler.new_connection(listener.as_str().into(), raw) {
         ROk(future) => future,
         RErr(e) => {

@@ -34,7 +34,9 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, extra: str = ""):
+    def __init__(self, extra: str = "", listeners: str = ""):
+        """`listeners`: a kafkaListeners value replacing the one PLAINTEXT
+        listener (`{port}` stands for `self.port`)."""
         self.dir = tempfile.TemporaryDirectory(prefix="polyport-py-")
         base = Path(self.dir.name)
         (base / "protocols").mkdir()
@@ -51,7 +53,7 @@ class Broker:
             f"protocolHandlerDirectory={base / 'protocols'}\n"
             f"dataDirectory={base / 'data'}\n"
             "advertisedAddress=127.0.0.1\n"
-            f"kafkaListeners=PLAINTEXT://127.0.0.1:{self.port}\n"
+            f"kafkaListeners={listeners.format(port=self.port) if listeners else f'PLAINTEXT://127.0.0.1:{self.port}'}\n"
             f"brokerServicePort={self.pulsar_port}\n"
             "brokerShutdownTimeoutMs=3000\n"
             "maxMessageSize=1048576\n"

@@ -11,6 +11,9 @@
 //! `kafkaMaxRequestBytes` ends the connection (the stream cannot be
 //! resynchronised); so does a body that does not decode. An API key or version
 //! we do not serve is answered and the connection goes on.
+//!
+//! On `SASL_*` listeners, the connection first authenticates, one frame at a
+//! time ([`crate::sasl`]); [`serve`] then runs with the [`Session`] it proved.
 
 use std::{
     future::Future,
@@ -33,12 +36,14 @@ use crate::{
     apis::{self, api_versions, BrokerInfo, Response},
     listeners::KafkaListener,
     order::{Sequencer, Turn},
+    sasl::Sasl,
+    session::Session,
     topics::TopicMapper,
     ProtocolError,
 };
 
 /// Smallest request: api key, api version, correlation id.
-const MIN_REQUEST: usize = 8;
+pub(crate) const MIN_REQUEST: usize = 8;
 /// Requests of one connection served at once.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Request bytes one connection may hold at once (read ahead or in flight);
@@ -82,6 +87,9 @@ pub struct Shared {
     pub log_append_time: bool,
     /// Idempotent producers' sequences.
     pub sequences: crate::idempotence::Sequences,
+    /// The SASL mechanisms enabled and the exchanges' source, set at start
+    /// when a `SASL_*` listener exists.
+    pub sasl: OnceLock<Sasl>,
 }
 
 impl Shared {
@@ -119,6 +127,7 @@ impl Shared {
             entry_format: crate::EntryFormat::Kafka,
             log_append_time: false,
             sequences: crate::idempotence::Sequences::default(),
+            sasl: OnceLock::new(),
         }
     }
 }
@@ -128,12 +137,14 @@ type Pending = Pin<Box<dyn Future<Output = Result<Option<Response>, ProtocolErro
 type Held = Pin<Box<dyn Future<Output = (Result<Option<Response>, ProtocolError>, OwnedSemaphorePermit)> + Send>>;
 
 /// Serves `stream` until the client closes it, a frame is malformed, or
-/// `shutdown` turns true (in-flight requests are finished first).
+/// `shutdown` turns true (in-flight requests are finished first). Every
+/// request is served as `session`'s.
 pub async fn serve<S>(
     stream: S,
     shared: Arc<Shared>,
     listener: KafkaListener,
     client_host: Arc<str>,
+    session: Arc<Session>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), HandlerError>
 where
@@ -193,8 +204,14 @@ where
                         continue;
                     };
                     let turn = is_produce(&frame).then(|| sequencer.take_turn());
-                    let mut pending =
-                        process(frame, Arc::clone(&shared), Arc::clone(&listener), Arc::clone(&client_host), turn);
+                    let mut pending = process(
+                        frame,
+                        Arc::clone(&shared),
+                        Arc::clone(&listener),
+                        Arc::clone(&client_host),
+                        Arc::clone(&session),
+                        turn,
+                    );
                     // Poll once now: a request that can be answered at once
                     // (most can) is not boxed again.
                     let first = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
@@ -250,7 +267,19 @@ async fn read_frame<R: AsyncRead + Unpin>(
         .map_err(|_| HandlerError::new(ErrorKind::STATE, "request budget closed"))?;
     // Sized by what was announced only up to INITIAL_FRAME_CAPACITY; past
     // it, the buffer doubles as the bytes come in.
-    let mut frame = BytesMut::with_capacity(size.min(INITIAL_FRAME_CAPACITY));
+    let frame = read_body(reader, size, size.min(INITIAL_FRAME_CAPACITY)).await?;
+    Ok(Some((frame.freeze(), permit)))
+}
+
+/// Reads the `size` bytes of a frame's body into a buffer of `initial`
+/// capacity that doubles as the bytes come in, so that a size announced and
+/// never sent takes no more than `initial`.
+pub(crate) async fn read_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+    initial: usize,
+) -> Result<BytesMut, HandlerError> {
+    let mut frame = BytesMut::with_capacity(initial.min(size));
     // read_buf fills the spare capacity without zeroing it first.
     while frame.len() < size {
         let remaining = size - frame.len();
@@ -265,7 +294,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
             ));
         }
     }
-    Ok(Some((frame.freeze(), permit)))
+    Ok(frame)
 }
 
 /// Whether `frame` (at least [`MIN_REQUEST`] bytes) is a Produce request.
@@ -273,13 +302,14 @@ fn is_produce(frame: &[u8]) -> bool {
     frame[..2] == (ApiKey::Produce as i16).to_be_bytes()
 }
 
-/// Handles one request frame (without its size prefix); a Produce request
-/// places its appends in `turn` (alone when `None`).
+/// Handles one request frame (without its size prefix) of `session`; a
+/// Produce request places its appends in `turn` (alone when `None`).
 pub fn process(
     frame: Bytes,
     shared: Arc<Shared>,
     listener: Arc<KafkaListener>,
     client_host: Arc<str>,
+    session: Arc<Session>,
     turn: Option<Turn>,
 ) -> Pending {
     let mut peek = frame.slice(..MIN_REQUEST);
@@ -287,7 +317,7 @@ pub fn process(
     let span = tracing::debug_span!("request", api = key, version, correlation_id);
     match apis::versions(key) {
         Some((api, range)) if (range.min..=range.max).contains(&version) => {
-            Box::pin(apis::dispatch(api, version, frame, shared, listener, client_host, turn).instrument(span))
+            Box::pin(apis::dispatch(api, version, frame, shared, listener, client_host, session, turn).instrument(span))
         }
         Some((ApiKey::Produce, _)) if apis::produce_v0::REFUSED.contains(&version) => {
             let refused = apis::produce_v0::refuse(correlation_id, version, frame.slice(MIN_REQUEST..));
@@ -306,18 +336,42 @@ pub fn process(
     }
 }
 
-/// Runs [`serve`] inside a span naming the listener (the host's connection span
-/// carries the peer).
+/// Runs a connection inside a span naming the listener (the host's
+/// connection span carries the peer): on `SASL_*` listeners, the
+/// authentication phase first ([`crate::sasl::authenticate`]; the connection
+/// ends there if it fails), then [`serve`]. `tls_role` is the role of the
+/// client's verified TLS certificate, the session's on `SSL` listeners.
 pub async fn serve_instrumented<S>(
-    stream: S,
+    mut stream: S,
     shared: Arc<Shared>,
     listener: KafkaListener,
     client_host: Arc<str>,
-    shutdown: watch::Receiver<bool>,
+    tls_role: Option<String>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), HandlerError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let span = tracing::debug_span!("kafka", listener = %listener.name);
-    serve(stream, shared, listener, client_host, shutdown).instrument(span).await
+    async move {
+        let session = if listener.security.is_sasl() {
+            let authenticated = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                authenticated = crate::sasl::authenticate(&mut stream, &shared, &listener, &client_host) => authenticated?,
+            };
+            match authenticated {
+                Some(session) => session,
+                None => return Ok(()),
+            }
+        } else {
+            if let Some(role) = &tls_role {
+                tracing::debug!(role = %role, "client certificate verified");
+            }
+            Session::from_tls(tls_role)
+        };
+        serve(stream, shared, listener, client_host, Arc::new(session), shutdown).await
+    }
+    .instrument(span)
+    .await
 }

@@ -45,6 +45,14 @@ pub const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
 /// The version of API is not supported.
 pub const UNSUPPORTED_VERSION: i16 = 35;
+/// The broker does not serve the SASL mechanism the client asked for
+/// (SaslHandshake lists those it serves).
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+/// A SASL request out of place: before the handshake, or after
+/// authentication (re-authentication, KIP-368, is not served).
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+/// SASL authentication failed (the message says why, naming no secret).
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 /// Topic with this name already exists.
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// Number of partitions is below 1.

@@ -20,6 +20,8 @@ pub mod listeners;
 pub mod order;
 pub mod recompress;
 pub mod records;
+pub mod sasl;
+pub mod session;
 pub mod topics;
 
 /// Counts a client sends do not size memory (see [`alloc`]).
@@ -72,6 +74,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "kafkaNamespace",
     "entryFormat",
     "kafkaMessageTimestampType",
+    sasl::ALLOWED_MECHANISMS_KEY,
 ];
 
 /// How produced record batches are stored (`entryFormat`).
@@ -93,6 +96,8 @@ const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 #[derive(Debug)]
 pub struct KafkaService {
     listeners: Vec<KafkaListener>,
+    /// `saslAllowedMechanisms`.
+    sasl_allowed: Vec<String>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
 }
@@ -102,6 +107,7 @@ impl KafkaService {
     pub fn from_config(config: &Config) -> Result<Self, HandlerError> {
         let advertised = config.get("advertisedAddress").unwrap_or("127.0.0.1");
         let listeners = listeners::from_config(config, advertised)?;
+        let sasl_allowed = sasl::allowed_mechanisms(config)?;
         let max_request_bytes =
             config.parse_or("kafkaMaxRequestBytes", DEFAULT_MAX_REQUEST_BYTES, "a number of bytes, at least 1024")?;
         if max_request_bytes < 1024 {
@@ -159,6 +165,7 @@ impl KafkaService {
         let coordinator = coordinator::Coordinator::new(coordinator::CoordinatorConfig::from_config(config)?);
         Ok(Self {
             listeners,
+            sasl_allowed,
             shared: Arc::new(Shared {
                 broker,
                 max_request_bytes,
@@ -174,6 +181,7 @@ impl KafkaService {
                 entry_format,
                 log_append_time,
                 sequences: idempotence::Sequences::default(),
+                sasl: OnceLock::new(),
             }),
             shutdown: watch::channel(false).0,
         })
@@ -184,8 +192,21 @@ impl KafkaService {
         &self.listeners
     }
 
+    /// Checks that the host's authentication serves the `SASL_*` listeners
+    /// (see [`sasl::enabled_mechanisms`]), then [`set_host`](Self::set_host).
+    pub fn start(&self, host: Host) -> Result<(), HandlerError> {
+        let mechanisms = sasl::enabled_mechanisms(&self.listeners, &self.sasl_allowed, &host.authentication())?;
+        if !mechanisms.is_empty() {
+            tracing::info!(mechanisms = %mechanisms.join(","), "SASL mechanisms enabled on the Kafka SASL listeners");
+            let provider: Arc<dyn sasl::SaslProvider> = Arc::new(host.clone());
+            let _ = self.shared.sasl.set(sasl::Sasl { mechanisms, provider });
+        }
+        self.set_host(host);
+        Ok(())
+    }
+
     /// Gives the service the host's storage services and starts the group
-    /// coordinator.
+    /// coordinator (without checking authentication: [`start`](Self::start) does).
     pub fn set_host(&self, host: Host) {
         let namespace = self.shared.topics.namespace().to_owned();
         let ensure = host.clone();
@@ -202,11 +223,26 @@ impl KafkaService {
     }
 
     /// Serves one connection accepted on the listener named `listener` from
-    /// `peer` (`ip:port`).
+    /// `peer` (`ip:port`), without TLS.
     pub fn serve<S>(
         &self,
         listener: &str,
         peer: &str,
+        stream: S,
+    ) -> Result<impl std::future::Future<Output = Result<(), HandlerError>> + Send + 'static, HandlerError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        self.serve_as(listener, peer, None, stream)
+    }
+
+    /// [`serve`](Self::serve), for a client whose verified TLS certificate
+    /// proves `tls_role` (the session's role on `SSL` listeners).
+    pub fn serve_as<S>(
+        &self,
+        listener: &str,
+        peer: &str,
+        tls_role: Option<String>,
         stream: S,
     ) -> Result<impl std::future::Future<Output = Result<(), HandlerError>> + Send + 'static, HandlerError>
     where
@@ -226,6 +262,7 @@ impl KafkaService {
             Arc::clone(&self.shared),
             listener,
             client_host,
+            tls_role,
             self.shutdown.subscribe(),
         ))
     }
@@ -269,8 +306,7 @@ impl ProtocolHandler for KafkaHandler {
     fn start(&mut self, host: Host) -> Result<(), HandlerError> {
         let service =
             self.service.as_ref().ok_or_else(|| HandlerError::new(ErrorKind::STATE, "start before initialize"))?;
-        service.set_host(host);
-        Ok(())
+        service.start(host)
     }
 
     fn listeners(&self) -> Vec<Listener> {
@@ -281,14 +317,29 @@ impl ProtocolHandler for KafkaHandler {
             .collect()
     }
 
+    fn listener_tls(&self, listener: &str) -> bool {
+        self.service.iter().flat_map(|s| s.listeners()).any(|l| l.name == listener && l.security.is_tls())
+    }
+
     fn new_connection(&self, listener: &str, connection: Connection) -> ConnectionFuture {
         let future = self
             .service
             .as_ref()
             .ok_or_else(|| HandlerError::new(ErrorKind::STATE, "connection before initialize"))
             .and_then(|s| {
+                // A host that did not terminate TLS where it was asked to
+                // must not have plaintext served as if it were TLS.
+                if self.listener_tls(listener) && !connection.is_tls() {
+                    return Err(HandlerError::new(
+                        ErrorKind::STATE,
+                        format!(
+                            "listener {listener} is a TLS listener, but the host handed over a connection without TLS"
+                        ),
+                    ));
+                }
                 let peer = connection.peer_addr().to_owned();
-                s.serve(listener, &peer, connection)
+                let tls_role = connection.tls_role();
+                s.serve_as(listener, &peer, tls_role, connection)
             });
         Box::pin(async move { future?.await })
     }
@@ -301,3 +352,41 @@ impl ProtocolHandler for KafkaHandler {
 }
 
 export_handler!(KafkaHandler::default());
+
+#[cfg(test)]
+mod tests {
+    use polyport_handler_api::testing::MemoryHost;
+
+    use super::*;
+
+    fn initialized(pairs: &[(&str, &str)]) -> KafkaHandler {
+        let mut handler = KafkaHandler::default();
+        let config = Config::new(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        handler.initialize(&config).expect("valid");
+        handler
+    }
+
+    #[test]
+    fn the_host_terminates_tls_on_ssl_listeners() {
+        let handler =
+            initialized(&[("kafkaListeners", "PLAINTEXT://:9092,SSL://:9093,SASL_PLAINTEXT://:9094,SASL_SSL://:9095")]);
+        let tls: Vec<(String, bool)> =
+            handler.listeners().into_iter().map(|l| (l.name.clone(), handler.listener_tls(&l.name))).collect();
+        let tls: Vec<(&str, bool)> = tls.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        assert_eq!(tls, [("PLAINTEXT", false), ("SSL", true), ("SASL_PLAINTEXT", false), ("SASL_SSL", true)]);
+        assert!(!handler.listener_tls("NO_SUCH_LISTENER"));
+    }
+
+    /// A SASL listener on a broker without authentication fails at start,
+    /// telling the operator what to set.
+    #[tokio::test]
+    async fn sasl_listeners_need_the_hosts_authentication() {
+        let mut handler = initialized(&[("kafkaListeners", "SASL_PLAINTEXT://127.0.0.1:9094")]);
+        let err = handler.start(MemoryHost::new().host()).expect_err("authentication is off");
+        assert_eq!(err.kind(), ErrorKind::CONFIG);
+        assert!(err.message().contains("authenticationEnabled=true"), "{err}");
+
+        let mut handler = initialized(&[("kafkaListeners", "SSL://127.0.0.1:9093")]);
+        handler.start(MemoryHost::new().host()).expect("no SASL listener");
+    }
+}

@@ -1,5 +1,10 @@
 //! `kafkaListeners`, `kafkaAdvertisedListeners` and `kafkaProtocolMap`, as KoP
 //! defines them: `NAME://host:port` lists, names mapped to security protocols.
+//!
+//! Every Kafka security protocol is served: the host terminates TLS on `SSL`
+//! and `SASL_SSL` listeners ([`SecurityProtocol::is_tls`]), and connections
+//! of `SASL_*` listeners authenticate before their first other request
+//! ([`crate::sasl`]).
 
 use std::collections::BTreeMap;
 
@@ -16,10 +21,58 @@ pub struct KafkaListener {
     pub advertised_host: String,
     /// Port clients are told to connect to.
     pub advertised_port: i32,
+    /// How clients connect and prove who they are.
+    pub security: SecurityProtocol,
 }
 
-/// Security protocols, as Kafka names them. Only PLAINTEXT is served today.
-const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+/// A listener's security protocol, as Kafka names them (`security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    /// Plain TCP, anonymous clients.
+    Plaintext,
+    /// TLS; the client certificate's role, when one is sent, is the session's.
+    Ssl,
+    /// Plain TCP, then SASL authentication.
+    SaslPlaintext,
+    /// TLS, then SASL authentication (the SASL role is the session's).
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Every protocol, in Kafka's order.
+    pub const ALL: [Self; 4] = [Self::Plaintext, Self::Ssl, Self::SaslPlaintext, Self::SaslSsl];
+
+    /// Kafka's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// The protocol Kafka names `name` (upper case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether the host terminates TLS on the listener.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    /// Whether clients authenticate with SASL before anything else.
+    pub fn is_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+impl std::fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Parses `NAME://host:port` (host may be empty, a name, an IPv4 or `[IPv6]`).
 fn parse_endpoint(key: &str, raw: &str, item: &str) -> Result<(String, String, u16), HandlerError> {
@@ -63,14 +116,13 @@ pub fn from_config(config: &Config, advertised_address: &str) -> Result<Vec<Kafk
             let (name, protocol) = item.split_once(':').ok_or_else(|| {
                 HandlerError::config("kafkaProtocolMap", raw, "a list of NAME:PROTOCOL, e.g. INTERNAL:PLAINTEXT")
             })?;
-            let protocol = protocol.trim().to_ascii_uppercase();
-            if !PROTOCOLS.contains(&protocol.as_str()) {
+            let Some(protocol) = SecurityProtocol::from_name(&protocol.trim().to_ascii_uppercase()) else {
                 return Err(HandlerError::config(
                     "kafkaProtocolMap",
                     raw,
                     "protocols among PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
                 ));
-            }
+            };
             protocol_map.insert(name.trim().to_ascii_uppercase(), protocol);
         }
     }
@@ -84,9 +136,8 @@ pub fn from_config(config: &Config, advertised_address: &str) -> Result<Vec<Kafk
 
     let mut listeners = Vec::new();
     for (name, host, port) in endpoints {
-        let protocol = match protocol_map.get(&name) {
-            Some(p) => p.clone(),
-            None if PROTOCOLS.contains(&name.as_str()) => name.clone(),
+        let security = match protocol_map.get(&name).copied().or_else(|| SecurityProtocol::from_name(&name)) {
+            Some(p) => p,
             None => {
                 return Err(HandlerError::config(
                     "kafkaListeners",
@@ -95,13 +146,6 @@ pub fn from_config(config: &Config, advertised_address: &str) -> Result<Vec<Kafk
                 ))
             }
         };
-        if protocol != "PLAINTEXT" {
-            return Err(HandlerError::config(
-                "kafkaListeners",
-                raw_listeners,
-                &format!("PLAINTEXT listeners only (listener {name} uses {protocol}, which is not supported yet)"),
-            ));
-        }
         if listeners.iter().any(|l: &KafkaListener| l.name == name) {
             return Err(HandlerError::config("kafkaListeners", raw_listeners, "each listener name at most once"));
         }
@@ -116,6 +160,7 @@ pub fn from_config(config: &Config, advertised_address: &str) -> Result<Vec<Kafk
             bind: join_host_port(bind_host, port),
             advertised_host: adv_host,
             advertised_port: i32::from(adv_port),
+            security,
         });
     }
     if let Some((name, _, _)) = advertised.iter().find(|(n, _, _)| !listeners.iter().any(|l| &l.name == n)) {
@@ -157,6 +202,50 @@ mod tests {
         assert_eq!(l.len(), 2);
         assert_eq!(l[1].advertised_host, "broker.example.com");
         assert_eq!(l[1].advertised_port, 29092);
+        assert!(l.iter().all(|l| l.security == SecurityProtocol::Plaintext));
+    }
+
+    #[test]
+    fn every_security_protocol_is_accepted_by_name_or_map() {
+        let l = from_config(
+            &config(&[
+                (
+                    "kafkaListeners",
+                    "SSL://0.0.0.0:9093,SASL_PLAINTEXT://0.0.0.0:9094,sasl_ssl://0.0.0.0:9095,\
+                     INTERNAL://127.0.0.1:9096,EXTERNAL://0.0.0.0:9097",
+                ),
+                ("kafkaProtocolMap", "INTERNAL:sasl_plaintext,EXTERNAL:SASL_SSL"),
+            ]),
+            "127.0.0.1",
+        )
+        .expect("valid");
+        let found: Vec<(&str, SecurityProtocol)> = l.iter().map(|l| (l.name.as_str(), l.security)).collect();
+        assert_eq!(
+            found,
+            [
+                ("SSL", SecurityProtocol::Ssl),
+                ("SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext),
+                ("SASL_SSL", SecurityProtocol::SaslSsl),
+                ("INTERNAL", SecurityProtocol::SaslPlaintext),
+                ("EXTERNAL", SecurityProtocol::SaslSsl),
+            ]
+        );
+        let tls: Vec<bool> = l.iter().map(|l| l.security.is_tls()).collect();
+        assert_eq!(tls, [true, false, true, false, true]);
+        let sasl: Vec<bool> = l.iter().map(|l| l.security.is_sasl()).collect();
+        assert_eq!(sasl, [false, true, true, true, true]);
+    }
+
+    #[test]
+    fn unknown_security_protocols_are_refused() {
+        let err = from_config(
+            &config(&[("kafkaListeners", "INTERNAL://h:1"), ("kafkaProtocolMap", "INTERNAL:KERBEROS")]),
+            "127.0.0.1",
+        )
+        .expect_err("unknown protocol");
+        assert!(err.message().contains("kafkaProtocolMap"), "{err}");
+        let err = from_config(&config(&[("kafkaListeners", "SASL://h:1")]), "127.0.0.1").expect_err("unmapped name");
+        assert!(err.message().contains("kafkaProtocolMap"), "{err}");
     }
 
     #[test]

@@ -80,7 +80,14 @@ pub struct Connection {
     /// The SEND_ERROR code that fails one message of this client alone
     /// ([`produce::refusal_code`]).
     pub(super) refusal: ServerError,
+    /// The role a verified TLS client certificate proves (the TLS provider).
+    tls_role: Option<String>,
+    /// The role CONNECT proved; `None`: anonymous (authentication off).
+    pub(super) role: Option<String>,
 }
+
+/// How long a failed authentication waits before its answer.
+const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(super) fn error(request_id: u64, error: ServerError, message: impl Into<String>) -> BaseCommand {
     cmd(Type::Error, |c| c.error = Some(CommandError { request_id, error: error as i32, message: message.into() }))
@@ -104,7 +111,7 @@ pub(super) fn topic_error(e: &TopicError) -> ServerError {
 }
 
 /// Serves one connection until the client closes it or a frame is malformed.
-pub async fn serve<S>(service: Arc<PulsarService>, id: u64, stream: S)
+pub async fn serve<S>(service: Arc<PulsarService>, id: u64, stream: S, tls_role: Option<String>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -125,6 +132,8 @@ where
         pending_sends,
         connected: false,
         refusal: ServerError::NotAllowedError,
+        tls_role,
+        role: None,
     };
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     loop {
@@ -275,7 +284,7 @@ impl Connection {
             };
         }
         match kind {
-            Some(Type::Connect) => self.connect(body!(c.connect)).await,
+            Some(Type::Connect) => return self.connect(body!(c.connect)).await,
             Some(Type::Ping) => self.send(cmd(Type::Pong, |c| c.pong = Some(CommandPong {}))).await,
             Some(Type::Pong) => {}
             Some(Type::PartitionedMetadata) => {
@@ -314,10 +323,35 @@ impl Connection {
         true
     }
 
-    /// CONNECT: the protocol version both speak and the largest message.
-    async fn connect(&mut self, connect: CommandConnect) {
+    /// CONNECT: the credentials, when authentication is on; the protocol
+    /// version both speak and the largest message. False: the credentials
+    /// prove nothing, the client has its AuthenticationError, and the
+    /// connection ends.
+    async fn connect(&mut self, connect: CommandConnect) -> bool {
         let version = connect.protocol_version.unwrap_or(0).min(PROTOCOL_VERSION);
         tracing::debug!(client = %connect.client_version, version, "CONNECT");
+        if self.connected {
+            tracing::warn!("a second CONNECT: closing");
+            return false;
+        }
+        if self.service.authenticator.enabled() {
+            match self.authenticate(&connect) {
+                Ok(role) => {
+                    tracing::debug!(%role, "authenticated");
+                    self.role = Some(role);
+                }
+                Err(e) => {
+                    let method = connect.auth_method_name.as_deref().unwrap_or("none");
+                    tracing::info!(%method, reason = e.reason(), "authentication failed; closing");
+                    // A failure costs the client its connection and this
+                    // long: guessing is slow.
+                    tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                    // Pulsar answers with request id -1.
+                    self.send(error(u64::MAX, ServerError::AuthenticationError, e.to_string())).await;
+                    return false;
+                }
+            }
+        }
         self.connected = true;
         self.refusal = produce::refusal_code(&connect.client_version);
         let connected = cmd(Type::Connected, |c| {
@@ -328,6 +362,22 @@ impl Connection {
             })
         });
         self.send(connected).await;
+        true
+    }
+
+    /// The role CONNECT's credentials prove: `token` with its JWT, or
+    /// `tls` with the connection's verified client certificate.
+    fn authenticate(&self, connect: &CommandConnect) -> Result<String, crate::security::AuthError> {
+        use crate::security::AuthError;
+        let authenticator = &self.service.authenticator;
+        match connect.auth_method_name.as_deref().unwrap_or_default() {
+            "" | "none" => Err(AuthError::new("this broker requires authentication (token or tls)")),
+            "tls" if authenticator.tls_provider() => self
+                .tls_role
+                .clone()
+                .ok_or_else(|| AuthError::new("method tls needs a TLS connection with a trusted client certificate")),
+            method => authenticator.authenticate(method, connect.auth_data.as_deref().unwrap_or_default()),
+        }
     }
 
     /// Any other command: never silence, an error naming it, on its request

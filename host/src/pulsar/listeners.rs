@@ -86,10 +86,10 @@ impl Listeners {
     /// The URLs for a lookup naming `listener` (empty: none named), with
     /// `default` (`pulsar://advertisedAddress:brokerServicePort`) when no
     /// listener is declared. An unknown name is an error naming it.
-    pub fn urls(&self, listener: Option<&str>, default: &str) -> Result<Urls, String> {
+    pub fn urls(&self, listener: Option<&str>, default: &str, default_tls: Option<&str>) -> Result<Urls, String> {
         let wanted = listener.filter(|l| !l.is_empty());
         let name = match (wanted, &self.internal) {
-            (None, None) => return Ok(Urls { url: Some(default.to_owned()), url_tls: None }),
+            (None, None) => return Ok(Urls { url: Some(default.to_owned()), url_tls: default_tls.map(str::to_owned) }),
             (None, Some(internal)) => internal.as_str(),
             (Some(name), _) => name,
         };
@@ -118,15 +118,15 @@ mod tests {
         .expect("valid");
         assert_eq!(l.internal.as_deref(), Some("internal"), "the first is the internal one by default");
         let d = "pulsar://127.0.0.1:6650";
-        assert_eq!(l.urls(None, d).expect("internal").url.as_deref(), Some("pulsar://10.0.0.1:6650"));
-        let ext = l.urls(Some("external"), d).expect("external");
+        assert_eq!(l.urls(None, d, None).expect("internal").url.as_deref(), Some("pulsar://10.0.0.1:6650"));
+        let ext = l.urls(Some("external"), d, None).expect("external");
         assert_eq!(ext.url.as_deref(), Some("pulsar://broker.example.com:16650"));
         assert_eq!(ext.url_tls.as_deref(), Some("pulsar+ssl://broker.example.com:16651"));
-        let unknown = l.urls(Some("dmz"), d).expect_err("unknown");
+        let unknown = l.urls(Some("dmz"), d, None).expect_err("unknown");
         assert!(unknown.contains("dmz") && unknown.contains("internal, external"), "{unknown}");
         let none = Listeners::parse("", "").expect("empty");
-        assert_eq!(none.urls(None, d).expect("default").url.as_deref(), Some(d));
-        assert!(none.urls(Some("external"), d).is_err(), "a name where none is declared");
+        assert_eq!(none.urls(None, d, None).expect("default").url.as_deref(), Some(d));
+        assert!(none.urls(Some("external"), d, None).is_err(), "a name where none is declared");
         assert_eq!(
             Listeners::parse("a:pulsar://h:1,b:pulsar://h:2", "b").expect("valid").internal.as_deref(),
             Some("b")

@@ -83,7 +83,7 @@ pub async fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseComm
         service
             .config
             .listeners
-            .urls(listener, &service.service_url)
+            .urls(listener, &service.service_url, service.service_url_tls.as_deref())
             .map(|urls| (LookupType::Connect, urls.url, urls.url_tls))
             .map_err(|message| (ServerError::NotAllowedError, message))
     };
@@ -98,13 +98,15 @@ pub async fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseComm
             };
             match routed {
                 Ok(Route::Local) => here(service),
-                Ok(Route::Remote(owner)) => match owner.data.and_then(|d| d.pulsar_service_url) {
-                    Some(url) => Ok((LookupType::Redirect, Some(url), None)),
-                    None => Err((
-                        ServerError::ServiceNotReady,
-                        format!("{name} is served by broker {}, which serves no Pulsar protocol (yet)", owner.id),
-                    )),
-                },
+                Ok(Route::Remote(owner)) => {
+                    match owner.data.and_then(|d| d.pulsar_service_url.map(|u| (u, d.pulsar_service_url_tls))) {
+                        Some((url, url_tls)) => Ok((LookupType::Redirect, Some(url), url_tls)),
+                        None => Err((
+                            ServerError::ServiceNotReady,
+                            format!("{name} is served by broker {}, which serves no Pulsar protocol (yet)", owner.id),
+                        )),
+                    }
+                }
                 Err(e) => Err(e),
             }
         }

@@ -63,6 +63,10 @@ pub struct PulsarService {
     /// `pulsar://<advertisedAddress>:<port>`, the answer to lookups when no
     /// listener is declared.
     pub service_url: String,
+    /// `pulsar+ssl://<advertisedAddress>:<brokerServicePortTls>`, if TLS is on.
+    pub service_url_tls: Option<String>,
+    /// The authentication providers (CONNECT's credentials).
+    pub authenticator: Arc<crate::security::Authenticator>,
     /// The protocol's configuration.
     pub config: PulsarConfig,
     cluster: String,
@@ -82,21 +86,34 @@ impl std::fmt::Debug for PulsarService {
     }
 }
 
+/// Where clients reach the Pulsar protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct Advertised<'a> {
+    /// `advertisedAddress`.
+    pub host: &'a str,
+    /// The plaintext port bound.
+    pub port: u16,
+    /// The TLS port bound, if any.
+    pub tls_port: Option<u16>,
+}
+
 impl PulsarService {
-    /// The service for clients that reach it at `advertised:port`.
+    /// The service for clients that reach it at `address`.
     pub fn new(
         topics: Arc<Topics>,
         converters: Arc<Converters>,
         config: PulsarConfig,
-        advertised: &str,
-        port: u16,
+        address: &Advertised<'_>,
         cluster: &str,
         limits: crate::limits::LimitsConfig,
+        authenticator: Arc<crate::security::Authenticator>,
     ) -> Self {
         Self {
             converters,
             max_message_size: config.max_message_size,
-            service_url: format!("pulsar://{advertised}:{port}"),
+            service_url: format!("pulsar://{}:{}", address.host, address.port),
+            service_url_tls: address.tls_port.map(|port| format!("pulsar+ssl://{}:{port}", address.host)),
+            authenticator,
             config,
             cluster: cluster.to_owned(),
             limits,
@@ -221,6 +238,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 pub async fn accept_loop(
     service: Arc<PulsarService>,
     listener: TcpListener,
+    tls: Option<crate::security::tls::Tls>,
     admitted: Arc<crate::limits::Connections>,
     shutdown: CancellationToken,
     connections: TaskTracker,
@@ -235,13 +253,26 @@ pub async fn accept_loop(
                 let Some(place) = crate::server::admit(&admitted, "pulsar", peer) else { continue };
                 let _ = stream.set_nodelay(true);
                 let id = service.connections.fetch_add(1, Ordering::Relaxed);
-                let span = tracing::info_span!("conn", protocol = "pulsar", %peer);
+                let span = tracing::info_span!("conn", protocol = "pulsar", tls = tls.is_some(), %peer);
                 let service = Arc::clone(&service);
                 let stop = shutdown.clone();
+                let tls = tls.clone();
                 connections.spawn(
                     async move {
+                        let serve = async {
+                            match tls {
+                                None => connection::serve(service, id, stream, None).await,
+                                Some(tls) => match tls.accept(stream).await {
+                                    Ok(accepted) => {
+                                        let role = accepted.role;
+                                        connection::serve(service, id, accepted.stream, role).await
+                                    }
+                                    Err(reason) => tracing::info!("connection closed: {reason}"),
+                                },
+                            }
+                        };
                         tokio::select! {
-                            () = connection::serve(service, id, stream) => {}
+                            () = serve => {}
                             // Pulsar clients reconnect; nothing is in flight that an answer would save.
                             () = stop.cancelled() => {}
                         }

@@ -18,7 +18,7 @@ use std::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RArc, RErr, ROk, RResult, RStr},
+    std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
@@ -32,6 +32,7 @@ use tracing::{Instrument, Level};
 
 use crate::topics::Topics;
 
+mod auth;
 mod errors;
 mod partition;
 mod topics;
@@ -45,6 +46,7 @@ pub struct HostServices {
     max_log_level: LogLevel,
     topics: FfiTopicsBox,
     conversion: FfiConversionBox,
+    authenticator: Arc<crate::security::Authenticator>,
 }
 
 impl HostServices {
@@ -55,6 +57,7 @@ impl HostServices {
         topics: Arc<Topics>,
         advertised_address: String,
         converters: Arc<crate::convert::Converters>,
+        authenticator: Arc<crate::security::Authenticator>,
     ) -> Self {
         let conversion = crate::convert::ConversionService::new(runtime.clone(), Arc::clone(&converters));
         let topics = topics::TopicService::new(runtime.clone(), topics, advertised_address, converters);
@@ -64,6 +67,7 @@ impl HostServices {
             max_log_level,
             topics: FfiTopics_TO::from_ptr(RArc::new(topics), TD_Opaque),
             conversion: FfiConversion_TO::from_ptr(RArc::new(conversion), TD_Opaque),
+            authenticator,
         }
     }
 
@@ -137,6 +141,21 @@ impl FfiHost for HostServices {
 
     fn conversion(&self) -> FfiConversionBox {
         self.conversion.clone()
+    }
+
+    fn authenticate(&self, method: RStr<'_>, data: RSlice<'_, u8>) -> FfiFuture<RResult<RString, HandlerError>> {
+        auth::authenticate(&self.authenticator, method.as_str(), data.as_slice())
+    }
+
+    fn authentication(&self) -> polyport_handler_api::AuthenticationInfo {
+        auth::info(&self.authenticator)
+    }
+
+    fn sasl_server(
+        &self,
+        mechanism: RStr<'_>,
+    ) -> RResult<polyport_handler_api::security::FfiSaslServerBox, HandlerError> {
+        auth::sasl_server(&self.authenticator, mechanism.as_str())
     }
 }
 

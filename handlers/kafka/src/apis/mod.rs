@@ -30,6 +30,8 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_v0;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use std::{future::Future, sync::Arc};
@@ -41,7 +43,7 @@ use kafka_protocol::{
 };
 use polyport_handler_api::Host;
 
-use crate::{connection::Shared, listeners::KafkaListener, order::Turn, ProtocolError};
+use crate::{connection::Shared, listeners::KafkaListener, order::Turn, session::Session, ProtocolError};
 
 /// Every API served, with the versions implemented.
 pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
@@ -50,6 +52,10 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListOffsets, list_offsets::VERSIONS),
     (ApiKey::Metadata, metadata::VERSIONS),
     (ApiKey::ApiVersions, api_versions::VERSIONS),
+    // Listed on every listener, as Kafka lists them; served before
+    // authentication by `crate::sasl`, refused after it (ILLEGAL_SASL_STATE).
+    (ApiKey::SaslHandshake, sasl_handshake::VERSIONS),
+    (ApiKey::SaslAuthenticate, sasl_authenticate::VERSIONS),
     (ApiKey::CreateTopics, create_topics::VERSIONS),
     (ApiKey::DeleteTopics, delete_topics::VERSIONS),
     (ApiKey::DeleteRecords, delete_records::VERSIONS),
@@ -114,6 +120,8 @@ pub struct RequestContext<'a> {
     pub client_host: &'a str,
     /// What the handler's connections share (config, topic mapper, host).
     pub shared: &'a Shared,
+    /// Who the connection's requests come from.
+    pub session: &'a Session,
 }
 
 impl RequestContext<'_> {
@@ -128,6 +136,7 @@ impl RequestContext<'_> {
 /// response frame (size prefix included); `None` when no response is due
 /// (Produce with acks=0). A Produce places its appends in `turn`, its
 /// connection's order ([`crate::order`]); alone when `None`.
+#[allow(clippy::too_many_arguments)] // each is the request's or its connection's
 pub async fn dispatch(
     key: ApiKey,
     version: i16,
@@ -135,15 +144,24 @@ pub async fn dispatch(
     shared: Arc<Shared>,
     listener: Arc<KafkaListener>,
     client_host: Arc<str>,
+    session: Arc<Session>,
     turn: Option<Turn>,
 ) -> Result<Option<Response>, ProtocolError> {
     let header =
         RequestHeader::decode(&mut frame, key.request_header_version(version)).map_err(ProtocolError::decode)?;
-    let ctx =
-        RequestContext { header: &header, version, listener: &listener, client_host: &client_host, shared: &shared };
+    let ctx = RequestContext {
+        header: &header,
+        version,
+        listener: &listener,
+        client_host: &client_host,
+        shared: &shared,
+        session: &session,
+    };
     let frame = &mut frame;
     match key {
         ApiKey::ApiVersions => call(&ctx, frame, |c, r| std::future::ready(api_versions::handle(c, r))).await,
+        ApiKey::SaslHandshake => call(&ctx, frame, |c, r| std::future::ready(sasl_handshake::handle(c, r))).await,
+        ApiKey::SaslAuthenticate => call(&ctx, frame, |c, r| std::future::ready(sasl_authenticate::handle(c, r))).await,
         ApiKey::Metadata => call(&ctx, frame, metadata::handle).await,
         ApiKey::Produce => produce::serve(&ctx, frame, turn.unwrap_or_else(Turn::first)).await,
         ApiKey::Fetch => {
@@ -283,7 +301,12 @@ mod tests {
             bind: "0.0.0.0:9092".into(),
             advertised_host: "h".into(),
             advertised_port: 9092,
+            security: crate::listeners::SecurityProtocol::Plaintext,
         })
+    }
+
+    fn anonymous() -> Arc<Session> {
+        Arc::new(Session::anonymous())
     }
 
     fn request<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, body: &R) -> Bytes {
@@ -304,11 +327,20 @@ mod tests {
     /// Sends `body` through `dispatch` (no host) and decodes the response.
     fn round_trip<Req: Encodable + HeaderVersion, Resp: Decodable>(key: ApiKey, version: i16, body: &Req) -> Resp {
         let shared = Arc::new(Shared::for_tests());
-        let out = dispatch(key, version, request(key, version, body), shared, listener(), "/127.0.0.1".into(), None)
-            .now_or_never()
-            .expect("completes without a host")
-            .expect("dispatch")
-            .expect("a response");
+        let out = dispatch(
+            key,
+            version,
+            request(key, version, body),
+            shared,
+            listener(),
+            "/127.0.0.1".into(),
+            anonymous(),
+            None,
+        )
+        .now_or_never()
+        .expect("completes without a host")
+        .expect("dispatch")
+        .expect("a response");
         let mut out = out.to_bytes().freeze();
         let _size = bytes::Buf::get_i32(&mut out);
         ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
@@ -428,6 +460,8 @@ mod tests {
             for version in range.min..=range.max {
                 let frame = match key {
                     ApiKey::ApiVersions => request(key, version, &ApiVersionsRequest::default()),
+                    ApiKey::SaslHandshake => request(key, version, &SaslHandshakeRequest::default()),
+                    ApiKey::SaslAuthenticate => request(key, version, &SaslAuthenticateRequest::default()),
                     ApiKey::Metadata => request(key, version, &MetadataRequest::default()),
                     ApiKey::Produce => request(key, version, &ProduceRequest::default().with_acks(1)),
                     ApiKey::Fetch => request(key, version, &FetchRequest::default()),
@@ -466,17 +500,34 @@ mod tests {
                     ApiKey::OffsetDelete => request(key, version, &OffsetDeleteRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
-                let out = dispatch(key, version, frame, Arc::clone(&shared), listener(), "/127.0.0.1".into(), None)
-                    .now_or_never()
-                    .expect("completes without a host")
-                    .expect("dispatch")
-                    .expect("a response");
+                let out = dispatch(
+                    key,
+                    version,
+                    frame,
+                    Arc::clone(&shared),
+                    listener(),
+                    "/127.0.0.1".into(),
+                    anonymous(),
+                    None,
+                )
+                .now_or_never()
+                .expect("completes without a host")
+                .expect("dispatch")
+                .expect("a response");
                 let mut out = out.to_bytes().freeze();
                 let _size = bytes::Buf::get_i32(&mut out);
                 let header = ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
                 assert_eq!(header.correlation_id, 7);
                 match key {
                     ApiKey::ApiVersions => check::<ApiVersionsResponse>(&mut out, version),
+                    ApiKey::SaslHandshake => {
+                        let r = SaslHandshakeResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!((r.error_code, r.mechanisms.len()), (errors::ILLEGAL_SASL_STATE, 0));
+                    }
+                    ApiKey::SaslAuthenticate => {
+                        let r = SaslAuthenticateResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.error_code, errors::ILLEGAL_SASL_STATE);
+                    }
                     ApiKey::Metadata => check::<MetadataResponse>(&mut out, version),
                     ApiKey::Produce => check::<ProduceResponse>(&mut out, version),
                     ApiKey::Fetch => check::<FetchResponse>(&mut out, version),
