@@ -66,6 +66,7 @@ class Broker:
             "advertisedAddress=127.0.0.1\n"
             f"kafkaListeners=PLAINTEXT://127.0.0.1:{port}\n"
             f"brokerServicePort={free_port()}\n"
+            f"webServicePort={free_port()}\n"
             "brokerShutdownTimeoutMs=3000\n"
             "groupInitialRebalanceDelayMs=0\n"
         )

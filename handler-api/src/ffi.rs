@@ -164,8 +164,10 @@ pub trait FfiHost: Send + Sync + Clone {
         let _ = (method, data);
         unsupported("authentication")
     }
-    /// Slot for the authorization service: whether `role` may do
-    /// `operation` on `topic`.
+    /// See [`Host::authorize`](crate::Host::authorize): whether `role`
+    /// (empty: anonymous) may do `operation` on `topic` (a topic or a
+    /// partition), or on every topic of a namespace (`tenant/ns`).
+    /// Served from 0.2.2.
     fn authorize(
         &self,
         role: RStr<'_>,
@@ -190,6 +192,10 @@ pub trait FfiHost: Send + Sync + Clone {
     /// See [`Host::authentication`](crate::Host::authentication). Appended in 0.2.2.
     fn authentication(&self) -> crate::security::AuthenticationInfo {
         crate::security::AuthenticationInfo::default()
+    }
+    /// See [`Host::authorization_enabled`](crate::Host::authorization_enabled). Appended in 0.2.2.
+    fn authorization_enabled(&self) -> bool {
+        false
     }
     /// See [`Host::sasl_server`](crate::Host::sasl_server). Appended in 0.2.2.
     fn sasl_server(&self, mechanism: RStr<'_>) -> RResult<crate::security::FfiSaslServerBox, HandlerError> {

@@ -330,6 +330,30 @@ impl Host {
         Ok(role.into_string())
     }
 
+    /// Whether the host authorizes (`authorizationEnabled`): when not,
+    /// every [`authorize`](Self::authorize) answers yes and a handler may
+    /// skip asking.
+    pub fn authorization_enabled(&self) -> bool {
+        self.inner.authorization_enabled()
+    }
+
+    /// Whether `role` (`None`: a client that proved none) may do
+    /// `operation` on `topic` (a topic or a partition, named as Pulsar
+    /// names them), or on every topic of a namespace when `topic` is
+    /// `tenant/ns`. The host answers with Pulsar's model: super-users,
+    /// tenant admins, and the namespace's and topic's grants
+    /// ([`Operation::Admin`](crate::storage::Operation::Admin) is a
+    /// tenant admin's right; [`Operation::Lookup`](crate::storage::Operation::Lookup)
+    /// needs `produce` or `consume`).
+    pub async fn authorize(
+        &self,
+        role: Option<&str>,
+        operation: crate::storage::Operation,
+        topic: &str,
+    ) -> Result<bool, HandlerError> {
+        self.inner.authorize(role.unwrap_or_default().into(), operation, topic.into()).await.into_result()
+    }
+
     /// Starts a SASL exchange with `mechanism` (one of
     /// [`AuthenticationInfo::sasl_mechanisms`](crate::AuthenticationInfo::sasl_mechanisms)),
     /// which the host runs with its providers: the handler carries the

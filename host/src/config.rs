@@ -121,6 +121,8 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "authenticationEnabled", default: "false" },
     KeySpec { name: "authenticationProviders", default: "" },
     KeySpec { name: "superUserRoles", default: "" },
+    KeySpec { name: "authorizationEnabled", default: "false" },
+    KeySpec { name: "anonymousUserRole", default: "" },
     KeySpec { name: "tokenSecretKey", default: "" },
     KeySpec { name: "tokenPublicKey", default: "" },
     KeySpec { name: "tokenPublicAlg", default: "RS256" },
@@ -359,6 +361,8 @@ pub struct SecurityConfig {
     pub broker_service_port_tls: Option<u16>,
     /// The authentication keys.
     pub auth: crate::security::AuthConfig,
+    /// The authorization keys.
+    pub authz: crate::security::authz::AuthzConfig,
 }
 
 fn list(value: &str) -> Vec<String> {
@@ -439,7 +443,12 @@ fn security_config(get: &dyn Fn(&str) -> String, check: &mut dyn FnMut(&str, &st
         },
         super_users: list(&get("superUserRoles")),
     };
-    SecurityConfig { tls, broker_service_port_tls, auth }
+    let authz = crate::security::authz::AuthzConfig {
+        enabled: boolean(check, "authorizationEnabled"),
+        super_users: list(&get("superUserRoles")),
+        anonymous_role: optional("anonymousUserRole"),
+    };
+    SecurityConfig { tls, broker_service_port_tls, auth, authz }
 }
 
 /// The limits on connections and what each may hold.

@@ -5,6 +5,7 @@
 //! reports every failure as a [`StartupError`] naming its cause;
 //! [`Broker::serve`] accepts until shutdown.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod convert;
@@ -84,6 +85,8 @@ pub struct Broker {
     pulsar: Option<(Arc<pulsar::PulsarService>, tokio::net::TcpListener)>,
     /// `brokerServicePortTls`, bound, with the acceptor.
     pulsar_tls: Option<(tokio::net::TcpListener, security::tls::Tls)>,
+    /// `webServicePort`, bound, with what the admin API serves.
+    admin: (tokio::net::TcpListener, Arc<admin::AdminState>),
     topics: Arc<topics::Topics>,
     /// This broker's entry among the live brokers (with a shared metadata store).
     registration: Option<registry::Registration>,
@@ -174,6 +177,13 @@ impl Broker {
                     .map_err(|e| security_error(e.to_string()))?,
             ),
         };
+        let authorizer = Arc::new(security::authz::Authorizer::new(config.security.authz.clone(), Arc::clone(&topics)));
+        if authorizer.enabled() && !authenticator.enabled() {
+            tracing::warn!(
+                "authorizationEnabled=true without authenticationEnabled: clients prove no role, so only \
+                anonymousUserRole's grants apply"
+            );
+        }
         if authenticator.enabled() {
             tracing::info!(sasl = %authenticator.sasl_mechanisms().join(","), tls_roles = authenticator.tls_provider(),
                 super_users = authenticator.super_users().len(), "authentication enabled");
@@ -187,6 +197,7 @@ impl Broker {
             config.advertised_address.clone(),
             Arc::clone(&converters),
             Arc::clone(&authenticator),
+            Arc::clone(&authorizer),
         );
         let ffi_config: polyport_handler_api::ffi::FfiConfig =
             config.entries.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect();
@@ -248,11 +259,19 @@ impl Broker {
                     &pulsar::Advertised { host: &config.advertised_address, port, tls_port },
                     &config.cluster_name,
                     config.limits,
-                    Arc::clone(&authenticator),
+                    pulsar::Security { authenticator: Arc::clone(&authenticator), authorizer: Arc::clone(&authorizer) },
                 );
                 Some((Arc::new(service), listener))
             }
         };
+        let admin_listener = admin::bind(SocketAddr::new(config.bind_address, config.web_service_port))
+            .await
+            .map_err(StartupError::Listener)?;
+        let admin_state = Arc::new(admin::AdminState {
+            topics: Arc::clone(&topics),
+            authenticator: Arc::clone(&authenticator),
+            authorizer: Arc::clone(&authorizer),
+        });
         // Registered last, once every listener is bound: a broker others can
         // see is one clients can reach.
         let registration = match etcd {
@@ -280,7 +299,17 @@ impl Broker {
                 Some(registered.map_err(|e| StartupError::MetadataStore(e.to_string()))?)
             }
         };
-        Ok(Self { config, handlers, listeners, pulsar, pulsar_tls, topics, registration, _lock: lock })
+        Ok(Self {
+            config,
+            handlers,
+            listeners,
+            pulsar,
+            pulsar_tls,
+            admin: (admin_listener, admin_state),
+            topics,
+            registration,
+            _lock: lock,
+        })
     }
 
     /// The addresses bound, with their protocol and listener name.
@@ -292,6 +321,7 @@ impl Broker {
             .filter_map(|l| l.local_addr().map(|a| (l.handler.protocol.clone(), l.name.clone(), a)))
             .chain(pulsar.map(|a| ("pulsar".to_owned(), "brokerServicePort".to_owned(), a)))
             .chain(pulsar_tls.map(|a| ("pulsar".to_owned(), "brokerServicePortTls".to_owned(), a)))
+            .chain(self.admin.0.local_addr().ok().map(|a| ("http".to_owned(), "webServicePort".to_owned(), a)))
             .collect()
     }
 
@@ -334,6 +364,10 @@ impl Broker {
                 connections.clone(),
             )));
         }
+        let (admin_listener, admin_state) = self.admin;
+        tracing::info!(protocol = "http", address = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "listening (admin REST API)");
+        let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, stop.clone()));
         tracing::info!(cluster = %self.config.cluster_name, "broker ready");
 
         shutdown.await;
@@ -362,6 +396,7 @@ impl Broker {
         for accept in accept_loops {
             let _ = accept.await;
         }
+        let _ = admin_task.await;
         for running in &self.handlers {
             if let Err(e) = running.handler.close().into_result() {
                 tracing::warn!(protocol = %running.protocol, error = %e, "handler close failed");

@@ -188,6 +188,7 @@ bindAddress=127.0.0.1
 advertisedAddress=127.0.0.1
 kafkaListeners=PLAINTEXT://$BOOTSTRAP
 brokerServicePort=$PULSAR_PORT
+webServicePort=0
 brokerShutdownTimeoutMs=3000
 logLevel=$LOG_LEVEL
 allowAutoTopicCreation=true

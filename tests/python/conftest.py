@@ -47,6 +47,8 @@ class Broker:
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.pulsar_port = free_port()
         self.pulsar_url = f"pulsar://127.0.0.1:{self.pulsar_port}"
+        self.web_port = free_port()
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.conf = base / "broker.conf"
         self.conf.write_text(
             "messagingProtocols=kafka\n"
@@ -55,6 +57,7 @@ class Broker:
             "advertisedAddress=127.0.0.1\n"
             f"kafkaListeners={listeners.format(port=self.port) if listeners else f'PLAINTEXT://127.0.0.1:{self.port}'}\n"
             f"brokerServicePort={self.pulsar_port}\n"
+            f"webServicePort={self.web_port}\n"
             "brokerShutdownTimeoutMs=3000\n"
             "maxMessageSize=1048576\n"
             f"{extra}\n"

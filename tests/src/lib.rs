@@ -96,11 +96,11 @@ impl Broker {
         for lib in libraries {
             fs::copy(lib, protocols.join(lib.file_name().unwrap())).unwrap();
         }
-        let (kafka_port, pulsar_port) = (free_port(), free_port());
+        let (kafka_port, pulsar_port, web_port) = (free_port(), free_port(), free_port());
         let text = format!(
             "messagingProtocols=kafka\nprotocolHandlerDirectory={}\ndataDirectory={}\nadvertisedAddress=127.0.0.1\n\
              kafkaListeners=PLAINTEXT://127.0.0.1:{kafka_port}\nbrokerServicePort={pulsar_port}\n\
-             brokerShutdownTimeoutMs=4000\nlogLevel=info\n{conf}\n",
+             webServicePort={web_port}\nbrokerShutdownTimeoutMs=4000\nlogLevel=info\n{conf}\n",
             protocols.display(),
             dir.path().join("data").display(),
         );

@@ -36,6 +36,41 @@ fn the_out_of_tree_handler_loads_serves_and_uses_host_services() {
     assert!(broker.log().contains("conn{protocol=line"), "{}", broker.log());
 }
 
+/// A third-party handler authenticates and authorizes through the host:
+/// the broker's token provider and permissions, no key in the handler.
+#[test]
+fn the_out_of_tree_handler_asks_the_host_who_may_do_what() {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("dir");
+    let key = dir.path().join("secret.key");
+    let tool = |args: &[&str]| {
+        let out = std::process::Command::new(polyport_tests::broker_bin()).args(args).output().expect("broker tokens");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    tool(&["tokens", "create-secret-key", "--output", key.to_str().expect("utf-8")]);
+    let secret = format!("file://{}", key.display());
+    let (admin, alice) = (
+        tool(&["tokens", "create", "--secret-key", &secret, "--subject", "admin"]),
+        tool(&["tokens", "create", "--secret-key", &secret, "--subject", "alice"]),
+    );
+    let _broker = Broker::configure(
+        &format!(
+            "messagingProtocols=line\nlineListener=127.0.0.1:{port}\nauthenticationEnabled=true\n\
+             authenticationProviders=token\ntokenSecretKey={secret}\nauthorizationEnabled=true\nsuperUserRoles=admin"
+        ),
+        &[line_handler()],
+    )
+    .start();
+    let mut line = Line::connect(port);
+    assert!(line.call("PUB orders x").starts_with("ERR authentication AUTH <token> first"));
+    assert!(line.call("AUTH not.a.token").starts_with("ERR authentication authentication failed: invalid token"));
+    assert_eq!(line.call(&format!("AUTH {alice}")), "role alice");
+    assert_eq!(line.call("PUB orders x"), "ERR not_authorized role alice may not PUB orders");
+    assert_eq!(line.call(&format!("AUTH {admin}")), "role admin");
+    assert_eq!(line.call("PUB orders x"), "0");
+}
+
 #[test]
 fn a_panic_closes_that_connection_only() {
     let port = free_port();

@@ -82,8 +82,11 @@ fn unknown_api_key_gets_unsupported_version_and_the_connection_survives() {
     // A known API at a version we do not serve, and an API we do not serve at all.
     let c = conn.send_frame(ApiKey::Metadata as i16, 99, &[1, 2, 3]);
     assert_eq!(correlation_and_error(conn.read_frame().expect("a reply")), (c, UNSUPPORTED_VERSION));
-    let c = conn.send_frame(ApiKey::SaslHandshake as i16, 1, &[]);
+    let c = conn.send_frame(ApiKey::ElectLeaders as i16, 0, &[]);
     assert_eq!(correlation_and_error(conn.read_frame().expect("a reply")), (c, UNSUPPORTED_VERSION));
+    // SASL on a PLAINTEXT listener: ILLEGAL_SASL_STATE, as Kafka answers it.
+    let c = conn.send_frame(ApiKey::SaslHandshake as i16, 1, &[0, 5, b'P', b'L', b'A', b'I', b'N']);
+    assert_eq!(correlation_and_error(conn.read_frame().expect("a reply")), (c, 34));
     api_versions_ok(&mut conn);
 }
 

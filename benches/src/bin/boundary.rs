@@ -93,6 +93,7 @@ async fn start_plugin(library: &PathBuf) -> anyhow::Result<(SocketAddr, tempfile
         ("dataDirectory", dir.path().join("data").display().to_string()),
         ("kafkaListeners", "PLAINTEXT://127.0.0.1:0".to_owned()),
         ("brokerServicePort", String::new()),
+        ("webServicePort", "0".to_owned()),
     ];
     let config = BrokerConfig::from_entries(entries.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())?;
     let broker = Broker::start(config, LogLevel::Warn).await?;

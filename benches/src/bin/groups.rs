@@ -129,6 +129,7 @@ async fn start_plugin(library: &Path, dir: &Path) -> anyhow::Result<Running> {
         ("dataDirectory", dir.join("data").display().to_string()),
         ("kafkaListeners", "PLAINTEXT://127.0.0.1:0".to_owned()),
         ("brokerServicePort", String::new()),
+        ("webServicePort", "0".to_owned()),
         ("groupInitialRebalanceDelayMs", "0".to_owned()),
     ];
     let config = BrokerConfig::from_entries(entries.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())?;

@@ -70,6 +70,7 @@ async fn start(library: &PathBuf) -> anyhow::Result<(SocketAddr, SocketAddr, tem
         ("dataDirectory", dir.path().join("data").display().to_string()),
         ("kafkaListeners", "PLAINTEXT://127.0.0.1:0".to_owned()),
         ("brokerServicePort", "0".to_owned()),
+        ("webServicePort", "0".to_owned()),
         ("bindAddress", "127.0.0.1".to_owned()),
     ];
     let config = BrokerConfig::from_entries(entries.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())?;

@@ -22,6 +22,15 @@
 //! ([`Host::open_partition`]); a handle outlives its topic's deletion (its
 //! calls answer `not_found`, or recreate the topic on `PUB`).
 //!
+//! Security, through the host's services (its providers and permissions;
+//! the handler never sees a key):
+//! - `AUTH <token>`  proves a role with a token (`Host::authenticate`),
+//!   replies `role <role>`. When the broker has `authenticationEnabled`,
+//!   storage commands before it reply `ERR authentication ...`.
+//! - With `authorizationEnabled`, each storage command asks
+//!   `Host::authorize`: `PUB` needs produce, reads and cursors consume,
+//!   `CREATE`/`DELETE` a tenant admin, `TOPICS` lookup on the namespace.
+//!
 //! Errors reply `ERR <kind> <message>`.
 //!
 //! Configuration: `lineListener` (default `127.0.0.1:7070`).
@@ -76,6 +85,7 @@ impl ProtocolHandler for LineHandler {
             let mut stream = BufReader::new(connection);
             let mut line = String::new();
             let mut partitions = Partitions { host: host.clone(), open: HashMap::new() };
+            let mut role: Option<String> = None;
             loop {
                 line.clear();
                 if stream.read_line(&mut line).await? == 0 {
@@ -99,9 +109,20 @@ impl ProtocolHandler for LineHandler {
                         stream.write_all(b"bye\n").await?;
                         return Ok(());
                     }
-                    other => match storage(&mut partitions, other, arg).await {
-                        Ok(reply) => reply,
+                    "AUTH" => match host.authenticate("token", arg.as_bytes()).await {
+                        Ok(proven) => {
+                            let reply = format!("role {proven}");
+                            role = Some(proven);
+                            reply
+                        }
                         Err(e) => format!("ERR {} {}", e.kind(), e.message()),
+                    },
+                    other => match allowed(&host, role.as_deref(), other, arg).await {
+                        Err(e) => format!("ERR {} {}", e.kind(), e.message()),
+                        Ok(()) => match storage(&mut partitions, other, arg).await {
+                            Ok(reply) => reply,
+                            Err(e) => format!("ERR {} {}", e.kind(), e.message()),
+                        },
                     },
                 };
                 stream.write_all(format!("{reply}\n").as_bytes()).await?;
@@ -111,6 +132,31 @@ impl ProtocolHandler for LineHandler {
 }
 
 export_handler!(LineHandler::default());
+
+/// Whether `role` may run `command` on the topic (or namespace) its
+/// argument names: the host decides, with the broker's permissions.
+async fn allowed(host: &Host, role: Option<&str>, command: &str, arg: &str) -> Result<(), HandlerError> {
+    use polyport_handler_api::{storage::Operation, ErrorKind};
+    if host.authentication().enabled && role.is_none() {
+        return Err(HandlerError::new(ErrorKind::AUTHENTICATION, "AUTH <token> first"));
+    }
+    if !host.authorization_enabled() {
+        return Ok(());
+    }
+    let operation = match command {
+        "PUB" => Operation::Produce,
+        "CREATE" | "DELETE" => Operation::Admin,
+        "TOPICS" => Operation::Lookup,
+        _ => Operation::Consume,
+    };
+    let target = arg.split(' ').next().unwrap_or_default();
+    if host.authorize(role, operation, target).await? {
+        Ok(())
+    } else {
+        let who = role.unwrap_or("anonymous");
+        Err(HandlerError::new(ErrorKind::NOT_AUTHORIZED, format!("role {who} may not {command} {target}")))
+    }
+}
 
 fn invalid(what: &str) -> HandlerError {
     HandlerError::new(polyport_handler_api::ErrorKind::INVALID_ARGUMENT, what)

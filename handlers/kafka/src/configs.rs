@@ -12,7 +12,7 @@
 //!   configs (`NOT_APPLIED`), without effect;
 //! - anything else is refused with INVALID_CONFIG naming it.
 
-use polyport_handler_api::storage::{TopicPolicies, UNSET};
+use polyport_handler_api::storage::{Operation, TopicPolicies, UNSET};
 
 use crate::{apis::RequestContext, errors};
 
@@ -435,7 +435,11 @@ pub async fn alter_topic(
     match resource_type {
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER => {
-            return Err((errors::INVALID_REQUEST, "broker configs are read-only; set them in broker.conf".to_owned()))
+            // Pulsar has no cluster resource: a tenant admin of the default namespace stands for it.
+            if !ctx.allowed(Operation::Admin, ctx.shared.topics.namespace()).await {
+                return Err((errors::CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.".to_owned()));
+            }
+            return Err((errors::INVALID_REQUEST, "broker configs are read-only; set them in broker.conf".to_owned()));
         }
         other => {
             return Err((
@@ -443,6 +447,9 @@ pub async fn alter_topic(
                 format!("resource type {other} is not supported: only topic (2) configs can be altered"),
             ))
         }
+    }
+    if ctx.topic_denied(Operation::Admin, name).await {
+        return Err((errors::TOPIC_AUTHORIZATION_FAILED, crate::apis::not_authorized(name)));
     }
     let changes = changes()?;
     let pulsar = ctx.shared.topics.pulsar(name).map_err(|code| (code, format!("invalid topic name {name:?}")))?;

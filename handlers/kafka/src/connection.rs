@@ -90,6 +90,10 @@ pub struct Shared {
     /// The SASL mechanisms enabled and the exchanges' source, set at start
     /// when a `SASL_*` listener exists.
     pub sasl: OnceLock<Sasl>,
+    /// Who authorizes requests, set at start when the host's
+    /// `authorizationEnabled` is on ([`crate::authz`]); unset, nothing is
+    /// asked.
+    pub authorizer: OnceLock<Arc<dyn crate::authz::Authorizer>>,
 }
 
 impl Shared {
@@ -128,6 +132,7 @@ impl Shared {
             log_append_time: false,
             sequences: crate::idempotence::Sequences::default(),
             sasl: OnceLock::new(),
+            authorizer: OnceLock::new(),
         }
     }
 }

@@ -43,6 +43,12 @@ pub const UNKNOWN_MEMBER_ID: i16 = 25;
 pub const INVALID_SESSION_TIMEOUT: i16 = 26;
 /// The group is rebalancing, so a rejoin is needed.
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
+/// The role may not do this to the topic ([`crate::authz`]).
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+/// The role may not use the consumer group ([`crate::authz`]).
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+/// The role may not do this to the cluster (a broker config change).
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 /// The version of API is not supported.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 /// The broker does not serve the SASL mechanism the client asked for

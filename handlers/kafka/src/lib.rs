@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod apis;
+pub mod authz;
 pub mod chunked;
 pub mod cluster;
 pub mod configs;
@@ -182,6 +183,7 @@ impl KafkaService {
                 log_append_time,
                 sequences: idempotence::Sequences::default(),
                 sasl: OnceLock::new(),
+                authorizer: OnceLock::new(),
             }),
             shutdown: watch::channel(false).0,
         })
@@ -217,6 +219,11 @@ impl KafkaService {
             }
         });
         self.shared.coordinator.start(&host, self.shared.topics.namespace());
+        // Asked once: the host's answer does not change while it runs.
+        if host.authorization_enabled() {
+            tracing::info!("Kafka requests are authorized (authorizationEnabled)");
+            let _ = self.shared.authorizer.set(Arc::new(host.clone()));
+        }
         // Pulsar consumers read the batches this handler stores through it.
         host.register_converter(records::FORMAT_KAFKA, convert::KafkaConverter);
         let _ = self.shared.host.set(host);

@@ -142,6 +142,12 @@ impl TopicMapper {
 pub struct Resolved(Result<(String, u32, TopicSettings), i16>);
 
 impl Resolved {
+    /// A topic not resolved, every partition of which answers `code` (a
+    /// topic the role may not use is not looked up, so not created).
+    pub fn error(code: i16) -> Self {
+        Self(Err(code))
+    }
+
     /// The ledger of Kafka partition `index`, or the error code for it.
     pub fn ledger(&self, index: i32) -> Result<String, i16> {
         match &self.0 {

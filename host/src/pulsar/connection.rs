@@ -288,12 +288,16 @@ impl Connection {
             Some(Type::Ping) => self.send(cmd(Type::Pong, |c| c.pong = Some(CommandPong {}))).await,
             Some(Type::Pong) => {}
             Some(Type::PartitionedMetadata) => {
-                self.send(lookup::partitioned_metadata(&self.service, body!(c.partition_metadata)).await).await;
+                let m = body!(c.partition_metadata);
+                self.send(lookup::partitioned_metadata(&self.service, self.role.as_deref(), m).await).await;
             }
-            Some(Type::Lookup) => self.send(lookup::lookup(&self.service, &body!(c.lookup_topic)).await).await,
+            Some(Type::Lookup) => {
+                let l = body!(c.lookup_topic);
+                self.send(lookup::lookup(&self.service, self.role.as_deref(), &l).await).await;
+            }
             Some(Type::GetTopicsOfNamespace) => {
                 let g = body!(c.get_topics_of_namespace);
-                self.send(lookup::topics_of_namespace(&self.service, &g).await).await;
+                self.send(lookup::topics_of_namespace(&self.service, self.role.as_deref(), &g).await).await;
             }
             Some(Type::Producer) => self.create_producer(body!(c.producer)).await,
             Some(Type::Send) => {

@@ -17,6 +17,7 @@ use crate::pulsar::proto::{
     CommandGetLastMessageId, CommandGetLastMessageIdResponse, CommandRedeliverUnacknowledgedMessages, CommandSeek,
     CommandSubscribe, CommandUnsubscribe, KeySharedMode, ServerError,
 };
+use crate::security::authz::Action;
 
 use super::{
     connection::{error, success, topic_error, Connection, Consumer},
@@ -166,6 +167,7 @@ impl Connection {
                 _ => Vec::new(),
             };
         let name = super::lookup::parse(&s.topic)?;
+        super::lookup::authorize(&self.service, self.role.as_deref(), Action::Consume, &name).await?;
         // force_topic_creation=false: the topic must exist already.
         let create = s.force_topic_creation.unwrap_or(true);
         let ledger = self.service.topics.ledger(&name, create).await.map_err(|e| (topic_error(&e), e.to_string()))?;

@@ -19,7 +19,7 @@ use crate::pulsar::proto::{
 };
 
 use super::{connection::topic_error, frame::cmd, PulsarService};
-use crate::{cluster::Route, topics::TopicName};
+use crate::{cluster::Route, security::authz::Action, topics::TopicName};
 
 /// The error for a name this broker does not serve, before it is parsed:
 /// non-persistent topics get one that names the feature and that clients
@@ -45,10 +45,40 @@ pub fn parse(topic: &str) -> Result<TopicName, (ServerError, String)> {
     TopicName::parse(topic).map_err(|e| (ServerError::InvalidTopicName, e.to_string()))
 }
 
+/// Whether `role` may do `action` on `name`, as an error to answer.
+pub async fn authorize(
+    service: &PulsarService,
+    role: Option<&str>,
+    action: Action,
+    name: &TopicName,
+) -> Result<(), (ServerError, String)> {
+    match service.authorizer.allows(role, action, name).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let verb = match action {
+                Action::Lookup => "look up",
+                Action::Produce => "produce on",
+                Action::Consume => "consume from",
+                Action::Admin => "administer",
+            };
+            let who = role.map_or_else(|| "an anonymous client".to_owned(), |r| format!("role {r}"));
+            Err((ServerError::AuthorizationError, format!("{who} is not authorized to {verb} {name}")))
+        }
+        Err(e) => Err((topic_error(&e), e.to_string())),
+    }
+}
+
 /// Answers PARTITIONED_METADATA (creating the topic per the auto-creation policy).
-pub async fn partitioned_metadata(service: &PulsarService, m: CommandPartitionedTopicMetadata) -> BaseCommand {
+pub async fn partitioned_metadata(
+    service: &PulsarService,
+    role: Option<&str>,
+    m: CommandPartitionedTopicMetadata,
+) -> BaseCommand {
     let result = match parse(&m.topic) {
-        Ok(name) => service.topics.partitions(&name, true).await.map_err(|e| (topic_error(&e), e.to_string())),
+        Ok(name) => match authorize(service, role, Action::Lookup, &name).await {
+            Ok(()) => service.topics.partitions(&name, true).await.map_err(|e| (topic_error(&e), e.to_string())),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let response = match result {
@@ -77,7 +107,7 @@ pub async fn partitioned_metadata(service: &PulsarService, m: CommandPartitioned
 /// owner's service URL when another broker owns it (or placement proposes
 /// another for an unowned one). A lookup that arrives by a redirect
 /// (`authoritative`) claims an unowned topic here, so redirects end.
-pub async fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseCommand {
+pub async fn lookup(service: &PulsarService, role: Option<&str>, l: &CommandLookupTopic) -> BaseCommand {
     let listener = l.advertised_listener_name.as_deref();
     let here = |service: &PulsarService| {
         service
@@ -87,7 +117,11 @@ pub async fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseComm
             .map(|urls| (LookupType::Connect, urls.url, urls.url_tls))
             .map_err(|message| (ServerError::NotAllowedError, message))
     };
-    let result = match (parse(&l.topic), service.topics.cluster()) {
+    let parsed = match parse(&l.topic) {
+        Ok(name) => authorize(service, role, Action::Lookup, &name).await.map(|()| name),
+        Err(e) => Err(e),
+    };
+    let result = match (parsed, service.topics.cluster()) {
         (Err(e), _) => Err(e),
         (Ok(_), None) => here(service),
         (Ok(name), Some(cluster)) => {
@@ -137,7 +171,11 @@ pub async fn lookup(service: &PulsarService, l: &CommandLookupTopic) -> BaseComm
 
 /// Answers GET_TOPICS_OF_NAMESPACE: every topic of the namespace, a
 /// partitioned one as its partitions (the client applies its pattern).
-pub async fn topics_of_namespace(service: &PulsarService, g: &CommandGetTopicsOfNamespace) -> BaseCommand {
+pub async fn topics_of_namespace(
+    service: &PulsarService,
+    role: Option<&str>,
+    g: &CommandGetTopicsOfNamespace,
+) -> BaseCommand {
     // Every topic here is persistent: a listing of non-persistent ones is empty.
     let listed = if g.mode == Some(Mode::NonPersistent as i32) {
         Ok(Vec::new())
@@ -147,7 +185,12 @@ pub async fn topics_of_namespace(service: &PulsarService, g: &CommandGetTopicsOf
     match listed {
         Ok(list) => {
             let mut topics = Vec::new();
+            let whole = service.authorizer.allows_namespace(role, Action::Lookup, &g.namespace).await.unwrap_or(false);
             for (name, partitions) in list {
+                // A role sees the topics it may look up, and no other.
+                if !whole && !service.authorizer.allows(role, Action::Lookup, &name).await.unwrap_or(false) {
+                    continue;
+                }
                 if partitions == 0 {
                     topics.push(name.to_string());
                 } else {

@@ -67,6 +67,8 @@ pub struct PulsarService {
     pub service_url_tls: Option<String>,
     /// The authentication providers (CONNECT's credentials).
     pub authenticator: Arc<crate::security::Authenticator>,
+    /// Who may do what.
+    pub authorizer: Arc<crate::security::authz::Authorizer>,
     /// The protocol's configuration.
     pub config: PulsarConfig,
     cluster: String,
@@ -84,6 +86,15 @@ impl std::fmt::Debug for PulsarService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PulsarService").field("service_url", &self.service_url).finish_non_exhaustive()
     }
+}
+
+/// Authentication and authorization, as connections ask them.
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// CONNECT's credentials.
+    pub authenticator: Arc<crate::security::Authenticator>,
+    /// Who may do what.
+    pub authorizer: Arc<crate::security::authz::Authorizer>,
 }
 
 /// Where clients reach the Pulsar protocol.
@@ -106,14 +117,16 @@ impl PulsarService {
         address: &Advertised<'_>,
         cluster: &str,
         limits: crate::limits::LimitsConfig,
-        authenticator: Arc<crate::security::Authenticator>,
+        security: Security,
     ) -> Self {
+        let Security { authenticator, authorizer } = security;
         Self {
             converters,
             max_message_size: config.max_message_size,
             service_url: format!("pulsar://{}:{}", address.host, address.port),
             service_url_tls: address.tls_port.map(|port| format!("pulsar+ssl://{}:{port}", address.host)),
             authenticator,
+            authorizer,
             config,
             cluster: cluster.to_owned(),
             limits,

@@ -7,6 +7,7 @@
 //! schema versions, markers) are refused here, naming the field; the rest
 //! are listed in docs/pulsar.md.
 
+use crate::security::authz::Action;
 use std::sync::{atomic::Ordering, Arc};
 
 use crate::pulsar::proto::{
@@ -256,6 +257,11 @@ impl Connection {
             Ok(name) => name,
             Err((e, message)) => return self.send(error(p.request_id, e, message)).await,
         };
+        let role = self.role.as_deref();
+        if let Err((e, message)) = super::lookup::authorize(&self.service, role, Action::Produce, &name).await {
+            tracing::info!(topic = %p.topic, %message, "producer refused");
+            return self.send(error(p.request_id, e, message)).await;
+        }
         let ledger = match self.service.topics.ledger(&name, true).await {
             Ok(ledger) => ledger,
             Err(e) => return self.send(error(p.request_id, topic_error(&e), e.to_string())).await,

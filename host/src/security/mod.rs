@@ -7,6 +7,7 @@
 //! a token, password or key, and a wrong password and an unknown user get
 //! the same answer.
 
+pub mod authz;
 pub mod sasl;
 pub mod tls;
 pub mod token;

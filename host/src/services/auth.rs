@@ -75,3 +75,36 @@ impl FfiSaslServer for SaslServer {
         std::future::ready(RResult::from(step)).into_ffi()
     }
 }
+
+/// Whether `role` may do `operation` on `target`: a topic, or `tenant/ns`.
+pub fn authorize(
+    runtime: &tokio::runtime::Handle,
+    authorizer: &Arc<crate::security::authz::Authorizer>,
+    role: &str,
+    operation: polyport_handler_api::storage::Operation,
+    target: &str,
+) -> FfiFuture<RResult<bool, HandlerError>> {
+    use crate::security::authz::Action;
+    use polyport_handler_api::storage::Operation;
+    let action = match operation {
+        Operation::Lookup => Action::Lookup,
+        Operation::Produce => Action::Produce,
+        Operation::Consume => Action::Consume,
+        Operation::Admin => Action::Admin,
+    };
+    let authorizer = Arc::clone(authorizer);
+    let role = Some(role.to_owned()).filter(|r| !r.is_empty());
+    let target = target.to_owned();
+    super::on_runtime(runtime, move || async move {
+        let role = role.as_deref();
+        let namespace = !target.contains("://") && target.matches('/').count() == 1;
+        let allowed = if namespace {
+            authorizer.allows_namespace(role, action, &target).await
+        } else {
+            let name = crate::topics::TopicName::parse(&target)
+                .map_err(|e| HandlerError::new(ErrorKind::INVALID_ARGUMENT, e.to_string()))?;
+            authorizer.allows(role, action, &name).await
+        };
+        allowed.map_err(|e| HandlerError::new(ErrorKind::STORAGE, e.to_string()))
+    })
+}

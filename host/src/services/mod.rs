@@ -47,6 +47,7 @@ pub struct HostServices {
     topics: FfiTopicsBox,
     conversion: FfiConversionBox,
     authenticator: Arc<crate::security::Authenticator>,
+    authorizer: Arc<crate::security::authz::Authorizer>,
 }
 
 impl HostServices {
@@ -58,6 +59,7 @@ impl HostServices {
         advertised_address: String,
         converters: Arc<crate::convert::Converters>,
         authenticator: Arc<crate::security::Authenticator>,
+        authorizer: Arc<crate::security::authz::Authorizer>,
     ) -> Self {
         let conversion = crate::convert::ConversionService::new(runtime.clone(), Arc::clone(&converters));
         let topics = topics::TopicService::new(runtime.clone(), topics, advertised_address, converters);
@@ -68,6 +70,7 @@ impl HostServices {
             topics: FfiTopics_TO::from_ptr(RArc::new(topics), TD_Opaque),
             conversion: FfiConversion_TO::from_ptr(RArc::new(conversion), TD_Opaque),
             authenticator,
+            authorizer,
         }
     }
 
@@ -149,6 +152,19 @@ impl FfiHost for HostServices {
 
     fn authentication(&self) -> polyport_handler_api::AuthenticationInfo {
         auth::info(&self.authenticator)
+    }
+
+    fn authorize(
+        &self,
+        role: RStr<'_>,
+        operation: polyport_handler_api::storage::Operation,
+        topic: RStr<'_>,
+    ) -> FfiFuture<RResult<bool, HandlerError>> {
+        auth::authorize(&self.runtime, &self.authorizer, role.as_str(), operation, topic.as_str())
+    }
+
+    fn authorization_enabled(&self) -> bool {
+        self.authorizer.enabled()
     }
 
     fn sasl_server(

@@ -3,6 +3,7 @@
 
 mod name;
 mod retention;
+pub mod tenants;
 
 use std::{
     collections::HashMap,
@@ -59,6 +60,9 @@ pub struct Policies {
     /// Retention size in bytes (Kafka's `retention.bytes`); takes precedence over MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_bytes: Option<i64>,
+    /// Who may produce and consume (namespace policies only).
+    #[serde(default, rename = "auth_policies", skip_serializing_if = "tenants::AuthPolicies::is_empty")]
+    pub auth_policies: tenants::AuthPolicies,
 }
 
 /// A topic's stored metadata.

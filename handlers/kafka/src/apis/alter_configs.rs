@@ -9,6 +9,11 @@
 //! `validate_only` checks (the topic must exist) without changing anything.
 //! Broker configs are read-only (INVALID_REQUEST): they are set in
 //! broker.conf.
+//! Authorization ([`crate::authz`], checked before the configs): a topic
+//! needs `admin` on it (a tenant admin's right), else
+//! TOPIC_AUTHORIZATION_FAILED (29); the broker, which Pulsar's model has no
+//! resource for, needs `admin` on `kafkaTenant/kafkaNamespace`, else
+//! CLUSTER_AUTHORIZATION_FAILED (31).
 //! Gaps: the topic's other Pulsar policies (message TTL) are kept as they are.
 
 use std::collections::HashSet;

@@ -2,9 +2,15 @@
 //! DescribeCluster and DescribeGroups (v3+) report them when asked
 //! (`include_*_authorized_operations`): a bit field of Kafka's ACL
 //! operation codes. With no authorizer configured, Kafka reports every
-//! operation the resource type supports, and so does this broker, which
-//! has none yet (authorization is the security issue's). Not asked, the
-//! field is i32::MIN ("not provided").
+//! operation the resource type supports, and so does this broker while
+//! authorization is off. With it on ([`crate::authz`]), a topic's and the
+//! cluster's are the role's ([`topic_for`], [`cluster_for`]); a group's
+//! are all or none, as every group operation needs the same grant. Not
+//! asked, the field is i32::MIN ("not provided").
+
+use polyport_handler_api::storage::Operation;
+
+use super::RequestContext;
 
 /// Kafka's ACL operation codes.
 const READ: u8 = 3;
@@ -42,6 +48,43 @@ pub fn topic(asked: bool) -> i32 {
         bits(&all)
     } else {
         NOT_PROVIDED
+    }
+}
+
+/// What the session's role may do to topic `pulsar` (authorization on):
+/// READ with `consume`, WRITE with `produce`, DESCRIBE and DESCRIBE_CONFIGS
+/// with either (what Metadata, ListOffsets and DescribeConfigs ask), and
+/// every operation for a tenant admin (`admin`: create, delete, alter).
+pub async fn topic_for(ctx: &RequestContext<'_>, pulsar: &str) -> i32 {
+    if ctx.permitted(Operation::Admin, pulsar).await {
+        return topic(true);
+    }
+    let read = ctx.permitted(Operation::Consume, pulsar).await;
+    let write = ctx.permitted(Operation::Produce, pulsar).await;
+    let mut operations = Vec::new();
+    if read {
+        operations.push(READ);
+    }
+    if write {
+        operations.push(WRITE);
+    }
+    if read || write {
+        operations.extend([DESCRIBE, DESCRIBE_CONFIGS]);
+    }
+    bits(&operations)
+}
+
+/// What the session's role may do to the cluster (authorization on):
+/// everything with admin rights on the default namespace
+/// (`kafkaTenant/kafkaNamespace`, where broker config changes are
+/// checked), else what needs no grant: DESCRIBE (DescribeCluster),
+/// DESCRIBE_CONFIGS (the broker's configs) and IDEMPOTENT_WRITE
+/// (InitProducerId).
+pub async fn cluster_for(ctx: &RequestContext<'_>) -> i32 {
+    if ctx.permitted(Operation::Admin, ctx.shared.topics.namespace()).await {
+        cluster(true)
+    } else {
+        bits(&[DESCRIBE, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE])
     }
 }
 

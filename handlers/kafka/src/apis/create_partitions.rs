@@ -10,6 +10,9 @@
 //! A replica assignment is served when it places every new partition on
 //! this broker alone, on a standalone broker; in a cluster never
 //! (INVALID_REPLICA_ASSIGNMENT otherwise).
+//! Authorization ([`crate::authz`]): `admin` on the topic (a tenant
+//! admin's right), checked after the duplicate names and before anything
+//! else; refused, TOPIC_AUTHORIZATION_FAILED (29).
 //! Gaps: `timeout_ms` is ignored (the partitions exist when the response is
 //! sent).
 
@@ -21,7 +24,7 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
-use polyport_handler_api::ErrorKind;
+use polyport_handler_api::{storage::Operation, ErrorKind};
 
 use super::RequestContext;
 use crate::{configs::Refusal, errors};
@@ -78,6 +81,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         let outcome = if named.get(topic.name.as_str()).is_some_and(|n| *n > 1) {
             Err((errors::INVALID_REQUEST, format!("topic {} is named more than once", topic.name.as_str())))
+        } else if ctx.topic_denied(Operation::Admin, topic.name.as_str()).await {
+            Err((errors::TOPIC_AUTHORIZATION_FAILED, super::not_authorized(topic.name.as_str())))
         } else if ctx.shared.node_id() != 0 && topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             Err((
                 errors::INVALID_REPLICA_ASSIGNMENT,

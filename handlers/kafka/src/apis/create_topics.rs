@@ -15,6 +15,8 @@
 //! are accepted and not applied (logged); anything else refuses the topic
 //! with INVALID_CONFIG and nothing is created. v5+ answers with the new
 //! topic's configs.
+//! Authorization ([`crate::authz`]): `admin` on the topic (a tenant
+//! admin's right), checked first; refused, TOPIC_AUTHORIZATION_FAILED (29).
 //! Gaps: a validate-only answer carries no configs.
 
 use kafka_protocol::{
@@ -24,7 +26,7 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
-use polyport_handler_api::Host;
+use polyport_handler_api::{storage::Operation, Host};
 
 use super::{describe_configs::topic_config_values, RequestContext};
 use crate::{
@@ -114,6 +116,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
         let fail = |code: i16, message: String| {
             result.clone().with_error_code(code).with_error_message(Some(StrBytes::from_string(message)))
         };
+        if ctx.topic_denied(Operation::Admin, topic.name.as_str()).await {
+            results.push(fail(errors::TOPIC_AUTHORIZATION_FAILED, super::not_authorized(topic.name.as_str())));
+            continue;
+        }
         let assigned = (!topic.assignments.is_empty())
             .then(|| {
                 if topic.num_partitions != -1 || topic.replication_factor != -1 {

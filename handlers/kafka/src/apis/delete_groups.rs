@@ -4,6 +4,9 @@
 //! (NON_EMPTY_GROUP otherwise); its offsets and metadata get tombstones in
 //! the system topic and its cursors are deleted, so retention no longer
 //! waits for it.
+//! Authorization ([`crate::authz`]): the group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30).
 
 use kafka_protocol::{
     messages::{delete_groups_response::DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse},
@@ -20,8 +23,13 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::new();
     for id in request.groups_names {
-        let code =
-            if id.is_empty() { errors::INVALID_GROUP_ID } else { ctx.shared.coordinator.delete(id.as_str()).await };
+        let code = if id.is_empty() {
+            errors::INVALID_GROUP_ID
+        } else if !ctx.allowed_group(id.as_str()).await {
+            errors::GROUP_AUTHORIZATION_FAILED
+        } else {
+            ctx.shared.coordinator.delete(id.as_str()).await
+        };
         results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code));
     }
     DeleteGroupsResponse::default().with_results(results)

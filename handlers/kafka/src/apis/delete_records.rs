@@ -7,6 +7,9 @@
 //! current start changes nothing; one above the high watermark, or another
 //! negative one, answers OFFSET_OUT_OF_RANGE. The response's low watermark is
 //! the partition's start after the deletion.
+//! Authorization ([`crate::authz`]): `admin` on the topic (a tenant
+//! admin's right; Kafka asks DELETE); each partition of a topic refused
+//! answers TOPIC_AUTHORIZATION_FAILED (29).
 //! Gaps: `timeout_ms` is not needed (the deletion is done when the response is
 //! sent) and is ignored.
 
@@ -17,10 +20,10 @@ use kafka_protocol::{
     },
     protocol::VersionRange,
 };
-use polyport_handler_api::Partition;
+use polyport_handler_api::{storage::Operation, Partition};
 
 use super::RequestContext;
-use crate::errors;
+use crate::{errors, topics::Resolved};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
@@ -44,7 +47,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
     let mapper = &ctx.shared.topics;
     let mut topics = Vec::new();
     for topic in request.topics {
-        let resolved = mapper.resolve(ctx.host(), topic.name.as_str(), false).await;
+        let resolved = if ctx.topic_denied(Operation::Admin, topic.name.as_str()).await {
+            Resolved::error(errors::TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            mapper.resolve(ctx.host(), topic.name.as_str(), false).await
+        };
         let mut out = Vec::new();
         for p in topic.partitions {
             let ledger = resolved.ledger(p.partition_index);

@@ -1,12 +1,15 @@
 //! DeleteTopics (key 20).
 //!
 //! Versions: 1-5. Deletes the Pulsar topic (every partition's data).
+//! Authorization ([`crate::authz`]): `admin` on the topic (a tenant
+//! admin's right); refused, TOPIC_AUTHORIZATION_FAILED (29).
 //! Gaps: deletion by topic id (v6) is not served.
 
 use kafka_protocol::{
     messages::{delete_topics_response::DeletableTopicResult, DeleteTopicsRequest, DeleteTopicsResponse},
     protocol::{StrBytes, VersionRange},
 };
+use polyport_handler_api::storage::Operation;
 
 use super::RequestContext;
 use crate::errors;
@@ -20,8 +23,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
     let mut results = Vec::new();
     for name in request.topic_names {
         let result = DeletableTopicResult::default().with_name(Some(name.clone()));
+        let refused = ctx.topic_denied(Operation::Admin, name.as_str()).await;
         let outcome = match (mapper.pulsar(name.as_str()), ctx.host()) {
             (Err(code), _) => Err((code, "invalid topic name".to_owned())),
+            (Ok(_), _) if refused => Err((errors::TOPIC_AUTHORIZATION_FAILED, super::not_authorized(name.as_str()))),
             (Ok(_), None) => Err((errors::KAFKA_STORAGE_ERROR, "no storage".to_owned())),
             (Ok(pulsar), Some(host)) => {
                 let done = host.delete_topic(&pulsar).await;

@@ -6,7 +6,9 @@
 //! CONTROLLERS (2) answers UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker does
 //! (there is no separate controller quorum to list).
 //! `cluster_authorized_operations`, when asked for, lists every cluster
-//! operation, as Kafka does without an authorizer ([`super::authorized`]).
+//! operation, as Kafka does without an authorizer, and the role's when
+//! authorization is on ([`super::authorized::cluster_for`]). No grant is
+//! needed to describe the cluster.
 //! Gaps: v2 (fenced brokers) is not served.
 
 use kafka_protocol::{
@@ -37,20 +39,22 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -
             StrBytes::from_string(format!("endpoint type {endpoint_type}: a broker describes brokers (1) only")),
         ));
     }
-    response
-        .with_cluster_authorized_operations(super::authorized::cluster(request.include_cluster_authorized_operations))
-        .with_controller_id(node)
-        .with_brokers(
-            crate::cluster::nodes(ctx)
-                .await
-                .into_iter()
-                .map(|n| {
-                    DescribeClusterBroker::default()
-                        .with_broker_id(BrokerId(n.id))
-                        .with_host(StrBytes::from_string(n.host))
-                        .with_port(n.port)
-                        .with_rack(None)
-                })
-                .collect(),
-        )
+    let operations = if request.include_cluster_authorized_operations && ctx.authorizing() {
+        super::authorized::cluster_for(ctx).await
+    } else {
+        super::authorized::cluster(request.include_cluster_authorized_operations)
+    };
+    response.with_cluster_authorized_operations(operations).with_controller_id(node).with_brokers(
+        crate::cluster::nodes(ctx)
+            .await
+            .into_iter()
+            .map(|n| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(n.id))
+                    .with_host(StrBytes::from_string(n.host))
+                    .with_port(n.port)
+                    .with_rack(None)
+            })
+            .collect(),
+    )
 }

@@ -11,6 +11,9 @@
 //! `auto.create.topics.enable`. `configuration_keys` null or empty lists every
 //! config; otherwise only those named (unknown names are left out). Config
 //! types and documentation are sent from v3, documentation only when asked.
+//! Authorization ([`crate::authz`]): a topic's configs need `lookup`
+//! (`produce` or `consume`), else TOPIC_AUTHORIZATION_FAILED (29); the
+//! broker's need no grant.
 //! Gaps: a synonym list holds the config itself only (the namespace and
 //! broker values a topic override hides are not listed); other resource
 //! types (groups, broker loggers, client metrics) answer INVALID_REQUEST.
@@ -22,7 +25,7 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
-use polyport_handler_api::storage::{TopicConfig, UNSET};
+use polyport_handler_api::storage::{Operation, TopicConfig, UNSET};
 
 use super::RequestContext;
 use crate::{
@@ -171,6 +174,9 @@ async fn describe(ctx: &RequestContext<'_>, resource_type: i8, name: &str) -> Re
         RESOURCE_TOPIC => {
             let pulsar =
                 ctx.shared.topics.pulsar(name).map_err(|code| (code, format!("invalid topic name {name:?}")))?;
+            if !ctx.allowed(Operation::Lookup, &pulsar).await {
+                return Err((errors::TOPIC_AUTHORIZATION_FAILED, super::not_authorized(name)));
+            }
             let host = ctx.host().ok_or((errors::KAFKA_STORAGE_ERROR, "no storage".to_owned()))?;
             let config =
                 host.topic_config(&pulsar).await.map_err(|e| (errors::from_handler(&e), e.message().to_owned()))?;

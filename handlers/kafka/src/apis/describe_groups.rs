@@ -4,8 +4,11 @@
 //! id and address; subscription and assignment once Stable, as Kafka shows
 //! them). An unknown group is `Dead` with no error up to v5, and
 //! GROUP_ID_NOT_FOUND from v6 (Kafka 4's behaviour).
-//! Gaps: authorized operations are not computed (no ACLs): v3+ answers
-//! i32::MIN ("not requested").
+//! Authorization ([`crate::authz`]): each group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else it
+//! is answered GROUP_AUTHORIZATION_FAILED (30) and nothing else. Authorized
+//! operations (v3+, when asked) are every group operation (READ, DESCRIBE,
+//! DELETE), which all need that one grant.
 
 use kafka_protocol::{
     messages::{
@@ -26,6 +29,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) ->
     let s = StrBytes::from_string;
     let mut groups = Vec::new();
     for id in request.groups {
+        if !ctx.allowed_group(id.as_str()).await {
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(errors::GROUP_AUTHORIZATION_FAILED)
+                    .with_authorized_operations(super::authorized::NOT_PROVIDED),
+            );
+            continue;
+        }
         let operations = super::authorized::group(request.include_authorized_operations);
         let described = DescribedGroup::default().with_authorized_operations(operations);
         let described = match ctx.shared.coordinator.describe(id.as_str()).await {

@@ -11,6 +11,8 @@
 //! Fetch sessions (KIP-227, v7+): see [`super::fetch_sessions`]; an
 //! incremental answer carries only partitions with records, an error, or a
 //! moved high watermark or log start offset, and returns as soon as one has.
+//! Authorization ([`crate::authz`]): `consume` on each topic; each partition
+//! of a topic refused answers TOPIC_AUTHORIZATION_FAILED (29) with no data.
 //! Gaps: no transactions, so
 //! read_committed sees everything (the last stable offset is the high
 //! watermark); topic ids (v13+) are not served.
@@ -26,7 +28,10 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
-use polyport_handler_api::{storage::ReadRequest, wait_any, Partition};
+use polyport_handler_api::{
+    storage::{Operation, ReadRequest},
+    wait_any, Partition,
+};
 
 use super::{
     fetch_sessions::{Key, Plan},
@@ -183,7 +188,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
     let mut resolved: Vec<(String, Resolved)> = Vec::new();
     for ((topic, partition), offset, max_bytes) in &targets {
         if resolved.last().is_none_or(|(name, _)| name != topic) {
-            resolved.push((topic.clone(), mapper.resolve(ctx.host(), topic, false).await));
+            let topic_resolved = if ctx.topic_denied(Operation::Consume, topic).await {
+                Resolved::error(errors::TOPIC_AUTHORIZATION_FAILED)
+            } else {
+                mapper.resolve(ctx.host(), topic, false).await
+            };
+            resolved.push((topic.clone(), topic_resolved));
         }
         let ledger = resolved.last().map_or(Err(errors::UNKNOWN_SERVER_ERROR), |(_, r)| r.ledger(*partition));
         let handle = match (ledger, ctx.host()) {

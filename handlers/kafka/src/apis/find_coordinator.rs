@@ -6,6 +6,9 @@
 //! at the client's listener: standalone, this broker. An owner not
 //! reachable on this listener yet answers COORDINATOR_NOT_AVAILABLE, which
 //! clients retry.
+//! Authorization ([`crate::authz`]): a group key needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30) for that key.
 //! Gaps: transaction coordinators (key type 1) answer COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::{
@@ -25,6 +28,9 @@ const GROUP: i8 = 0;
 async fn coordinator(ctx: &RequestContext<'_>, nodes: &[Node], key_type: i8, key: &str) -> Result<Node, i16> {
     if key_type != GROUP {
         return Err(errors::COORDINATOR_NOT_AVAILABLE);
+    }
+    if !ctx.allowed_group(key).await {
+        return Err(errors::GROUP_AUTHORIZATION_FAILED);
     }
     let coordinator = &ctx.shared.coordinator;
     let leaders = match ctx.host() {

@@ -2,6 +2,9 @@
 //!
 //! Versions: 0-4 (v3+ static members). Keeps the member's session alive;
 //! REBALANCE_IN_PROGRESS tells it to rejoin.
+//! Authorization ([`crate::authz`]): the group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30).
 
 use kafka_protocol::{
     messages::{HeartbeatRequest, HeartbeatResponse},
@@ -19,6 +22,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> Hear
     let group = request.group_id.0.to_string();
     let code = if group.is_empty() {
         errors::INVALID_GROUP_ID
+    } else if !ctx.allowed_group(&group).await {
+        errors::GROUP_AUTHORIZATION_FAILED
     } else {
         let who = Committer {
             member_id: request.member_id.to_string(),

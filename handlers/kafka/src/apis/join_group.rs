@@ -5,6 +5,9 @@
 //! rejoin with; v5+ static members (`group.instance.id`); v9 lets a rejoining
 //! static leader skip the assignment. The group semantics live in
 //! [`crate::coordinator::group`].
+//! Authorization ([`crate::authz`]): the group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30).
 //! Gaps: `group.max.size` is not enforced; the join reason (v8+) is not logged.
 
 use kafka_protocol::{
@@ -26,6 +29,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
     let group = request.group_id.0.to_string();
     let outcome = if group.is_empty() {
         JoinOutcome::error(errors::INVALID_GROUP_ID, "")
+    } else if !ctx.allowed_group(&group).await {
+        JoinOutcome::error(errors::GROUP_AUTHORIZATION_FAILED, request.member_id.as_str())
     } else {
         let join = JoinRequest {
             member_id: request.member_id.to_string(),

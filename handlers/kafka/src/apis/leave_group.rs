@@ -2,6 +2,10 @@
 //!
 //! Versions: 0-5. v0-2 name one member; v3+ a batch of members, by member id
 //! or (static members) by instance id, each with its own error code.
+//! Authorization ([`crate::authz`]): the group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30). (the
+//! response's, with no member listed).
 
 use kafka_protocol::{
     messages::{leave_group_response::MemberResponse, LeaveGroupRequest, LeaveGroupResponse},
@@ -19,6 +23,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> Lea
     let group = request.group_id.0.to_string();
     if group.is_empty() {
         return LeaveGroupResponse::default().with_error_code(errors::INVALID_GROUP_ID);
+    }
+    if !ctx.allowed_group(&group).await {
+        return LeaveGroupResponse::default().with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
     }
     let batched = ctx.version >= 3;
     let members: Vec<(String, Option<String>)> = if batched {

@@ -3,6 +3,10 @@
 //! Versions: 0-5. Every group this broker coordinates, groups that only hold
 //! committed offsets included; v4+ filter by state (case-insensitive, as
 //! Kafka), v5+ by type: every group here is `classic`.
+//! Authorization ([`crate::authz`]): only the groups the role may use are
+//! listed, as Kafka lists those it may describe; every group needs `consume`
+//! on the session's group namespace, so that is all of them or none (an
+//! empty list, no error).
 
 use kafka_protocol::{
     messages::{list_groups_response::ListedGroup, GroupId, ListGroupsRequest, ListGroupsResponse},
@@ -16,6 +20,11 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
 /// Lists the groups.
 pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
+    if !ctx.permitted_groups().await {
+        tracing::info!(role = ctx.session.role.as_deref().unwrap_or("anonymous"), namespace = %ctx.group_namespace(),
+            "ListGroups lists no group: the role may not consume in its group namespace");
+        return ListGroupsResponse::default();
+    }
     let listings = match ctx.shared.coordinator.list().await {
         Ok(l) => l,
         Err(code) => return ListGroupsResponse::default().with_error_code(code),

@@ -8,6 +8,9 @@
 //! of an entry another protocol wrote); max timestamp (-3, v7) the offset
 //! and timestamp of the first record holding the partition's largest
 //! timestamp (KIP-734). No such record: -1.
+//! Authorization ([`crate::authz`]): `lookup` on each topic (`produce` or
+//! `consume`, as Kafka asks DESCRIBE, which READ or WRITE imply); each
+//! partition of a topic refused answers TOPIC_AUTHORIZATION_FAILED (29).
 
 use kafka_protocol::{
     messages::{
@@ -17,7 +20,7 @@ use kafka_protocol::{
     protocol::VersionRange,
 };
 use polyport_handler_api::{
-    storage::{Entry, ReadRequest},
+    storage::{Entry, Operation, ReadRequest},
     HandlerError, Host, Partition,
 };
 
@@ -25,6 +28,7 @@ use super::RequestContext;
 use crate::{
     errors,
     records::{first_at_or_after, FORMAT_KAFKA},
+    topics::Resolved,
 };
 
 /// Versions implemented.
@@ -117,7 +121,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
     let mapper = &ctx.shared.topics;
     let mut topics = Vec::new();
     for topic in request.topics {
-        let resolved = mapper.resolve(ctx.host(), topic.name.as_str(), false).await;
+        // Kafka asks DESCRIBE: here `lookup` (produce or consume).
+        let resolved = if ctx.topic_denied(Operation::Lookup, topic.name.as_str()).await {
+            Resolved::error(errors::TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            mapper.resolve(ctx.host(), topic.name.as_str(), false).await
+        };
         let mut out = Vec::new();
         for p in topic.partitions {
             let mut response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);

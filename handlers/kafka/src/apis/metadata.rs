@@ -8,6 +8,16 @@
 //! allows it, v4+, and the broker's `allowAutoTopicCreation` does); a request
 //! for all topics lists the topics of `kafkaTenant/kafkaNamespace`, by their
 //! short names, so no topic appears twice under two names.
+//! Authorization ([`crate::authz`]): a topic named is answered
+//! TOPIC_AUTHORIZATION_FAILED (29) when the role may not look it up
+//! (`produce` or `consume`), checked before the lookup, so it is not
+//! auto-created; the list of all topics holds only those the role may look
+//! up (all of them with a grant on the namespace). Authorized operations,
+//! when asked and authorization is on, are the role's: READ with
+//! `consume`, WRITE with `produce`, DESCRIBE and DESCRIBE_CONFIGS with
+//! either, and every one for a tenant admin; for the cluster, every one
+//! with admin rights on `kafkaTenant/kafkaNamespace`, else DESCRIBE,
+//! DESCRIBE_CONFIGS and IDEMPOTENT_WRITE.
 //! Gaps: topics requested by id only (v10+) answer UNKNOWN_TOPIC_ID; other
 //! namespaces are reachable by name (`tenant/ns/topic`) but not listed.
 
@@ -18,6 +28,7 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
+use polyport_handler_api::storage::Operation;
 
 use super::RequestContext;
 use crate::{
@@ -90,6 +101,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         Some(list) if !(list.is_empty() && ctx.version == 0) => Some(list),
         _ => None,
     };
+    // Beside each topic answered: its Pulsar name, if the role may look it up.
+    let mut described: Vec<Option<String>> = Vec::new();
     match (requested, ctx.host()) {
         (Some(list), host) => {
             for t in list {
@@ -97,34 +110,68 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                     topics.push(
                         MetadataResponseTopic::default().with_topic_id(t.topic_id).with_error_code(UNKNOWN_TOPIC_ID),
                     );
+                    described.push(None);
                     continue;
                 };
                 let pulsar = mapper.pulsar(name.as_str());
+                // Checked before the lookup, which may create the topic.
+                let refused = match (&pulsar, host) {
+                    (Ok(p), Some(_)) => !ctx.allowed(Operation::Lookup, p).await,
+                    _ => false,
+                };
                 let result = match (&pulsar, host) {
                     (Err(code), _) => Err(*code),
                     (Ok(_), None) => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                    (Ok(_), Some(_)) if refused => Err(errors::TOPIC_AUTHORIZATION_FAILED),
                     (Ok(p), Some(host)) => mapper.partitions(host, p, auto_create).await,
                 };
                 topics.push(topic(ctx, &nodes, name, pulsar.as_deref().ok(), result).await);
+                described.push(pulsar.ok().filter(|_| !refused));
             }
         }
         (None, Some(host)) => match host.list_topics(mapper.namespace()).await {
             Ok(list) => {
+                // The namespace's grant covers every topic; without it, each
+                // topic's own grants decide whether it is listed.
+                let everything = ctx.permitted(Operation::Lookup, mapper.namespace()).await;
+                let total = list.len();
                 for (pulsar, partitions) in list {
+                    if !everything && !ctx.permitted(Operation::Lookup, &pulsar).await {
+                        continue;
+                    }
                     let name = TopicName(StrBytes::from_string(mapper.kafka_name(&pulsar)));
                     topics.push(topic(ctx, &nodes, name, Some(&pulsar), Ok(partitions)).await);
+                    described.push(Some(pulsar));
+                }
+                if topics.len() < total {
+                    tracing::debug!(listed = topics.len(), total, "Metadata lists the topics the role may look up");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot list topics for Metadata"),
         },
         (None, None) => {}
     }
-    let operations = super::authorized::topic(request.include_topic_authorized_operations);
-    for t in &mut topics {
-        t.topic_authorized_operations = operations;
+    if request.include_topic_authorized_operations && ctx.authorizing() {
+        // The role's own operations; none for a topic it may not look up.
+        for (t, pulsar) in topics.iter_mut().zip(&described) {
+            t.topic_authorized_operations = match pulsar {
+                Some(pulsar) => super::authorized::topic_for(ctx, pulsar).await,
+                None => super::authorized::NOT_PROVIDED,
+            };
+        }
+    } else {
+        let operations = super::authorized::topic(request.include_topic_authorized_operations);
+        for t in &mut topics {
+            t.topic_authorized_operations = operations;
+        }
     }
+    let cluster_operations = if request.include_cluster_authorized_operations && ctx.authorizing() {
+        super::authorized::cluster_for(ctx).await
+    } else {
+        super::authorized::cluster(request.include_cluster_authorized_operations)
+    };
     MetadataResponse::default()
-        .with_cluster_authorized_operations(super::authorized::cluster(request.include_cluster_authorized_operations))
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(ctx.shared.broker.cluster_id.clone())))
         .with_controller_id(BrokerId(ctx.shared.node_id()))

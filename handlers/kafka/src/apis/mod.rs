@@ -96,6 +96,11 @@ pub fn advertised(key: ApiKey, served: VersionRange) -> VersionRange {
     }
 }
 
+/// The message of a TOPIC_AUTHORIZATION_FAILED answer, as Kafka words it.
+pub fn not_authorized(topic: &str) -> String {
+    format!("Not authorized to access topics: [{topic}]")
+}
+
 /// Facts about this broker that responses carry.
 #[derive(Debug, Clone)]
 pub struct BrokerInfo {
@@ -122,6 +127,8 @@ pub struct RequestContext<'a> {
     pub shared: &'a Shared,
     /// Who the connection's requests come from.
     pub session: &'a Session,
+    /// The request's authorization answers ([`crate::authz`]).
+    pub authz: crate::authz::Memo,
 }
 
 impl RequestContext<'_> {
@@ -156,6 +163,7 @@ pub async fn dispatch(
         client_host: &client_host,
         shared: &shared,
         session: &session,
+        authz: crate::authz::Memo::default(),
     };
     let frame = &mut frame;
     match key {

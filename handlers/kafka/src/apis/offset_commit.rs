@@ -7,6 +7,11 @@
 //! stored in the coordinator's system topic and answered once durable; each
 //! is mirrored to the group's durable cursor on the partition
 //! ([`crate::coordinator::mirror`]).
+//! Authorization ([`crate::authz`]): the group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! every partition answers GROUP_AUTHORIZATION_FAILED (30); each topic
+//! needs `consume`, else its partitions answer TOPIC_AUTHORIZATION_FAILED
+//! (29) and the others are committed.
 //! Gaps: the retention time of v2-4 is ignored (`offsetsRetentionMinutes`
 //! applies, as in Kafka 2.1+).
 
@@ -19,11 +24,13 @@ use kafka_protocol::{
     },
     protocol::VersionRange,
 };
+use polyport_handler_api::storage::Operation;
 
 use super::RequestContext;
 use crate::{
     coordinator::{CommitEntry, Committed, Committer},
     errors,
+    topics::Resolved,
 };
 
 /// Versions implemented.
@@ -39,10 +46,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     let mut slots: Vec<Vec<(i32, Result<usize, i16>)>> = Vec::new();
     let mut entries = Vec::new();
     let mut resolved_topics = HashMap::new();
+    // A group the role may not use: every partition says so, no topic is asked about.
+    let group_refused = !group.is_empty() && !ctx.allowed_group(&group).await;
     for topic in &request.topics {
         let name = topic.name.as_str();
         if !resolved_topics.contains_key(name) {
-            resolved_topics.insert(name.to_owned(), mapper.resolve(ctx.host(), name, false).await);
+            let resolved = if group_refused {
+                Resolved::error(errors::GROUP_AUTHORIZATION_FAILED)
+            } else if ctx.topic_denied(Operation::Consume, name).await {
+                Resolved::error(errors::TOPIC_AUTHORIZATION_FAILED)
+            } else {
+                mapper.resolve(ctx.host(), name, false).await
+            };
+            resolved_topics.insert(name.to_owned(), resolved);
         }
         let resolved = &resolved_topics[name];
         let mut topic_slots = Vec::new();

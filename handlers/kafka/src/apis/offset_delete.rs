@@ -3,6 +3,11 @@
 //! Version: 0. Deletes a group's committed offsets (and their cursors) for
 //! partitions no live member subscribes to: GROUP_SUBSCRIBED_TO_TOPIC for the
 //! others, as Kafka.
+//! Authorization ([`crate::authz`]): the group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30) for the request; each topic needs
+//! `consume` (Kafka asks READ), else its partitions answer
+//! TOPIC_AUTHORIZATION_FAILED (29).
 
 use kafka_protocol::{
     messages::{
@@ -11,6 +16,7 @@ use kafka_protocol::{
     },
     protocol::VersionRange,
 };
+use polyport_handler_api::storage::Operation;
 
 use super::RequestContext;
 use crate::errors;
@@ -24,12 +30,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> O
     if group.is_empty() {
         return OffsetDeleteResponse::default().with_error_code(errors::INVALID_GROUP_ID);
     }
+    if !ctx.allowed_group(&group).await {
+        return OffsetDeleteResponse::default().with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+    }
     let mapper = &ctx.shared.topics;
     // (topic index, partition, key or the partition's error)
     let mut slots = Vec::new();
     let mut keys = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
-        let pulsar = mapper.pulsar(topic.name.as_str());
+        let pulsar = match mapper.pulsar(topic.name.as_str()) {
+            Ok(p) if !ctx.allowed(Operation::Consume, &p).await => Err(errors::TOPIC_AUTHORIZATION_FAILED),
+            other => other,
+        };
         for p in &topic.partitions {
             match &pulsar {
                 Ok(name) => {

@@ -4,6 +4,12 @@
 //! string, from the coordinator; -1 where the group has committed nothing.
 //! With no topic list (v2+), every partition the group committed is listed.
 //! v8 asks for several groups at once.
+//! Authorization ([`crate::authz`]): each group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30) for the group (v1, which has no such
+//! field: on each partition asked for). A topic asked for by name needs
+//! `consume`, else its partitions answer TOPIC_AUTHORIZATION_FAILED (29);
+//! with no topic list, only the topics the role may consume are listed.
 //! Gaps: `require_stable` (v7+) has nothing to wait for (no transactional
 //! offsets) and is ignored; v9 (KIP-848 member epochs) is not served.
 
@@ -19,6 +25,7 @@ use kafka_protocol::{
     },
     protocol::{StrBytes, VersionRange},
 };
+use polyport_handler_api::storage::Operation;
 
 use super::RequestContext;
 use crate::{coordinator::Committed, errors};
@@ -61,6 +68,21 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
             });
         }
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if ctx.version < 2 && !request.group_id.is_empty() && !ctx.allowed_group(request.group_id.as_str()).await {
+        // v1 has no top-level error code: each partition asked for carries it, as Kafka answers.
+        let topics = request.topics.into_iter().flatten().map(|t| {
+            let partitions = t.partition_indexes.into_iter().map(|index| {
+                OffsetFetchResponsePartition::default()
+                    .with_partition_index(index)
+                    .with_committed_offset(-1)
+                    .with_committed_leader_epoch(-1)
+                    .with_metadata(Some(StrBytes::default()))
+                    .with_error_code(errors::GROUP_AUTHORIZATION_FAILED)
+            });
+            OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(partitions.collect())
+        });
+        return OffsetFetchResponse::default().with_topics(topics.collect());
     }
     let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
     match fetch(ctx, request.group_id.as_str(), wanted).await {
@@ -107,12 +129,19 @@ async fn fetch(
     if group.is_empty() {
         return Err(errors::INVALID_GROUP_ID);
     }
+    if !ctx.allowed_group(group).await {
+        return Err(errors::GROUP_AUTHORIZATION_FAILED);
+    }
     let coordinator = &ctx.shared.coordinator;
     let mapper = &ctx.shared.topics;
     let Some(wanted) = wanted else {
         let all = coordinator.fetch(group, None).await?;
         let mut by_topic: BTreeMap<String, Vec<Answer>> = BTreeMap::new();
         for ((pulsar, index), c) in all {
+            // Only the topics the role may read are listed.
+            if !ctx.permitted(Operation::Consume, &pulsar).await {
+                continue;
+            }
             by_topic.entry(mapper.kafka_name(&pulsar)).or_default().push((index, c, errors::NONE));
         }
         return Ok(by_topic
@@ -123,7 +152,10 @@ async fn fetch(
     let mut keys = Vec::new();
     let mut slots = Vec::new();
     for (name, indexes) in &wanted {
-        let pulsar = mapper.pulsar(name.as_str());
+        let pulsar = match mapper.pulsar(name.as_str()) {
+            Ok(p) if !ctx.allowed(Operation::Consume, &p).await => Err(errors::TOPIC_AUTHORIZATION_FAILED),
+            other => other,
+        };
         for index in indexes {
             match &pulsar {
                 Ok(p) => {

@@ -10,6 +10,9 @@
 //! offset -1 and no error; here it is UNKNOWN_LEADER_EPOCH (no such epoch can
 //! reach a client, which only learns epochs from this broker). `replica_id`
 //! (v3+) is ignored: there are no follower replicas.
+//! Authorization ([`crate::authz`]): `lookup` on each topic (`produce` or
+//! `consume`, as Kafka asks DESCRIBE); each partition of a topic refused
+//! answers TOPIC_AUTHORIZATION_FAILED (29).
 
 use kafka_protocol::{
     messages::{
@@ -18,9 +21,10 @@ use kafka_protocol::{
     },
     protocol::VersionRange,
 };
+use polyport_handler_api::storage::Operation;
 
 use super::RequestContext;
-use crate::errors;
+use crate::{errors, topics::Resolved};
 
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
@@ -33,7 +37,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochReque
     let mapper = &ctx.shared.topics;
     let mut topics = Vec::new();
     for topic in request.topics {
-        let resolved = mapper.resolve(ctx.host(), topic.topic.as_str(), false).await;
+        // Kafka asks DESCRIBE: here `lookup` (produce or consume).
+        let resolved = if ctx.topic_denied(Operation::Lookup, topic.topic.as_str()).await {
+            Resolved::error(errors::TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            mapper.resolve(ctx.host(), topic.topic.as_str(), false).await
+        };
         let mut out = Vec::new();
         for p in topic.partitions {
             let ledger = resolved.ledger(p.partition);

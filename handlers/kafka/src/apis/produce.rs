@@ -19,6 +19,11 @@
 //! `compression.type` (kept as its properties, [`crate::configs`]) take
 //! the place of the broker's; a batch in another codec than the topic's is
 //! recompressed ([`crate::recompress`]).
+//! Authorization ([`crate::authz`]): `produce` on each topic; a topic
+//! refused is neither looked up nor created and each of its partitions
+//! answers TOPIC_AUTHORIZATION_FAILED (29), while the request's other
+//! topics are stored (the request still takes and passes its turn; with
+//! acks=0 the refusal closes the connection, as any failure does).
 //! Gaps: transactions.
 
 use std::{future::Future, task::Poll};
@@ -32,7 +37,10 @@ use kafka_protocol::{
     },
     protocol::{Decodable, VersionRange},
 };
-use polyport_handler_api::{storage::NewEntry, Partition};
+use polyport_handler_api::{
+    storage::{NewEntry, Operation},
+    Partition,
+};
 
 use super::{encode_response, RequestContext};
 use crate::{
@@ -93,7 +101,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, mut turn:
     let mapper = &ctx.shared.topics;
     let mut resolved = Vec::with_capacity(request.topic_data.len());
     for topic in &request.topic_data {
-        resolved.push(mapper.resolve(ctx.host(), topic.name.as_str(), true).await);
+        let name = topic.name.as_str();
+        // A topic the role may not produce to is not looked up (nor created);
+        // the request's other topics go on, in its turn.
+        resolved.push(if ctx.topic_denied(Operation::Produce, name).await {
+            Resolved::error(errors::TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            mapper.resolve(ctx.host(), name, true).await
+        });
     }
     let mut names = Vec::with_capacity(request.topic_data.len());
     let mut work = Vec::new();

@@ -3,6 +3,9 @@
 //! Versions: 0-5. The leader's SyncGroup carries every member's assignment;
 //! the others wait for it. v3+ static members; v5 checks the protocol type
 //! and name against the group's.
+//! Authorization ([`crate::authz`]): the group needs `consume` on the
+//! session's group namespace ([`crate::authz::group_namespace`]), else
+//! GROUP_AUTHORIZATION_FAILED (30).
 
 use kafka_protocol::{
     messages::{SyncGroupRequest, SyncGroupResponse},
@@ -23,6 +26,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> Sync
     let group = request.group_id.0.to_string();
     let outcome = if group.is_empty() {
         SyncOutcome::error(errors::INVALID_GROUP_ID)
+    } else if !ctx.allowed_group(&group).await {
+        SyncOutcome::error(errors::GROUP_AUTHORIZATION_FAILED)
     } else {
         let sync = SyncRequest {
             member_id: request.member_id.to_string(),

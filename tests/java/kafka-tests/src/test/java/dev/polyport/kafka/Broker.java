@@ -28,6 +28,7 @@ final class Broker {
     final Path logFile;
     final int port;
     final int pulsarPort;
+    final int webPort;
     final String bootstrap;
     private Process process;
     private Thread reaper;
@@ -75,17 +76,26 @@ final class Broker {
             p = freePort();
         } while (p == port);
         pulsarPort = p;
+        int w;
+        do {
+            w = freePort();
+        } while (w == port || w == pulsarPort);
+        webPort = w;
         bootstrap = "127.0.0.1:" + port;
         logFile = dir.resolve("broker.log");
         Path conf = dir.resolve("broker.conf");
+        // extraConfig may set its own kafkaListeners, with {port} for `port`.
+        extraConfig = extraConfig.replace("{port}", Integer.toString(port));
+        boolean ownListeners = extraConfig.lines().anyMatch(l -> l.startsWith("kafkaListeners="));
         Files.writeString(conf, String.join("\n",
                 "messagingProtocols=kafka",
                 "protocolHandlerDirectory=" + protocols,
                 "dataDirectory=" + dir.resolve("data"),
                 "bindAddress=127.0.0.1",
                 "advertisedAddress=127.0.0.1",
-                "kafkaListeners=PLAINTEXT://127.0.0.1:" + port,
+                ownListeners ? "" : "kafkaListeners=PLAINTEXT://127.0.0.1:" + port,
                 "brokerServicePort=" + pulsarPort,
+                "webServicePort=" + webPort,
                 "brokerShutdownTimeoutMs=3000",
                 "maxMessageSize=1048576",
                 extraConfig,
