@@ -197,6 +197,38 @@ pub trait FfiHost: Send + Sync + Clone {
     fn authorization_enabled(&self) -> bool {
         false
     }
+    /// See [`Host::scram_users`](crate::Host::scram_users). Appended in 0.2.2.
+    fn scram_users(
+        &self,
+        role: RStr<'_>,
+        users: RVec<RString>,
+    ) -> FfiFuture<RResult<RVec<RResult<crate::security::ScramUser, HandlerError>>, HandlerError>> {
+        let _ = (role, users);
+        unsupported("SCRAM credential")
+    }
+    /// See [`Host::alter_scram`](crate::Host::alter_scram). Appended in 0.2.2.
+    fn alter_scram(
+        &self,
+        role: RStr<'_>,
+        changes: RVec<crate::security::ScramChange>,
+    ) -> FfiFuture<RResult<RVec<RResult<(), HandlerError>>, HandlerError>> {
+        let _ = (role, changes);
+        unsupported("SCRAM credential")
+    }
+    /// See [`Host::grants`](crate::Host::grants). Appended in 0.2.2.
+    fn grants(
+        &self,
+        role: RStr<'_>,
+        namespace: RStr<'_>,
+    ) -> FfiFuture<RResult<RVec<crate::security::Grant>, HandlerError>> {
+        let _ = (role, namespace);
+        unsupported("permission")
+    }
+    /// See [`Host::set_grant`](crate::Host::set_grant). Appended in 0.2.2.
+    fn set_grant(&self, role: RStr<'_>, grant: crate::security::Grant) -> FfiFuture<RResult<(), HandlerError>> {
+        let _ = (role, grant);
+        unsupported("permission")
+    }
     /// See [`Host::sasl_server`](crate::Host::sasl_server). Appended in 0.2.2.
     fn sasl_server(&self, mechanism: RStr<'_>) -> RResult<crate::security::FfiSaslServerBox, HandlerError> {
         let _ = mechanism;

@@ -354,6 +354,57 @@ impl Host {
         self.inner.authorize(role.unwrap_or_default().into(), operation, topic.into()).await.into_result()
     }
 
+    /// The SCRAM credentials of `users` (all users when empty), one
+    /// result per user asked: [`ErrorKind::NOT_FOUND`] for a user without
+    /// any. `role` must be a super-user when authorization is on
+    /// ([`ErrorKind::NOT_AUTHORIZED`] for the whole call otherwise).
+    pub async fn scram_users(
+        &self,
+        role: Option<&str>,
+        users: Vec<String>,
+    ) -> Result<Vec<Result<crate::security::ScramUser, HandlerError>>, HandlerError> {
+        let users = users.into_iter().map(abi_stable::std_types::RString::from).collect();
+        let results = self.inner.scram_users(role.unwrap_or_default().into(), users).await.into_result()?;
+        Ok(results.into_iter().map(abi_stable::std_types::RResult::into_result).collect())
+    }
+
+    /// Applies SCRAM credential changes, one result per change, in order:
+    /// [`ErrorKind::UNSUPPORTED`] for an unknown mechanism,
+    /// [`ErrorKind::INVALID_ARGUMENT`] for an unacceptable credential
+    /// (iterations out of 4096..=16384, an empty salt or user),
+    /// [`ErrorKind::ALREADY_EXISTS`] for a second change of the same user
+    /// and mechanism in one call, [`ErrorKind::NOT_FOUND`] for deleting
+    /// what does not exist. `role` must be a super-user when authorization
+    /// is on.
+    pub async fn alter_scram(
+        &self,
+        role: Option<&str>,
+        changes: Vec<crate::security::ScramChange>,
+    ) -> Result<Vec<Result<(), HandlerError>>, HandlerError> {
+        let results = self.inner.alter_scram(role.unwrap_or_default().into(), changes.into()).await.into_result()?;
+        Ok(results.into_iter().map(abi_stable::std_types::RResult::into_result).collect())
+    }
+
+    /// Every grant of `namespace` (`tenant/ns`): the namespace's own and
+    /// its topics'. `role` must administer the tenant
+    /// ([`ErrorKind::NOT_AUTHORIZED`] otherwise); a missing namespace is
+    /// [`ErrorKind::NOT_FOUND`].
+    pub async fn grants(
+        &self,
+        role: Option<&str>,
+        namespace: &str,
+    ) -> Result<Vec<crate::security::Grant>, HandlerError> {
+        let grants = self.inner.grants(role.unwrap_or_default().into(), namespace.into()).await.into_result()?;
+        Ok(grants.into_vec())
+    }
+
+    /// Sets (or, with no actions, revokes) a grant; `role` must administer
+    /// the resource's tenant. Unknown actions are
+    /// [`ErrorKind::INVALID_ARGUMENT`].
+    pub async fn set_grant(&self, role: Option<&str>, grant: crate::security::Grant) -> Result<(), HandlerError> {
+        self.inner.set_grant(role.unwrap_or_default().into(), grant).await.into_result()
+    }
+
     /// Starts a SASL exchange with `mechanism` (one of
     /// [`AuthenticationInfo::sasl_mechanisms`](crate::AuthenticationInfo::sasl_mechanisms)),
     /// which the host runs with its providers: the handler carries the

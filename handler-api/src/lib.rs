@@ -65,7 +65,7 @@ pub use ffi::LogLevel;
 pub use handler::{Config, ConnectionFuture, Listener, ProtocolHandler};
 pub use host::{Host, JoinHandle};
 pub use partition::{wait_any, Partition};
-pub use security::{AuthenticationInfo, SaslServer, SaslStep};
+pub use security::{AuthenticationInfo, Grant, SaslServer, SaslStep, ScramChange, ScramUpsert, ScramUser};
 
 /// Re-exported so that [`export_handler!`] works in crates that depend on
 /// this crate alone.

@@ -127,3 +127,60 @@ impl SaslServer {
         })
     }
 }
+
+/// A SCRAM credential as a client manages it (Kafka's
+/// AlterUserScramCredentials, KIP-554): the salted password, never the
+/// password.
+#[repr(C)]
+#[derive(StableAbi, Clone, PartialEq, Eq)]
+pub struct ScramUpsert {
+    /// PBKDF2 iterations (4096 to 16384, as Kafka bounds them).
+    pub iterations: u32,
+    /// The salt.
+    pub salt: RVec<u8>,
+    /// `Hi(password, salt, iterations)`.
+    pub salted_password: RVec<u8>,
+}
+
+impl std::fmt::Debug for ScramUpsert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the salted password.
+        f.debug_struct("ScramUpsert").field("iterations", &self.iterations).finish_non_exhaustive()
+    }
+}
+
+/// One change to a user's SCRAM credentials.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct ScramChange {
+    /// The user (the role SCRAM proves).
+    pub user: RString,
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: RString,
+    /// `Some`: set the credential; `None`: delete it.
+    pub upsert: ROption<ScramUpsert>,
+}
+
+/// A user's SCRAM credentials, as described (no secret).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct ScramUser {
+    /// The user.
+    pub user: RString,
+    /// `(mechanism, iterations)` of each credential.
+    pub credentials: RVec<abi_stable::std_types::Tuple2<RString, u32>>,
+}
+
+/// A grant of Pulsar's model: `role` may do `actions` (`produce`,
+/// `consume`) on `resource`, a namespace (`tenant/ns`) or a topic
+/// (`persistent://tenant/ns/x`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The namespace or topic.
+    pub resource: RString,
+    /// The role.
+    pub role: RString,
+    /// The actions; empty revokes the role's grant on the resource.
+    pub actions: RVec<RString>,
+}

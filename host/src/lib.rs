@@ -167,7 +167,7 @@ impl Broker {
 
         let security_error = |e: String| StartupError::Security(e);
         let authenticator = Arc::new(
-            security::Authenticator::new(&config.security.auth)
+            security::Authenticator::new(Some(Arc::clone(&topics)), &config.security.auth)
                 .map_err(|e| security_error(format!("authentication: {e}")))?,
         );
         let tls = match &config.security.tls {

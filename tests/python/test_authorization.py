@@ -24,7 +24,7 @@ B_TOPIC = "tenant-b/ns/payroll"
 @pytest.fixture(scope="module")
 def secrets():
     s = Secrets()
-    s.roles = {role: s.token(role) for role in ("admin", "a-admin", "b-admin", "alice", "bob", "nobody")}
+    s.roles = {role: s.token(role) for role in ("admin", "a-admin", "b-admin", "alice", "bob", "nobody", "dave")}
     yield s
     s.tmp.cleanup()
 
@@ -56,6 +56,7 @@ def broker(secrets):
             f"tokenSecretKey=file://{secrets.secret}",
             "authorizationEnabled=true",
             "superUserRoles=admin",
+            "saslAllowedMechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         ]),
     )
     b.secrets = secrets
@@ -261,3 +262,103 @@ def test_a_role_without_grants_sees_nothing(broker):
     assert "visible-to-admins" in AdminClient(admin).list_topics(timeout=10).topics
     nobody = AdminClient(kafka_conf(broker, "nobody", "public/default"))
     assert [t for t in nobody.list_topics(timeout=10).topics if not t.startswith("__")] == []
+
+
+def test_scram_users_managed_with_kafkas_admin_api(broker):
+    """KIP-554 through confluent-kafka: a super-user creates a SCRAM user,
+    who then authenticates with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN; a
+    wrong password and an unknown user get the same answer; a non-super-user
+    may not manage credentials."""
+    from confluent_kafka import KafkaError, KafkaException, Producer
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialDeletion, UserScramCredentialUpsertion)
+
+    admin = AdminClient(kafka_conf(broker, "admin", "public/default"))
+    upserts = [UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                                            b"carol-secret"),
+               UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                            b"carol-secret")]
+    for fut in admin.alter_user_scram_credentials(upserts).values():
+        fut.result(10)
+    described = admin.describe_user_scram_credentials(["carol"])["carol"].result(10)
+    assert sorted((i.mechanism, i.iterations) for i in described.scram_credential_infos) == \
+        [(ScramMechanism.SCRAM_SHA_256, 4096), (ScramMechanism.SCRAM_SHA_512, 8192)]
+    assert rest(broker, "POST", "/admin/v2/namespaces/tenant-a/ns/permissions/carol", "a-admin",
+                body=["produce"])[0] == 204
+
+    def produce(mechanism, user, password):
+        errors = []
+        p = Producer({"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                      "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password,
+                      "message.timeout.ms": 8000, "error_cb": lambda e: errors.append(e)})
+        delivered = []
+        p.produce(f"{A_TOPIC}-scram", b"c", on_delivery=lambda e, m: delivered.append(e))
+        p.flush(12)
+        return (delivered[0] if delivered else None), errors
+
+    for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"):
+        error, _ = produce(mechanism, "carol", "carol-secret")
+        assert error is None, (mechanism, error)
+    _, wrong = produce("SCRAM-SHA-512", "carol", "guess")
+    _, unknown = produce("SCRAM-SHA-512", "mallory", "guess")
+    assert wrong and unknown
+    assert wrong[0].code() == unknown[0].code() == KafkaError._AUTHENTICATION
+    assert "invalid user name or password" in wrong[0].str() and "invalid user name or password" in unknown[0].str()
+    assert "carol-secret" not in broker.log()
+
+    # Only super-users manage credentials.
+    alice = AdminClient(kafka_conf(broker, "alice", "tenant-a/ns"))
+    fut = alice.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), b"x")])["alice"]
+    with pytest.raises(KafkaException) as e:
+        fut.result(10)
+    assert e.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    # Deleting the credential ends SCRAM for carol.
+    for fut in admin.alter_user_scram_credentials(
+            [UserScramCredentialDeletion("carol", ScramMechanism.SCRAM_SHA_512)]).values():
+        fut.result(10)
+    _, errors = produce("SCRAM-SHA-512", "carol", "carol-secret")
+    assert errors and errors[0].code() == KafkaError._AUTHENTICATION
+
+
+def test_kafka_acl_apis_read_and_write_the_same_grants(broker):
+    """CreateAcls, DescribeAcls and DeleteAcls (confluent-kafka) are grants
+    seen through Kafka's eyes: an ALLOW WRITE on a topic is a `produce`
+    grant the REST API shows and Produce honours; what the model cannot
+    express (DENY) is refused with the reason."""
+    from confluent_kafka import KafkaError, KafkaException, Producer
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+
+    topic = "tenant-a/ns/acl-topic"
+    a_admin = AdminClient(kafka_conf(broker, "a-admin", "tenant-a/ns"))
+    write = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:dave", "*",
+                       AclOperation.WRITE, AclPermissionType.ALLOW)
+    for fut in a_admin.create_acls([write]).values():
+        assert fut.result(10) is None
+    assert rest(broker, "GET", f"/admin/v2/persistent/{topic}/permissions", "a-admin")[1]["dave"] == ["produce"]
+    found = a_admin.describe_acls(AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.ANY, None, None,
+                                                    AclOperation.ANY, AclPermissionType.ANY)).result(10)
+    assert [(b.principal, b.operation) for b in found] == [("User:dave", AclOperation.WRITE)]
+
+    def dave_produces():
+        delivered = []
+        p = Producer({**kafka_conf(broker, "dave", "tenant-a/ns"), "message.timeout.ms": 8000})
+        p.produce(topic, b"d", on_delivery=lambda e, m: delivered.append(e))
+        p.flush(12)
+        return delivered[0]
+
+    assert dave_produces() is None
+    deny = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:dave", "*",
+                      AclOperation.READ, AclPermissionType.DENY)
+    with pytest.raises(KafkaException) as e:
+        a_admin.create_acls([deny])[deny].result(10)
+    assert "DENY" in e.value.args[0].str()
+    alice = AdminClient(kafka_conf(broker, "alice", "tenant-a/ns"))
+    with pytest.raises(KafkaException) as e:
+        alice.create_acls([write])[write].result(10)
+    assert e.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    deleted = a_admin.delete_acls([AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL,
+                                                    "User:dave", None, AclOperation.ANY, AclPermissionType.ANY)])
+    assert [b.operation for b in list(deleted.values())[0].result(10)] == [AclOperation.WRITE]
+    assert dave_produces().code() == KafkaError.TOPIC_AUTHORIZATION_FAILED

@@ -354,3 +354,28 @@ def test_pulsar_refuses_bad_credentials(secrets, secure, which, reason):
     finally:
         c.close()
     assert reason in secure.log()
+
+
+def test_pulsar_refreshes_expiring_tokens(secrets, secure):
+    """A token that expires while connected is refreshed with AUTH_CHALLENGE:
+    a client whose supplier gives fresh tokens keeps its connection; one
+    whose token stays expired is disconnected with the reason logged."""
+    import pulsar
+
+    fresh = pulsar_client(secure.pulsar_url, pulsar.AuthenticationToken(lambda: secrets.token("alice", expiry="2s")))
+    stale_token = secrets.token("alice", expiry="2s")
+    stale = pulsar_client(secure.pulsar_url, pulsar.AuthenticationToken(stale_token))
+    try:
+        producer = fresh.create_producer("persistent://public/default/refreshed")
+        stale.create_producer("persistent://public/default/stale")
+        time.sleep(4)
+        producer.send(b"still here")
+        deadline = time.time() + 10
+        while "credentials refresh failed" not in secure.log() and time.time() < deadline:
+            time.sleep(0.2)
+        log = secure.log()
+        assert 'credentials refresh failed; closing method=token reason="token expired"' in log, log[-3000:]
+        assert log.count("credentials refresh failed") <= 3, "the fresh client's refresh failed too"
+    finally:
+        fresh.close()
+        stale.close()

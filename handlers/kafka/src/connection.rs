@@ -94,6 +94,9 @@ pub struct Shared {
     /// `authorizationEnabled` is on ([`crate::authz`]); unset, nothing is
     /// asked.
     pub authorizer: OnceLock<Arc<dyn crate::authz::Authorizer>>,
+    /// The host's SCRAM credential and grant services, set at start
+    /// ([`crate::admin`]); unset without a host.
+    pub security: OnceLock<Arc<dyn crate::admin::SecurityAdmin>>,
 }
 
 impl Shared {
@@ -133,6 +136,7 @@ impl Shared {
             sequences: crate::idempotence::Sequences::default(),
             sasl: OnceLock::new(),
             authorizer: OnceLock::new(),
+            security: OnceLock::new(),
         }
     }
 }

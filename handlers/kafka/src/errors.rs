@@ -95,6 +95,15 @@ pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 /// The leader epoch in the request is newer than the epoch on the broker.
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+/// A resource the request names does not exist (a user without SCRAM
+/// credentials, a namespace an ACL names).
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+/// A resource named twice in one request (a user described twice, a SCRAM
+/// credential altered twice).
+pub const DUPLICATE_RESOURCE: i16 = 92;
+/// A SCRAM credential that cannot be accepted (an empty user name,
+/// iterations out of range, an empty salt).
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 /// This endpoint type is not supported yet.
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 

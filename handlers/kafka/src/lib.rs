@@ -4,6 +4,8 @@
 //! are decoded and encoded with the `kafka-protocol` crate; each API lives in
 //! its own module under [`apis`].
 
+pub mod acls;
+pub mod admin;
 pub mod alloc;
 pub mod apis;
 pub mod authz;
@@ -184,6 +186,7 @@ impl KafkaService {
                 sequences: idempotence::Sequences::default(),
                 sasl: OnceLock::new(),
                 authorizer: OnceLock::new(),
+                security: OnceLock::new(),
             }),
             shutdown: watch::channel(false).0,
         })
@@ -219,6 +222,8 @@ impl KafkaService {
             }
         });
         self.shared.coordinator.start(&host, self.shared.topics.namespace());
+        // SCRAM credentials and grants (the admin APIs): the host decides who may.
+        let _ = self.shared.security.set(Arc::new(host.clone()));
         // Asked once: the host's answer does not change while it runs.
         if host.authorization_enabled() {
             tracing::info!("Kafka requests are authorized (authorizationEnabled)");

@@ -23,8 +23,8 @@ use std::{
 };
 
 use crate::pulsar::proto::{
-    base_command::Type, BaseCommand, CommandConnect, CommandConnected, CommandError, CommandPing, CommandPong,
-    CommandSuccess, ServerError,
+    base_command::Type, AuthData, BaseCommand, CommandAuthChallenge, CommandAuthResponse, CommandConnect,
+    CommandConnected, CommandError, CommandPing, CommandPong, CommandSuccess, ServerError,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
@@ -84,6 +84,113 @@ pub struct Connection {
     tls_role: Option<String>,
     /// The role CONNECT proved; `None`: anonymous (authentication off).
     pub(super) role: Option<String>,
+    /// Renewing the credentials of a long-lived connection.
+    auth: AuthRenewal,
+}
+
+/// Pulsar's refresh of expiring credentials: when the token CONNECT
+/// proved expires, a client that announced `supports_auth_refresh` gets an
+/// AUTH_CHALLENGE and has [`AUTH_REFRESH_TIMEOUT`] to answer with a new
+/// token for the same role; any other client is disconnected then. A task
+/// per connection keeps the time ([`renew_credentials`]), so that the
+/// reader is never interrupted in the middle of a frame.
+#[derive(Debug)]
+struct AuthRenewal {
+    method: String,
+    /// When the current credentials expire; a refresh sends the new time.
+    expires: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
+    /// Notified when the connection must end.
+    expired: Arc<Notify>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Default for AuthRenewal {
+    fn default() -> Self {
+        Self {
+            method: String::new(),
+            expires: tokio::sync::watch::channel(None).0,
+            expired: Arc::new(Notify::new()),
+            task: None,
+        }
+    }
+}
+
+impl Drop for AuthRenewal {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How long a client has to answer AUTH_CHALLENGE.
+const AUTH_REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn instant_of(at: Option<std::time::SystemTime>) -> Option<tokio::time::Instant> {
+    at.map(|at| {
+        let left = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        tokio::time::Instant::now() + left
+    })
+}
+
+/// Challenges the client when its credentials expire, or ends the
+/// connection (`expired`) when it cannot refresh them or does not in time.
+async fn renew_credentials(
+    mut expires: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+    out: Outbox,
+    method: String,
+    supports_refresh: bool,
+    expired: Arc<Notify>,
+) {
+    loop {
+        let at = *expires.borrow_and_update();
+        let Some(at) = at else {
+            if expires.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        tokio::select! {
+            changed = expires.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            () = tokio::time::sleep_until(at) => {}
+        }
+        if !supports_refresh {
+            tracing::info!(%method, "credentials expired and the client cannot refresh them; closing");
+            expired.notify_one();
+            return;
+        }
+        let challenge = cmd(Type::AuthChallenge, |c| {
+            c.auth_challenge = Some(CommandAuthChallenge {
+                server_version: Some(format!("Polyport {}", env!("CARGO_PKG_VERSION"))),
+                challenge: Some(AuthData {
+                    auth_method_name: Some(method.clone()),
+                    auth_data: Some(b"refresh".to_vec()),
+                }),
+                protocol_version: Some(PROTOCOL_VERSION),
+            })
+        });
+        if out.send(frame::command(&challenge)).await.is_err() {
+            return;
+        }
+        tracing::debug!("credentials expired: AUTH_CHALLENGE sent");
+        tokio::select! {
+            changed = expires.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(AUTH_REFRESH_TIMEOUT) => {
+                tracing::info!("no AUTH_RESPONSE to the credentials' refresh in time; closing");
+                expired.notify_one();
+                return;
+            }
+        }
+    }
 }
 
 /// How long a failed authentication waits before its answer.
@@ -134,15 +241,18 @@ where
         refusal: ServerError::NotAllowedError,
         tls_role,
         role: None,
+        auth: AuthRenewal::default(),
     };
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     loop {
+        let expired = Arc::clone(&conn.auth.expired);
         let read = tokio::select! {
             read = frame::read(&mut reader, limit) => read,
             () = keepalive.dead.notified() => {
                 tracing::info!("no frame and no PONG for two keepalive intervals: closing");
                 break;
             }
+            () = expired.notified() => break,
         };
         match read {
             Ok(Some(frame)) => {
@@ -285,6 +395,7 @@ impl Connection {
         }
         match kind {
             Some(Type::Connect) => return self.connect(body!(c.connect)).await,
+            Some(Type::AuthResponse) => return self.auth_response(body!(c.auth_response)),
             Some(Type::Ping) => self.send(cmd(Type::Pong, |c| c.pong = Some(CommandPong {}))).await,
             Some(Type::Pong) => {}
             Some(Type::PartitionedMetadata) => {
@@ -340,9 +451,19 @@ impl Connection {
         }
         if self.service.authenticator.enabled() {
             match self.authenticate(&connect) {
-                Ok(role) => {
+                Ok((role, expires)) => {
                     tracing::debug!(%role, "authenticated");
                     self.role = Some(role);
+                    if let Some(at) = instant_of(expires) {
+                        let method = connect.auth_method_name.clone().unwrap_or_default();
+                        let refresh = connect.feature_flags.and_then(|f| f.supports_auth_refresh).unwrap_or(false);
+                        self.auth.method.clone_from(&method);
+                        self.auth.expires.send_replace(Some(at));
+                        let watch = self.auth.expires.subscribe();
+                        let expired = Arc::clone(&self.auth.expired);
+                        self.auth.task =
+                            Some(tokio::spawn(renew_credentials(watch, self.out.clone(), method, refresh, expired)));
+                    }
                 }
                 Err(e) => {
                     let method = connect.auth_method_name.as_deref().unwrap_or("none");
@@ -371,16 +492,41 @@ impl Connection {
 
     /// The role CONNECT's credentials prove: `token` with its JWT, or
     /// `tls` with the connection's verified client certificate.
-    fn authenticate(&self, connect: &CommandConnect) -> Result<String, crate::security::AuthError> {
+    fn authenticate(
+        &self,
+        connect: &CommandConnect,
+    ) -> Result<(String, Option<std::time::SystemTime>), crate::security::AuthError> {
         use crate::security::AuthError;
         let authenticator = &self.service.authenticator;
         match connect.auth_method_name.as_deref().unwrap_or_default() {
             "" | "none" => Err(AuthError::new("this broker requires authentication (token or tls)")),
-            "tls" if authenticator.tls_provider() => self
-                .tls_role
-                .clone()
-                .ok_or_else(|| AuthError::new("method tls needs a TLS connection with a trusted client certificate")),
-            method => authenticator.authenticate(method, connect.auth_data.as_deref().unwrap_or_default()),
+            "tls" if authenticator.tls_provider() => {
+                self.tls_role.clone().map(|role| (role, None)).ok_or_else(|| {
+                    AuthError::new("method tls needs a TLS connection with a trusted client certificate")
+                })
+            }
+            method => authenticator.authenticate_until(method, connect.auth_data.as_deref().unwrap_or_default()),
+        }
+    }
+
+    /// AUTH_RESPONSE: new credentials, which must prove the same role.
+    fn auth_response(&mut self, response: CommandAuthResponse) -> bool {
+        let data = response.response.unwrap_or_default();
+        let method = data.auth_method_name.unwrap_or_else(|| self.auth.method.clone());
+        match self.service.authenticator.authenticate_until(&method, data.auth_data.as_deref().unwrap_or_default()) {
+            Ok((role, expires)) if Some(&role) == self.role.as_ref() => {
+                tracing::debug!(%role, "credentials refreshed");
+                self.auth.expires.send_replace(instant_of(expires));
+                true
+            }
+            Ok((role, _)) => {
+                tracing::info!(%role, "refreshed credentials prove another role; closing");
+                false
+            }
+            Err(e) => {
+                tracing::info!(%method, reason = e.reason(), "credentials refresh failed; closing");
+                false
+            }
         }
     }
 

@@ -9,10 +9,16 @@
 
 pub mod authz;
 pub mod sasl;
+pub mod scram;
 pub mod tls;
 pub mod token;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use crate::topics::Topics;
 
 /// The provider names Pulsar's `authenticationProviders` takes, with the
 /// short names accepted too.
@@ -70,35 +76,45 @@ impl AuthConfig {
 }
 
 /// The providers, as every protocol asks them.
-#[derive(Debug)]
 pub struct Authenticator {
     enabled: bool,
     token: Option<token::TokenVerifier>,
     tls: bool,
     super_users: Vec<String>,
     failures: AtomicU64,
+    /// SCRAM users' credentials (the metadata store).
+    credentials: Option<Arc<Topics>>,
+    /// Derives the salts of users that do not exist, so that SCRAM does
+    /// not tell who does.
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("enabled", &self.enabled).finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
-    /// Loads the providers' keys.
-    pub fn new(config: &AuthConfig) -> Result<Self, token::KeyError> {
+    /// Loads the providers' keys; SCRAM users (and PLAIN with an ordinary
+    /// password) are checked against `credentials`' store.
+    pub fn new(credentials: Option<Arc<Topics>>, config: &AuthConfig) -> Result<Self, token::KeyError> {
         let token = if config.enabled && config.token_provider {
             Some(token::TokenVerifier::new(&config.token)?)
         } else {
             None
         };
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| token::KeyError::Invalid(format!("no randomness: {e}")))?;
         Ok(Self {
             enabled: config.enabled,
             token,
             tls: config.enabled && config.tls_provider,
             super_users: config.super_users.clone(),
             failures: AtomicU64::new(0),
+            credentials: credentials.filter(|_| config.enabled),
+            secret,
         })
-    }
-
-    /// No authentication: every client is anonymous.
-    pub fn disabled() -> Self {
-        Self { enabled: false, token: None, tls: false, super_users: Vec::new(), failures: AtomicU64::new(0) }
     }
 
     /// `authenticationEnabled`.
@@ -121,12 +137,67 @@ impl Authenticator {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// The SASL mechanisms the providers support.
+    /// The SASL mechanisms the providers support: PLAIN when tokens or
+    /// SCRAM users can prove a role, OAUTHBEARER with tokens, SCRAM
+    /// whenever authentication is on (its users are in the store).
     pub fn sasl_mechanisms(&self) -> Vec<&'static str> {
+        let mut mechanisms = Vec::new();
+        if self.token.is_some() || self.credentials.is_some() {
+            mechanisms.push(sasl::PLAIN);
+        }
         if self.token.is_some() {
-            vec![sasl::PLAIN, sasl::OAUTHBEARER]
+            mechanisms.push(sasl::OAUTHBEARER);
+        }
+        if self.credentials.is_some() {
+            mechanisms.extend([scram::Mechanism::Sha256.name(), scram::Mechanism::Sha512.name()]);
+        }
+        mechanisms
+    }
+
+    /// `user`'s credential for `mechanism`, if it has one.
+    pub(crate) async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: scram::Mechanism,
+    ) -> Result<Option<scram::Credential>, AuthError> {
+        let Some(topics) = &self.credentials else { return Ok(None) };
+        match topics.scram_credentials(user).await {
+            Ok(mut all) => Ok(all.remove(mechanism.name())),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read SCRAM credentials");
+                Err(AuthError::new("the broker cannot read credentials now; retry"))
+            }
+        }
+    }
+
+    /// The salt shown for a user without credentials: the same for the
+    /// same name, unpredictable without this process's secret.
+    pub(crate) fn fake_salt(&self, user: &str) -> Vec<u8> {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret);
+        ring::hmac::sign(&key, user.as_bytes()).as_ref()[..16].to_vec()
+    }
+
+    /// The role an ordinary password proves: `user`'s, when it matches one
+    /// of its SCRAM credentials (PBKDF2 on a blocking thread).
+    pub(crate) async fn check_password(&self, user: &str, password: &str) -> Result<String, AuthError> {
+        let bad = || AuthError::new(scram::BAD_CREDENTIALS);
+        let Some(topics) = &self.credentials else { return Err(bad()) };
+        let all = topics.scram_credentials(user).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot read SCRAM credentials");
+            AuthError::new("the broker cannot read credentials now; retry")
+        })?;
+        let Some((mechanism, credential)) =
+            scram::Mechanism::ALL.into_iter().find_map(|m| all.get(m.name()).map(|c| (m, c.clone())))
+        else {
+            return Err(bad());
+        };
+        let password = password.as_bytes().to_vec();
+        let matches =
+            tokio::task::spawn_blocking(move || credential.matches(mechanism, &password)).await.unwrap_or(false);
+        if matches {
+            Ok(user.to_owned())
         } else {
-            Vec::new()
+            Err(bad())
         }
     }
 
@@ -155,6 +226,30 @@ impl Authenticator {
         result
     }
 
+    /// The role `data` proves under `method`, and when the proof expires
+    /// (a token's `exp`): what a connection that outlives its credentials
+    /// must renew ([`AuthError`] otherwise).
+    pub fn authenticate_until(
+        &self,
+        method: &str,
+        data: &[u8],
+    ) -> Result<(String, Option<std::time::SystemTime>), AuthError> {
+        if method != "token" {
+            return self.authenticate(method, data).map(|role| (role, None));
+        }
+        self.counted(
+            std::str::from_utf8(data)
+                .map_err(|_| AuthError::new("invalid token: it is not a JWT"))
+                .and_then(|token| match &self.token {
+                    None => Err(AuthError::new("token authentication is not enabled on this broker")),
+                    Some(v) => v.verify_until(token).map_err(|e| AuthError::new(e.to_string())),
+                })
+                .map(|(role, exp)| {
+                    (role, exp.map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)))
+                }),
+        )
+    }
+
     /// The role `data` proves under `method` (Pulsar's method names).
     pub fn authenticate(&self, method: &str, data: &[u8]) -> Result<String, AuthError> {
         self.counted(match method {
@@ -174,7 +269,8 @@ impl Authenticator {
     }
 
     /// A step of `session`.
-    pub fn sasl_step(&self, session: &mut sasl::Session, message: &[u8]) -> Result<sasl::Step, AuthError> {
-        self.counted(session.step(self, message))
+    pub async fn sasl_step(&self, session: &mut sasl::Session, message: &[u8]) -> Result<sasl::Step, AuthError> {
+        let step = session.step(self, message).await;
+        self.counted(step)
     }
 }

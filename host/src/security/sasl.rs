@@ -1,14 +1,15 @@
-//! SASL mechanisms the host runs for handlers: PLAIN with a token as the
-//! password (KoP's convention: user name the tenant or namespace,
-//! password `token:<jwt>`) and OAUTHBEARER (RFC 7628) with the same JWT
-//! rules. The handler carries bytes; nothing here knows a protocol.
+//! SASL mechanisms the host runs for handlers: PLAIN (RFC 4616) with a
+//! token as the password (KoP's convention: user name the tenant or
+//! namespace, password `token:<jwt>`) or a SCRAM user's password;
+//! OAUTHBEARER (RFC 7628) with the same JWT rules; SCRAM-SHA-256 and
+//! SCRAM-SHA-512 ([`super::scram`]) against the credentials in the
+//! metadata store. The handler carries bytes; nothing here knows a protocol.
 //!
-//! Gaps: PLAIN with an ordinary password (SCRAM's credentials) comes with
-//! SCRAM; OAUTHBEARER's SASL extensions are ignored, and a failure ends
+//! Gaps: OAUTHBEARER's SASL extensions are ignored, and a failure ends
 //! the exchange at once rather than with RFC 7628's error challenge (Kafka
 //! clients report either the same way).
 
-use super::{AuthError, Authenticator};
+use super::{scram, AuthError, Authenticator};
 
 /// A mechanism's name as clients send it.
 pub const PLAIN: &str = "PLAIN";
@@ -31,11 +32,21 @@ pub enum Step {
     },
 }
 
+#[derive(Debug)]
+enum State {
+    Plain,
+    OAuthBearer,
+    /// SCRAM before the client's first message.
+    ScramStart(scram::Mechanism),
+    /// SCRAM after the server's first message.
+    ScramSent(Box<scram::Pending>),
+    Finished,
+}
+
 /// One exchange.
 #[derive(Debug)]
 pub struct Session {
-    mechanism: &'static str,
-    finished: bool,
+    state: State,
 }
 
 impl Session {
@@ -44,25 +55,41 @@ impl Session {
         let found = mechanisms.iter().find(|m| m.eq_ignore_ascii_case(mechanism)).ok_or_else(|| {
             AuthError::new(format!("SASL mechanism {mechanism:?} is not enabled (enabled: {})", mechanisms.join(", ")))
         })?;
-        Ok(Self { mechanism: found, finished: false })
+        let state = match *found {
+            PLAIN => State::Plain,
+            OAUTHBEARER => State::OAuthBearer,
+            other => match scram::Mechanism::from_name(other) {
+                Some(m) => State::ScramStart(m),
+                None => return Err(AuthError::new(format!("SASL mechanism {other} has no implementation"))),
+            },
+        };
+        Ok(Self { state })
     }
 
-    /// Takes the client's next message.
-    pub fn step(&mut self, authenticator: &Authenticator, message: &[u8]) -> Result<Step, AuthError> {
-        if self.finished {
-            return Err(AuthError::new("the SASL exchange is already over"));
-        }
-        // Both mechanisms take one message; whatever happens, the exchange ends.
-        self.finished = true;
-        match self.mechanism {
-            PLAIN => plain(authenticator, message),
-            _ => oauthbearer(authenticator, message),
+    /// Takes the client's next message. Whatever fails ends the exchange.
+    pub async fn step(&mut self, authenticator: &Authenticator, message: &[u8]) -> Result<Step, AuthError> {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Plain => plain(authenticator, message).await,
+            State::OAuthBearer => oauthbearer(authenticator, message),
+            State::ScramStart(mechanism) => {
+                let first = scram::client_first(message)?;
+                let credential = authenticator.scram_credential(&first.user, mechanism).await?;
+                let fake_salt = authenticator.fake_salt(&first.user);
+                let (server_first, pending) = scram::server_first(mechanism, first, credential, fake_salt)?;
+                self.state = State::ScramSent(Box::new(pending));
+                Ok(Step::Challenge(server_first.into_bytes()))
+            }
+            State::ScramSent(pending) => {
+                let (server_final, user) = scram::client_final(*pending, message)?;
+                Ok(Step::Done { role: user.clone(), username: user, final_message: server_final.into_bytes() })
+            }
+            State::Finished => Err(AuthError::new("the SASL exchange is already over")),
         }
     }
 }
 
 /// `[authzid] NUL authcid NUL passwd` (RFC 4616).
-fn plain(authenticator: &Authenticator, message: &[u8]) -> Result<Step, AuthError> {
+async fn plain(authenticator: &Authenticator, message: &[u8]) -> Result<Step, AuthError> {
     let malformed = || AuthError::new("malformed PLAIN message (expected [authzid] NUL user NUL password)");
     let text = std::str::from_utf8(message).map_err(|_| malformed())?;
     let mut parts = text.split('\0');
@@ -73,10 +100,11 @@ fn plain(authenticator: &Authenticator, message: &[u8]) -> Result<Step, AuthErro
     if user.is_empty() {
         return Err(malformed());
     }
-    let Some(token) = password.strip_prefix("token:") else {
-        return Err(AuthError::new("invalid user name or password (PLAIN takes the password token:<jwt>)"));
+    let role = match password.strip_prefix("token:") {
+        Some(token) => authenticator.token_role(token)?,
+        // An ordinary password: a SCRAM user's.
+        None => authenticator.check_password(user, password).await?,
     };
-    let role = authenticator.token_role(token)?;
     Ok(Step::Done { role, username: user.to_owned(), final_message: Vec::new() })
 }
 
@@ -109,25 +137,28 @@ mod tests {
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn authenticator() -> Authenticator {
-        Authenticator::new(&AuthConfig {
-            enabled: true,
-            token_provider: true,
-            tls_provider: false,
-            token: token::TokenConfig {
-                secret_key: Some(format!("data:;base64,{}", base64::engine::general_purpose::STANDARD.encode(KEY))),
-                public_alg: "RS256".into(),
-                role_claim: "sub".into(),
-                audience_claim: "aud".into(),
-                ..token::TokenConfig::default()
+        Authenticator::new(
+            None,
+            &AuthConfig {
+                enabled: true,
+                token_provider: true,
+                tls_provider: false,
+                token: token::TokenConfig {
+                    secret_key: Some(format!("data:;base64,{}", base64::engine::general_purpose::STANDARD.encode(KEY))),
+                    public_alg: "RS256".into(),
+                    role_claim: "sub".into(),
+                    audience_claim: "aud".into(),
+                    ..token::TokenConfig::default()
+                },
+                super_users: Vec::new(),
             },
-            super_users: Vec::new(),
-        })
+        )
         .expect("providers")
     }
 
     fn run(a: &Authenticator, mechanism: &str, message: &[u8]) -> Result<Step, AuthError> {
         let mut session = a.sasl(mechanism)?;
-        a.sasl_step(&mut session, message)
+        futures::executor::block_on(a.sasl_step(&mut session, message))
     }
 
     #[test]
@@ -141,8 +172,8 @@ mod tests {
             let e = run(&a, "PLAIN", bad).expect_err("malformed");
             assert!(e.reason().contains("malformed") || e.reason().contains("token"), "{e}");
         }
-        let wrong = run(&a, "PLAIN", b"\0alice\0secret").expect_err("not a token");
-        assert!(wrong.reason().contains("invalid user name or password"));
+        let wrong = run(&a, "PLAIN", b"\0alice\0secret").expect_err("no SCRAM user");
+        assert!(wrong.reason().contains("invalid user name or password"), "{wrong}");
         assert_eq!(a.failures(), 5, "each failure is counted");
     }
 
@@ -161,8 +192,8 @@ mod tests {
     fn an_exchange_ends_after_its_message_and_unknown_mechanisms_are_named() {
         let a = authenticator();
         let mut session = a.sasl("plain").expect("case-insensitive");
-        let _ = a.sasl_step(&mut session, b"\0u\0token:x");
-        assert!(a.sasl_step(&mut session, b"\0u\0token:x").is_err());
+        let _ = futures::executor::block_on(a.sasl_step(&mut session, b"\0u\0token:x"));
+        assert!(futures::executor::block_on(a.sasl_step(&mut session, b"\0u\0token:x")).is_err());
         let e = a.sasl("GSSAPI").expect_err("not served");
         assert!(e.reason().contains("PLAIN, OAUTHBEARER"), "{e}");
     }

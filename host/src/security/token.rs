@@ -178,6 +178,12 @@ impl TokenVerifier {
 
     /// The role `token` proves.
     pub fn verify(&self, token: &str) -> Result<String, TokenError> {
+        self.verify_until(token).map(|(role, _)| role)
+    }
+
+    /// The role `token` proves, and until when (`exp`, seconds since the
+    /// Unix epoch; `None`: it never expires).
+    pub fn verify_until(&self, token: &str) -> Result<(String, Option<u64>), TokenError> {
         use jsonwebtoken::errors::ErrorKind as K;
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
             token.trim(),
@@ -202,8 +208,9 @@ impl TokenVerifier {
                 return Err(TokenError::Audience);
             }
         }
+        let expires = data.claims.get("exp").and_then(serde_json::Value::as_u64);
         match data.claims.get(&self.role_claim) {
-            Some(serde_json::Value::String(role)) if !role.is_empty() => Ok(role.clone()),
+            Some(serde_json::Value::String(role)) if !role.is_empty() => Ok((role.clone(), expires)),
             _ => Err(TokenError::NoRole(self.role_claim.clone())),
         }
     }

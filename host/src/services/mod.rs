@@ -18,7 +18,7 @@ use std::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString},
+    std_types::{RArc, RErr, ROk, RResult, RSlice, RStr, RString, RVec},
 };
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
@@ -48,6 +48,7 @@ pub struct HostServices {
     conversion: FfiConversionBox,
     authenticator: Arc<crate::security::Authenticator>,
     authorizer: Arc<crate::security::authz::Authorizer>,
+    admin: Arc<auth::Admin>,
 }
 
 impl HostServices {
@@ -62,6 +63,11 @@ impl HostServices {
         authorizer: Arc<crate::security::authz::Authorizer>,
     ) -> Self {
         let conversion = crate::convert::ConversionService::new(runtime.clone(), Arc::clone(&converters));
+        let admin = Arc::new(auth::Admin {
+            runtime: runtime.clone(),
+            topics: Arc::clone(&topics),
+            authorizer: Arc::clone(&authorizer),
+        });
         let topics = topics::TopicService::new(runtime.clone(), topics, advertised_address, converters);
         Self {
             runtime,
@@ -70,6 +76,7 @@ impl HostServices {
             topics: FfiTopics_TO::from_ptr(RArc::new(topics), TD_Opaque),
             conversion: FfiConversion_TO::from_ptr(RArc::new(conversion), TD_Opaque),
             authenticator,
+            admin,
             authorizer,
         }
     }
@@ -167,11 +174,39 @@ impl FfiHost for HostServices {
         self.authorizer.enabled()
     }
 
+    fn scram_users(
+        &self,
+        role: RStr<'_>,
+        users: RVec<RString>,
+    ) -> FfiFuture<RResult<RVec<RResult<polyport_handler_api::ScramUser, HandlerError>>, HandlerError>> {
+        auth::scram_users(&self.admin, role.as_str(), users.into_iter().map(RString::into_string).collect())
+    }
+
+    fn alter_scram(
+        &self,
+        role: RStr<'_>,
+        changes: RVec<polyport_handler_api::ScramChange>,
+    ) -> FfiFuture<RResult<RVec<RResult<(), HandlerError>>, HandlerError>> {
+        auth::alter_scram(&self.admin, role.as_str(), changes.into_vec())
+    }
+
+    fn grants(
+        &self,
+        role: RStr<'_>,
+        namespace: RStr<'_>,
+    ) -> FfiFuture<RResult<RVec<polyport_handler_api::Grant>, HandlerError>> {
+        auth::grants(&self.admin, role.as_str(), namespace.as_str())
+    }
+
+    fn set_grant(&self, role: RStr<'_>, grant: polyport_handler_api::Grant) -> FfiFuture<RResult<(), HandlerError>> {
+        auth::set_grant(&self.admin, role.as_str(), grant)
+    }
+
     fn sasl_server(
         &self,
         mechanism: RStr<'_>,
     ) -> RResult<polyport_handler_api::security::FfiSaslServerBox, HandlerError> {
-        auth::sasl_server(&self.authenticator, mechanism.as_str())
+        auth::sasl_server(&self.runtime, &self.authenticator, mechanism.as_str())
     }
 }
 

@@ -4,6 +4,7 @@
 mod name;
 mod retention;
 pub mod tenants;
+pub mod users;
 
 use std::{
     collections::HashMap,

@@ -3,16 +3,21 @@
 //! [`SUPPORTED`], so nothing is advertised that is not served.
 
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod authorized;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_user_scram_credentials;
 pub mod fetch;
 pub mod fetch_sessions;
 pub mod find_coordinator;
@@ -77,6 +82,11 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListGroups, list_groups::VERSIONS),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
+    (ApiKey::DescribeAcls, describe_acls::VERSIONS),
+    (ApiKey::CreateAcls, create_acls::VERSIONS),
+    (ApiKey::DeleteAcls, delete_acls::VERSIONS),
+    (ApiKey::DescribeUserScramCredentials, describe_user_scram_credentials::VERSIONS),
+    (ApiKey::AlterUserScramCredentials, alter_user_scram_credentials::VERSIONS),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -199,6 +209,11 @@ pub async fn dispatch(
         ApiKey::CreatePartitions => call(&ctx, frame, create_partitions::handle).await,
         ApiKey::IncrementalAlterConfigs => call(&ctx, frame, incremental_alter_configs::handle).await,
         ApiKey::DescribeCluster => call(&ctx, frame, describe_cluster::handle).await,
+        ApiKey::DescribeAcls => call(&ctx, frame, describe_acls::handle).await,
+        ApiKey::CreateAcls => call(&ctx, frame, create_acls::handle).await,
+        ApiKey::DeleteAcls => call(&ctx, frame, delete_acls::handle).await,
+        ApiKey::DescribeUserScramCredentials => call(&ctx, frame, describe_user_scram_credentials::handle).await,
+        ApiKey::AlterUserScramCredentials => call(&ctx, frame, alter_user_scram_credentials::handle).await,
         other => Err(ProtocolError::Decode(format!("{other:?} is listed as supported but has no dispatch arm"))),
     }
 }
@@ -506,6 +521,45 @@ mod tests {
                             .with_groups_names(vec![GroupId(StrBytes::from_static_str("g"))]),
                     ),
                     ApiKey::OffsetDelete => request(key, version, &OffsetDeleteRequest::default()),
+                    ApiKey::DescribeAcls => request(
+                        key,
+                        version,
+                        &DescribeAclsRequest::default()
+                            .with_resource_name_filter(None)
+                            .with_principal_filter(None)
+                            .with_host_filter(None)
+                            .with_resource_type_filter(1)
+                            .with_pattern_type_filter(1)
+                            .with_operation(1)
+                            .with_permission_type(1),
+                    ),
+                    ApiKey::CreateAcls => request(
+                        key,
+                        version,
+                        &CreateAclsRequest::default().with_creations(vec![create_acls_request::AclCreation::default()]),
+                    ),
+                    ApiKey::DeleteAcls => request(
+                        key,
+                        version,
+                        &DeleteAclsRequest::default()
+                            .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]),
+                    ),
+                    ApiKey::DescribeUserScramCredentials => request(
+                        key,
+                        version,
+                        &DescribeUserScramCredentialsRequest::default()
+                            .with_users(Some(vec![describe_user_scram_credentials_request::UserName::default()
+                                .with_name(StrBytes::from_static_str("alice"))])),
+                    ),
+                    ApiKey::AlterUserScramCredentials => request(
+                        key,
+                        version,
+                        &AlterUserScramCredentialsRequest::default().with_deletions(vec![
+                            alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                                .with_name(StrBytes::from_static_str("alice"))
+                                .with_mechanism(1),
+                        ]),
+                    ),
                     other => panic!("add {other:?} to this test"),
                 };
                 let out = dispatch(
@@ -561,6 +615,27 @@ mod tests {
                     ApiKey::ListGroups => check::<ListGroupsResponse>(&mut out, version),
                     ApiKey::DeleteGroups => check::<DeleteGroupsResponse>(&mut out, version),
                     ApiKey::OffsetDelete => check::<OffsetDeleteResponse>(&mut out, version),
+                    // Without a host: UNKNOWN_SERVER_ERROR; an invalid ACL or filter: INVALID_REQUEST.
+                    ApiKey::DescribeAcls => {
+                        let r = DescribeAclsResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.error_code, errors::UNKNOWN_SERVER_ERROR);
+                    }
+                    ApiKey::CreateAcls => {
+                        let r = CreateAclsResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.results[0].error_code, errors::INVALID_REQUEST);
+                    }
+                    ApiKey::DeleteAcls => {
+                        let r = DeleteAclsResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.filter_results[0].error_code, errors::INVALID_REQUEST);
+                    }
+                    ApiKey::DescribeUserScramCredentials => {
+                        let r = DescribeUserScramCredentialsResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!((r.error_code, r.results.len()), (errors::UNKNOWN_SERVER_ERROR, 1));
+                    }
+                    ApiKey::AlterUserScramCredentials => {
+                        let r = AlterUserScramCredentialsResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.results[0].error_code, errors::UNKNOWN_SERVER_ERROR);
+                    }
                     _ => unreachable!(),
                 }
                 assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");

@@ -70,10 +70,15 @@ final class Clients {
     }
 
     static Admin admin(String bootstrap) {
+        return admin(bootstrap, Map.of());
+    }
+
+    static Admin admin(String bootstrap, Map<String, Object> overrides) {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30_000);
         p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 15_000);
+        p.putAll(overrides);
         return Admin.create(p);
     }
 

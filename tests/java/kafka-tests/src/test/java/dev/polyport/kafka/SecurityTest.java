@@ -27,6 +27,11 @@ import javax.security.auth.callback.Callback;
 import javax.security.auth.callback.UnsupportedCallbackException;
 import javax.security.auth.login.AppConfigurationEntry;
 
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
+import org.apache.kafka.clients.admin.UserScramCredentialsDescription;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -61,7 +66,7 @@ class SecurityTest {
             "authenticationEnabled=true",
             "authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
             "tokenSecretKey=file://" + PKI.resolve("secret.key"),
-            "saslAllowedMechanisms=PLAIN,OAUTHBEARER"));
+            "saslAllowedMechanisms=PLAIN,OAUTHBEARER,SCRAM-SHA-512"));
 
     private static Path makePki() {
         try {
@@ -147,6 +152,31 @@ class SecurityTest {
     @Test
     void oauthbearerWithTheSameToken() throws Exception {
         roundTrip(oauthbearer());
+    }
+
+    @Test
+    void scramSha512UsersManagedWithTheAdminClient() throws Exception {
+        try (Admin admin = Clients.admin(BROKER.bootstrap(), plain(TOKEN))) {
+            admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion("carol",
+                    new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), "carol-secret")))
+                    .all().get(TIMEOUT_S, TimeUnit.SECONDS);
+            UserScramCredentialsDescription carol = admin.describeUserScramCredentials(List.of("carol"))
+                    .description("carol").get(TIMEOUT_S, TimeUnit.SECONDS);
+            assertEquals(List.of(new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)),
+                    carol.credentialInfos());
+        }
+        roundTrip(sasl("SCRAM-SHA-512", "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                + "username=\"carol\" password=\"carol-secret\";"));
+        Map<String, Object> wrong = sasl("SCRAM-SHA-512", "org.apache.kafka.common.security.scram.ScramLoginModule "
+                + "required username=\"carol\" password=\"guess\";");
+        wrong.put("max.block.ms", 10_000);
+        try (KafkaProducer<String, String> p = Clients.producer(BROKER.bootstrap(), wrong)) {
+            ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> p.send(new ProducerRecord<>(unique("refused"), "x")).get(TIMEOUT_S, TimeUnit.SECONDS));
+            assertInstanceOf(SaslAuthenticationException.class, e.getCause(), e.toString());
+            assertTrue(e.getCause().getMessage().contains("invalid user name or password"),
+                    e.getCause().getMessage());
+        }
     }
 
     @Test
