@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar bench-peer clean
+.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar bench-peer bench-security clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -63,6 +63,10 @@ bench: bench-boundary bench-ledger bench-kafka bench-groups bench-pulsar
 ## Kafka produce/consume with rdkafka_performance next to the machine's limits (../shared/bench).
 bench-kafka:
 	bash benches/kafka.sh
+
+## The cost of TLS and SASL: the Kafka matrix over PLAINTEXT and SASL_SSL in one run, and the handshake time.
+bench-security:
+	bash benches/security.sh
 
 ## Memory soak: many times the cache budget written through one broker, RSS after each round.
 bench-soak:

@@ -112,6 +112,7 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "managedLedgerOffloadIntervalSeconds", default: "10" },
     KeySpec { name: "managedLedgerOffloadDeletionLagMs", default: "14400000" },
     KeySpec { name: "brokerServicePortTls", default: "" },
+    KeySpec { name: "webServicePortTls", default: "" },
     KeySpec { name: "tlsCertificateFilePath", default: "" },
     KeySpec { name: "tlsKeyFilePath", default: "" },
     KeySpec { name: "tlsTrustCertsFilePath", default: "" },
@@ -359,6 +360,8 @@ pub struct SecurityConfig {
     pub tls: Option<crate::security::tls::TlsConfig>,
     /// `brokerServicePortTls`: the Pulsar protocol over TLS (`pulsar+ssl://`).
     pub broker_service_port_tls: Option<u16>,
+    /// `webServicePortTls`: the admin REST API over TLS (`https://`).
+    pub web_service_port_tls: Option<u16>,
     /// The authentication keys.
     pub auth: crate::security::AuthConfig,
     /// The authorization keys.
@@ -393,19 +396,18 @@ fn security_config(get: &dyn Fn(&str) -> String, check: &mut dyn FnMut(&str, &st
         protocols: list(&get("tlsProtocols")),
         ciphers: list(&get("tlsCiphers")),
     });
-    let tls_port = get("brokerServicePortTls");
-    let broker_service_port_tls = if tls_port.is_empty() {
-        None
-    } else {
-        let port = tls_port.parse::<u16>();
-        check("brokerServicePortTls", "empty (off) or a TCP port number", port.is_ok());
-        check(
-            "brokerServicePortTls",
-            "a port only with tlsCertificateFilePath and tlsKeyFilePath set",
-            port.is_err() || tls.is_some(),
-        );
+    let mut tls_port = |key: &str| {
+        let value = get(key);
+        if value.is_empty() {
+            return None;
+        }
+        let port = value.parse::<u16>();
+        check(key, "empty (off) or a TCP port number", port.is_ok());
+        check(key, "a port only with tlsCertificateFilePath and tlsKeyFilePath set", port.is_err() || tls.is_some());
         port.ok()
     };
+    let broker_service_port_tls = tls_port("brokerServicePortTls");
+    let web_service_port_tls = tls_port("webServicePortTls");
 
     let enabled = boolean(check, "authenticationEnabled");
     let providers = get("authenticationProviders");
@@ -448,7 +450,7 @@ fn security_config(get: &dyn Fn(&str) -> String, check: &mut dyn FnMut(&str, &st
         super_users: list(&get("superUserRoles")),
         anonymous_role: optional("anonymousUserRole"),
     };
-    SecurityConfig { tls, broker_service_port_tls, auth, authz }
+    SecurityConfig { tls, broker_service_port_tls, web_service_port_tls, auth, authz }
 }
 
 /// The limits on connections and what each may hold.

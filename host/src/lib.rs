@@ -87,6 +87,8 @@ pub struct Broker {
     pulsar_tls: Option<(tokio::net::TcpListener, security::tls::Tls)>,
     /// `webServicePort`, bound, with what the admin API serves.
     admin: (tokio::net::TcpListener, Arc<admin::AdminState>),
+    /// `webServicePortTls`, bound, with the acceptor.
+    admin_tls: Option<(tokio::net::TcpListener, security::tls::Tls)>,
     topics: Arc<topics::Topics>,
     /// This broker's entry among the live brokers (with a shared metadata store).
     registration: Option<registry::Registration>,
@@ -267,6 +269,13 @@ impl Broker {
         let admin_listener = admin::bind(SocketAddr::new(config.bind_address, config.web_service_port))
             .await
             .map_err(StartupError::Listener)?;
+        let admin_tls = match (config.security.web_service_port_tls, &tls) {
+            (Some(port), Some(tls)) => Some((
+                admin::bind(SocketAddr::new(config.bind_address, port)).await.map_err(StartupError::Listener)?,
+                tls.clone(),
+            )),
+            _ => None,
+        };
         let admin_state = Arc::new(admin::AdminState {
             topics: Arc::clone(&topics),
             authenticator: Arc::clone(&authenticator),
@@ -306,6 +315,7 @@ impl Broker {
             pulsar,
             pulsar_tls,
             admin: (admin_listener, admin_state),
+            admin_tls,
             topics,
             registration,
             _lock: lock,
@@ -322,6 +332,12 @@ impl Broker {
             .chain(pulsar.map(|a| ("pulsar".to_owned(), "brokerServicePort".to_owned(), a)))
             .chain(pulsar_tls.map(|a| ("pulsar".to_owned(), "brokerServicePortTls".to_owned(), a)))
             .chain(self.admin.0.local_addr().ok().map(|a| ("http".to_owned(), "webServicePort".to_owned(), a)))
+            .chain(
+                self.admin_tls
+                    .iter()
+                    .filter_map(|(l, _)| l.local_addr().ok())
+                    .map(|a| ("http".to_owned(), "webServicePortTls".to_owned(), a)),
+            )
             .collect()
     }
 
@@ -367,6 +383,11 @@ impl Broker {
         let (admin_listener, admin_state) = self.admin;
         tracing::info!(protocol = "http", address = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "listening (admin REST API)");
+        if let Some((listener, tls)) = self.admin_tls {
+            tracing::info!(protocol = "https", address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                "listening (admin REST API over TLS)");
+            tokio::spawn(admin::serve_tls(listener, tls, Arc::clone(&admin_state), stop.clone()));
+        }
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, stop.clone()));
         tracing::info!(cluster = %self.config.cluster_name, "broker ready");
 

@@ -62,12 +62,13 @@ def secrets():
 def secure(secrets):
     """A broker with SASL_SSL, SASL_PLAINTEXT and SSL Kafka listeners and
     a Pulsar TLS port, tokens and client certificates both proving roles."""
-    ports = {"sasl_plain": free_port(), "ssl": free_port(), "pulsar_tls": free_port()}
+    ports = {"sasl_plain": free_port(), "ssl": free_port(), "pulsar_tls": free_port(), "web_tls": free_port()}
     b = Broker(
         listeners="SASL_SSL://127.0.0.1:{port}"
         + f",SASL_PLAINTEXT://127.0.0.1:{ports['sasl_plain']},SSL://127.0.0.1:{ports['ssl']}",
         extra="\n".join([
             f"brokerServicePortTls={ports['pulsar_tls']}",
+            f"webServicePortTls={ports['web_tls']}",
             f"tlsCertificateFilePath={secrets.path('server.pem')}",
             f"tlsKeyFilePath={secrets.path('server.key')}",
             f"tlsTrustCertsFilePath={secrets.path('ca.pem')}",
@@ -75,7 +76,7 @@ def secure(secrets):
             "authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken,"
             "org.apache.pulsar.broker.authentication.AuthenticationProviderTls",
             f"tokenSecretKey=file://{secrets.secret}",
-            "saslAllowedMechanisms=PLAIN,OAUTHBEARER",
+            "saslAllowedMechanisms=PLAIN,OAUTHBEARER,SCRAM-SHA-512",
         ]),
     )
     b.ports = ports
@@ -153,6 +154,48 @@ def test_kafka_python_over_sasl_ssl_with_a_token(secrets, secure):
     got = [m.value.decode() for _, m in zip(range(10), c)]
     c.close()
     assert got == [f"k{i}" for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def scram_user(secrets, secure):
+    """A SCRAM-SHA-512 user made with Kafka's admin API (authorization is off here)."""
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    admin = AdminClient(sasl_ssl(secrets, secure.bootstrap))
+    upsert = UserScramCredentialUpsertion("erin", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"erin-pw")
+    for fut in admin.alter_user_scram_credentials([upsert]).values():
+        fut.result(10)
+    return "erin", "erin-pw"
+
+
+def test_scram_sha_512_over_sasl_ssl(secrets, secure, scram_user):
+    from kafka import KafkaProducer
+
+    user, password = scram_user
+    conf = sasl_ssl(secrets, secure.bootstrap, **{"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user,
+                                                  "sasl.password": password})
+    assert produce_and_read(conf, conf, "scram-ssl", n=5) == [f"m{i}" for i in range(5)]
+    p = KafkaProducer(bootstrap_servers=secure.bootstrap, security_protocol="SASL_SSL",
+                      ssl_cafile=secrets.path("ca.pem"), sasl_mechanism="SCRAM-SHA-512",
+                      sasl_plain_username=user, sasl_plain_password=password)
+    p.send("scram-ssl", b"kafka-python").get(timeout=20)
+    p.close()
+    assert password not in secure.log()
+
+
+def test_kafka_python_oauthbearer_over_sasl_ssl(secrets, secure):
+    from kafka import KafkaProducer
+    from kafka.net.sasl.oauth import AbstractTokenProvider
+
+    class Tokens(AbstractTokenProvider):
+        def token(self):
+            return secrets.alice
+
+    p = KafkaProducer(bootstrap_servers=secure.bootstrap, security_protocol="SASL_SSL",
+                      ssl_cafile=secrets.path("ca.pem"), sasl_mechanism="OAUTHBEARER",
+                      sasl_oauth_token_provider=Tokens())
+    p.send("kp-oauth", b"x").get(timeout=20)
+    p.close()
 
 
 def test_client_certificate_on_the_ssl_listener(secrets, secure):
@@ -269,6 +312,28 @@ def handshake(sock, mechanism=b"PLAIN"):
     return correlation, error
 
 
+def sasl_authenticate(sock, auth_bytes, correlation):
+    """SaslAuthenticate v1: (error code, error message, auth bytes)."""
+    sock.sendall(kafka_frame(36, 1, correlation, struct.pack(">i", len(auth_bytes)) + auth_bytes))
+    body = read_frame(sock)[4:]
+    error = struct.unpack(">h", body[:2])[0]
+    size = struct.unpack(">h", body[2:4])[0]
+    message = body[4:4 + max(size, 0)].decode() if size >= 0 else None
+    rest = body[4 + max(size, 0):]
+    n = struct.unpack(">i", rest[:4])[0]
+    return error, message, rest[4:4 + n]
+
+
+def test_scram_with_a_wrong_nonce_is_named_and_refused(secrets, secure, scram_user):
+    with socket.create_connection(("127.0.0.1", secure.ports["sasl_plain"]), timeout=10) as s:
+        assert handshake(s, b"SCRAM-SHA-512") == (1, 0)
+        error, _, server_first = sasl_authenticate(s, b"n,,n=erin,r=clientnonce", 2)
+        assert error == 0 and server_first.startswith(b"r=clientnonce")
+        error, message, _ = sasl_authenticate(s, b"c=biws,r=clientnonceFORGED,p=AAAA", 3)
+        assert error == 58 and "nonce" in message, message
+        assert closed(s)
+
+
 @pytest.mark.parametrize("case", ["lying-size", "truncated", "oversized", "request-before-auth", "bad-mechanism"])
 def test_hostile_sasl_frames(secrets, secure, case):
     with socket.create_connection(("127.0.0.1", secure.ports["sasl_plain"]), timeout=10) as s:
@@ -379,3 +444,23 @@ def test_pulsar_refreshes_expiring_tokens(secrets, secure):
     finally:
         fresh.close()
         stale.close()
+
+
+def test_the_admin_api_over_tls(secrets, secure):
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    url = f"https://127.0.0.1:{secure.ports['web_tls']}/admin/v2/tenants"
+    context = ssl.create_default_context(cafile=secrets.path("ca.pem"))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {secrets.alice}"})
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        assert response.status == 200 and "public" in json.loads(response.read())
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url, timeout=10, context=context)
+    assert e.value.code == 401
+    # Plain HTTP on the TLS port: no answer, a named reason in the log.
+    with pytest.raises(Exception):
+        urllib.request.urlopen(url.replace("https", "http"), timeout=10)
+    assert "admin connection closed: not a TLS client" in secure.log()

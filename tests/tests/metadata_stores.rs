@@ -137,7 +137,10 @@ fn registration(store: &EtcdStore, id: &str) -> Option<String> {
 fn a_broker_registers_while_it_lives_and_unregisters_when_it_stops() {
     let etcd = Etcd::start();
     let web = free_port();
-    let conf = format!("metadataStoreUrl={}\nwebServicePort={web}\nmetadataStoreSessionTimeoutMillis=2000", etcd.url());
+    let conf = format!(
+        "metadataStoreUrl={}\nwebServicePort={web}\nmetadataStoreSessionTimeoutMillis=2000\nbindAddress=127.0.0.1",
+        etcd.url()
+    );
     let broker = Broker::configure(&conf, &[&kafka_library()]).start();
     let id = format!("127.0.0.1:{web}");
     let (_runtime, store) = client(&etcd);

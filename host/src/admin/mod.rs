@@ -113,4 +113,51 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
     }
 }
 
+/// Serves `webServicePortTls`: each connection's TLS handshake on its own
+/// task, then HTTP/1.1 over the decrypted stream, until `shutdown`.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: crate::security::tls::Tls,
+    state: Arc<AdminState>,
+    shutdown: CancellationToken,
+) {
+    let app = router(state);
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin TLS accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (tls, app, shutdown) = (tls.clone(), app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let stream = match tls.accept(stream).await {
+                Ok(accepted) => accepted.stream,
+                Err(reason) => {
+                    tracing::info!(%peer, "admin connection closed: {reason}");
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!(%peer, error = %e, "admin connection ended");
+                    }
+                }
+                () = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
+
 type Shared = State<Arc<AdminState>>;
