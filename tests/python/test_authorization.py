@@ -362,3 +362,48 @@ def test_kafka_acl_apis_read_and_write_the_same_grants(broker):
                                                     "User:dave", None, AclOperation.ANY, AclPermissionType.ANY)])
     assert [b.operation for b in list(deleted.values())[0].result(10)] == [AclOperation.WRITE]
     assert dave_produces().code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_consumer_groups_of_two_tenants_never_meet(broker):
+    """The same group id in two tenants is two groups: bob (tenant B)
+    neither sees, joins nor disturbs alice's group of that name."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient
+
+    for role, username, topic in (("alice", "tenant-a/ns", A_TOPIC + "-groups"),
+                                  ("bob", "tenant-b/ns", B_TOPIC + "-groups")):
+        p = Producer(kafka_conf(broker, role, username))
+        p.produce(topic, role.encode())
+        assert p.flush(20) == 0
+
+    def member(role, username, topic):
+        c = Consumer({**kafka_conf(broker, role, username), "group.id": "same-name", "client.id": f"{role}-client",
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+        c.subscribe([topic])
+        return c
+
+    alice = member("alice", "tenant-a/ns", A_TOPIC + "-groups")
+    got, deadline = None, time.time() + 20
+    while got is None and time.time() < deadline:
+        m = alice.poll(0.5)
+        if m is not None and not m.error():
+            got = m.value()
+    assert got == b"alice"
+    bob = member("bob", "tenant-b/ns", B_TOPIC + "-groups")
+    got, deadline = None, time.time() + 20
+    while got is None and time.time() < deadline:
+        m = bob.poll(0.5)
+        if m is not None and not m.error():
+            got = m.value()
+            alice.poll(0.1)
+    assert got == b"bob", "bob's group of the same name got alice's partitions or none"
+    bob_admin = AdminClient(kafka_conf(broker, "bob", "tenant-b/ns"))
+    described = bob_admin.describe_consumer_groups(["same-name"])["same-name"].result(10)
+    assert [m.client_id for m in described.members] == ["bob-client"], described.members
+    listed = bob_admin.list_consumer_groups().result(10)
+    assert "alice-group" not in {g.group_id for g in listed.valid}
+    alice_admin = AdminClient(kafka_conf(broker, "alice", "tenant-a/ns"))
+    described = alice_admin.describe_consumer_groups(["same-name"])["same-name"].result(10)
+    assert [m.client_id for m in described.members] == ["alice-client"], described.members
+    alice.close()
+    bob.close()

@@ -11,6 +11,23 @@
 //!   request names. An error of the host counts as "no" (logged at warn).
 //! - A consumer group's operations need [`Operation::Consume`] on the
 //!   session's group namespace ([`group_namespace`]).
+//! - Group ids are per namespace while authorization is on: the group a
+//!   client names `g` is the coordinator's group `<group namespace>/g`
+//!   ([`RequestContext::group_key`]; the namespace has exactly one `/`, so
+//!   the split is unambiguous), so two tenants using the same group id get
+//!   two groups, and one cannot join, describe, list, commit to or delete
+//!   the other's. Every group API maps the ids it sends to the coordinator
+//!   (FindCoordinator too, before it hashes the id to a coordinator
+//!   partition, so that it names the coordinator the group APIs reach), and
+//!   answers with the client's ids ([`RequestContext::client_group_id`]:
+//!   ListGroups lists only the session's namespace). With authorization off
+//!   ids are used as sent, as before. Gap: groups created while
+//!   authorization was off keep their unscoped ids and are not visible to
+//!   scoped sessions (turning authorization on starts groups afresh;
+//!   committed offsets of old groups are not migrated), and an unscoped id
+//!   that happens to read `tenant/ns/g` becomes group `g` of `tenant/ns`.
+//!   The mirrored cursors ([`crate::coordinator::mirror`]) are named after
+//!   the scoped id.
 //! - Each refusal is logged at info once per request, with the API, the
 //!   role (or `anonymous`), the topic or group and the operation; never a
 //!   credential. Topics left out of a listing (Metadata, OffsetFetch) are
@@ -19,6 +36,7 @@
 //! [`Shared::authorizer`]: crate::connection::Shared::authorizer
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     future::Future,
     pin::Pin,
@@ -168,6 +186,30 @@ impl RequestContext<'_> {
         group_namespace(self.session, self.shared.topics.namespace())
     }
 
+    /// The coordinator's id of the group the client names `group`: scoped
+    /// by the session's group namespace (`<tenant>/<ns>/<group>`) while
+    /// authorization is on, `group` itself otherwise. Every group id sent to
+    /// the coordinator (or hashed to a coordinator partition) goes through
+    /// this.
+    pub fn group_key<'g>(&self, group: &'g str) -> Cow<'g, str> {
+        if self.authorizing() {
+            Cow::Owned(format!("{}/{group}", self.group_namespace()))
+        } else {
+            Cow::Borrowed(group)
+        }
+    }
+
+    /// The id the client knows the coordinator's group `key` by: the
+    /// inverse of [`group_key`](Self::group_key), `None` when `key` is not a
+    /// group of the session's namespace (another namespace's, or one created
+    /// while authorization was off).
+    pub fn client_group_id<'g>(&self, key: &'g str) -> Option<&'g str> {
+        if !self.authorizing() {
+            return Some(key);
+        }
+        key.strip_prefix(self.group_namespace().as_str()).and_then(|rest| rest.strip_prefix('/'))
+    }
+
     /// Whether the session may use consumer group `group`: `consume` on its
     /// group namespace. A refusal is logged at info, once per request and group.
     pub async fn allowed_group(&self, group: &str) -> bool {
@@ -315,6 +357,14 @@ pub(crate) mod tests {
         assert!(!ctx.allowed_group("g2").await);
         assert!(!ctx.permitted_groups().await);
         assert_eq!(grants.asked.load(Ordering::Relaxed), 6, "one namespace for every group");
+        // Group ids are scoped by the session's group namespace, and back.
+        assert_eq!(ctx.group_key("g"), "public/default/g");
+        assert_eq!(ctx.group_key("a/b"), "public/default/a/b");
+        assert_eq!(ctx.client_group_id("public/default/g"), Some("g"));
+        assert_eq!(ctx.client_group_id("public/default/a/b"), Some("a/b"));
+        for other in ["g", "public/defaultx/g", "public/g", "acme/default/g", "public/default"] {
+            assert_eq!(ctx.client_group_id(other), None, "{other:?}");
+        }
     }
 
     #[tokio::test]
@@ -336,6 +386,10 @@ pub(crate) mod tests {
         assert!(ctx.allowed_group("g").await);
         assert!(ctx.permitted_groups().await);
         assert!(lock(&ctx.authz.answers).is_empty());
+        // Group ids go to the coordinator as sent.
+        assert!(matches!(ctx.group_key("public/default/g"), Cow::Borrowed("public/default/g")));
+        assert_eq!(ctx.client_group_id("public/default/g"), Some("public/default/g"));
+        assert_eq!(ctx.client_group_id("g"), Some("g"));
     }
 
     /// Requests through `dispatch` as `session`, against the in-memory host,
@@ -391,7 +445,13 @@ pub(crate) mod tests {
         /// with topics x and y (2 partitions each) and the group coordinator running.
         async fn setup(memory: &MemoryHost, grants: Vec<(&'static str, Operation, &'static str)>) -> Arc<Shared> {
             let grants = Arc::new(Grants { grants, ..Grants::default() });
-            let shared = shared_with(grants);
+            let mut shared = shared_with(grants);
+            // No initial rebalance delay: a lone JoinGroup is answered at once.
+            let config = shared.coordinator.config().clone();
+            shared.coordinator = crate::coordinator::Coordinator::new(crate::coordinator::CoordinatorConfig {
+                group: crate::coordinator::GroupConfig { initial_rebalance_delay_ms: 0, ..config.group.clone() },
+                ..config
+            });
             let host = memory.host();
             for topic in [X, Y] {
                 host.create_topic(topic, 2).await.expect("create");
@@ -739,6 +799,112 @@ pub(crate) mod tests {
             let r: ListGroupsResponse =
                 send(&shared, &carol, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
             assert_eq!(r.groups.iter().map(|g| g.group_id.as_str()).collect::<Vec<_>>(), ["g"]);
+        }
+        #[tokio::test]
+        async fn group_ids_are_per_namespace() {
+            let memory = MemoryHost::new();
+            let shared = setup(
+                &memory,
+                vec![
+                    ("alice", Operation::Consume, "acme/default"),
+                    ("alice", Operation::Consume, X),
+                    ("bob", Operation::Consume, "other/orders"),
+                    ("bob", Operation::Consume, X),
+                ],
+            )
+            .await;
+            // The same group ids, in two group namespaces.
+            let (alice, bob) = (user("alice", "acme"), user("bob", "other/orders"));
+            let group = |id: &str| GroupId(s(id));
+
+            let find = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s("g")]);
+            let r: FindCoordinatorResponse = send(&shared, &alice, ApiKey::FindCoordinator, 4, &find).await;
+            assert_eq!((r.coordinators[0].key.as_str(), r.coordinators[0].error_code), ("g", 0), "the client's key");
+
+            let join = JoinGroupRequest::default()
+                .with_group_id(group("g"))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(Bytes::from_static(b"m"))]);
+            let a: JoinGroupResponse = send(&shared, &alice, ApiKey::JoinGroup, 3, &join).await;
+            assert_eq!(a.error_code, 0);
+            assert_eq!((a.leader.as_str(), a.members.len()), (a.member_id.as_str(), 1));
+
+            // bob's "g" is another group: empty, then his alone.
+            let describe = DescribeGroupsRequest::default().with_groups(vec![group("g")]);
+            let r: DescribeGroupsResponse = send(&shared, &bob, ApiKey::DescribeGroups, 5, &describe).await;
+            let g = &r.groups[0];
+            assert_eq!((g.group_id.as_str(), g.error_code, g.group_state.as_str()), ("g", 0, "Dead"));
+            assert!(g.members.is_empty(), "alice's member is not shown to bob");
+            let r: ListGroupsResponse = send(&shared, &bob, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
+            assert!(r.groups.is_empty(), "alice's group is not listed to bob");
+
+            let b: JoinGroupResponse = send(&shared, &bob, ApiKey::JoinGroup, 3, &join).await;
+            assert_eq!(b.error_code, 0);
+            assert_eq!((b.leader.as_str(), b.members.len()), (b.member_id.as_str(), 1), "bob leads his own group");
+            assert_eq!(b.generation_id, 1, "a new group, not a rebalance of alice's");
+            for (session, member) in [(&alice, &a.member_id), (&bob, &b.member_id)] {
+                let r: DescribeGroupsResponse = send(&shared, session, ApiKey::DescribeGroups, 5, &describe).await;
+                let g = &r.groups[0];
+                assert_eq!((g.group_id.as_str(), g.error_code), ("g", 0));
+                let members: Vec<&str> = g.members.iter().map(|m| m.member_id.as_str()).collect();
+                assert_eq!(members, [member.as_str()]);
+            }
+            let beat = HeartbeatRequest::default().with_group_id(group("g")).with_member_id(a.member_id.clone());
+            let r: HeartbeatResponse =
+                send(&shared, &bob, ApiKey::Heartbeat, 3, &beat.clone().with_generation_id(1)).await;
+            assert_eq!(r.error_code, errors::UNKNOWN_MEMBER_ID, "alice's member is not in bob's group");
+
+            // Offsets committed to alice's "h" are not bob's "h".
+            let commit = OffsetCommitRequest::default()
+                .with_group_id(group("h"))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(name("x"))
+                    .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(5)])]);
+            let r: OffsetCommitResponse = send(&shared, &alice, ApiKey::OffsetCommit, 8, &commit).await;
+            assert_eq!(r.topics[0].partitions[0].error_code, 0);
+            let fetch = OffsetFetchRequest::default().with_group_id(group("h")).with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(name("x"))
+                    .with_partition_indexes(vec![0]),
+            ]));
+            let r: OffsetFetchResponse = send(&shared, &bob, ApiKey::OffsetFetch, 7, &fetch).await;
+            assert_eq!((r.error_code, r.topics[0].partitions[0].committed_offset), (0, -1));
+            let r: OffsetFetchResponse = send(&shared, &alice, ApiKey::OffsetFetch, 7, &fetch).await;
+            assert_eq!((r.error_code, r.topics[0].partitions[0].committed_offset), (0, 5));
+            let all = OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(group("h")).with_topics(None),
+            ]);
+            let r: OffsetFetchResponse = send(&shared, &bob, ApiKey::OffsetFetch, 8, &all).await;
+            assert_eq!((r.groups[0].group_id.as_str(), r.groups[0].topics.len()), ("h", 0));
+            let r: OffsetFetchResponse = send(&shared, &alice, ApiKey::OffsetFetch, 8, &all).await;
+            assert_eq!(r.groups[0].group_id.as_str(), "h", "the client's id");
+            assert_eq!(r.groups[0].topics[0].partitions[0].committed_offset, 5);
+
+            // bob cannot delete alice's "h"; each lists only its own groups, by the client's ids.
+            let delete = DeleteGroupsRequest::default().with_groups_names(vec![group("h")]);
+            let r: DeleteGroupsResponse = send(&shared, &bob, ApiKey::DeleteGroups, 2, &delete).await;
+            assert_eq!(r.results[0].group_id.as_str(), "h");
+            assert_ne!(r.results[0].error_code, 0);
+            let listed = |r: ListGroupsResponse| r.groups.iter().map(|g| g.group_id.to_string()).collect::<Vec<_>>();
+            let r: ListGroupsResponse =
+                send(&shared, &alice, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
+            assert_eq!(listed(r), ["g", "h"]);
+            let r: ListGroupsResponse = send(&shared, &bob, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
+            assert_eq!(listed(r), ["g"]);
+            let r: DeleteGroupsResponse = send(&shared, &alice, ApiKey::DeleteGroups, 2, &delete).await;
+            assert_eq!((r.results[0].group_id.as_str(), r.results[0].error_code), ("h", 0));
+
+            // In the coordinator, the groups are the scoped ids.
+            let stored: Vec<String> =
+                shared.coordinator.list().await.expect("list").into_iter().map(|l| l.group).collect();
+            assert_eq!(stored, ["acme/default/g", "other/orders/g"]);
         }
     }
 }

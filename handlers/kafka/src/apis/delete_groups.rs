@@ -7,6 +7,11 @@
 //! Authorization ([`crate::authz`]): the group needs `consume` on the
 //! session's group namespace ([`crate::authz::group_namespace`]), else
 //! GROUP_AUTHORIZATION_FAILED (30).
+//! Group ids are per namespace while authorization is on: the group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]). Groups created while authorization was
+//! off keep unscoped ids and are not visible to scoped sessions.
+//! Each result echoes the client's id.
 
 use kafka_protocol::{
     messages::{delete_groups_response::DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse},
@@ -28,7 +33,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> D
         } else if !ctx.allowed_group(id.as_str()).await {
             errors::GROUP_AUTHORIZATION_FAILED
         } else {
-            ctx.shared.coordinator.delete(id.as_str()).await
+            ctx.shared.coordinator.delete(&ctx.group_key(id.as_str())).await
         };
         results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code));
     }

@@ -9,6 +9,11 @@
 //! is answered GROUP_AUTHORIZATION_FAILED (30) and nothing else. Authorized
 //! operations (v3+, when asked) are every group operation (READ, DESCRIBE,
 //! DELETE), which all need that one grant.
+//! Group ids are per namespace while authorization is on: each group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]), and is answered under the client's id.
+//! Groups created while authorization was off keep unscoped ids and are
+//! not visible to scoped sessions.
 
 use kafka_protocol::{
     messages::{
@@ -40,7 +45,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) ->
         }
         let operations = super::authorized::group(request.include_authorized_operations);
         let described = DescribedGroup::default().with_authorized_operations(operations);
-        let described = match ctx.shared.coordinator.describe(id.as_str()).await {
+        let described = match ctx.shared.coordinator.describe(&ctx.group_key(id.as_str())).await {
             Err(code) => described.with_error_code(code),
             Ok(None) if ctx.version >= 6 => described
                 .with_error_code(errors::GROUP_ID_NOT_FOUND)

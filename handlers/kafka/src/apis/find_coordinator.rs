@@ -8,7 +8,13 @@
 //! clients retry.
 //! Authorization ([`crate::authz`]): a group key needs `consume` on the
 //! session's group namespace ([`crate::authz::group_namespace`]), else
-//! GROUP_AUTHORIZATION_FAILED (30) for that key.
+//! GROUP_AUTHORIZATION_FAILED (30) for that key. Group ids are per
+//! namespace while authorization is on: the key is hashed as the group APIs
+//! name the group to the coordinator, `<group namespace>/<key>`
+//! ([`crate::authz`], [`RequestContext::group_key`]), so both agree on its
+//! partition; v4's `coordinators[].key` echoes the client's key. Groups
+//! created while authorization was off keep unscoped ids and are not
+//! visible to scoped sessions.
 //! Gaps: transaction coordinators (key type 1) answer COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::{
@@ -40,7 +46,7 @@ async fn coordinator(ctx: &RequestContext<'_>, nodes: &[Node], key_type: i8, key
     let node_id = match leaders {
         None => ctx.shared.node_id(),
         Some(leaders) => {
-            let partition = coordinator.partition_of(key);
+            let partition = coordinator.partition_of(&ctx.group_key(key));
             leaders.get(partition).copied().ok_or(errors::COORDINATOR_NOT_AVAILABLE)?
         }
     };

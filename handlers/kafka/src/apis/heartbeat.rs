@@ -5,6 +5,10 @@
 //! Authorization ([`crate::authz`]): the group needs `consume` on the
 //! session's group namespace ([`crate::authz::group_namespace`]), else
 //! GROUP_AUTHORIZATION_FAILED (30).
+//! Group ids are per namespace while authorization is on: the group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]). Groups created while authorization was
+//! off keep unscoped ids and are not visible to scoped sessions.
 
 use kafka_protocol::{
     messages::{HeartbeatRequest, HeartbeatResponse},
@@ -30,7 +34,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> Hear
             instance_id: request.group_instance_id.map(|s| s.to_string()),
             generation: request.generation_id,
         };
-        ctx.shared.coordinator.heartbeat(&group, who).await
+        ctx.shared.coordinator.heartbeat(&ctx.group_key(&group), who).await
     };
     HeartbeatResponse::default().with_error_code(code)
 }

@@ -8,6 +8,10 @@
 //! Authorization ([`crate::authz`]): the group needs `consume` on the
 //! session's group namespace ([`crate::authz::group_namespace`]), else
 //! GROUP_AUTHORIZATION_FAILED (30).
+//! Group ids are per namespace while authorization is on: the group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]). Groups created while authorization was
+//! off keep unscoped ids and are not visible to scoped sessions.
 //! Gaps: `group.max.size` is not enforced; the join reason (v8+) is not logged.
 
 use kafka_protocol::{
@@ -48,7 +52,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
             require_known_member_id: ctx.version >= 4,
             supports_skip_assignment: ctx.version >= 9,
         };
-        ctx.shared.coordinator.join(&group, join).await
+        ctx.shared.coordinator.join(&ctx.group_key(&group), join).await
     };
     let s = |v: String| StrBytes::from_string(v);
     let members = outcome

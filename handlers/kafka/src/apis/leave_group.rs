@@ -4,8 +4,12 @@
 //! or (static members) by instance id, each with its own error code.
 //! Authorization ([`crate::authz`]): the group needs `consume` on the
 //! session's group namespace ([`crate::authz::group_namespace`]), else
-//! GROUP_AUTHORIZATION_FAILED (30). (the
-//! response's, with no member listed).
+//! GROUP_AUTHORIZATION_FAILED (30) (the response's, with no member
+//! listed).
+//! Group ids are per namespace while authorization is on: the group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]). Groups created while authorization was
+//! off keep unscoped ids and are not visible to scoped sessions.
 
 use kafka_protocol::{
     messages::{leave_group_response::MemberResponse, LeaveGroupRequest, LeaveGroupResponse},
@@ -37,7 +41,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> Lea
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let codes = match ctx.shared.coordinator.leave(&group, members).await {
+    let codes = match ctx.shared.coordinator.leave(&ctx.group_key(&group), members).await {
         Ok(codes) => codes,
         Err(code) => return LeaveGroupResponse::default().with_error_code(code),
     };

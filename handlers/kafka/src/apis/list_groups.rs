@@ -6,7 +6,11 @@
 //! Authorization ([`crate::authz`]): only the groups the role may use are
 //! listed, as Kafka lists those it may describe; every group needs `consume`
 //! on the session's group namespace, so that is all of them or none (an
-//! empty list, no error).
+//! empty list, no error). Group ids are per namespace while authorization
+//! is on: only the coordinator's groups `<group namespace>/<id>` of the
+//! session's namespace are listed, as `<id>` ([`crate::authz`],
+//! [`RequestContext::client_group_id`]). Groups created while authorization
+//! was off keep unscoped ids and are not listed to scoped sessions.
 
 use kafka_protocol::{
     messages::{list_groups_response::ListedGroup, GroupId, ListGroupsRequest, ListGroupsResponse},
@@ -35,12 +39,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> Lis
     let groups = listings
         .into_iter()
         .filter(|g| types_ok && (states.is_empty() || states.contains(&g.state.to_lowercase())))
-        .map(|g| {
-            ListedGroup::default()
-                .with_group_id(GroupId(StrBytes::from_string(g.group)))
-                .with_protocol_type(StrBytes::from_string(g.protocol_type))
-                .with_group_state(StrBytes::from_static_str(g.state))
-                .with_group_type(StrBytes::from_static_str("classic"))
+        .filter_map(|g| {
+            let id = ctx.client_group_id(&g.group)?.to_owned();
+            Some(
+                ListedGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_string(id)))
+                    .with_protocol_type(StrBytes::from_string(g.protocol_type))
+                    .with_group_state(StrBytes::from_static_str(g.state))
+                    .with_group_type(StrBytes::from_static_str("classic")),
+            )
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

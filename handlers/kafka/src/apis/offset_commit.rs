@@ -12,6 +12,10 @@
 //! every partition answers GROUP_AUTHORIZATION_FAILED (30); each topic
 //! needs `consume`, else its partitions answer TOPIC_AUTHORIZATION_FAILED
 //! (29) and the others are committed.
+//! Group ids are per namespace while authorization is on: the group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]). Groups created while authorization was
+//! off keep unscoped ids and are not visible to scoped sessions.
 //! Gaps: the retention time of v2-4 is ignored (`offsetsRetentionMinutes`
 //! applies, as in Kafka 2.1+).
 
@@ -92,7 +96,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
             instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
             generation: request.generation_id_or_member_epoch,
         };
-        ctx.shared.coordinator.commit(&group, who, entries).await
+        ctx.shared.coordinator.commit(&ctx.group_key(&group), who, entries).await
     };
     let topics = request
         .topics

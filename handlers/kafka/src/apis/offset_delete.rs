@@ -8,6 +8,10 @@
 //! GROUP_AUTHORIZATION_FAILED (30) for the request; each topic needs
 //! `consume` (Kafka asks READ), else its partitions answer
 //! TOPIC_AUTHORIZATION_FAILED (29).
+//! Group ids are per namespace while authorization is on: the group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]). Groups created while authorization was
+//! off keep unscoped ids and are not visible to scoped sessions.
 
 use kafka_protocol::{
     messages::{
@@ -52,7 +56,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> O
             }
         }
     }
-    let codes = match ctx.shared.coordinator.offset_delete(&group, keys).await {
+    let codes = match ctx.shared.coordinator.offset_delete(&ctx.group_key(&group), keys).await {
         Ok(codes) => codes,
         Err(code) => return OffsetDeleteResponse::default().with_error_code(code),
     };

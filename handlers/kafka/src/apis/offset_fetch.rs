@@ -10,6 +10,12 @@
 //! field: on each partition asked for). A topic asked for by name needs
 //! `consume`, else its partitions answer TOPIC_AUTHORIZATION_FAILED (29);
 //! with no topic list, only the topics the role may consume are listed.
+//! Group ids are per namespace while authorization is on: each group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]); v8's `groups[].group_id` echoes the
+//! client's id. Groups created while authorization was off keep unscoped
+//! ids and are not visible to scoped sessions (their committed offsets are
+//! not migrated).
 //! Gaps: `require_stable` (v7+) has nothing to wait for (no transactional
 //! offsets) and is ignored; v9 (KIP-848 member epochs) is not served.
 
@@ -134,6 +140,8 @@ async fn fetch(
     }
     let coordinator = &ctx.shared.coordinator;
     let mapper = &ctx.shared.topics;
+    let key = ctx.group_key(group);
+    let group = key.as_ref();
     let Some(wanted) = wanted else {
         let all = coordinator.fetch(group, None).await?;
         let mut by_topic: BTreeMap<String, Vec<Answer>> = BTreeMap::new();

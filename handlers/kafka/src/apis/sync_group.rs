@@ -6,6 +6,10 @@
 //! Authorization ([`crate::authz`]): the group needs `consume` on the
 //! session's group namespace ([`crate::authz::group_namespace`]), else
 //! GROUP_AUTHORIZATION_FAILED (30).
+//! Group ids are per namespace while authorization is on: the group is
+//! the coordinator's `<group namespace>/<id>` ([`crate::authz`],
+//! [`RequestContext::group_key`]). Groups created while authorization was
+//! off keep unscoped ids and are not visible to scoped sessions.
 
 use kafka_protocol::{
     messages::{SyncGroupRequest, SyncGroupResponse},
@@ -37,7 +41,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> Sync
             protocol: request.protocol_name.map(|s| s.to_string()),
             assignments: request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
         };
-        ctx.shared.coordinator.sync(&group, sync).await
+        ctx.shared.coordinator.sync(&ctx.group_key(&group), sync).await
     };
     SyncGroupResponse::default()
         .with_error_code(outcome.error)
