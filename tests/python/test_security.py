@@ -463,4 +463,7 @@ def test_the_admin_api_over_tls(secrets, secure):
     # Plain HTTP on the TLS port: no answer, a named reason in the log.
     with pytest.raises(Exception):
         urllib.request.urlopen(url.replace("https", "http"), timeout=10)
-    assert "admin connection closed: not a TLS client" in secure.log()
+    deadline = time.time() + 10
+    while "admin connection closed: not a TLS client" not in secure.log() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "admin connection closed: not a TLS client" in secure.log(), secure.log()[-2000:]
