@@ -280,6 +280,8 @@ impl Broker {
             topics: Arc::clone(&topics),
             authenticator: Arc::clone(&authenticator),
             authorizer: Arc::clone(&authorizer),
+            cluster: config.cluster_name.clone(),
+            instance: admin_listener.local_addr().map_or_else(|_| "0".to_owned(), |a| a.port().to_string()),
         });
         // Registered last, once every listener is bound: a broker others can
         // see is one clients can reach.

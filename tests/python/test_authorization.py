@@ -101,6 +101,19 @@ def test_the_admin_api_answers_as_pulsar_does(broker):
     assert status == 412 and "fly" in body["reason"]
 
 
+def test_health_and_readiness(broker):
+    """Pulsar's probes: ready at once; health appends a heartbeat and reads
+    it back, for super-users only when authorization is on."""
+    with urllib.request.urlopen(broker.web_url + "/admin/v2/brokers/ready", timeout=10) as response:
+        assert (response.status, response.read()) == (200, b"ok")
+    request = urllib.request.Request(broker.web_url + "/admin/v2/brokers/health",
+                                     headers={"Authorization": f"Bearer {broker.secrets.roles['admin']}"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        assert (response.status, response.read()) == (200, b"ok")
+    assert rest(broker, "GET", "/admin/v2/brokers/health", "alice")[0] == 403
+    assert rest(broker, "GET", "/admin/v2/brokers/health")[0] == 401
+
+
 def pulsar_client(broker, role):
     import pulsar
 

@@ -1,7 +1,7 @@
 //! Pulsar's admin REST API on `webServicePort` (what `pulsar-admin`, the
 //! Java `PulsarAdmin` client and pulsarctl call), with Pulsar's paths,
 //! JSON and status codes. Served so far: what security needs, tenants and
-//! permissions (`security.rs`); the rest of the API (namespaces' policies,
+//! permissions (`security.rs`), health and readiness (`brokers.rs`); the rest of the API (namespaces' policies,
 //! topics, subscriptions, stats, metrics) is issue 17's.
 //!
 //! Every request names its role like a Pulsar client does: `Authorization:
@@ -9,6 +9,7 @@
 //! off. Errors are `{"reason": ...}` with Pulsar's codes: 401 without a
 //! role proven, 403 for a role not allowed, 404, 409, 412.
 
+mod brokers;
 mod security;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -36,6 +37,10 @@ pub struct AdminState {
     pub authenticator: Arc<Authenticator>,
     /// Who may do what.
     pub authorizer: Arc<Authorizer>,
+    /// `clusterName`: the health check's heartbeat namespace is `pulsar/<cluster>`.
+    pub cluster: String,
+    /// This broker in its heartbeat topic's name (its `webServicePort`).
+    pub instance: String,
 }
 
 /// An error as Pulsar's admin API answers it.
@@ -97,7 +102,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 
 /// The routes.
 pub fn router(state: Arc<AdminState>) -> Router {
-    security::routes().layer(middleware::from_fn(access_log)).with_state(state)
+    security::routes().merge(brokers::routes()).layer(middleware::from_fn(access_log)).with_state(state)
 }
 
 /// Binds `address`.

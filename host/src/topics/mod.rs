@@ -194,7 +194,8 @@ fn namespace_key(namespace: &str) -> String {
     format!("/admin/namespaces/{namespace}")
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Wall-clock time, Unix milliseconds.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
