@@ -368,7 +368,6 @@ mod tests {
 mod requests {
     use std::sync::Arc;
 
-    use bytes::BytesMut;
     use futures_util::FutureExt as _;
     use kafka_protocol::{
         messages::*,
@@ -409,13 +408,7 @@ mod requests {
         version: i16,
         body: &Req,
     ) -> Resp {
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(5);
-        let mut frame = BytesMut::new();
-        header.encode(&mut frame, key.request_header_version(version)).expect("header");
-        body.encode(&mut frame, version).expect("body");
+        let frame = crate::apis::frames::request(key, version, body);
         let listener = crate::listeners::KafkaListener {
             name: "SASL_PLAINTEXT".into(),
             bind: "0.0.0.0:9092".into(),
@@ -426,7 +419,7 @@ mod requests {
         let out = crate::apis::dispatch(
             key,
             version,
-            frame.freeze(),
+            frame,
             Arc::clone(shared),
             Arc::new(listener),
             "/127.0.0.1".into(),
@@ -437,12 +430,7 @@ mod requests {
         .expect("the stand-in answers at once")
         .expect("dispatch")
         .expect("a response");
-        let mut out = out.to_bytes().freeze();
-        let _size = bytes::Buf::get_i32(&mut out);
-        ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
-        let response = Resp::decode(&mut out, version).expect("decode");
-        assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");
-        response
+        crate::apis::frames::response(&out, key, version)
     }
 
     fn upsert(

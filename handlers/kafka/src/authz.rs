@@ -475,17 +475,11 @@ pub(crate) mod tests {
             let mut turns = Sequencer::default();
             let turn = turns.take_turn();
             let mut next = turns.take_turn();
-            let header = RequestHeader::default()
-                .with_request_api_key(key as i16)
-                .with_request_api_version(version)
-                .with_correlation_id(3);
-            let mut frame = BytesMut::new();
-            header.encode(&mut frame, key.request_header_version(version)).expect("header");
-            body.encode(&mut frame, version).expect("body");
+            let frame = crate::apis::frames::request(key, version, body);
             let out = crate::apis::dispatch(
                 key,
                 version,
-                frame.freeze(),
+                frame,
                 Arc::clone(shared),
                 Arc::new(listener()),
                 "/127.0.0.1".into(),
@@ -497,12 +491,7 @@ pub(crate) mod tests {
             .expect("a response");
             // Every request passes its turn, refused or not.
             assert!(next.wait().now_or_never().is_some(), "{key:?}: the turn was passed");
-            let mut out = out.to_bytes().freeze();
-            let _size = bytes::Buf::get_i32(&mut out);
-            ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
-            let response = Resp::decode(&mut out, version).expect("decode");
-            assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");
-            response
+            crate::apis::frames::response(&out, key, version)
         }
 
         #[tokio::test]

@@ -228,17 +228,14 @@ impl Authenticator {
 
     /// The role `data` proves under `method`, and when the proof expires
     /// (a token's `exp`): what a connection that outlives its credentials
-    /// must renew ([`AuthError`] otherwise).
+    /// must renew.
     pub fn authenticate_until(
         &self,
         method: &str,
         data: &[u8],
     ) -> Result<(String, Option<std::time::SystemTime>), AuthError> {
-        if method != "token" {
-            return self.authenticate(method, data).map(|role| (role, None));
-        }
-        self.counted(
-            std::str::from_utf8(data)
+        self.counted(match method {
+            "token" => std::str::from_utf8(data)
                 .map_err(|_| AuthError::new("invalid token: it is not a JWT"))
                 .and_then(|token| match &self.token {
                     None => Err(AuthError::new("token authentication is not enabled on this broker")),
@@ -247,20 +244,16 @@ impl Authenticator {
                 .map(|(role, exp)| {
                     (role, exp.map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)))
                 }),
-        )
-    }
-
-    /// The role `data` proves under `method` (Pulsar's method names).
-    pub fn authenticate(&self, method: &str, data: &[u8]) -> Result<String, AuthError> {
-        self.counted(match method {
-            "token" => std::str::from_utf8(data)
-                .map_err(|_| AuthError::new("invalid token: it is not a JWT"))
-                .and_then(|token| self.token_role(token)),
             other => Err(AuthError::new(format!(
                 "authentication method {other:?} is not enabled (enabled: {})",
                 self.methods().join(", ")
             ))),
         })
+    }
+
+    /// The role `data` proves under `method` (Pulsar's method names).
+    pub fn authenticate(&self, method: &str, data: &[u8]) -> Result<String, AuthError> {
+        self.authenticate_until(method, data).map(|(role, _)| role)
     }
 
     /// Starts a SASL exchange.

@@ -310,6 +310,38 @@ pub fn unsupported_response(correlation_id: i32) -> BytesMut {
     out
 }
 
+/// Request frames and response decoding for the handler's unit tests.
+#[cfg(test)]
+pub(crate) mod frames {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::{
+        messages::{ApiKey, RequestHeader, ResponseHeader},
+        protocol::{Decodable, Encodable, HeaderVersion},
+    };
+
+    /// A request frame (header and body, no size prefix), as `dispatch` takes it.
+    pub fn request<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, body: &R) -> Bytes {
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7);
+        let mut out = BytesMut::new();
+        header.encode(&mut out, key.request_header_version(version)).expect("header");
+        body.encode(&mut out, version).expect("body");
+        out.freeze()
+    }
+
+    /// The body of a response frame, which must hold nothing more.
+    pub fn response<Resp: Decodable>(response: &super::Response, key: ApiKey, version: i16) -> Resp {
+        let mut out = response.to_bytes().freeze();
+        let _size = bytes::Buf::get_i32(&mut out);
+        ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
+        let body = Resp::decode(&mut out, version).expect("decode");
+        assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");
+        body
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures_util::FutureExt;
@@ -333,14 +365,7 @@ mod tests {
     }
 
     fn request<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, body: &R) -> Bytes {
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(7);
-        let mut out = BytesMut::new();
-        header.encode(&mut out, key.request_header_version(version)).expect("header");
-        body.encode(&mut out, version).expect("body");
-        out.freeze()
+        super::frames::request(key, version, body)
     }
 
     fn check<R: Decodable>(out: &mut Bytes, version: i16) {
@@ -364,12 +389,7 @@ mod tests {
         .expect("completes without a host")
         .expect("dispatch")
         .expect("a response");
-        let mut out = out.to_bytes().freeze();
-        let _size = bytes::Buf::get_i32(&mut out);
-        ResponseHeader::decode(&mut out, key.response_header_version(version)).expect("header");
-        let response = Resp::decode(&mut out, version).expect("decode");
-        assert!(out.is_empty(), "{key:?} v{version}: trailing bytes");
-        response
+        super::frames::response(&out, key, version)
     }
 
     /// Responses with content encode at every version: the fields of later
