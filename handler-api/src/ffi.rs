@@ -135,9 +135,9 @@ pub type FfiJoinHandleBox = FfiJoinHandle_TO<'static, RBox<()>>;
 ///
 /// Methods after [`conversion`](FfiHost::conversion) are appended slots:
 /// a host that predates one answers with its default body, so a handler built
-/// against a later 0.2 release still loads. The slots reserved for the next
-/// services (authentication, authorization, metrics) answer
-/// [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED) until a host fills them.
+/// against a later 0.2 release still loads: it answers
+/// [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED) (or an empty
+/// value) for a service it does not have.
 #[sabi_trait]
 pub trait FfiHost: Send + Sync + Clone {
     /// See [`Host::spawn`](crate::Host::spawn).
@@ -177,9 +177,9 @@ pub trait FfiHost: Send + Sync + Clone {
         let _ = (role, operation, topic);
         unsupported("authorization")
     }
-    /// Slot for the metrics service: a counter `name` (with `help` and
-    /// constant `labels`) that the host exports with its own metrics; the
-    /// handler keeps the returned handle and adds to it on its hot paths.
+    /// A counter `name` with `help` and constant `labels`, exported with the
+    /// host's metrics; the handler keeps the handle and adds to it. Served
+    /// from 0.2.3; [`Host::metric`](crate::Host::metric) is the general form.
     fn counter(
         &self,
         name: RStr<'_>,
@@ -233,6 +233,20 @@ pub trait FfiHost: Send + Sync + Clone {
     fn sasl_server(&self, mechanism: RStr<'_>) -> RResult<crate::security::FfiSaslServerBox, HandlerError> {
         let _ = mechanism;
         RResult::RErr(HandlerError::new(crate::ErrorKind::UNSUPPORTED, "this broker has no SASL service"))
+    }
+    /// See [`Host::metric`](crate::Host::metric). Appended in 0.2.3.
+    fn metric(&self, spec: crate::metrics::MetricSpec) -> RResult<crate::metrics::FfiMetricBox, HandlerError> {
+        let _ = spec;
+        RResult::RErr(HandlerError::new(crate::ErrorKind::UNSUPPORTED, "this broker keeps no handler metrics"))
+    }
+    /// See [`Host::register_collector`](crate::Host::register_collector). Appended in 0.2.3.
+    fn collector(
+        &self,
+        spec: crate::metrics::MetricSpec,
+        collector: crate::metrics::FfiCollectorBox,
+    ) -> RResult<(), HandlerError> {
+        let _ = (spec, collector);
+        RResult::RErr(HandlerError::new(crate::ErrorKind::UNSUPPORTED, "this broker keeps no handler metrics"))
     }
 }
 

@@ -414,6 +414,31 @@ impl Host {
         let inner = self.inner.sasl_server(mechanism.into()).into_result()?;
         Ok(crate::SaslServer::new(inner, mechanism.to_owned()))
     }
+
+    /// Declares a metric that the host exports with its own on `/metrics`
+    /// ([`metrics`](crate::metrics)). Declaring a name again with the same
+    /// kind and labels gives the same metric; another kind or other labels
+    /// is refused ([`ErrorKind::INVALID`](crate::ErrorKind::INVALID_ARGUMENT)), as
+    /// is a host without the service ([`ErrorKind::UNSUPPORTED`]); keep
+    /// [`Metric::disabled`](crate::Metric::disabled) then.
+    pub fn metric(&self, spec: crate::MetricSpec) -> Result<crate::Metric, HandlerError> {
+        self.inner.metric(spec).into_result().map(crate::Metric::from_ffi)
+    }
+
+    /// Declares a gauge whose series `collect` computes when the host is
+    /// scraped (at most a few seconds each: a collector that takes longer
+    /// is skipped for that scrape and the host logs it).
+    pub fn register_collector<F, Fut>(&self, spec: crate::MetricSpec, collect: F) -> Result<(), HandlerError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<crate::Sample>> + Send + 'static,
+    {
+        let collector = crate::metrics::FfiCollector_TO::from_value(
+            crate::metrics::ClosureCollector(collect),
+            abi_stable::sabi_trait::TD_Opaque,
+        );
+        self.inner.collector(spec, collector).into_result()
+    }
 }
 
 /// A task spawned with [`Host::spawn`]. Dropping it detaches the task.

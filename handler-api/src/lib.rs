@@ -50,6 +50,7 @@ pub mod ffi;
 mod handler;
 mod host;
 mod log;
+pub mod metrics;
 mod partition;
 pub mod security;
 pub mod storage;
@@ -64,6 +65,7 @@ pub use error::{ErrorKind, HandlerError};
 pub use ffi::LogLevel;
 pub use handler::{Config, ConnectionFuture, Listener, ProtocolHandler};
 pub use host::{Host, JoinHandle};
+pub use metrics::{Metric, MetricKind, MetricSpec, Sample, Series};
 pub use partition::{wait_any, Partition};
 pub use security::{AuthenticationInfo, Grant, SaslServer, SaslStep, ScramChange, ScramUpsert, ScramUser};
 

@@ -130,6 +130,8 @@ pub const HOST_KEYS: &[KeySpec] = &[
     KeySpec { name: "tokenAuthClaim", default: "sub" },
     KeySpec { name: "tokenAudienceClaim", default: "aud" },
     KeySpec { name: "tokenAudience", default: "" },
+    KeySpec { name: "exposeTopicLevelMetricsInPrometheus", default: "false" },
+    KeySpec { name: "statsUpdateFrequencyInSecs", default: "60" },
 ];
 
 /// The validated host configuration, plus every raw entry for handlers.
@@ -173,6 +175,8 @@ pub struct BrokerConfig {
     pub pulsar: crate::pulsar::PulsarConfig,
     /// TLS and authentication.
     pub security: SecurityConfig,
+    /// `/metrics`.
+    pub metrics: crate::metrics::MetricsConfig,
     /// Every entry as read, with overrides applied; `advertisedAddress` resolved.
     pub entries: BTreeMap<String, String>,
 }
@@ -281,6 +285,14 @@ impl BrokerConfig {
         let limits = limits_config(&get, &mut check);
         let mut listener_error = None;
         let pulsar = pulsar_config(&get, &mut check, &mut listener_error);
+        let topic_level = get("exposeTopicLevelMetricsInPrometheus");
+        check("exposeTopicLevelMetricsInPrometheus", "true or false", matches!(topic_level.as_str(), "true" | "false"));
+        let stats_interval = get("statsUpdateFrequencyInSecs").parse::<u64>().ok().filter(|s| (1..=3600).contains(s));
+        check("statsUpdateFrequencyInSecs", "a number of seconds, 1 to 3600", stats_interval.is_some());
+        let metrics = crate::metrics::MetricsConfig {
+            topic_level: topic_level == "true",
+            stats_interval: Duration::from_secs(stats_interval.unwrap_or(60)),
+        };
         errors.extend(listener_error);
 
         let dir = |key: &str| PathBuf::from(get(key));
@@ -302,6 +314,7 @@ impl BrokerConfig {
             limits,
             pulsar,
             security,
+            metrics,
             entries: BTreeMap::new(),
         };
         if !errors.is_empty() {

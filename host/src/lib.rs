@@ -13,6 +13,7 @@ pub mod limits;
 pub mod loader;
 pub mod logging;
 pub mod metadata;
+pub mod metrics;
 pub mod ownership;
 pub mod pulsar;
 pub mod registry;
@@ -192,6 +193,7 @@ impl Broker {
         }
 
         let converters = Arc::new(convert::Converters::default());
+        let metrics = metrics::Metrics::new(config.metrics, &config.cluster_name);
         let services = services::HostServices::new(
             tokio::runtime::Handle::current(),
             max_log_level,
@@ -200,6 +202,7 @@ impl Broker {
             Arc::clone(&converters),
             Arc::clone(&authenticator),
             Arc::clone(&authorizer),
+            Arc::clone(&metrics),
         );
         let ffi_config: polyport_handler_api::ffi::FfiConfig =
             config.entries.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect();
@@ -218,7 +221,10 @@ impl Broker {
                 handler_keys.extend(keys.into_iter().map(RString::into_string));
             }
             lib.handler.initialize(ffi_config.clone()).into_result().map_err(|e| fail("initialize", e))?;
-            lib.handler.start(services.clone().into_ffi()).into_result().map_err(|e| fail("start", e))?;
+            lib.handler
+                .start(services.for_protocol(&lib.protocol).into_ffi())
+                .into_result()
+                .map_err(|e| fail("start", e))?;
             let advertised = lib
                 .handler
                 .protocol_data_to_advertise()
@@ -256,12 +262,13 @@ impl Broker {
                 let tls_port = pulsar_tls.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port());
                 let service = pulsar::PulsarService::new(
                     Arc::clone(&topics),
-                    converters,
+                    Arc::clone(&converters),
                     config.pulsar.clone(),
                     &pulsar::Advertised { host: &config.advertised_address, port, tls_port },
                     &config.cluster_name,
                     config.limits,
                     pulsar::Security { authenticator: Arc::clone(&authenticator), authorizer: Arc::clone(&authorizer) },
+                    Arc::clone(&metrics),
                 );
                 Some((Arc::new(service), listener))
             }
@@ -282,6 +289,25 @@ impl Broker {
             authorizer: Arc::clone(&authorizer),
             cluster: config.cluster_name.clone(),
             instance: admin_listener.local_addr().map_or_else(|_| "0".to_owned(), |a| a.port().to_string()),
+            metrics: Arc::clone(&metrics),
+            pulsar: pulsar.as_ref().map(|(service, _)| Arc::clone(service)),
+            converters: Arc::clone(&converters),
+            urls: admin::Urls {
+                web: format!(
+                    "http://{}:{}",
+                    config.advertised_address,
+                    admin_listener.local_addr().map_or(config.web_service_port, |a| a.port())
+                ),
+                web_tls: admin_tls
+                    .as_ref()
+                    .and_then(|(l, _)| l.local_addr().ok())
+                    .map(|a| format!("https://{}:{}", config.advertised_address, a.port())),
+                broker: pulsar
+                    .as_ref()
+                    .and_then(|(_, l)| l.local_addr().ok())
+                    .map(|a| format!("pulsar://{}:{}", config.advertised_address, a.port())),
+                broker_tls: pulsar.as_ref().and_then(|(service, _)| service.service_url_tls.clone()),
+            },
         });
         // Registered last, once every listener is bound: a broker others can
         // see is one clients can reach.
@@ -390,6 +416,11 @@ impl Broker {
                 "listening (admin REST API over TLS)");
             tokio::spawn(admin::serve_tls(listener, tls, Arc::clone(&admin_state), stop.clone()));
         }
+        tokio::spawn(metrics::Metrics::sample_rates(
+            Arc::clone(&self.topics),
+            self.config.metrics.stats_interval,
+            stop.clone(),
+        ));
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, stop.clone()));
         tracing::info!(cluster = %self.config.cluster_name, "broker ready");
 

@@ -20,6 +20,7 @@ mod nonblocking;
 mod recovery;
 mod remote;
 mod segment;
+mod stats;
 pub mod tier;
 mod writer;
 
@@ -39,6 +40,7 @@ use recovery::{recover, START_FILE};
 pub use remote::{RemoteSegment, RemoteSource};
 pub use segment::Entry;
 use segment::{index_path, Published, Segment};
+pub use stats::{LedgerStats, StatsSnapshot};
 use tokio::sync::{mpsc, oneshot, watch};
 use writer::Command;
 pub use writer::{Appended, NewEntry};
@@ -171,6 +173,8 @@ pub(crate) struct Shared {
     cursor_io: Mutex<()>,
     /// Offsets below this were deleted (DeleteRecords), even inside a segment.
     start_floor: std::sync::atomic::AtomicU64,
+    /// Counters for stats and metrics.
+    pub stats: LedgerStats,
 }
 
 struct CursorEntry {
@@ -353,9 +357,19 @@ impl ManagedLedger {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let (messages, bytes) =
+            entries.iter().fold((0u64, 0u64), |(m, b), (e, _)| (m + u64::from(e.count), b + e.payload.len() as u64));
+        let count = entries.len() as u64;
         let (reply, rx) = oneshot::channel();
         self.send(Command::Append { entries, durable, reply }).await?;
-        rx.await.map_err(|_| self.stopped())?
+        let appended = rx.await.map_err(|_| self.stopped())??;
+        self.shared.stats.appended(count, messages, bytes);
+        Ok(appended)
+    }
+
+    /// The ledger's counters (appends, deliveries, producers, consumers).
+    pub fn stats(&self) -> &LedgerStats {
+        &self.shared.stats
     }
 
     async fn send(&self, cmd: Command) -> Result<(), LedgerError> {
@@ -507,6 +521,7 @@ impl ManagedLedger {
     /// Deletes cursor `name` and its saved file.
     pub async fn delete_cursor(&self, name: &str) -> Result<(), LedgerError> {
         let removed = self.shared.cursors().remove(name).ok_or_else(|| self.no_cursor(name))?;
+        self.shared.stats.clear_cursor_owner(name);
         if removed.state.durable {
             let path = self.shared.cursor_dir().join(cursor::file_name(name));
             let shared = Arc::clone(&self.shared);

@@ -150,6 +150,7 @@ pub(crate) fn recover(
         cursors,
         cursor_io: Mutex::new(()),
         start_floor: std::sync::atomic::AtomicU64::new(floor),
+        stats: crate::LedgerStats::default(),
     });
     Ok(Writer {
         shared,

@@ -1,8 +1,12 @@
 //! Pulsar's admin REST API on `webServicePort` (what `pulsar-admin`, the
 //! Java `PulsarAdmin` client and pulsarctl call), with Pulsar's paths,
-//! JSON and status codes. Served so far: what security needs, tenants and
-//! permissions (`security.rs`), health and readiness (`brokers.rs`); the rest of the API (namespaces' policies,
-//! topics, subscriptions, stats, metrics) is issue 17's.
+//! JSON and status codes, and `/metrics`. One module per resource:
+//! `security.rs` (tenants, permissions), `namespaces.rs` (namespaces and
+//! their policies), `topics.rs` (topics and partitions), `stats.rs`
+//! (stats, internal stats, last message id), `subscriptions.rs`
+//! (subscriptions, cursor moves, peeking at messages), `cluster.rs`
+//! (clusters, brokers, lookups, `/metrics`), `brokers.rs` (health and
+//! readiness). docs/operations.md lists what is served and what is not.
 //!
 //! Every request names its role like a Pulsar client does: `Authorization:
 //! Bearer <token>` (the token provider), or none when authentication is
@@ -10,7 +14,12 @@
 //! role proven, 403 for a role not allowed, 404, 409, 412.
 
 mod brokers;
+mod cluster;
+mod namespaces;
 mod security;
+mod stats;
+mod subscriptions;
+mod topics;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -41,6 +50,27 @@ pub struct AdminState {
     pub cluster: String,
     /// This broker in its heartbeat topic's name (its `webServicePort`).
     pub instance: String,
+    /// `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The Pulsar protocol, when on: its subscriptions and producers.
+    pub pulsar: Option<Arc<crate::pulsar::PulsarService>>,
+    /// Converters of other protocols' entries (peeking at messages).
+    pub converters: Arc<crate::convert::Converters>,
+    /// Where clients reach this broker.
+    pub urls: Urls,
+}
+
+/// This broker's addresses, as cluster data and lookups give them.
+#[derive(Debug, Clone, Default)]
+pub struct Urls {
+    /// `http://<advertisedAddress>:<webServicePort>`.
+    pub web: String,
+    /// `https://…:<webServicePortTls>`, if set.
+    pub web_tls: Option<String>,
+    /// `pulsar://…`, if the Pulsar protocol is on.
+    pub broker: Option<String>,
+    /// `pulsar+ssl://…`, if set.
+    pub broker_tls: Option<String>,
 }
 
 /// An error as Pulsar's admin API answers it.
@@ -51,7 +81,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Self { status, reason: reason.into() }
     }
 }
@@ -66,7 +96,8 @@ impl From<TopicError> for ApiError {
     fn from(e: TopicError) -> Self {
         let status = match &e {
             TopicError::NotFound(_) | TopicError::NamespaceNotFound(_) => StatusCode::NOT_FOUND,
-            TopicError::AlreadyExists(_) => StatusCode::CONFLICT,
+            TopicError::AlreadyExists(_) | TopicError::NotEmpty(_) => StatusCode::CONFLICT,
+            TopicError::NotServed(_) => StatusCode::SERVICE_UNAVAILABLE,
             TopicError::InvalidName(_) | TopicError::Invalid(_) => StatusCode::PRECONDITION_FAILED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -90,6 +121,52 @@ pub(crate) fn role_of(state: &AdminState, request: &axum::http::HeaderMap) -> Re
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
 }
 
+/// 403, naming what `role` may not do.
+pub(crate) fn forbidden(role: Option<&str>, what: &str) -> ApiError {
+    let who = role.unwrap_or("anonymous");
+    ApiError::new(StatusCode::FORBIDDEN, format!("role {who} is not authorized to {what}"))
+}
+
+/// Requires a super-user (when authorization is on).
+pub(crate) async fn require_super_user(
+    state: &Shared,
+    headers: &axum::http::HeaderMap,
+    what: &str,
+) -> Result<(), ApiError> {
+    let role = role_of(state, headers)?;
+    if !state.authorizer.enabled() || state.authorizer.is_super_user(role.as_deref()) {
+        Ok(())
+    } else {
+        Err(forbidden(role.as_deref(), what))
+    }
+}
+
+/// Requires an admin of `tenant` (when authorization is on).
+pub(crate) async fn require_tenant_admin(
+    state: &Shared,
+    headers: &axum::http::HeaderMap,
+    tenant: &str,
+) -> Result<(), ApiError> {
+    let role = role_of(state, headers)?;
+    if state.authorizer.is_tenant_admin(role.as_deref(), tenant).await? {
+        Ok(())
+    } else {
+        Err(forbidden(role.as_deref(), &format!("administer tenant {tenant}")))
+    }
+}
+
+/// `persistent://tenant/namespace/topic`, or 412 naming what is wrong.
+pub(crate) fn topic_name(tenant: &str, namespace: &str, topic: &str) -> Result<crate::topics::TopicName, ApiError> {
+    crate::topics::TopicName::parse(&format!("persistent://{tenant}/{namespace}/{topic}"))
+        .map_err(|e| ApiError::new(StatusCode::PRECONDITION_FAILED, e.to_string()))
+}
+
+/// A JSON body Pulsar's clients send whatever their content type says
+/// (a partition count, a message id): parsed here, 400 naming the problem.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{what}: {e}")))
+}
+
 /// One access-log line per request: method, path, status, duration.
 async fn access_log(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
@@ -102,7 +179,15 @@ async fn access_log(request: Request, next: Next) -> Response {
 
 /// The routes.
 pub fn router(state: Arc<AdminState>) -> Router {
-    security::routes().merge(brokers::routes()).layer(middleware::from_fn(access_log)).with_state(state)
+    security::routes()
+        .merge(brokers::routes())
+        .merge(cluster::routes())
+        .merge(namespaces::routes())
+        .merge(topics::routes())
+        .merge(stats::routes())
+        .merge(subscriptions::routes())
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
 }
 
 /// Binds `address`.

@@ -1,18 +1,17 @@
 //! Tenants and permissions, as Pulsar's admin v2 serves them:
 //!
-//! - `GET /admin/v2/tenants`, `GET|PUT|POST /admin/v2/tenants/{tenant}`
+//! - `GET /admin/v2/tenants`, `GET|PUT|POST|DELETE /admin/v2/tenants/{tenant}`
 //!   (`TenantInfo`: `adminRoles`, `allowedClusters`; super-users only when
 //!   authorization is on);
 //! - `GET /admin/v2/namespaces/{tenant}`, `PUT /admin/v2/namespaces/{tenant}/{namespace}`
-//!   (the tenant's admins);
+//!   (the tenant's admins; its policies and deletion are `namespaces.rs`');
 //! - `GET /admin/v2/namespaces/{tenant}/{namespace}/permissions` and
 //!   `POST|DELETE …/permissions/{role}` with a JSON array of actions
 //!   (`["produce","consume"]`);
 //! - `GET /admin/v2/persistent/{tenant}/{namespace}/{topic}/permissions`
 //!   and `POST|DELETE …/permissions/{role}`, the same for one topic.
 //!
-//! Gaps: deleting tenants and namespaces, wildcard roles, subscription
-//! permissions.
+//! Gaps: wildcard roles, subscription permissions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,15 +22,23 @@ use axum::{
     Json, Router,
 };
 
-use super::{role_of, ApiError, Shared};
-use crate::topics::{tenants::TenantInfo, TopicName};
+use super::{require_super_user, require_tenant_admin, topic_name, ApiError, Shared};
+use crate::topics::tenants::TenantInfo;
 
 pub(super) fn routes() -> Router<std::sync::Arc<super::AdminState>> {
     Router::new()
         .route("/admin/v2/tenants", get(list_tenants))
-        .route("/admin/v2/tenants/{tenant}", get(get_tenant).put(create_tenant).post(update_tenant))
+        .route(
+            "/admin/v2/tenants/{tenant}",
+            get(get_tenant).put(create_tenant).post(update_tenant).delete(delete_tenant),
+        )
         .route("/admin/v2/namespaces/{tenant}", get(list_namespaces))
-        .route("/admin/v2/namespaces/{tenant}/{namespace}", axum::routing::put(create_namespace))
+        .route(
+            "/admin/v2/namespaces/{tenant}/{namespace}",
+            get(super::namespaces::policies)
+                .put(super::namespaces::create_namespace)
+                .delete(super::namespaces::delete_namespace),
+        )
         .route("/admin/v2/namespaces/{tenant}/{namespace}/permissions", get(namespace_permissions))
         .route(
             "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{role}",
@@ -42,29 +49,6 @@ pub(super) fn routes() -> Router<std::sync::Arc<super::AdminState>> {
             "/admin/v2/persistent/{tenant}/{namespace}/{topic}/permissions/{role}",
             axum::routing::post(grant_topic).delete(revoke_topic),
         )
-}
-
-fn forbidden(role: Option<&str>, what: &str) -> ApiError {
-    let who = role.unwrap_or("anonymous");
-    ApiError::new(StatusCode::FORBIDDEN, format!("role {who} is not authorized to {what}"))
-}
-
-async fn require_super_user(state: &Shared, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
-    let role = role_of(state, headers)?;
-    if !state.authorizer.enabled() || state.authorizer.is_super_user(role.as_deref()) {
-        Ok(())
-    } else {
-        Err(forbidden(role.as_deref(), what))
-    }
-}
-
-async fn require_tenant_admin(state: &Shared, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
-    let role = role_of(state, headers)?;
-    if state.authorizer.is_tenant_admin(role.as_deref(), tenant).await? {
-        Ok(())
-    } else {
-        Err(forbidden(role.as_deref(), &format!("administer tenant {tenant}")))
-    }
 }
 
 async fn list_tenants(state: Shared, headers: HeaderMap) -> Result<Json<Vec<String>>, ApiError> {
@@ -106,6 +90,13 @@ async fn update_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn delete_tenant(state: Shared, headers: HeaderMap, Path(tenant): Path<String>) -> Result<StatusCode, ApiError> {
+    require_super_user(&state, &headers, "delete tenants").await?;
+    state.topics.delete_tenant(&tenant).await?;
+    state.authorizer.invalidate(&tenant);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn list_namespaces(
     state: Shared,
     headers: HeaderMap,
@@ -116,19 +107,6 @@ async fn list_namespaces(
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("tenant {tenant} does not exist")));
     }
     Ok(Json(state.topics.namespaces(&tenant).await?))
-}
-
-async fn create_namespace(
-    state: Shared,
-    headers: HeaderMap,
-    Path((tenant, namespace)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    require_tenant_admin(&state, &headers, &tenant).await?;
-    if state.topics.tenant(&tenant).await?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("tenant {tenant} does not exist")));
-    }
-    state.topics.create_namespace(&format!("{tenant}/{namespace}")).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn namespace_permissions(
@@ -161,11 +139,6 @@ async fn revoke_namespace(
     state.topics.grant(&format!("{tenant}/{namespace}"), None, &role, BTreeSet::new()).await?;
     state.authorizer.invalidate(&tenant);
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn topic_name(tenant: &str, namespace: &str, topic: &str) -> Result<TopicName, ApiError> {
-    TopicName::parse(&format!("persistent://{tenant}/{namespace}/{topic}"))
-        .map_err(|e| ApiError::new(StatusCode::PRECONDITION_FAILED, e.to_string()))
 }
 
 /// The topic's permissions: its namespace's, with the topic's own added

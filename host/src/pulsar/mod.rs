@@ -80,6 +80,8 @@ pub struct PulsarService {
     pub producers_by_topic: Arc<producers::Registry>,
     /// Running subscriptions by (topic partition, subscription name).
     subscriptions: Mutex<HashMap<(String, String), mpsc::Sender<SubCommand>>>,
+    /// The broker's metrics (storage latency).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for PulsarService {
@@ -110,6 +112,8 @@ pub struct Advertised<'a> {
 
 impl PulsarService {
     /// The service for clients that reach it at `address`.
+    // Each argument is a service shared with other parts of the broker.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         topics: Arc<Topics>,
         converters: Arc<Converters>,
@@ -118,6 +122,7 @@ impl PulsarService {
         cluster: &str,
         limits: crate::limits::LimitsConfig,
         security: Security,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let Security { authenticator, authorizer } = security;
         Self {
@@ -135,7 +140,22 @@ impl PulsarService {
             topics,
             connections: AtomicU64::new(0),
             subscriptions: Mutex::new(HashMap::new()),
+            metrics,
         }
+    }
+
+    /// The running subscription `name` of the partition `ledger` names, if any.
+    pub fn running_subscription(&self, ledger: &str, name: &str) -> Option<mpsc::Sender<SubCommand>> {
+        self.lock().get(&(ledger.to_owned(), name.to_owned())).filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// The running subscriptions of the partition `ledger` names.
+    pub fn running_subscriptions(&self, ledger: &str) -> Vec<(String, mpsc::Sender<SubCommand>)> {
+        self.lock()
+            .iter()
+            .filter(|((l, _), s)| l == ledger && !s.is_closed())
+            .map(|((_, n), s)| (n.clone(), s.clone()))
+            .collect()
     }
 
     /// A name for a producer that did not choose one (Pulsar's `<cluster>-<n>` style).

@@ -153,7 +153,17 @@ pub async fn append_loop(
     mut sends: mpsc::Receiver<QueuedSend>,
     out: Outbox,
     registration: Registration,
+    write_latency: prometheus::Histogram,
 ) {
+    /// Counts the producer among its topic's while its task runs.
+    struct Attached(Arc<ManagedLedger>);
+    impl Drop for Attached {
+        fn drop(&mut self) {
+            self.0.stats().producers_add(-1);
+        }
+    }
+    ledger.stats().producers_add(1);
+    let _attached = Attached(Arc::clone(&ledger));
     let (fenced, writing) = (&registration.fenced, &registration.writing);
     while let Some(first) = sends.recv().await {
         let mut batch = vec![first];
@@ -187,7 +197,9 @@ pub async fn append_loop(
             } else if !served(false) {
                 Err((ServerError::ServiceNotReady, String::new()))
             } else {
+                let started = std::time::Instant::now();
                 let appended = ledger.append_checked(entries, true).await;
+                write_latency.observe(started.elapsed().as_secs_f64());
                 match appended {
                     Ok(_) if !served(true) => Err((ServerError::ServiceNotReady, String::new())),
                     other => other.map_err(|e| (ServerError::PersistenceError, e.to_string())),
@@ -303,7 +315,8 @@ impl Connection {
             (true, Some(cluster)) => cluster.acknowledges(&served_name),
             _ => topics.serves(&served_name),
         };
-        tokio::spawn(append_loop(ledger, served, p.producer_id, rx, self.out.clone(), registration));
+        let latency = self.service.metrics.storage_write.clone();
+        tokio::spawn(append_loop(ledger, served, p.producer_id, rx, self.out.clone(), registration, latency));
         let admitted = Arc::new(std::sync::atomic::AtomicBool::new(queued.is_none()));
         let producer =
             Producer { sends: tx, name: producer_name.clone(), epoch, admitted: Arc::clone(&admitted), fenced };

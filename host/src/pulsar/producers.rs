@@ -101,7 +101,23 @@ pub struct Candidate {
     pub out: Outbox,
 }
 
+/// A producer as stats show it.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    /// Its name.
+    pub name: String,
+    /// The client's producer id.
+    pub producer_id: u64,
+    /// Its connection (broker-wide id).
+    pub connection: u64,
+    /// Whether it has the topic to itself (an exclusive access mode).
+    pub exclusive: bool,
+    /// When it attached, Unix ms.
+    pub since_ms: i64,
+}
+
 struct Member {
+    since_ms: i64,
     key: ProducerKey,
     name: String,
     reconnects: u64,
@@ -205,6 +221,7 @@ impl Registry {
         let loaded = self.lock().contains_key(&topic);
         let stored = if loaded { 0 } else { self.stored_epoch(partition).await };
         let member = Member {
+            since_ms: crate::topics::now_ms(),
             key,
             name,
             reconnects,
@@ -311,6 +328,22 @@ impl Registry {
 
     /// Detaches `key` from `topic` and admits the next waiting producer if
     /// the topic is free now.
+    /// The producers attached to `topic` (a partition's name), for stats.
+    pub fn publishers(&self, topic: &str) -> Vec<Publisher> {
+        self.lock().get(topic).map_or_else(Vec::new, |p| {
+            p.members
+                .iter()
+                .map(|m| Publisher {
+                    name: m.name.clone(),
+                    producer_id: m.producer_id,
+                    connection: m.key.connection,
+                    exclusive: m.exclusive,
+                    since_ms: m.since_ms,
+                })
+                .collect()
+        })
+    }
+
     fn release(&self, topic: &str, key: ProducerKey) {
         let mut state = self.lock();
         let Some(producers) = state.get_mut(topic) else { return };

@@ -75,6 +75,34 @@ pub enum SeekTarget {
     MessageId(MessageIdData),
     /// To the first message published at or after this time (Unix ms).
     PublishTime(u64),
+    /// To this offset (the admin API resolves its targets itself).
+    Offset(u64),
+}
+
+/// A subscription as its stats show it.
+#[derive(Debug, Clone)]
+pub struct SubscriptionSnapshot {
+    /// Its type.
+    pub sub_type: SubType,
+    /// Whether it is durable (a reader's is not).
+    pub durable: bool,
+    /// Its consumers.
+    pub consumers: Vec<ConsumerSnapshot>,
+}
+
+/// A consumer as stats show it.
+#[derive(Debug, Clone)]
+pub struct ConsumerSnapshot {
+    /// The client's consumer id.
+    pub consumer_id: u64,
+    /// Its connection (broker-wide id).
+    pub connection: u64,
+    /// Messages it may still receive.
+    pub permits: i64,
+    /// Messages it holds unacknowledged.
+    pub unacked: u64,
+    /// Its priority level.
+    pub priority: i32,
 }
 
 /// A request to a subscription task.
@@ -96,6 +124,10 @@ pub enum SubCommand {
     Unsubscribe(ConsumerKey, oneshot::Sender<Result<(), String>>),
     /// The topic's last message id and the subscription's mark-delete position.
     LastMessageId(oneshot::Sender<Result<(MessageIdData, MessageIdData), String>>),
+    /// Its type and consumers (the admin API's stats).
+    Stats(oneshot::Sender<SubscriptionSnapshot>),
+    /// Delete the subscription for the admin API (`force`: even with consumers, which are closed).
+    Delete(bool, oneshot::Sender<Result<(), String>>),
 }
 
 /// An entry handed to a consumer and not yet acknowledged.
@@ -134,6 +166,8 @@ pub struct Subscription {
     delayed_enabled: bool,
     /// In a cluster: whether this broker still serves the topic.
     served: Option<Served>,
+    /// Consumers counted in the ledger's stats.
+    counted_consumers: i64,
 }
 
 /// Whether this broker serves a subscription's topic now (a cluster's owner check).
@@ -182,12 +216,28 @@ impl Subscription {
             delayed: super::delayed::Tracker::new(delayed_delivery.unwrap_or(Duration::from_secs(1))),
             delayed_enabled: delayed_delivery.is_some(),
             served,
+            counted_consumers: 0,
         }
     }
 
     /// Serves until unsubscribed, or (readers) until the last consumer leaves.
     pub async fn run(mut self, mut commands: mpsc::Receiver<SubCommand>) {
+        self.serve(&mut commands).await;
+        self.ledger.stats().consumers_add(-self.counted_consumers);
+    }
+
+    /// Keeps the ledger's count of consumers up to date.
+    fn count_consumers(&mut self) {
+        let now = self.consumers.len() as i64;
+        if now != self.counted_consumers {
+            self.ledger.stats().consumers_add(now - self.counted_consumers);
+            self.counted_consumers = now;
+        }
+    }
+
+    async fn serve(&mut self, commands: &mut mpsc::Receiver<SubCommand>) {
         loop {
+            self.count_consumers();
             if !self.served() {
                 // Another broker owns the topic now (or this one's session
                 // may have expired): its consumers reconnect there.
@@ -247,6 +297,10 @@ impl Subscription {
                             // Acks are this task's own: one look at the cursor
                             // serves the whole batch.
                             let acked = self.ledger.cursor(&self.cursor);
+                            let (messages, bytes) = batch.entries.iter().fold((0u64, 0u64), |(m, b), e| {
+                                (m + u64::from(e.meta.count), b + e.payload.len() as u64)
+                            });
+                            self.ledger.stats().delivered(messages, bytes);
                             for entry in batch.entries {
                                 self.dispatch(entry, acked.as_ref()).await;
                             }
@@ -362,6 +416,36 @@ impl Subscription {
             }
             SubCommand::LastMessageId(reply) => {
                 let _ = reply.send(self.last_message_id().await);
+            }
+            SubCommand::Stats(reply) => {
+                let consumers = self
+                    .consumers
+                    .iter()
+                    .map(|c| ConsumerSnapshot {
+                        consumer_id: c.consumer_id,
+                        connection: c.key.connection,
+                        permits: c.permits,
+                        unacked: self
+                            .outstanding
+                            .values()
+                            .filter(|o| o.consumer == c.key)
+                            .map(|o| u64::from(o.count))
+                            .sum(),
+                        priority: c.priority,
+                    })
+                    .collect();
+                let _ = reply.send(SubscriptionSnapshot { sub_type: self.sub_type, durable: self.durable, consumers });
+            }
+            SubCommand::Delete(force, reply) => {
+                if !self.consumers.is_empty() && !force {
+                    let _ = reply.send(Err("Subscription has active connected consumers".into()));
+                    return true;
+                }
+                self.close_consumers().await;
+                let result = self.ledger.delete_cursor(&self.cursor).await.map_err(|e| e.to_string());
+                let done = result.is_ok();
+                let _ = reply.send(result);
+                return !done;
             }
         }
         true
@@ -523,6 +607,7 @@ impl Subscription {
                     None => range.end,
                 }
             }
+            SeekTarget::Offset(offset) => offset.clamp(range.start, range.end),
         };
         self.ledger.seek_cursor(&self.cursor, offset).map_err(|e| e.to_string())?;
         self.delayed.clear();

@@ -11,6 +11,7 @@ pub(super) fn topic_error(e: TopicError) -> HandlerError {
         TopicError::InvalidName(_) | TopicError::Invalid(_) => ErrorKind::INVALID_ARGUMENT,
         TopicError::NotFound(_) | TopicError::NamespaceNotFound(_) => ErrorKind::NOT_FOUND,
         TopicError::AlreadyExists(_) => ErrorKind::ALREADY_EXISTS,
+        TopicError::NotEmpty(_) => ErrorKind::INVALID_ARGUMENT,
         TopicError::Ledger { source, .. } => return ledger_kind(source, e.to_string()),
         TopicError::Metadata(_) => ErrorKind::STORAGE,
         TopicError::NotServed(crate::cluster::NotServed::Store(_)) => ErrorKind::STORAGE,

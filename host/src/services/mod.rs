@@ -45,14 +45,19 @@ pub struct HostServices {
     origin: Instant,
     max_log_level: LogLevel,
     topics: FfiTopicsBox,
+    /// The topic service, for a handler's own copy ([`HostServices::for_protocol`]).
+    topic_service: topics::TopicService,
     conversion: FfiConversionBox,
     authenticator: Arc<crate::security::Authenticator>,
     authorizer: Arc<crate::security::authz::Authorizer>,
     admin: Arc<auth::Admin>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl HostServices {
     /// Services running on `runtime`, keeping handler logs down to `max_log_level`.
+    // Each argument is a service shared with other parts of the broker.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         runtime: tokio::runtime::Handle,
         max_log_level: LogLevel,
@@ -61,6 +66,7 @@ impl HostServices {
         converters: Arc<crate::convert::Converters>,
         authenticator: Arc<crate::security::Authenticator>,
         authorizer: Arc<crate::security::authz::Authorizer>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let conversion = crate::convert::ConversionService::new(runtime.clone(), Arc::clone(&converters));
         let admin = Arc::new(auth::Admin {
@@ -68,17 +74,28 @@ impl HostServices {
             topics: Arc::clone(&topics),
             authorizer: Arc::clone(&authorizer),
         });
-        let topics = topics::TopicService::new(runtime.clone(), topics, advertised_address, converters);
+        let meters = partition::Meters { metrics: Arc::clone(&metrics), protocol: "handler".into() };
+        let topic_service = topics::TopicService::new(runtime.clone(), topics, advertised_address, converters, meters);
         Self {
             runtime,
             origin: Instant::now(),
             max_log_level,
-            topics: FfiTopics_TO::from_ptr(RArc::new(topics), TD_Opaque),
+            topics: FfiTopics_TO::from_ptr(RArc::new(topic_service.clone()), TD_Opaque),
+            topic_service,
+            metrics,
             conversion: FfiConversion_TO::from_ptr(RArc::new(conversion), TD_Opaque),
             authenticator,
             admin,
             authorizer,
         }
+    }
+
+    /// The services for the handler of `protocol`: the cursors it opens are
+    /// marked as its own (subscription listings say so).
+    pub fn for_protocol(&self, protocol: &str) -> Self {
+        let mut services = self.clone();
+        services.topics = FfiTopics_TO::from_ptr(RArc::new(self.topic_service.for_protocol(protocol)), TD_Opaque);
+        services
     }
 
     /// The services as the ABI object handed to handlers.
@@ -207,6 +224,47 @@ impl FfiHost for HostServices {
         mechanism: RStr<'_>,
     ) -> RResult<polyport_handler_api::security::FfiSaslServerBox, HandlerError> {
         auth::sasl_server(&self.runtime, &self.authenticator, mechanism.as_str())
+    }
+
+    fn counter(
+        &self,
+        name: RStr<'_>,
+        help: RStr<'_>,
+        labels: RVec<abi_stable::std_types::Tuple2<RString, RString>>,
+    ) -> RResult<polyport_handler_api::ffi::FfiCounterBox, HandlerError> {
+        let labels: Vec<(String, String)> =
+            labels.into_iter().map(|t| (t.0.into_string(), t.1.into_string())).collect();
+        self.metrics
+            .handlers
+            .counter(name.as_str(), help.as_str(), &labels)
+            .map(|series| {
+                polyport_handler_api::ffi::FfiCounter_TO::from_ptr(RArc::new(CounterSeries(series)), TD_Opaque)
+            })
+            .into()
+    }
+
+    fn metric(
+        &self,
+        spec: polyport_handler_api::MetricSpec,
+    ) -> RResult<polyport_handler_api::metrics::FfiMetricBox, HandlerError> {
+        self.metrics.handlers.declare(spec).into()
+    }
+
+    fn collector(
+        &self,
+        spec: polyport_handler_api::MetricSpec,
+        collector: polyport_handler_api::metrics::FfiCollectorBox,
+    ) -> RResult<(), HandlerError> {
+        self.metrics.handlers.add_collector(spec, collector).into()
+    }
+}
+
+/// The 0.2 counter slot's handle over a metric series.
+struct CounterSeries(polyport_handler_api::metrics::FfiSeriesBox);
+
+impl polyport_handler_api::ffi::FfiCounter for CounterSeries {
+    fn add(&self, value: u64) {
+        self.0.add(value as f64);
     }
 }
 

@@ -36,9 +36,18 @@ pub(super) struct PartitionHandle {
     state: Arc<State>,
 }
 
+/// Where a handler's partition handles report: the broker's metrics, and
+/// the handler's protocol, which owns the cursors it opens.
+#[derive(Clone)]
+pub(crate) struct Meters {
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub protocol: Arc<str>,
+}
+
 struct State {
     topics: Arc<Topics>,
     converters: Arc<crate::convert::Converters>,
+    meters: Meters,
     name: TopicName,
     /// Appends through this handle recreate a deleted topic (it was opened so).
     auto_create: bool,
@@ -66,11 +75,12 @@ impl PartitionHandle {
         runtime: tokio::runtime::Handle,
         topics: Arc<Topics>,
         converters: Arc<crate::convert::Converters>,
+        meters: Meters,
         name: TopicName,
         auto_create: bool,
         ledger: Arc<ManagedLedger>,
     ) -> Self {
-        let state = State { topics, converters, name, auto_create, ledger: Mutex::new(ledger) };
+        let state = State { topics, converters, meters, name, auto_create, ledger: Mutex::new(ledger) };
         Self { runtime, state: Arc::new(state) }
     }
 
@@ -144,6 +154,7 @@ impl FfiPartition for PartitionHandle {
         on_runtime(&self.runtime, move || {
             placed_at_first_poll(async move {
                 let ledger = state.ledger(true).await?;
+                let started = std::time::Instant::now();
                 let appended = if crcs.is_empty() {
                     ledger.append_with(entries.into_iter().map(new_entry).collect(), durable).await
                 } else if crcs.len() == entries.len() {
@@ -153,6 +164,7 @@ impl FfiPartition for PartitionHandle {
                     return Err(HandlerError::new(ErrorKind::INVALID_ARGUMENT, message));
                 };
                 let appended = appended.map_err(ledger_error)?;
+                state.meters.metrics.storage_write.observe(started.elapsed().as_secs_f64());
                 // The fence, again: a broker that lost the partition (or
                 // its session) while the append waited acknowledges nothing.
                 state.topics.check_acknowledge(&state.name).map_err(topic_error)?;
@@ -163,10 +175,14 @@ impl FfiPartition for PartitionHandle {
     }
 
     fn read(&self, request: ReadRequest) -> FfiFuture<RResult<FfiReadResult, HandlerError>> {
+        let meters = self.state.meters.clone();
         self.with_ledger(false, move |ledger| async move {
             let (limits, wait) = read_bounds(request.max_entries, request.max_bytes, request.wait_ms);
+            // Timed only when the data is there already: a read that waits
+            // for new data measures the producers, not the storage.
+            let started = (ledger.range().end > request.offset).then(std::time::Instant::now);
             let batch = ledger.read(request.offset, limits, wait).await.map_err(ledger_error)?;
-            Ok(read_result(batch))
+            Ok(read_result(&ledger, &meters, started, batch))
         })
     }
 
@@ -223,13 +239,16 @@ impl FfiPartition for PartitionHandle {
         initial: InitialPosition,
     ) -> FfiFuture<RResult<CursorInfo, HandlerError>> {
         let name = name.as_str().to_owned();
+        let protocol = Arc::clone(&self.state.meters.protocol);
         self.with_ledger(false, move |ledger| async move {
             let initial = match initial {
                 InitialPosition::Earliest => polyport_ledger::InitialPosition::Earliest,
                 InitialPosition::Latest => polyport_ledger::InitialPosition::Latest,
                 InitialPosition::Offset(o) => polyport_ledger::InitialPosition::Offset(o),
             };
-            ledger.open_cursor(&name, durable, initial).await.map(cursor_info).map_err(ledger_error)
+            let info = ledger.open_cursor(&name, durable, initial).await.map_err(ledger_error)?;
+            ledger.stats().set_cursor_owner(&name, &protocol);
+            Ok(cursor_info(info))
         })
     }
 
@@ -259,10 +278,12 @@ impl FfiPartition for PartitionHandle {
         request: CursorReadRequest,
     ) -> FfiFuture<RResult<FfiReadResult, HandlerError>> {
         let name = name.as_str().to_owned();
+        let meters = self.state.meters.clone();
         self.with_ledger(false, move |ledger| async move {
             let (limits, wait) = read_bounds(request.max_entries, request.max_bytes, request.wait_ms);
+            let started = None;
             let batch = ledger.read_cursor(&name, limits, wait, request.rewind).await.map_err(ledger_error)?;
-            Ok(read_result(batch))
+            Ok(read_result(&ledger, &meters, started, batch))
         })
     }
 
@@ -342,7 +363,24 @@ fn read_bounds(max_entries: u32, max_bytes: u32, wait_ms: u32) -> (ReadLimits, O
     (limits, (wait_ms > 0).then(|| Duration::from_millis(u64::from(wait_ms))))
 }
 
-fn read_result(batch: polyport_ledger::ReadBatch) -> FfiReadResult {
+/// A read's answer; the entries count as delivered, and the read's time
+/// (from `started`, when it was timed) as storage read latency.
+fn read_result(
+    ledger: &ManagedLedger,
+    meters: &Meters,
+    started: Option<std::time::Instant>,
+    batch: polyport_ledger::ReadBatch,
+) -> FfiReadResult {
+    if !batch.entries.is_empty() {
+        let (messages, bytes) = batch
+            .entries
+            .iter()
+            .fold((0u64, 0u64), |(m, b), e| (m + u64::from(e.meta.count), b + e.payload.len() as u64));
+        ledger.stats().delivered(messages, bytes);
+        if let Some(started) = started {
+            meters.metrics.storage_read.observe(started.elapsed().as_secs_f64());
+        }
+    }
     FfiReadResult {
         entries: batch.entries.into_iter().map(entry).collect(),
         range: LogRange { start: batch.range.start, end: batch.range.end },

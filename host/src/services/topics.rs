@@ -30,6 +30,7 @@ pub(super) struct TopicService {
     topics: Arc<Topics>,
     advertised_address: String,
     converters: Arc<crate::convert::Converters>,
+    meters: super::partition::Meters,
 }
 
 impl TopicService {
@@ -38,8 +39,16 @@ impl TopicService {
         topics: Arc<Topics>,
         advertised_address: String,
         converters: Arc<crate::convert::Converters>,
+        meters: super::partition::Meters,
     ) -> Self {
-        Self { runtime, topics, advertised_address, converters }
+        Self { runtime, topics, advertised_address, converters, meters }
+    }
+
+    /// The same service for the handler of `protocol` (its cursors are marked so).
+    pub(super) fn for_protocol(&self, protocol: &str) -> Self {
+        let mut service = self.clone();
+        service.meters.protocol = protocol.into();
+        service
     }
 
     /// Runs `f` with this service's topics as an FFI future.
@@ -290,12 +299,12 @@ impl FfiTopics for TopicService {
         options: OpenOptions,
     ) -> FfiFuture<RResult<FfiPartitionBox, HandlerError>> {
         let partition = partition.as_str().to_owned();
-        let (runtime, converters) = (self.runtime.clone(), Arc::clone(&self.converters));
+        let (runtime, converters, meters) = (self.runtime.clone(), Arc::clone(&self.converters), self.meters.clone());
         self.run(move |topics| async move {
             let name = parse(&partition)?;
             let wait = Duration::from_millis(u64::from(options.wait_ms));
             let ledger = topics.ledger_waiting(&name, options.auto_create, wait).await.map_err(topic_error)?;
-            let handle = PartitionHandle::new(runtime, topics, converters, name, options.auto_create, ledger);
+            let handle = PartitionHandle::new(runtime, topics, converters, meters, name, options.auto_create, ledger);
             Ok(FfiPartition_TO::from_ptr(RArc::new(handle), TD_Opaque))
         })
     }

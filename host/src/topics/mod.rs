@@ -64,6 +64,27 @@ pub struct Policies {
     /// Who may produce and consume (namespace policies only).
     #[serde(default, rename = "auth_policies", skip_serializing_if = "tenants::AuthPolicies::is_empty")]
     pub auth_policies: tenants::AuthPolicies,
+    /// The namespace's own auto-creation rules (Pulsar's `autoTopicCreationOverride`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_topic_creation_override: Option<AutoTopicCreation>,
+}
+
+/// A namespace's auto-creation rules, as Pulsar's admin API writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoTopicCreation {
+    /// Whether topics are created at their first use.
+    pub allow_auto_topic_creation: bool,
+    /// `partitioned` or `non-partitioned`.
+    #[serde(default = "non_partitioned")]
+    pub topic_type: String,
+    /// Partitions of a partitioned topic created so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_num_partitions: Option<u32>,
+}
+
+fn non_partitioned() -> String {
+    "non-partitioned".to_owned()
 }
 
 /// A topic's stored metadata.
@@ -99,6 +120,9 @@ pub enum TopicError {
     /// The topic exists already.
     #[error("topic {0} already exists")]
     AlreadyExists(String),
+    /// A tenant or namespace still holds something (the message says what).
+    #[error("{0}")]
+    NotEmpty(String),
     /// The request does not fit the topic (a partition that does not exist, a
     /// partitioned topic addressed as a whole, a bad partition count).
     #[error("{0}")]
@@ -571,10 +595,28 @@ impl Topics {
         if let Some(record) = self.record(name).await? {
             return Ok(record);
         }
-        if !(auto_create && self.config.auto_create) {
+        if !auto_create {
             return Err(TopicError::NotFound(name.to_string()));
         }
-        let partitions = if self.config.auto_create_partitioned { self.config.default_partitions } else { 0 };
+        // The namespace's override, else the broker's rules.
+        let rules = self.namespace_policies(&name.namespace_path()).await?.auto_topic_creation_override;
+        let (allowed, partitions) = match rules {
+            Some(r) => (
+                r.allow_auto_topic_creation,
+                if r.topic_type == "partitioned" {
+                    r.default_num_partitions.unwrap_or(self.config.default_partitions).max(1)
+                } else {
+                    0
+                },
+            ),
+            None => (
+                self.config.auto_create,
+                if self.config.auto_create_partitioned { self.config.default_partitions } else { 0 },
+            ),
+        };
+        if !allowed {
+            return Err(TopicError::NotFound(name.to_string()));
+        }
         match self.create(name, partitions).await {
             Ok(record) => Ok(record),
             // Created concurrently by someone else: use theirs.

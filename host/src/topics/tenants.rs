@@ -219,3 +219,58 @@ impl AuthPolicies {
         self.namespace_auth.is_empty() && self.destination_auth.is_empty() && self.subscription_auth_roles.is_empty()
     }
 }
+
+impl Topics {
+    /// Deletes tenant `tenant`, which must have no namespace left.
+    pub async fn delete_tenant(&self, tenant: &str) -> Result<(), TopicError> {
+        if self.tenant(tenant).await?.is_none() {
+            return Err(TopicError::NotFound(format!("tenant {tenant}")));
+        }
+        let namespaces = self.namespaces(tenant).await?;
+        if !namespaces.is_empty() {
+            return Err(TopicError::NotEmpty(format!(
+                "The tenant {tenant} still has {} namespaces ({})",
+                namespaces.len(),
+                namespaces.join(", ")
+            )));
+        }
+        let store = std::sync::Arc::clone(&self.store);
+        let key = tenant_key(tenant);
+        blocking(move || store.delete(&key, Expect::Any)).await??;
+        tracing::info!(tenant, "tenant deleted");
+        Ok(())
+    }
+
+    /// Deletes namespace `tenant/ns`, which must hold no topic.
+    pub async fn delete_namespace(&self, namespace: &str) -> Result<(), TopicError> {
+        let topics = self.list(namespace).await?;
+        if !topics.is_empty() {
+            return Err(TopicError::NotEmpty(format!(
+                "Cannot delete non empty namespace {namespace}: it has {} topics",
+                topics.len()
+            )));
+        }
+        let store = std::sync::Arc::clone(&self.store);
+        let key = namespace_key(namespace);
+        blocking(move || store.delete(&key, Expect::Any)).await??;
+        tracing::info!(namespace, "namespace deleted");
+        Ok(())
+    }
+
+    /// Changes namespace `tenant/ns`'s policies (compare-and-set); returns them as written.
+    pub async fn update_namespace_policies(
+        &self,
+        namespace: &str,
+        change: impl Fn(&mut Policies) -> Result<(), TopicError> + Send + 'static,
+    ) -> Result<Policies, TopicError> {
+        self.update_json(
+            namespace_key(namespace),
+            |key| TopicError::NamespaceNotFound(key.trim_start_matches("/admin/namespaces/").to_owned()),
+            move |policies: &mut Policies| {
+                change(policies)?;
+                Ok(policies.clone())
+            },
+        )
+        .await
+    }
+}
