@@ -97,9 +97,17 @@ pub struct Shared {
     /// The host's SCRAM credential and grant services, set at start
     /// ([`crate::admin`]); unset without a host.
     pub security: OnceLock<Arc<dyn crate::admin::SecurityAdmin>>,
+    /// The handler's metrics, declared at start ([`crate::metrics`]).
+    pub metrics: OnceLock<crate::metrics::KafkaMetrics>,
 }
 
 impl Shared {
+    /// The handler's metrics (disabled ones before start or without a host).
+    pub fn metrics(&self) -> &crate::metrics::KafkaMetrics {
+        static DISABLED: OnceLock<crate::metrics::KafkaMetrics> = OnceLock::new();
+        self.metrics.get().unwrap_or_else(|| DISABLED.get_or_init(crate::metrics::KafkaMetrics::disabled))
+    }
+
     /// This broker's node id: 0 standalone, the host's number for it in a cluster.
     pub fn node_id(&self) -> i32 {
         self.host.get().map_or(0, Host::node_id)
@@ -137,6 +145,7 @@ impl Shared {
             sasl: OnceLock::new(),
             authorizer: OnceLock::new(),
             security: OnceLock::new(),
+            metrics: OnceLock::new(),
         }
     }
 }
@@ -159,6 +168,15 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// Counts the connection among the open ones while it is served.
+    struct Open(Arc<Shared>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.metrics().connections.add(-1.0);
+        }
+    }
+    shared.metrics().connections.inc();
+    let _open = Open(Arc::clone(&shared));
     let (read_half, mut write_half) = tokio::io::split(stream);
     let (frames, mut incoming) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
     let max_request = shared.max_request_bytes;
@@ -326,7 +344,21 @@ pub fn process(
     let span = tracing::debug_span!("request", api = key, version, correlation_id);
     match apis::versions(key) {
         Some((api, range)) if (range.min..=range.max).contains(&version) => {
-            Box::pin(apis::dispatch(api, version, frame, shared, listener, client_host, session, turn).instrument(span))
+            let started = std::time::Instant::now();
+            let metrics = Arc::clone(&shared);
+            let dispatched = apis::dispatch(api, version, frame, shared, listener, client_host, session, turn);
+            Box::pin(
+                async move {
+                    let answered = dispatched.await;
+                    let m = metrics.metrics();
+                    m.request(api, version, started);
+                    if answered.is_err() {
+                        m.error(&format!("{api:?}"), "INVALID_REQUEST");
+                    }
+                    answered
+                }
+                .instrument(span),
+            )
         }
         Some((ApiKey::Produce, _)) if apis::produce_v0::REFUSED.contains(&version) => {
             let refused = apis::produce_v0::refuse(correlation_id, version, frame.slice(MIN_REQUEST..));
@@ -339,6 +371,10 @@ pub fn process(
             ))
         }
         _ => {
+            let request = apis::versions(key).map_or_else(|| format!("api-{key}"), |(api, _)| format!("{api:?}"));
+            // Unknown keys share one label value: a client cannot grow the series.
+            let request = if apis::versions(key).is_some() { request } else { "unknown".to_owned() };
+            shared.metrics().error(&request, "UNSUPPORTED_VERSION");
             tracing::info!(parent: &span, api = key, version, "unsupported API key or version; answering UNSUPPORTED_VERSION");
             Box::pin(std::future::ready(Ok(Some(Response::Whole(apis::unsupported_response(correlation_id))))))
         }

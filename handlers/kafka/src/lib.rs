@@ -20,6 +20,7 @@ pub mod decompress;
 pub mod errors;
 pub mod idempotence;
 pub mod listeners;
+pub mod metrics;
 pub mod order;
 pub mod recompress;
 pub mod records;
@@ -103,6 +104,8 @@ pub struct KafkaService {
     sasl_allowed: Vec<String>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
+    /// The host's `exposeTopicLevelMetricsInPrometheus`: traffic metrics per topic partition.
+    topic_level_metrics: bool,
 }
 
 impl KafkaService {
@@ -187,8 +190,10 @@ impl KafkaService {
                 sasl: OnceLock::new(),
                 authorizer: OnceLock::new(),
                 security: OnceLock::new(),
+                metrics: OnceLock::new(),
             }),
             shutdown: watch::channel(false).0,
+            topic_level_metrics: config.get("exposeTopicLevelMetricsInPrometheus") == Some("true"),
         })
     }
 
@@ -229,6 +234,8 @@ impl KafkaService {
             tracing::info!("Kafka requests are authorized (authorizationEnabled)");
             let _ = self.shared.authorizer.set(Arc::new(host.clone()));
         }
+        let metrics = metrics::KafkaMetrics::register(&host, self.topic_level_metrics, Arc::downgrade(&self.shared));
+        let _ = self.shared.metrics.set(metrics);
         // Pulsar consumers read the batches this handler stores through it.
         host.register_converter(records::FORMAT_KAFKA, convert::KafkaConverter);
         let _ = self.shared.host.set(host);

@@ -100,6 +100,8 @@ impl Metrics {
         let mut families = self.registry.gather();
         families.extend(topics::gather(topics, &self.cluster, self.config.topic_level));
         families.extend(self.handlers.collect(COLLECT_DEADLINE).await);
+        // The encoder refuses an empty family (a collector with nothing to report).
+        families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {

@@ -65,8 +65,18 @@ fn error(index: i32, code: i16) -> PartitionData {
         .with_preferred_read_replica(BrokerId(-1))
 }
 
-/// Reads every wanted partition once, within the request's byte budget.
-async fn read_all(wanted: &[Wanted], mut budget: usize, splices: &mut Splices) -> (Vec<PartitionData>, usize) {
+/// What one read put in the response, per partition: (ledger, records, bytes).
+type Counts = Vec<(String, u64, u64)>;
+
+/// Reads every wanted partition once, within the request's byte budget;
+/// `counts` gets what each partition's answer holds.
+async fn read_all(
+    wanted: &[Wanted],
+    mut budget: usize,
+    splices: &mut Splices,
+    counts: &mut Counts,
+) -> (Vec<PartitionData>, usize) {
+    counts.clear();
     // Reads run concurrently; the budget is applied in request order after.
     let reads = wanted.iter().map(|w| async move {
         let partition = w.partition.as_ref().map_err(|c| *c)?;
@@ -96,6 +106,7 @@ async fn read_all(wanted: &[Wanted], mut budget: usize, splices: &mut Splices) -
                 // written in front); the response is spliced around them.
                 let mut records: Vec<Bytes> = Vec::new();
                 let mut unreadable = false;
+                let (mut messages, mut bytes) = (0u64, 0u64);
                 for entry in &read.entries {
                     // The first batch of the response is whole whatever its size.
                     if total > 0 && entry.payload.len() > budget {
@@ -126,6 +137,11 @@ async fn read_all(wanted: &[Wanted], mut budget: usize, splices: &mut Splices) -
                     }
                     budget = budget.saturating_sub(entry.payload.len());
                     total += entry.payload.len();
+                    messages += u64::from(entry.meta.count);
+                    bytes += entry.payload.len() as u64;
+                }
+                if let (Ok(partition), true) = (&w.partition, messages > 0) {
+                    counts.push((partition.name().to_owned(), messages, bytes));
                 }
                 if unreadable {
                     out.push(
@@ -214,7 +230,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
     let partitions = match ctx.host() {
         None => wanted.iter().map(|w| error(w.index, errors::KAFKA_STORAGE_ERROR)).collect(),
         Some(host) => {
-            let (mut data, mut total) = read_all(&wanted, budget, &mut splices).await;
+            let mut counts = Counts::new();
+            let (mut data, mut total) = read_all(&wanted, budget, &mut splices, &mut counts).await;
             let news = |data: &[PartitionData]| {
                 data.iter().any(|d| d.error_code != errors::NONE || d.records.as_ref().is_some_and(|r| !r.is_empty()))
             };
@@ -238,7 +255,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                     break;
                 }
                 splices = Splices::default();
-                (data, total) = read_all(&wanted, budget, &mut splices).await;
+                (data, total) = read_all(&wanted, budget, &mut splices, &mut counts).await;
+            }
+            let metrics = ctx.shared.metrics();
+            for (ledger, messages, bytes) in &counts {
+                metrics.fetched(ledger, *messages, *bytes);
             }
             data
         }

@@ -282,6 +282,9 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
             .with_log_append_time_ms(-1)
             .with_log_start_offset(log_start);
     }
+    // Records and bytes as the client sent them, counted once stored.
+    let produced =
+        to_store.iter().fold((0u64, 0u64), |(m, b), batch| (m + u64::from(batch.count), b + batch.bytes.len() as u64));
     let appended = match ctx.shared.entry_format {
         EntryFormat::Kafka => {
             // Stored as sent, with the CRC derived from the batch's own.
@@ -329,6 +332,7 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
     };
     match appended {
         Ok(result) => {
+            ctx.shared.metrics().produced(&ledger, produced.0, produced.1);
             let (appended, log_start) = (result.appended, result.range.start as i64);
             for ((pid, seq), a) in stored.iter().zip(&appended) {
                 sequences.completed(&ledger, *pid, *seq, Some(a.base_offset as i64));
