@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar bench-peer bench-security clean
+.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar bench-peer bench-security bench-metrics clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -67,6 +67,10 @@ bench-kafka:
 ## The cost of TLS and SASL: the Kafka matrix over PLAINTEXT and SASL_SSL in one run, and the handshake time.
 bench-security:
 	bash benches/security.sh
+
+## The cost of metrics: topic-level metrics off vs on, in one run, with /metrics scraped every second.
+bench-metrics:
+	bash benches/metrics.sh
 
 ## Memory soak: many times the cache budget written through one broker, RSS after each round.
 bench-soak:

@@ -149,6 +149,13 @@ impl std::fmt::Debug for Metric {
     }
 }
 
+impl Default for Metric {
+    /// [`Metric::disabled`].
+    fn default() -> Self {
+        Self::disabled()
+    }
+}
+
 impl Metric {
     pub(crate) fn from_ffi(inner: FfiMetricBox) -> Self {
         Self { inner: Some(inner) }
@@ -179,6 +186,13 @@ pub struct Series {
 impl std::fmt::Debug for Series {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Series").field("exported", &self.inner.is_some()).finish()
+    }
+}
+
+impl Default for Series {
+    /// [`Series::disabled`].
+    fn default() -> Self {
+        Self::disabled()
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Broker {
     pub kafka_port: u16,
     /// The Pulsar protocol port (`brokerServicePort`) chosen for this broker.
     pub pulsar_port: u16,
+    /// The admin REST API's port (`webServicePort`) chosen for this broker.
+    pub web_port: u16,
 }
 
 /// What a broker run that ended by itself produced.
@@ -105,7 +107,21 @@ impl Broker {
             dir.path().join("data").display(),
         );
         fs::write(dir.path().join("broker.conf"), text).unwrap();
-        Self { child: None, dir, env: Vec::new(), log_start: 0, kafka_port, pulsar_port }
+        Self { child: None, dir, env: Vec::new(), log_start: 0, kafka_port, pulsar_port, web_port }
+    }
+
+    /// `GET path` on the admin port (HTTP/1.0, no client library): the
+    /// status code and the body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.web_port)).expect("admin port");
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, body.to_owned())
     }
 
     /// Adds an environment variable for the broker process.

@@ -30,7 +30,18 @@ fn the_out_of_tree_handler_loads_serves_and_uses_host_services() {
     assert_eq!(line.ask("ECHO hello").as_deref(), Some("hello"));
     assert_eq!(line.ask("SLEEP 30").as_deref(), Some("slept 30"));
     assert_eq!(line.ask("SPAWN 100").as_deref(), Some("5050"));
+    assert_eq!(line.ask("NOSUCH x").as_deref().map(|r| r.starts_with("ERR")), Some(true));
     assert_eq!(line.ask("QUIT").as_deref(), Some("bye"));
+    // The handler's metric, declared through the host, is on the broker's /metrics.
+    let (status, metrics) = broker.http_get("/metrics");
+    assert_eq!(status, 200);
+    for series in [
+        "line_commands_total{command=\"ECHO\"} 1",
+        "line_commands_total{command=\"SPAWN\"} 1",
+        "line_commands_total{command=\"other\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from:\n{metrics}");
+    }
     // The handler's tracing events reach the host's log, inside the connection span.
     assert!(broker.wait_for_log("line client connected", Duration::from_secs(5)), "{}", broker.log());
     assert!(broker.log().contains("conn{protocol=line"), "{}", broker.log());

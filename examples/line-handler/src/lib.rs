@@ -33,6 +33,9 @@
 //!
 //! Errors reply `ERR <kind> <message>`.
 //!
+//! Metrics, through the host's metrics service: `line_commands_total{command}`
+//! on the broker's `/metrics` (`Host::metric`).
+//!
 //! Configuration: `lineListener` (default `127.0.0.1:7070`).
 
 use std::{collections::HashMap, time::Duration};
@@ -40,7 +43,8 @@ use std::{collections::HashMap, time::Duration};
 use polyport_handler_api::{
     export_handler,
     storage::{Ack, CursorReadRequest, Entry, InitialPosition, NewEntry, OpenOptions, Position, ReadRequest},
-    Config, Connection, ConnectionFuture, HandlerError, Host, Listener, Partition, ProtocolHandler,
+    Config, Connection, ConnectionFuture, HandlerError, Host, Listener, Metric, MetricSpec, Partition,
+    ProtocolHandler,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -48,6 +52,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 struct LineHandler {
     address: String,
     host: Option<Host>,
+    /// `line_commands_total{command}`.
+    commands: Metric,
 }
 
 impl ProtocolHandler for LineHandler {
@@ -69,6 +75,10 @@ impl ProtocolHandler for LineHandler {
     }
 
     fn start(&mut self, host: Host) -> Result<(), HandlerError> {
+        // Exported by the host on /metrics; a host without the metrics
+        // service (older than 0.2.3) leaves it disabled.
+        let spec = MetricSpec::counter("line_commands_total", "Line commands by name", &["command"]);
+        self.commands = host.metric(spec).unwrap_or_else(|_| Metric::disabled());
         self.host = Some(host);
         Ok(())
     }
@@ -79,6 +89,7 @@ impl ProtocolHandler for LineHandler {
 
     fn new_connection(&self, _listener: &str, connection: Connection) -> ConnectionFuture {
         let host = self.host.clone();
+        let commands = self.commands.clone();
         Box::pin(async move {
             let host = host.ok_or_else(|| HandlerError::other("connection before start"))?;
             tracing::info!(peer = connection.peer_addr(), "line client connected");
@@ -92,6 +103,12 @@ impl ProtocolHandler for LineHandler {
                     return Ok(());
                 }
                 let (command, arg) = line.trim_end().split_once(' ').unwrap_or((line.trim_end(), ""));
+                // Label values from a fixed set: a client cannot add series.
+                const KNOWN: &[&str] = &[
+                    "ECHO", "SLEEP", "SPAWN", "PANIC", "QUIT", "AUTH", "CREATE", "DELETE", "TOPICS", "PUB", "GET",
+                    "RANGE", "SUB", "ACK", "CURSORS", "NEXT", "MSGID", "OFFSET", "WAIT",
+                ];
+                commands.series(&[KNOWN.iter().find(|k| **k == command).copied().unwrap_or("other")]).inc();
                 let reply = match command {
                     "ECHO" => arg.to_owned(),
                     "SLEEP" => {
