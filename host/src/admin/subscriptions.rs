@@ -38,7 +38,7 @@ use serde::Deserialize;
 
 use super::{json_body, require_tenant_admin, stats::ledger_of, topic_name, topics::partitions_of, ApiError, Shared};
 use crate::{
-    pulsar::subscription::{SeekTarget, SubCommand},
+    pulsar::subscription::{DeleteRefused, SeekTarget, SubCommand},
     topics::{now_ms, TopicName},
 };
 
@@ -165,6 +165,17 @@ async fn delete(
     let sub = decode_subscription(&sub);
     let force = query.get("force").is_some_and(|v| v == "true");
     let partitions = authorized_partitions(&state, &headers, (&t, &ns, &topic)).await?;
+    if !force {
+        // Every partition is checked first, so that a refusal deletes nothing.
+        for partition in &partitions {
+            if connected_consumers(&state, &partition.to_string(), &sub).await > 0 {
+                return Err(ApiError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    format!("Subscription {sub} has active connected consumers (delete with force=true to close them)"),
+                ));
+            }
+        }
+    }
     let mut found = false;
     for partition in &partitions {
         let ledger = ledger_of(&state, partition).await?;
@@ -173,23 +184,29 @@ async fn delete(
         }
         found = true;
         let running = state.pulsar.as_ref().and_then(|p| p.running_subscription(ledger.name(), &sub));
+        let deleted = |ledger: Arc<ManagedLedger>, sub: String| async move {
+            ledger.delete_cursor(&sub).await.map_err(|e| DeleteRefused::Failed(e.to_string()))
+        };
         let result = match running {
             Some(task) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 match task.send(SubCommand::Delete(force, tx)).await {
-                    Ok(()) => rx.await.unwrap_or_else(|_| Err("the subscription closed".into())),
-                    Err(_) => ledger.delete_cursor(&sub).await.map_err(|e| e.to_string()),
+                    Ok(()) => rx.await.unwrap_or_else(|_| Err(DeleteRefused::Failed("the subscription closed".into()))),
+                    // The task ended meanwhile: the cursor is all there is.
+                    Err(_) => deleted(Arc::clone(&ledger), sub.clone()).await,
                 }
             }
-            None => ledger.delete_cursor(&sub).await.map_err(|e| e.to_string()),
+            None => deleted(Arc::clone(&ledger), sub.clone()).await,
         };
-        if let Err(reason) = result {
-            let status = if reason.contains("active") {
-                StatusCode::PRECONDITION_FAILED
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            return Err(ApiError::new(status, reason));
+        match result {
+            Ok(()) => {}
+            Err(DeleteRefused::Busy) => {
+                return Err(ApiError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    format!("Subscription {sub} has active connected consumers (delete with force=true to close them)"),
+                ))
+            }
+            Err(DeleteRefused::Failed(reason)) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason)),
         }
     }
     if !found {
@@ -197,6 +214,16 @@ async fn delete(
     }
     tracing::info!(topic = %topic_name(&t, &ns, &topic)?, subscription = %sub, force, "subscription deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The Pulsar consumers connected to subscription `sub` of partition `ledger` now.
+async fn connected_consumers(state: &Shared, ledger: &str, sub: &str) -> usize {
+    let Some(task) = state.pulsar.as_ref().and_then(|p| p.running_subscription(ledger, sub)) else { return 0 };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if task.send(SubCommand::Stats(tx)).await.is_err() {
+        return 0;
+    }
+    rx.await.map_or(0, |snapshot| snapshot.consumers.len())
 }
 
 /// Moves subscription `sub` of `ledger` to `offset` (back or forth): through

@@ -127,7 +127,16 @@ pub enum SubCommand {
     /// Its type and consumers (the admin API's stats).
     Stats(oneshot::Sender<SubscriptionSnapshot>),
     /// Delete the subscription for the admin API (`force`: even with consumers, which are closed).
-    Delete(bool, oneshot::Sender<Result<(), String>>),
+    Delete(bool, oneshot::Sender<Result<(), DeleteRefused>>),
+}
+
+/// Why the admin API's deletion of a subscription did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteRefused {
+    /// Consumers are connected (and the deletion was not forced).
+    Busy,
+    /// The cursor could not be deleted.
+    Failed(String),
 }
 
 /// An entry handed to a consumer and not yet acknowledged.
@@ -438,11 +447,12 @@ impl Subscription {
             }
             SubCommand::Delete(force, reply) => {
                 if !self.consumers.is_empty() && !force {
-                    let _ = reply.send(Err("Subscription has active connected consumers".into()));
+                    let _ = reply.send(Err(DeleteRefused::Busy));
                     return true;
                 }
                 self.close_consumers().await;
-                let result = self.ledger.delete_cursor(&self.cursor).await.map_err(|e| e.to_string());
+                let result =
+                    self.ledger.delete_cursor(&self.cursor).await.map_err(|e| DeleteRefused::Failed(e.to_string()));
                 let done = result.is_ok();
                 let _ = reply.send(result);
                 return !done;
