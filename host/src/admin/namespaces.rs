@@ -186,14 +186,24 @@ async fn update(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One policy of the namespace, as `field` shows it (`null`: not set).
+async fn read(
+    state: &Shared,
+    headers: &HeaderMap,
+    tenant: &str,
+    namespace: &str,
+    field: fn(Policies) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant_admin(state, headers, tenant).await?;
+    Ok(Json(field(existing(state, tenant, namespace).await?)))
+}
+
 async fn get_retention(
     state: Shared,
     headers: HeaderMap,
     Path((tenant, namespace)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant_admin(&state, &headers, &tenant).await?;
-    let p = existing(&state, &tenant, &namespace).await?;
-    Ok(Json(retention_of(&p).map_or(Value::Null, |r| json!(r))))
+    read(&state, &headers, &tenant, &namespace, |p| retention_of(&p).map_or(Value::Null, |r| json!(r))).await
 }
 
 async fn set_retention(
@@ -233,9 +243,7 @@ async fn get_ttl(
     headers: HeaderMap,
     Path((tenant, namespace)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant_admin(&state, &headers, &tenant).await?;
-    let p = existing(&state, &tenant, &namespace).await?;
-    Ok(Json(p.message_ttl_in_seconds.map_or(Value::Null, |t| json!(t))))
+    read(&state, &headers, &tenant, &namespace, |p| p.message_ttl_in_seconds.map_or(Value::Null, |t| json!(t))).await
 }
 
 async fn set_ttl(
@@ -267,9 +275,8 @@ async fn get_auto_creation(
     headers: HeaderMap,
     Path((tenant, namespace)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant_admin(&state, &headers, &tenant).await?;
-    let p = existing(&state, &tenant, &namespace).await?;
-    Ok(Json(p.auto_topic_creation_override.map_or(Value::Null, |a| json!(a))))
+    read(&state, &headers, &tenant, &namespace, |p| p.auto_topic_creation_override.map_or(Value::Null, |a| json!(a)))
+        .await
 }
 
 async fn set_auto_creation(

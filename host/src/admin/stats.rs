@@ -49,6 +49,29 @@ pub(super) async fn ledger_of(state: &Shared, partition: &TopicName) -> Result<A
     Ok(state.topics.ledger(partition, false).await?)
 }
 
+/// A non-partitioned topic or one partition, with its ledger, for the calls
+/// that take one: a partitioned topic's name is refused with `status`,
+/// naming `what` was asked.
+pub(super) async fn one_partition(
+    state: &Shared,
+    headers: &HeaderMap,
+    (tenant, namespace, topic): (&str, &str, &str),
+    what: &str,
+    status: StatusCode,
+) -> Result<(TopicName, Arc<ManagedLedger>), ApiError> {
+    require_tenant_admin(state, headers, tenant).await?;
+    let name = topic_name(tenant, namespace, topic)?;
+    let (count, _) = partitions_of(state, &name).await?;
+    if count > 0 {
+        return Err(ApiError::new(
+            status,
+            format!("{name} is a partitioned topic: ask one of its partitions for its {what}"),
+        ));
+    }
+    let ledger = ledger_of(state, &name).await?;
+    Ok((name, ledger))
+}
+
 /// `ledgerId:entryId` of the entry holding `offset`.
 pub(super) async fn position_text(ledger: &Arc<ManagedLedger>, offset: u64) -> String {
     match ledger.nonblocking(move |l| l.position(offset)).await {
@@ -169,15 +192,9 @@ async fn stats(
     headers: HeaderMap,
     Path((tenant, namespace, topic)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant_admin(&state, &headers, &tenant).await?;
-    let name = topic_name(&tenant, &namespace, &topic)?;
-    let (partitions, _) = partitions_of(&state, &name).await?;
-    if partitions > 0 {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("{name} is a partitioned topic: ask for its partitioned-stats"),
-        ));
-    }
+    // A partitioned topic's name is no topic of its own (Pulsar: not found).
+    let path = (tenant.as_str(), namespace.as_str(), topic.as_str());
+    let (name, _) = one_partition(&state, &headers, path, "stats", StatusCode::NOT_FOUND).await?;
     Ok(Json(partition_stats(&state, &name).await?))
 }
 
@@ -263,16 +280,8 @@ async fn internal_stats(
     headers: HeaderMap,
     Path((tenant, namespace, topic)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant_admin(&state, &headers, &tenant).await?;
-    let name = topic_name(&tenant, &namespace, &topic)?;
-    let (count, _) = partitions_of(&state, &name).await?;
-    if count > 0 {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("{name} is a partitioned topic: ask for a partition's internalStats"),
-        ));
-    }
-    let ledger = ledger_of(&state, &name).await?;
+    let path = (tenant.as_str(), namespace.as_str(), topic.as_str());
+    let (_, ledger) = one_partition(&state, &headers, path, "internalStats", StatusCode::NOT_FOUND).await?;
     let range = ledger.range();
     let segments = ledger.segments();
     let last = segments.last().cloned();
@@ -359,16 +368,8 @@ async fn last_message_id(
     headers: HeaderMap,
     Path((tenant, namespace, topic)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant_admin(&state, &headers, &tenant).await?;
-    let name = topic_name(&tenant, &namespace, &topic)?;
-    let (count, _) = partitions_of(&state, &name).await?;
-    if count > 0 {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{name} is a partitioned topic: ask a partition for its last message id"),
-        ));
-    }
-    let ledger = ledger_of(&state, &name).await?;
+    let path = (tenant.as_str(), namespace.as_str(), topic.as_str());
+    let (_, ledger) = one_partition(&state, &headers, path, "last message id", StatusCode::METHOD_NOT_ALLOWED).await?;
     let range = ledger.range();
     if range.end == range.start {
         // Pulsar's "earliest": nothing was written (or everything was deleted).

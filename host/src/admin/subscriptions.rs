@@ -36,7 +36,13 @@ use axum::{
 use polyport_ledger::{Ack, InitialPosition, ManagedLedger, ReadLimits};
 use serde::Deserialize;
 
-use super::{json_body, require_tenant_admin, stats::ledger_of, topic_name, topics::partitions_of, ApiError, Shared};
+use super::{
+    json_body, require_tenant_admin,
+    stats::{ledger_of, one_partition},
+    topic_name,
+    topics::partitions_of,
+    ApiError, Shared,
+};
 use crate::{
     pulsar::subscription::{DeleteRefused, SeekTarget, SubCommand},
     topics::{now_ms, TopicName},
@@ -267,11 +273,7 @@ async fn reset_to_time(
 ) -> Result<StatusCode, ApiError> {
     let sub = decode_subscription(&sub);
     for ledger in with_subscription(&state, &headers, (&t, &ns, &topic), &sub).await? {
-        let found = ledger
-            .nonblocking(move |l| l.find_by_time(timestamp))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let offset = found.map_or(ledger.range().end, |e| e.meta.base_offset);
+        let offset = first_published_at(&ledger, timestamp).await?;
         seek(&state, &ledger, &sub, offset).await?;
     }
     tracing::info!(topic = %topic, subscription = %sub, timestamp, "subscription reset to a time");
@@ -293,6 +295,16 @@ async fn reset_to_id(
     tracing::info!(topic = %topic, subscription = %sub, ledger_id = id.ledger_id, entry_id = id.entry_id,
         "subscription reset to a message id");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The offset of the first entry published at or after `timestamp_ms` (the
+/// end of the log if none was).
+async fn first_published_at(ledger: &Arc<ManagedLedger>, timestamp_ms: i64) -> Result<u64, ApiError> {
+    let found = ledger
+        .nonblocking(move |l| l.find_by_time(timestamp_ms))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(found.map_or(ledger.range().end, |e| e.meta.base_offset))
 }
 
 /// Acknowledges everything below `offset` on `sub` (never moves it back).
@@ -332,11 +344,7 @@ async fn skip_all(
 async fn expire_on(ledger: &Arc<ManagedLedger>, sub: &str, seconds: i64) -> Result<(), ApiError> {
     let cutoff = now_ms() - seconds.saturating_mul(1000);
     // The first entry published after the cutoff; everything before it expired.
-    let found = ledger
-        .nonblocking(move |l| l.find_by_time(cutoff + 1))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let offset = found.map_or(ledger.range().end, |e| e.meta.base_offset);
+    let offset = first_published_at(ledger, cutoff + 1).await?;
     acknowledge_to(ledger, sub, offset)
 }
 
@@ -461,11 +469,7 @@ async fn single_ledger(
     headers: &HeaderMap,
     path: (&str, &str, &str),
 ) -> Result<Arc<ManagedLedger>, ApiError> {
-    let partitions = authorized_partitions(state, headers, path).await?;
-    match partitions.as_slice() {
-        [one] => ledger_of(state, one).await,
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "partitioned topic: ask one of its partitions")),
-    }
+    Ok(one_partition(state, headers, path, "messages", StatusCode::METHOD_NOT_ALLOWED).await?.1)
 }
 
 async fn peek(
