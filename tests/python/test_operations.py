@@ -151,8 +151,32 @@ def test_request_counters_count_each_request(broker):
     assert latency(after) - latency(before) == 5
     assert errors(after, "Metadata") - errors(before, "Metadata") == 1
     assert errors(after, "unknown") - errors(before, "unknown") == 1
+    assert all(("version", "99") in ls for (n, ls) in after
+               if n == "kop_server_REQUEST_ERRORS_total" and ("request", "Metadata") in ls)
     # A client's made-up API key never becomes a label value.
     assert not any(("request", "999") in ls or ("request", "api-999") in ls for (_, ls) in after)
+
+
+def test_partition_errors_are_counted_by_name(broker):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic = f"oor-{uuid.uuid4().hex[:6]}"
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce(topic, b"only")
+    p.flush(10)
+    errors = lambda s: value(s, "kop_server_REQUEST_ERRORS_total", request="Fetch", error="OFFSET_OUT_OF_RANGE") or 0
+    before = errors(scrape(broker)[0])
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "oor", "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 1000)])  # past the end: the broker answers OFFSET_OUT_OF_RANGE
+    got = None
+    deadline = time.time() + 15
+    while got is None and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got = m
+    c.close()
+    assert got is not None and got.value() == b"only"  # the client reset to the earliest offset
+    assert errors(scrape(broker)[0]) - before >= 1
 
 
 def test_pulsar_producers_and_consumers_are_counted(broker, pulsar_client):

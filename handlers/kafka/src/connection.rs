@@ -353,7 +353,7 @@ pub fn process(
                     let m = metrics.metrics();
                     m.request(api, version, started);
                     if answered.is_err() {
-                        m.error(&format!("{api:?}"), "INVALID_REQUEST");
+                        m.error(&format!("{api:?}"), version, "INVALID_REQUEST");
                     }
                     answered
                 }
@@ -374,7 +374,7 @@ pub fn process(
             let request = apis::versions(key).map_or_else(|| format!("api-{key}"), |(api, _)| format!("{api:?}"));
             // Unknown keys share one label value: a client cannot grow the series.
             let request = if apis::versions(key).is_some() { request } else { "unknown".to_owned() };
-            shared.metrics().error(&request, "UNSUPPORTED_VERSION");
+            shared.metrics().error(&request, version, "UNSUPPORTED_VERSION");
             tracing::info!(parent: &span, api = key, version, "unsupported API key or version; answering UNSUPPORTED_VERSION");
             Box::pin(std::future::ready(Ok(Some(Response::Whole(apis::unsupported_response(correlation_id))))))
         }

@@ -2,9 +2,11 @@
 //! handler-api's metrics service, under KoP's `kop_server_` prefix:
 //!
 //! - `kop_server_REQUESTS_total{request,version}` and
-//!   `kop_server_REQUEST_ERRORS_total{request,error}` (counters): requests
-//!   by API and version; requests answered with a protocol error
-//!   (malformed, unsupported version);
+//!   `kop_server_REQUEST_ERRORS_total{request,version,error}` (counters):
+//!   requests by API and version; errors by API, version and Kafka's name
+//!   for the error: requests that do not decode or whose version is not
+//!   served, and the partitions of Produce and Fetch answered with an error
+//!   code;
 //! - `kop_server_REQUEST_LATENCY{request}` (histogram, milliseconds, as
 //!   KoP's): from a request's decoding to its response's encoding;
 //! - `kop_server_BYTES_IN_total`, `kop_server_MESSAGE_IN_total`,
@@ -90,6 +92,25 @@ fn declare(host: Option<&Host>, spec: MetricSpec) -> Metric {
     })
 }
 
+/// Kafka's name for an error code (`CORRUPT_MESSAGE`), from the protocol
+/// crate's names; a code it does not know is `code_N`.
+pub fn error_name(code: i16) -> String {
+    let Some(error) = kafka_protocol::ResponseError::try_from_code(code) else { return format!("code_{code}") };
+    let camel = format!("{error:?}");
+    // The crate's catch-all for codes it does not know (`Unknown(N)`).
+    if camel.contains('(') {
+        return format!("code_{code}");
+    }
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
 /// `persistent://t/ns/topic-partition-N` → (`t/ns`, the topic as Kafka
 /// clients name it, `N`); a non-partitioned topic is Kafka's partition 0.
 fn split_ledger(ledger: &str, mapper: &crate::topics::TopicMapper) -> (String, String, String) {
@@ -121,8 +142,8 @@ impl KafkaMetrics {
             ),
             errors: counter(
                 "kop_server_REQUEST_ERRORS_total",
-                "Kafka requests answered with a protocol error, by API and error",
-                &["request", "error"],
+                "Kafka errors by API, version and error: requests refused whole, and Produce and Fetch partitions",
+                &["request", "version", "error"],
             ),
             latency: declare(
                 host,
@@ -190,9 +211,16 @@ impl KafkaMetrics {
         }
     }
 
-    /// A request answered with a protocol error (`error`: Kafka's name for it).
-    pub fn error(&self, request: &str, error: &str) {
-        self.errors.series(&[request, error]).inc();
+    /// A request refused whole (`error`: Kafka's name for it).
+    pub fn error(&self, request: &str, version: i16, error: &str) {
+        self.errors.series(&[request, &version.to_string(), error]).inc();
+    }
+
+    /// `count` partitions of a request of `api` answered with error `code`.
+    pub fn partition_errors(&self, api: ApiKey, version: i16, code: i16, count: u64) {
+        if count > 0 && code != crate::errors::NONE {
+            self.errors.series(&[&format!("{api:?}"), &version.to_string(), &error_name(code)]).add(count as f64);
+        }
     }
 
     fn per_ledger(
@@ -282,11 +310,21 @@ mod tests {
     }
 
     #[test]
+    fn error_codes_have_kafkas_names() {
+        assert_eq!(error_name(2), "CORRUPT_MESSAGE");
+        assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(error_name(29), "TOPIC_AUTHORIZATION_FAILED");
+        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(31000), "code_31000");
+    }
+
+    #[test]
     fn disabled_metrics_take_updates() {
         let m = KafkaMetrics::disabled();
         m.request(ApiKey::Produce, 9, Instant::now());
         m.produced("persistent://public/default/t-partition-0", 3, 100);
-        m.error("Produce", "CORRUPT_MESSAGE");
+        m.error("Produce", 9, "CORRUPT_MESSAGE");
+        m.partition_errors(ApiKey::Produce, 9, 2, 1);
         m.connections.inc();
     }
 }

@@ -284,5 +284,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
             ),
         }
     }
+    let codes = responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    super::count_partition_errors(ctx, codes);
     (FetchResponse::default().with_session_id(session_id).with_responses(responses), splices)
 }

@@ -218,6 +218,23 @@ pub async fn dispatch(
     }
 }
 
+/// Counts the partitions answered with an error, by code.
+pub(crate) fn count_partition_errors(ctx: &RequestContext<'_>, codes: impl Iterator<Item = i16>) {
+    let mut by_code: Vec<(i16, u64)> = Vec::new();
+    for code in codes.filter(|c| *c != crate::errors::NONE) {
+        match by_code.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => by_code.push((code, 1)),
+        }
+    }
+    let api = kafka_protocol::messages::ApiKey::try_from(ctx.header.request_api_key).ok();
+    for (code, count) in by_code {
+        if let Some(api) = api {
+            ctx.shared.metrics().partition_errors(api, ctx.version, code, count);
+        }
+    }
+}
+
 async fn call<'c, Req, Resp, F, Fut>(
     ctx: &'c RequestContext<'c>,
     frame: &mut Bytes,

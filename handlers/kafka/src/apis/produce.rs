@@ -156,6 +156,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, mut turn:
             topics[t].partition_responses.push(response);
         }
     }
+    super::count_partition_errors(ctx, topics.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
     ProduceResponse::default().with_responses(topics)
 }
 
