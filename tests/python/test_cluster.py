@@ -54,7 +54,8 @@ class Etcd:
 def cluster():
     etcd = Etcd()
     brokers = [
-        Broker(f"metadataStoreUrl={etcd.url}\nmetadataStoreSessionTimeoutMillis=2000\nwebServicePort={free_port()}").start()
+        # Each broker's id is advertisedAddress:webServicePort (conftest gives each its own port).
+        Broker(f"metadataStoreUrl={etcd.url}\nmetadataStoreSessionTimeoutMillis=2000").start()
         for _ in range(3)
     ]
     time.sleep(0.3)  # registrations reach every broker by a watch
@@ -110,6 +111,30 @@ def test_clients_bootstrapped_at_any_broker_share_a_topic_spread_over_three(clus
         from_pulsar.add(m.data().decode())
     assert from_pulsar == seen
     client.close()
+
+
+def test_the_admin_api_looks_partitions_up_at_their_owners(cluster):
+    import requests
+
+    a, b, c = cluster
+    admin = AdminClient({"bootstrap.servers": a.bootstrap})
+    for f in admin.create_topics([NewTopic("py-rest-lookup", num_partitions=6, replication_factor=1)]).values():
+        f.result(timeout=20)
+    metadata = admin.list_topics("py-rest-lookup", timeout=10)
+    by_kafka_port = {br.port: br for br in cluster}
+    owner_of = {p: by_kafka_port[metadata.brokers[m.leader].port]
+                for p, m in metadata.topics["py-rest-lookup"].partitions.items()}
+    assert len({o.port for o in owner_of.values()}) > 1, "the partitions spread over brokers"
+    for partition, owner in owner_of.items():
+        # Asked at any broker, the REST lookup names the partition's owner, as Kafka's Metadata does.
+        for asked in (a, c):
+            r = requests.get(f"{asked.web_url}/lookup/v2/topic/persistent/public/default/"
+                             f"py-rest-lookup-partition-{partition}", timeout=10)
+            assert r.status_code == 200, r.text
+            assert r.json()["brokerUrl"] == owner.pulsar_url, (partition, r.json())
+            assert r.json()["httpUrl"] == owner.web_url, (partition, r.json())
+    listed = requests.get(f"{b.web_url}/admin/v2/brokers/standalone", timeout=10).json()
+    assert sorted(listed) == sorted(f"127.0.0.1:{br.web_port}" for br in cluster)
 
 
 def test_a_pulsar_producer_and_consumer_follow_their_topic_when_its_broker_stops(cluster):
