@@ -27,6 +27,7 @@ pub mod records;
 pub mod sasl;
 pub mod session;
 pub mod topics;
+pub mod transactions;
 
 /// Counts a client sends do not size memory (see [`alloc`]).
 #[global_allocator]

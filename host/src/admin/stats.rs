@@ -107,7 +107,7 @@ pub(super) async fn partition_stats(state: &Shared, partition: &TopicName) -> Re
                 "producerId": p.producer_id,
                 "producerName": p.name,
                 "accessMode": if p.exclusive { "Exclusive" } else { "Shared" },
-                "connectedSince": chrono_text(p.since_ms),
+                "connectedSince": rfc3339_ms(p.since_ms),
                 "msgRateIn": 0.0, "msgThroughputIn": 0.0, "averageMsgSize": 0.0,
             })
         })
@@ -181,8 +181,8 @@ pub(super) async fn partition_stats(state: &Shared, partition: &TopicName) -> Re
     }))
 }
 
-/// Unix ms as Pulsar's `connectedSince` (ISO-8601, UTC).
-fn chrono_text(ms: i64) -> String {
+/// Unix ms as Pulsar's admin API writes times (ISO-8601, UTC, milliseconds).
+pub(super) fn rfc3339_ms(ms: i64) -> String {
     let system = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(system).to_string()
 }

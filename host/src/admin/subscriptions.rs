@@ -38,7 +38,7 @@ use serde::Deserialize;
 
 use super::{
     json_body, require_tenant_admin,
-    stats::{ledger_of, one_partition},
+    stats::{ledger_of, one_partition, rfc3339_ms},
     topic_name,
     topics::partitions_of,
     ApiError, Shared,
@@ -403,14 +403,7 @@ async fn message_response(state: &Shared, ledger: &Arc<ManagedLedger>, offset: u
         }
     };
     put("X-Pulsar-Message-ID", id);
-    put(
-        "X-Pulsar-publish-time",
-        humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH
-                + std::time::Duration::from_millis(u64::try_from(entry.meta.publish_time_ms).unwrap_or(0)),
-        )
-        .to_string(),
-    );
+    put("X-Pulsar-publish-time", rfc3339_ms(entry.meta.publish_time_ms));
     let body: Vec<u8> = match messages.as_slice() {
         [one] => {
             if let Some(t) = one.event_time_ms {
