@@ -74,12 +74,7 @@ async fn namespace_topics(
     namespace: &str,
 ) -> Result<Vec<(TopicName, u32)>, ApiError> {
     require_tenant_admin(state, headers, tenant).await?;
-    state.topics.list(&format!("{tenant}/{namespace}")).await.map_err(|e| match e {
-        TopicError::NamespaceNotFound(ns) => {
-            ApiError::new(StatusCode::NOT_FOUND, format!("Namespace {ns} does not exist"))
-        }
-        other => other.into(),
-    })
+    Ok(state.topics.list(&format!("{tenant}/{namespace}")).await?)
 }
 
 async fn list(
@@ -117,18 +112,8 @@ async fn list_partitioned(
 }
 
 async fn create(state: &Shared, name: &TopicName, partitions: u32) -> Result<StatusCode, ApiError> {
-    if state.topics.record(name).await?.is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("This topic already exists: {name}")));
-    }
-    state.topics.create(name, partitions).await.map_err(|e| match e {
-        TopicError::AlreadyExists(_) => {
-            ApiError::new(StatusCode::CONFLICT, format!("This topic already exists: {name}"))
-        }
-        TopicError::NamespaceNotFound(ns) => {
-            ApiError::new(StatusCode::NOT_FOUND, format!("Namespace {ns} does not exist"))
-        }
-        other => other.into(),
-    })?;
+    // The create is a compare-and-set: an existing topic is its AlreadyExists (409).
+    state.topics.create(name, partitions).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -22,6 +22,9 @@ use prometheus::{
 /// Buckets of a histogram declared without any (milliseconds-scaled, as KoP's latencies).
 const DEFAULT_BUCKETS: &[f64] = &[0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
 
+/// The prefixes of the broker's own metric names.
+const BROKER_PREFIXES: &[&str] = &["pulsar_", "process_"];
+
 #[derive(Clone)]
 enum Family {
     Counter(CounterVec),
@@ -60,9 +63,11 @@ impl HandlerMetrics {
         self.collectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether `name` is the broker's own (its families are `pulsar_*` and
+    /// `process_*`, some built only at a scrape) or a collector's.
     fn taken(&self, name: &str) -> bool {
-        self.collectors().iter().any(|c| c.0.name.as_str() == name)
-            || self.registry.gather().iter().any(|f| f.name() == name)
+        BROKER_PREFIXES.iter().any(|p| name.starts_with(p))
+            || self.collectors().iter().any(|c| c.0.name.as_str() == name)
     }
 
     /// Declares `spec` (or returns the metric declared with the same spec).
@@ -241,6 +246,8 @@ mod tests {
         assert_eq!(clash.err().map(|e| e.kind()), Some(ErrorKind::INVALID_ARGUMENT));
         let bad = metrics.declare(MetricSpec::counter("bad name", "t", &[]));
         assert!(bad.is_err());
+        let broker_own = metrics.declare(MetricSpec::gauge("pulsar_topics_count", "t", &[]));
+        assert_eq!(broker_own.err().map(|e| e.kind()), Some(ErrorKind::INVALID_ARGUMENT));
         let wrong_arity = a.series(RSlice::from_slice(&[])).into_result();
         assert!(wrong_arity.is_err());
     }
