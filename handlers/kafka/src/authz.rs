@@ -456,7 +456,7 @@ pub(crate) mod tests {
             for topic in [X, Y] {
                 host.create_topic(topic, 2).await.expect("create");
             }
-            shared.coordinator.start(&host, "public/default");
+            shared.coordinator.start(&host, "public/default", std::sync::Arc::clone(&shared.txn_index));
             shared.host.set(host).expect("unset");
             Arc::new(shared)
         }

@@ -87,6 +87,8 @@ pub struct Shared {
     pub log_append_time: bool,
     /// Idempotent producers' sequences.
     pub sequences: crate::idempotence::Sequences,
+    /// Each partition's open and aborted transactions.
+    pub txn_index: Arc<crate::txn_index::TxnIndex>,
     /// The SASL mechanisms enabled and the exchanges' source, set at start
     /// when a `SASL_*` listener exists.
     pub sasl: OnceLock<Sasl>,
@@ -138,10 +140,16 @@ impl Shared {
                 metadata_namespace: "public/__kafka".into(),
                 partitions: 1,
                 retention_check: std::time::Duration::from_secs(600),
+                transactions: true,
+                txn_limits: crate::coordinator::TxnLimits {
+                    max_timeout_ms: 900_000,
+                    abort_check: std::time::Duration::from_secs(10),
+                },
             }),
             entry_format: crate::EntryFormat::Kafka,
             log_append_time: false,
             sequences: crate::idempotence::Sequences::default(),
+            txn_index: Arc::default(),
             sasl: OnceLock::new(),
             authorizer: OnceLock::new(),
             security: OnceLock::new(),

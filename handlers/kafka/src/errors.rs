@@ -13,6 +13,14 @@ pub const CORRUPT_MESSAGE: i16 = 2;
 /// INVALID_RECORD: a batch this request cannot hold (Kafka answers a
 /// Produce v3+ batch of magic 0 or 1 with it; not retriable).
 pub const INVALID_RECORD: i16 = 87;
+/// The broker's storage format cannot hold the request (transactions with
+/// entryFormat=pulsar).
+pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+/// A transactional offset commit for the group is still pending
+/// (OffsetFetch with `require_stable`); the client retries.
+pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+/// The transactional id may not be used by this role.
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 /// This server does not host this topic-partition.
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// The request included a message larger than the max message size the server will accept.

@@ -297,6 +297,8 @@ pub async fn stored_tail(partition: Partition) -> Result<Vec<StoredBatch>, Handl
             .entries
             .iter()
             .filter(|e| e.meta.format == records::FORMAT_KAFKA)
+            // Markers carry the producer's id but no sequence.
+            .filter(|e| !matches!(records::txn_kind(&e.payload), records::TxnKind::Marker(..)))
             .filter_map(|e| {
                 let (producer_id, epoch, first, count) = records::producer_of(&e.payload)?;
                 Some(StoredBatch { producer_id, epoch, first, count, offset: e.meta.base_offset as i64 })

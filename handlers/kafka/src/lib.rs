@@ -28,6 +28,7 @@ pub mod sasl;
 pub mod session;
 pub mod topics;
 pub mod transactions;
+pub mod txn_index;
 
 /// Counts a client sends do not size memory (see [`alloc`]).
 #[global_allocator]
@@ -188,6 +189,7 @@ impl KafkaService {
                 entry_format,
                 log_append_time,
                 sequences: idempotence::Sequences::default(),
+                txn_index: Arc::new(txn_index::TxnIndex::default()),
                 sasl: OnceLock::new(),
                 authorizer: OnceLock::new(),
                 security: OnceLock::new(),
@@ -227,7 +229,7 @@ impl KafkaService {
                 tracing::error!(namespace = %namespace, error = %e, "cannot create kafkaTenant/kafkaNamespace");
             }
         });
-        self.shared.coordinator.start(&host, self.shared.topics.namespace());
+        self.shared.coordinator.start(&host, self.shared.topics.namespace(), Arc::clone(&self.shared.txn_index));
         // SCRAM credentials and grants (the admin APIs): the host decides who may.
         let _ = self.shared.security.set(Arc::new(host.clone()));
         // Asked once: the host's answer does not change while it runs.

@@ -37,10 +37,16 @@ pub struct Batch {
     /// CRC-32C of the whole batch (what the ledger stores with it), derived
     /// from the batch's own checksum: nobody reads the bytes twice.
     pub payload_crc: u32,
+    /// Whether it belongs to a transaction (attribute bit 4).
+    pub transactional: bool,
 }
 
 /// Attribute bit of a batch whose timestamps are the broker's (LogAppendTime).
 const LOG_APPEND_TIME: i16 = 0x08;
+/// Attribute bit of a transactional batch.
+const TRANSACTIONAL: i16 = 0x10;
+/// Attribute bit of a control batch (a transaction marker).
+const CONTROL: i16 = 0x20;
 /// Byte offset of the batch's max timestamp.
 const MAX_TIMESTAMP_AT: usize = 35;
 
@@ -111,6 +117,9 @@ pub enum BatchError {
     /// Not a v2 batch.
     #[error("record batch magic {0} is not supported (only v2)")]
     Magic(i8),
+    /// A control batch: only the broker writes markers.
+    #[error("control batches (transaction markers) are written by the broker, not produced")]
+    Control,
     /// Over `maxMessageSize`.
     #[error("record batch of {size} bytes exceeds maxMessageSize ({limit} bytes)")]
     TooLarge {
@@ -128,7 +137,7 @@ impl BatchError {
             Self::Corrupt(_) => crate::errors::CORRUPT_MESSAGE,
             // Produce v3+ carries v2 batches only; Kafka's answer, which
             // clients do not retry (CORRUPT_MESSAGE they would).
-            Self::Magic(_) => crate::errors::INVALID_RECORD,
+            Self::Magic(_) | Self::Control => crate::errors::INVALID_RECORD,
             Self::TooLarge { .. } => crate::errors::MESSAGE_TOO_LARGE,
         }
     }
@@ -167,6 +176,10 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
         if crc32c::crc32c(&batch[ATTRIBUTES_AT..]) != crc {
             return Err(BatchError::Corrupt("CRC mismatch".into()));
         }
+        let attributes = (&batch[ATTRIBUTES_AT..]).get_i16();
+        if attributes & CONTROL != 0 {
+            return Err(BatchError::Control);
+        }
         let mut h = &batch[23..];
         let last_offset_delta = h.get_i32();
         let _base_timestamp = h.get_i64();
@@ -199,6 +212,7 @@ pub fn split(mut records: Bytes, max_batch: usize) -> Result<Vec<Batch>, BatchEr
             bytes: batch,
             count: count as u32,
             max_timestamp_ms: max_timestamp,
+            transactional: attributes & TRANSACTIONAL != 0,
             producer_id,
             producer_epoch,
             base_sequence,
@@ -297,6 +311,96 @@ pub fn producer_of(batch: &[u8]) -> Option<(i64, i16, i32, u32)> {
     Some((producer_id, epoch, first, u32::try_from(count).ok()?))
 }
 
+/// What a stored batch is to transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnKind {
+    /// Not part of a transaction.
+    Plain,
+    /// Records of producer `0`'s ongoing transaction.
+    Data(i64),
+    /// The marker ending producer `0`'s transaction: committed (`true`) or aborted.
+    Marker(i64, bool),
+}
+
+/// What a stored batch is to transactions (`Plain` when too short to say).
+pub fn txn_kind(batch: &[u8]) -> TxnKind {
+    if batch.len() < BATCH_HEADER_LEN {
+        return TxnKind::Plain;
+    }
+    let attributes = (&batch[ATTRIBUTES_AT..]).get_i16();
+    let producer_id = (&batch[43..]).get_i64();
+    if attributes & TRANSACTIONAL == 0 {
+        return TxnKind::Plain;
+    }
+    if attributes & CONTROL == 0 {
+        return TxnKind::Data(producer_id);
+    }
+    // The control record: length, attributes, timestamp and offset deltas
+    // (varints), then the key: its length, version (i16) and type (i16: 0
+    // abort, 1 commit).
+    let parsed = (|| {
+        let mut record = &batch[BATCH_HEADER_LEN..];
+        varint(&mut record)?; // length
+        record = record.get(1..)?; // attributes
+        for _ in 0..3 {
+            varint(&mut record)?; // timestamp delta, offset delta, key length
+        }
+        let mut key = record.get(..4)?;
+        let (_version, kind) = (key.get_i16(), key.get_i16());
+        Some(kind)
+    })();
+    TxnKind::Marker(producer_id, parsed == Some(1))
+}
+
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A transaction marker: the control batch Kafka writes to every partition
+/// of a transaction when it ends (one control record, key `[version 0,
+/// type]`, value `[version 0, coordinator epoch]`). Clients skip control
+/// batches; read_committed ones drop an aborted producer's records up to it.
+pub fn control_batch(producer_id: i64, epoch: i16, commit: bool, coordinator_epoch: i32, now_ms: i64) -> Bytes {
+    let mut record = Vec::with_capacity(24);
+    record.push(0); // attributes
+    put_varint(&mut record, 0); // timestamp delta
+    put_varint(&mut record, 0); // offset delta
+    put_varint(&mut record, 4);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&i16::from(commit).to_be_bytes());
+    put_varint(&mut record, 6);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    put_varint(&mut record, 0); // headers
+    let mut body = Vec::with_capacity(record.len() + 2);
+    put_varint(&mut body, record.len() as i64);
+    body.extend_from_slice(&record);
+
+    let mut b = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset: the ledger's
+    b.extend_from_slice(&((BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    b.push(2); // magic
+    b.extend_from_slice(&0u32.to_be_bytes()); // CRC, below
+    b.extend_from_slice(&(TRANSACTIONAL | CONTROL).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&now_ms.to_be_bytes());
+    b.extend_from_slice(&now_ms.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
 /// A stored batch as a fetch sends it, in two pieces that reference no
 /// copy of it: its base offset set to `base_offset` (the only bytes a fetch
 /// changes; the CRC does not cover them), then the stored bytes after it.
@@ -365,6 +469,25 @@ mod tests {
             assert_eq!((b.count, b.base_sequence, b.producer_id), (3, -1, -1));
             assert_eq!(b.payload_crc, crc32c::crc32c(&b.bytes));
         }
+    }
+
+    #[test]
+    fn markers_are_valid_control_batches_that_produce_refuses() {
+        for commit in [true, false] {
+            let marker = control_batch(42, 3, commit, 0, 1_700_000_000_000);
+            assert_eq!(txn_kind(&marker), TxnKind::Marker(42, commit));
+            assert_eq!(split(marker, 1 << 20).expect_err("a client may not write one"), BatchError::Control);
+            assert_eq!(producer_of(&control_batch(42, 3, commit, 0, 0)), Some((42, 3, -1, 1)));
+        }
+        let mut out = BytesMut::new();
+        let message = Message { value: Some(Bytes::from_static(b"v")), publish_time_ms: 1, ..Default::default() };
+        crate::convert::to_record_batch(vec![message], 0, &mut out).expect("encodes");
+        let plain = out.freeze();
+        assert_eq!(txn_kind(&plain), TxnKind::Plain);
+        let mut data = plain.to_vec();
+        data[ATTRIBUTES_AT + 1] |= TRANSACTIONAL as u8;
+        data[43..51].copy_from_slice(&9i64.to_be_bytes());
+        assert_eq!(txn_kind(&data), TxnKind::Data(9));
     }
 
     /// The host converts small uncompressed entries inline and everything

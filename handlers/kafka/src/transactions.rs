@@ -1,11 +1,8 @@
-//! The transaction coordinator's state machine (issue 18's first piece):
-//! one transactional id's metadata and the transitions Kafka's classic
-//! protocol ("transaction version 1") makes on it, as pure functions. No
-//! API serves it yet: FindCoordinator for transaction ids and InitProducerId
-//! with a `transactional.id` still answer COORDINATOR_NOT_AVAILABLE, and
-//! ApiVersions advertises none of the transaction APIs, so no client starts
-//! a transaction it cannot finish. What is left (the state topic, markers,
-//! the last stable offset, read_committed) is listed in issue 18.
+//! The transaction coordinator's state machine: one transactional id's
+//! metadata and the transitions Kafka's classic protocol ("transaction
+//! version 1") makes on it, as pure functions. The coordinator partitions
+//! ([`crate::coordinator::partition`]) keep the metadata, write it to their
+//! system topic and write the markers ([`crate::coordinator::markers`]).
 //!
 //! Written by hand: this is the coordinator's core, whose every transition
 //! the tests below pin to Kafka's (`TransactionMetadata`'s states and the
@@ -48,6 +45,50 @@ pub enum TxnState {
     CompleteAbort,
 }
 
+impl TxnState {
+    /// Kafka's name of a state (DescribeTransactions, ListTransactions).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Ongoing => "Ongoing",
+            Self::PrepareCommit => "PrepareCommit",
+            Self::PrepareAbort => "PrepareAbort",
+            Self::CompleteCommit => "CompleteCommit",
+            Self::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    /// Its tag in the state topic.
+    pub fn tag(self) -> u8 {
+        match self {
+            Self::Empty => 0,
+            Self::Ongoing => 1,
+            Self::PrepareCommit => 2,
+            Self::PrepareAbort => 3,
+            Self::CompleteCommit => 4,
+            Self::CompleteAbort => 5,
+        }
+    }
+
+    /// The state of a tag.
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        Some(match tag {
+            0 => Self::Empty,
+            1 => Self::Ongoing,
+            2 => Self::PrepareCommit,
+            3 => Self::PrepareAbort,
+            4 => Self::CompleteCommit,
+            5 => Self::CompleteAbort,
+            _ => return None,
+        })
+    }
+
+    /// Whether markers are being written.
+    pub fn preparing(self) -> bool {
+        matches!(self, Self::PrepareCommit | Self::PrepareAbort)
+    }
+}
+
 /// A transactional id's metadata, as the state topic keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnMetadata {
@@ -59,8 +100,10 @@ pub struct TxnMetadata {
     pub timeout_ms: i32,
     /// Where the transaction stands.
     pub state: TxnState,
-    /// The partitions (`topic`, `partition`) of the ongoing transaction.
+    /// The partitions (Kafka `topic`, `partition`) of the ongoing transaction.
     pub partitions: BTreeSet<(String, i32)>,
+    /// The groups whose offsets it commits (AddOffsetsToTxn).
+    pub groups: BTreeSet<String>,
     /// When the ongoing transaction began (Unix ms; -1 when none).
     pub started_ms: i64,
     /// The last change, Unix ms.
@@ -94,6 +137,7 @@ impl TxnMetadata {
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
             started_ms: -1,
             updated_ms: now_ms,
         }
@@ -139,6 +183,7 @@ impl TxnMetadata {
                     timeout_ms,
                     state: TxnState::Empty,
                     partitions: BTreeSet::new(),
+                    groups: BTreeSet::new(),
                     started_ms: -1,
                     updated_ms: now_ms,
                 })
@@ -150,20 +195,33 @@ impl TxnMetadata {
     /// partition): the partitions join the transaction, which begins if
     /// none was ongoing.
     pub fn add_partitions(&self, producer_id: i64, epoch: i16, partitions: &[(String, i32)], now_ms: i64) -> Step {
+        self.add(producer_id, epoch, partitions, &[], now_ms)
+    }
+
+    /// AddOffsetsToTxn: `group`'s offsets join the transaction.
+    pub fn add_group(&self, producer_id: i64, epoch: i16, group: &str, now_ms: i64) -> Step {
+        self.add(producer_id, epoch, &[], &[group.to_owned()], now_ms)
+    }
+
+    fn add(&self, producer_id: i64, epoch: i16, partitions: &[(String, i32)], groups: &[String], now_ms: i64) -> Step {
         if let Err(code) = self.check_producer(producer_id, epoch) {
             return Step::Refuse(code);
         }
+        let known =
+            partitions.iter().all(|p| self.partitions.contains(p)) && groups.iter().all(|g| self.groups.contains(g));
         match self.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => Step::Refuse(CONCURRENT_TRANSACTIONS),
-            TxnState::Ongoing if partitions.iter().all(|p| self.partitions.contains(p)) => Step::Done,
+            TxnState::Ongoing if known => Step::Done,
             TxnState::Ongoing | TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
                 let begins = self.state != TxnState::Ongoing;
                 let mut next = self.clone();
                 if begins {
                     next.partitions.clear();
+                    next.groups.clear();
                     next.started_ms = now_ms;
                 }
                 next.partitions.extend(partitions.iter().cloned());
+                next.groups.extend(groups.iter().cloned());
                 next.state = TxnState::Ongoing;
                 next.updated_ms = now_ms;
                 Step::Write(next)
@@ -200,15 +258,34 @@ impl TxnMetadata {
             TxnState::PrepareAbort => TxnState::CompleteAbort,
             _ => return None,
         };
-        Some(Self { state, partitions: BTreeSet::new(), started_ms: -1, updated_ms: now_ms, ..self.clone() })
+        Some(Self {
+            state,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            started_ms: -1,
+            updated_ms: now_ms,
+            ..self.clone()
+        })
     }
 
     /// A transaction ongoing past its timeout is aborted by the
     /// coordinator, with the epoch bumped so that its producer is fenced
     /// (Kafka's timeout abort).
     pub fn expire(&self, now_ms: i64) -> Option<Self> {
-        let overdue = self.state == TxnState::Ongoing && now_ms - self.started_ms > i64::from(self.timeout_ms);
-        overdue.then(|| Self {
+        if !self.overdue(now_ms) {
+            return None;
+        }
+        self.abort_now(now_ms)
+    }
+
+    /// Whether an ongoing transaction outlived its timeout.
+    pub fn overdue(&self, now_ms: i64) -> bool {
+        self.state == TxnState::Ongoing && now_ms - self.started_ms > i64::from(self.timeout_ms)
+    }
+
+    /// Aborts the ongoing transaction with a bumped epoch (`None` if none).
+    fn abort_now(&self, now_ms: i64) -> Option<Self> {
+        (self.state == TxnState::Ongoing).then(|| Self {
             epoch: self.epoch.saturating_add(1),
             state: TxnState::PrepareAbort,
             updated_ms: now_ms,

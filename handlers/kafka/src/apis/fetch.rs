@@ -13,9 +13,13 @@
 //! moved high watermark or log start offset, and returns as soon as one has.
 //! Authorization ([`crate::authz`]): `consume` on each topic; each partition
 //! of a topic refused answers TOPIC_AUTHORIZATION_FAILED (29) with no data.
-//! Gaps: no transactions, so
-//! read_committed sees everything (the last stable offset is the high
-//! watermark); topic ids (v13+) are not served.
+//! Transactions ([`crate::txn_index`]): every answer carries the
+//! partition's last stable offset (LSO, the first offset of its earliest
+//! open transaction, else the high watermark); `isolation_level=1`
+//! (read_committed) returns only batches before the LSO, with the aborted
+//! transactions of the returned range, whose records the client drops
+//! (control batches are returned as stored: clients skip them).
+//! Gaps: topic ids (v13+) are not served.
 
 use std::time::Duration;
 
@@ -23,8 +27,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::join_all;
 use kafka_protocol::{
     messages::{
-        fetch_response::{FetchableTopicResponse, PartitionData},
-        BrokerId, FetchRequest, FetchResponse, TopicName,
+        fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData},
+        BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
     },
     protocol::{StrBytes, VersionRange},
 };
@@ -47,6 +51,9 @@ use crate::{
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
 
+/// `isolation_level` of read_committed readers.
+const READ_COMMITTED: i8 = 1;
+
 /// One partition to read.
 struct Wanted {
     index: i32,
@@ -68,6 +75,13 @@ fn error(index: i32, code: i16) -> PartitionData {
 /// What one read put in the response, per partition: (ledger, records, bytes).
 type Counts = Vec<(String, u64, u64)>;
 
+/// The transactions index readers see, and whether they read committed only.
+#[derive(Clone, Copy)]
+struct Isolation<'a> {
+    index: &'a crate::txn_index::TxnIndex,
+    read_committed: bool,
+}
+
 /// Reads every wanted partition once, within the request's byte budget;
 /// `counts` gets what each partition's answer holds.
 async fn read_all(
@@ -75,6 +89,7 @@ async fn read_all(
     mut budget: usize,
     splices: &mut Splices,
     counts: &mut Counts,
+    isolation: Isolation<'_>,
 ) -> (Vec<PartitionData>, usize) {
     counts.clear();
     // Reads run concurrently; the budget is applied in request order after.
@@ -107,11 +122,19 @@ async fn read_all(
                 let mut records: Vec<Bytes> = Vec::new();
                 let mut unreadable = false;
                 let (mut messages, mut bytes) = (0u64, 0u64);
+                let ledger = w.partition.as_ref().map_or("", |p| p.name());
+                let last_stable = isolation.index.last_stable(ledger, read.range.end);
+                let mut upto = u64::try_from(w.offset).unwrap_or(0);
                 for entry in &read.entries {
                     // The first batch of the response is whole whatever its size.
                     if total > 0 && entry.payload.len() > budget {
                         break;
                     }
+                    // read_committed: nothing of an open transaction, nor after it.
+                    if isolation.read_committed && entry.meta.base_offset >= last_stable {
+                        break;
+                    }
+                    upto = entry.meta.base_offset + u64::from(entry.meta.count.max(1));
                     if entry.meta.format == FORMAT_KAFKA {
                         records.extend(with_base_offset(&entry.payload, entry.meta.base_offset));
                     } else {
@@ -151,13 +174,28 @@ async fn read_all(
                     );
                     continue;
                 }
+                // The aborted transactions of what is returned (read_committed).
+                let aborted = (isolation.read_committed && !records.is_empty()).then(|| {
+                    let from = u64::try_from(w.offset).unwrap_or(0);
+                    isolation
+                        .index
+                        .aborted(ledger, from, upto, read.range.start)
+                        .into_iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first as i64)
+                        })
+                        .collect()
+                });
                 out.push(
                     PartitionData::default()
                         .with_partition_index(w.index)
                         .with_high_watermark(read.range.end as i64)
-                        .with_last_stable_offset(read.range.end as i64)
+                        .with_last_stable_offset(last_stable as i64)
                         .with_log_start_offset(read.range.start as i64)
                         .with_preferred_read_replica(BrokerId(-1))
+                        .with_aborted_transactions(aborted)
                         .with_records(Some(splices.records(records))),
                 );
             }
@@ -213,13 +251,26 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
         }
         let ledger = resolved.last().map_or(Err(errors::UNKNOWN_SERVER_ERROR), |(_, r)| r.ledger(*partition));
         let handle = match (ledger, ctx.host()) {
-            (Ok(ledger), Some(host)) => mapper.partition(host, &ledger, false).await.map_err(|e| {
-                // The ledger came from this topic's resolution: forget it if it is gone.
-                if let Some(Ok((pulsar, _))) = resolved.last().map(|(_, r)| r.topic()) {
-                    mapper.forget_if_missing(pulsar, e.kind());
+            (Ok(ledger), Some(host)) => match mapper.partition(host, &ledger, false).await {
+                Err(e) => {
+                    // The ledger came from this topic's resolution: forget it if it is gone.
+                    if let Some(Ok((pulsar, _))) = resolved.last().map(|(_, r)| r.topic()) {
+                        mapper.forget_if_missing(pulsar, e.kind());
+                    }
+                    Err(errors::from_handler(&e))
                 }
-                errors::from_handler(&e)
-            }),
+                // Its transactions known before anything is read.
+                Ok(partition) => {
+                    let pulsar = resolved.last().and_then(|(_, r)| r.topic().ok()).map_or("", |(p, _)| p);
+                    match ctx.shared.txn_index.load_once(host, pulsar, &ledger, &partition).await {
+                        Ok(()) => Ok(partition),
+                        Err(e) => {
+                            tracing::warn!(partition = %ledger, error = %e, "transactions of the partition not loaded");
+                            Err(errors::NOT_LEADER_OR_FOLLOWER)
+                        }
+                    }
+                }
+            },
             (Ok(_), None) => Err(errors::KAFKA_STORAGE_ERROR),
             (Err(code), _) => Err(code),
         };
@@ -231,7 +282,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
         None => wanted.iter().map(|w| error(w.index, errors::KAFKA_STORAGE_ERROR)).collect(),
         Some(host) => {
             let mut counts = Counts::new();
-            let (mut data, mut total) = read_all(&wanted, budget, &mut splices, &mut counts).await;
+            let isolation =
+                Isolation { index: &ctx.shared.txn_index, read_committed: request.isolation_level == READ_COMMITTED };
+            let (mut data, mut total) = read_all(&wanted, budget, &mut splices, &mut counts, isolation).await;
             let news = |data: &[PartitionData]| {
                 data.iter().any(|d| d.error_code != errors::NONE || d.records.as_ref().is_some_and(|r| !r.is_empty()))
             };
@@ -255,7 +308,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                     break;
                 }
                 splices = Splices::default();
-                (data, total) = read_all(&wanted, budget, &mut splices, &mut counts).await;
+                (data, total) = read_all(&wanted, budget, &mut splices, &mut counts, isolation).await;
             }
             let metrics = ctx.shared.metrics();
             for (ledger, messages, bytes) in &counts {

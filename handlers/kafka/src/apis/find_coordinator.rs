@@ -15,7 +15,11 @@
 //! partition; v4's `coordinators[].key` echoes the client's key. Groups
 //! created while authorization was off keep unscoped ids and are not
 //! visible to scoped sessions.
-//! Gaps: transaction coordinators (key type 1) answer COORDINATOR_NOT_AVAILABLE.
+//! A transactional id (key type 1) is placed as a group id is (its
+//! transactions live in the same coordinator partitions, see
+//! [`crate::coordinator`]), unscoped; with transactions disabled
+//! (`kafkaTransactionCoordinatorEnabled=false`, entryFormat=pulsar) it
+//! answers COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::{
     messages::{find_coordinator_response::Coordinator, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse},
@@ -29,15 +33,20 @@ use crate::{cluster::Node, errors};
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 /// The coordinator of group `key`, or the error to answer.
 async fn coordinator(ctx: &RequestContext<'_>, nodes: &[Node], key_type: i8, key: &str) -> Result<Node, i16> {
-    if key_type != GROUP {
-        return Err(errors::COORDINATOR_NOT_AVAILABLE);
-    }
-    if !ctx.allowed_group(key).await {
-        return Err(errors::GROUP_AUTHORIZATION_FAILED);
-    }
+    let placed = match key_type {
+        GROUP => {
+            if !ctx.allowed_group(key).await {
+                return Err(errors::GROUP_AUTHORIZATION_FAILED);
+            }
+            ctx.group_key(key).into_owned()
+        }
+        TRANSACTION if super::transactions_enabled(ctx) => key.to_owned(),
+        _ => return Err(errors::COORDINATOR_NOT_AVAILABLE),
+    };
     let coordinator = &ctx.shared.coordinator;
     let leaders = match ctx.host() {
         Some(host) => crate::cluster::leaders(host, &coordinator.offsets_topic()).await,
@@ -46,7 +55,7 @@ async fn coordinator(ctx: &RequestContext<'_>, nodes: &[Node], key_type: i8, key
     let node_id = match leaders {
         None => ctx.shared.node_id(),
         Some(leaders) => {
-            let partition = coordinator.partition_of(&ctx.group_key(key));
+            let partition = coordinator.partition_of(&placed);
             leaders.get(partition).copied().ok_or(errors::COORDINATOR_NOT_AVAILABLE)?
         }
     };

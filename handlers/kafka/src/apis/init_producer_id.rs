@@ -10,8 +10,15 @@
 //! ids from the start-up time in milliseconds times 1000. A producer that
 //! asks again with its id and epoch gets the epoch bumped.
 //! Sequence numbers are checked by Produce ([`crate::idempotence`]).
-//! Gaps: transactional producers are refused with
-//! COORDINATOR_NOT_AVAILABLE, as there is no transaction coordinator.
+//! With a `transactional.id` the request goes to the id's transaction
+//! coordinator partition ([`crate::coordinator`]): a new id gets a fresh
+//! producer id at epoch 0; a known one gets its epoch bumped, which fences
+//! the older producer, after its ongoing transaction is aborted
+//! (CONCURRENT_TRANSACTIONS meanwhile, which clients retry);
+//! `transaction.timeout.ms` above `transactionMaxTimeoutMs` gets
+//! INVALID_TRANSACTION_TIMEOUT. With `kafkaTransactionCoordinatorEnabled=false`
+//! or entryFormat=pulsar, transactional producers get
+//! COORDINATOR_NOT_AVAILABLE (and FindCoordinator finds no coordinator).
 
 use std::sync::{
     atomic::{AtomicI64, Ordering},
@@ -89,10 +96,30 @@ impl ProducerIds {
 
 /// Issues a producer id, or bumps the epoch of the one given.
 pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) -> InitProducerIdResponse {
-    if request.transactional_id.is_some() {
-        return InitProducerIdResponse::default()
-            .with_error_code(COORDINATOR_NOT_AVAILABLE)
-            .with_producer_id(ProducerId(-1));
+    if let Some(id) = request.transactional_id.as_ref().filter(|id| !id.is_empty()) {
+        if !super::transactions_enabled(ctx) {
+            return InitProducerIdResponse::default()
+                .with_error_code(COORDINATOR_NOT_AVAILABLE)
+                .with_producer_id(ProducerId(-1));
+        }
+        // Used only if the id is new or its epoch is exhausted.
+        let fresh_id = match ctx.shared.producer_ids.next(ctx.host()).await {
+            Ok(id) => id,
+            Err(code) => {
+                return InitProducerIdResponse::default().with_error_code(code).with_producer_id(ProducerId(-1))
+            }
+        };
+        let init =
+            crate::coordinator::TxnInit { id: id.to_string(), timeout_ms: request.transaction_timeout_ms, fresh_id };
+        return match ctx.shared.coordinator.txn_init(init).await {
+            Ok((id, epoch)) => {
+                InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
+            }
+            Err(code) => InitProducerIdResponse::default()
+                .with_error_code(super::txn_error(ctx, code))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        };
     }
     let (id, epoch) =
         if request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {

@@ -7,7 +7,9 @@
 //! uncompressed batch, by decoding a compressed one, or among the messages
 //! of an entry another protocol wrote); max timestamp (-3, v7) the offset
 //! and timestamp of the first record holding the partition's largest
-//! timestamp (KIP-734). No such record: -1.
+//! timestamp (KIP-734). No such record: -1. With `isolation_level=1`
+//! (read_committed, v2+) latest is the last stable offset
+//! ([`crate::txn_index`]).
 //! Authorization ([`crate::authz`]): `lookup` on each topic (`produce` or
 //! `consume`, as Kafka asks DESCRIBE, which READ or WRITE imply); each
 //! partition of a topic refused answers TOPIC_AUTHORIZATION_FAILED (29).
@@ -136,6 +138,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
             let ledger = resolved.ledger(p.partition_index);
             let result = match (ledger, ctx.host()) {
                 (Ok(ledger), Some(host)) => match mapper.partition(host, &ledger, false).await {
+                    Ok(partition) if request.isolation_level == 1 && p.timestamp == LATEST => {
+                        let pulsar = resolved.topic().map_or("", |(t, _)| t);
+                        let txns = &ctx.shared.txn_index;
+                        match txns.load_once(host, pulsar, &ledger, &partition).await {
+                            Ok(()) => partition
+                                .range()
+                                .await
+                                .map(|r| (-1, txns.last_stable(&ledger, r.end) as i64))
+                                .map_err(error),
+                            Err(e) => Err(error(e)),
+                        }
+                    }
                     Ok(partition) => lookup(&partition, p.timestamp).await,
                     Err(e) => Err(error(e)),
                 },

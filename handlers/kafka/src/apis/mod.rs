@@ -2,6 +2,8 @@
 //! the versions it implements beside its code; ApiVersions is derived from
 //! [`SUPPORTED`], so nothing is advertised that is not served.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
@@ -17,7 +19,9 @@ pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
+pub mod end_txn;
 pub mod fetch;
 pub mod fetch_sessions;
 pub mod find_coordinator;
@@ -28,6 +32,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -38,6 +43,7 @@ pub mod produce_v0;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::{future::Future, sync::Arc};
 
@@ -87,6 +93,12 @@ pub const SUPPORTED: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteAcls, delete_acls::VERSIONS),
     (ApiKey::DescribeUserScramCredentials, describe_user_scram_credentials::VERSIONS),
     (ApiKey::AlterUserScramCredentials, alter_user_scram_credentials::VERSIONS),
+    (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
+    (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
+    (ApiKey::EndTxn, end_txn::VERSIONS),
+    (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
+    (ApiKey::DescribeTransactions, describe_transactions::VERSIONS),
+    (ApiKey::ListTransactions, list_transactions::VERSIONS),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -214,7 +226,33 @@ pub async fn dispatch(
         ApiKey::DeleteAcls => call(&ctx, frame, delete_acls::handle).await,
         ApiKey::DescribeUserScramCredentials => call(&ctx, frame, describe_user_scram_credentials::handle).await,
         ApiKey::AlterUserScramCredentials => call(&ctx, frame, alter_user_scram_credentials::handle).await,
+        ApiKey::AddPartitionsToTxn => call(&ctx, frame, add_partitions_to_txn::handle).await,
+        ApiKey::AddOffsetsToTxn => call(&ctx, frame, add_offsets_to_txn::handle).await,
+        ApiKey::EndTxn => call(&ctx, frame, end_txn::handle).await,
+        ApiKey::TxnOffsetCommit => call(&ctx, frame, txn_offset_commit::handle).await,
+        ApiKey::DescribeTransactions => call(&ctx, frame, describe_transactions::handle).await,
+        ApiKey::ListTransactions => call(&ctx, frame, list_transactions::handle).await,
         other => Err(ProtocolError::Decode(format!("{other:?} is listed as supported but has no dispatch arm"))),
+    }
+}
+
+/// Whether this broker coordinates transactions
+/// (`kafkaTransactionCoordinatorEnabled`, and entryFormat=kafka: converted
+/// entries keep no transaction).
+pub(crate) fn transactions_enabled(ctx: &RequestContext<'_>) -> bool {
+    ctx.shared.coordinator.config().transactions && ctx.shared.entry_format == crate::EntryFormat::Kafka
+}
+
+/// A transaction error code as the request's version knows it:
+/// PRODUCER_FENCED exists from InitProducerId v4 and the other transaction
+/// APIs' v2 (KIP-588); older clients get INVALID_PRODUCER_EPOCH, as from
+/// Kafka.
+pub(crate) fn txn_error(ctx: &RequestContext<'_>, code: i16) -> i16 {
+    let fenced_from = if ctx.header.request_api_key == ApiKey::InitProducerId as i16 { 4 } else { 2 };
+    if code == crate::transactions::PRODUCER_FENCED && ctx.version < fenced_from {
+        crate::errors::INVALID_PRODUCER_EPOCH
+    } else {
+        code
     }
 }
 
@@ -597,6 +635,17 @@ mod tests {
                                 .with_mechanism(1),
                         ]),
                     ),
+                    ApiKey::AddPartitionsToTxn => request(key, version, &AddPartitionsToTxnRequest::default()),
+                    ApiKey::AddOffsetsToTxn => request(key, version, &AddOffsetsToTxnRequest::default()),
+                    ApiKey::EndTxn => request(key, version, &EndTxnRequest::default()),
+                    ApiKey::TxnOffsetCommit => request(key, version, &TxnOffsetCommitRequest::default()),
+                    ApiKey::DescribeTransactions => request(
+                        key,
+                        version,
+                        &DescribeTransactionsRequest::default()
+                            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("tx"))]),
+                    ),
+                    ApiKey::ListTransactions => request(key, version, &ListTransactionsRequest::default()),
                     other => panic!("add {other:?} to this test"),
                 };
                 let out = dispatch(
@@ -672,6 +721,22 @@ mod tests {
                     ApiKey::AlterUserScramCredentials => {
                         let r = AlterUserScramCredentialsResponse::decode(&mut out, version).expect("decode");
                         assert_eq!(r.results[0].error_code, errors::UNKNOWN_SERVER_ERROR);
+                    }
+                    ApiKey::AddPartitionsToTxn => check::<AddPartitionsToTxnResponse>(&mut out, version),
+                    ApiKey::AddOffsetsToTxn => check::<AddOffsetsToTxnResponse>(&mut out, version),
+                    ApiKey::TxnOffsetCommit => check::<TxnOffsetCommitResponse>(&mut out, version),
+                    // The coordinator is not running without a host.
+                    ApiKey::EndTxn => {
+                        let r = EndTxnResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.error_code, errors::COORDINATOR_NOT_AVAILABLE);
+                    }
+                    ApiKey::DescribeTransactions => {
+                        let r = DescribeTransactionsResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.transaction_states[0].error_code, errors::COORDINATOR_NOT_AVAILABLE);
+                    }
+                    ApiKey::ListTransactions => {
+                        let r = ListTransactionsResponse::decode(&mut out, version).expect("decode");
+                        assert_eq!(r.error_code, errors::COORDINATOR_NOT_AVAILABLE);
                     }
                     _ => unreachable!(),
                 }

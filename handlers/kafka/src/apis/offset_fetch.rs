@@ -16,8 +16,11 @@
 //! client's id. Groups created while authorization was off keep unscoped
 //! ids and are not visible to scoped sessions (their committed offsets are
 //! not migrated).
-//! Gaps: `require_stable` (v7+) has nothing to wait for (no transactional
-//! offsets) and is ignored; v9 (KIP-848 member epochs) is not served.
+//! `require_stable` (v7+): a partition with a transactional commit pending
+//! (TxnOffsetCommit in a transaction not ended yet) answers
+//! UNSTABLE_OFFSET_COMMIT, which the client retries until the transaction
+//! ends; without it, the last committed offset is answered.
+//! Gaps: v9 (KIP-848 member epochs) is not served.
 
 use std::collections::BTreeMap;
 
@@ -49,7 +52,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
         for g in request.groups {
             let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match fetch(ctx, g.group_id.as_str(), wanted).await {
+            groups.push(match fetch(ctx, g.group_id.as_str(), wanted, request.require_stable).await {
                 Ok(topics) => group.with_topics(
                     topics
                         .into_iter()
@@ -91,7 +94,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
         return OffsetFetchResponse::default().with_topics(topics.collect());
     }
     let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
-    match fetch(ctx, request.group_id.as_str(), wanted).await {
+    let stable = ctx.version >= 7 && request.require_stable;
+    match fetch(ctx, request.group_id.as_str(), wanted, stable).await {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
@@ -131,6 +135,7 @@ async fn fetch(
     ctx: &RequestContext<'_>,
     group: &str,
     wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Vec<(TopicName, Vec<Answer>)>, i16> {
     if group.is_empty() {
         return Err(errors::INVALID_GROUP_ID);
@@ -142,15 +147,23 @@ async fn fetch(
     let mapper = &ctx.shared.topics;
     let key = ctx.group_key(group);
     let group = key.as_ref();
+    let pending = if require_stable { coordinator.pending_offsets(group).await? } else { Vec::new() };
+    let answer = |key: &(String, i32), c: Option<Committed>| {
+        if pending.contains(key) {
+            (key.1, None, errors::UNSTABLE_OFFSET_COMMIT)
+        } else {
+            (key.1, c, errors::NONE)
+        }
+    };
     let Some(wanted) = wanted else {
         let all = coordinator.fetch(group, None).await?;
         let mut by_topic: BTreeMap<String, Vec<Answer>> = BTreeMap::new();
-        for ((pulsar, index), c) in all {
+        for (key, c) in all {
             // Only the topics the role may read are listed.
-            if !ctx.permitted(Operation::Consume, &pulsar).await {
+            if !ctx.permitted(Operation::Consume, &key.0).await {
                 continue;
             }
-            by_topic.entry(mapper.kafka_name(&pulsar)).or_default().push((index, c, errors::NONE));
+            by_topic.entry(mapper.kafka_name(&key.0)).or_default().push(answer(&key, c));
         }
         return Ok(by_topic
             .into_iter()
@@ -181,7 +194,10 @@ async fn fetch(
         let answers = indexes
             .into_iter()
             .map(|index| match slots.next() {
-                Some(Ok(i)) => (index, found.get(i).and_then(|(_, c)| c.clone()), errors::NONE),
+                Some(Ok(i)) => match found.get(i) {
+                    Some((key, c)) => answer(key, c.clone()),
+                    None => (index, None, errors::UNKNOWN_SERVER_ERROR),
+                },
                 Some(Err(code)) => (index, None, code),
                 None => (index, None, errors::UNKNOWN_SERVER_ERROR),
             })

@@ -24,7 +24,13 @@
 //! answers TOPIC_AUTHORIZATION_FAILED (29), while the request's other
 //! topics are stored (the request still takes and passes its turn; with
 //! acks=0 the refusal closes the connection, as any failure does).
-//! Gaps: transactions.
+//! Transactional batches (Kafka's classic protocol): the topic is marked and
+//! the partition's open transactions are registered before the append is
+//! placed ([`crate::txn_index`]), so readers' last stable offset stays
+//! before them until the coordinator's marker; with entryFormat=pulsar they
+//! are refused (UNSUPPORTED_FOR_MESSAGE_FORMAT: converted entries keep no
+//! transaction). The partition leader does not check that the partition was
+//! added to the transaction (Kafka's classic protocol does not either).
 
 use std::{future::Future, task::Poll};
 
@@ -170,6 +176,9 @@ struct Prepared<'r> {
     partition: Partition,
     /// Whether its topic stamps batches with the broker's time.
     log_append_time: bool,
+    /// With transactional batches: the partition's end when they were
+    /// prepared, a lower bound of where they land ([`crate::txn_index`]).
+    txn_floor: Option<u64>,
 }
 
 /// Everything about one partition's append that may wait: its name, its
@@ -218,9 +227,32 @@ async fn prepare<'r>(
             return Err(partition_error(index, errors::NOT_ENOUGH_REPLICAS, Some(format!("producer state: {e}"))));
         }
     }
+    // Transactional batches: the topic is marked and the partition's
+    // transactions loaded before any is stored.
+    let mut txn_floor = None;
+    if batches.iter().any(|b| b.transactional) {
+        if ctx.shared.entry_format == EntryFormat::Pulsar {
+            let message = "transactions need entryFormat=kafka".to_owned();
+            return Err(partition_error(index, errors::UNSUPPORTED_FOR_MESSAGE_FORMAT, Some(message)));
+        }
+        let txns = &ctx.shared.txn_index;
+        let loaded = async {
+            let partition = ctx.shared.topics.partition(host, &ledger, true).await?;
+            txns.mark(host, pulsar).await?;
+            txns.load_once(host, pulsar, &ledger, &partition).await?;
+            partition.range().await
+        };
+        match loaded.await {
+            Ok(range) => txn_floor = Some(range.end),
+            Err(e) => {
+                tracing::warn!(topic = %ledger, error = %e, "transactions of the partition not loaded; the producer retries");
+                return Err(partition_error(index, errors::NOT_ENOUGH_REPLICAS, Some(format!("transactions: {e}"))));
+            }
+        }
+    }
     // The open partition (kept by the mapper), whose append queues at its first poll.
     match ctx.shared.topics.partition(host, &ledger, true).await {
-        Ok(partition) => Ok(Prepared { index, pulsar, ledger, batches, partition, log_append_time }),
+        Ok(partition) => Ok(Prepared { index, pulsar, ledger, batches, partition, log_append_time, txn_floor }),
         Err(e) => {
             ctx.shared.topics.forget_if_missing(pulsar, e.kind());
             tracing::info!(topic = %ledger, error = %e, "partition not opened");
@@ -233,7 +265,7 @@ async fn prepare<'r>(
 /// before the append's first poll is synchronous, so that the first poll of
 /// this future places the append ([`handle`]).
 async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) -> PartitionProduceResponse {
-    let Prepared { index, pulsar, ledger, batches, partition, log_append_time } = prepared;
+    let Prepared { index, pulsar, ledger, batches, partition, log_append_time, txn_floor } = prepared;
     let Some(host) = ctx.host() else { return partition_error(index, errors::KAFKA_STORAGE_ERROR, None) };
     let sequences = &ctx.shared.sequences;
     let (mut to_store, mut stored) = (Vec::new(), Vec::new());
@@ -241,7 +273,7 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
     for (i, b) in batches.into_iter().enumerate() {
         match sequences.check(&ledger, b.producer_id, b.producer_epoch, b.base_sequence, b.count) {
             Verdict::Append => {
-                stored.push((b.producer_id, b.base_sequence));
+                stored.push((b.producer_id, b.base_sequence, b.transactional));
                 to_store.push(b);
             }
             Verdict::Duplicate(offset) if i == 0 => first_duplicate = Some(offset),
@@ -253,7 +285,7 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
     }
     // Not stored: the sequences reserved above are given back.
     let release = || {
-        for (pid, seq) in &stored {
+        for (pid, seq, _) in &stored {
             sequences.completed(&ledger, *pid, *seq, None);
         }
     };
@@ -261,6 +293,12 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
         release();
         tracing::debug!(topic = %ledger, code, "produce refused by the producer's sequence");
         return partition_error(index, code, None);
+    }
+    // Open transactions are registered before their records can be read.
+    if let Some(floor) = txn_floor {
+        for (pid, _, _) in stored.iter().filter(|s| s.2) {
+            ctx.shared.txn_index.begin(&ledger, *pid, floor);
+        }
     }
     // LogAppendTime: the broker's time, taken once for the whole append.
     let append_time = log_append_time.then(|| {
@@ -335,8 +373,11 @@ async fn store(ctx: &RequestContext<'_>, prepared: Prepared<'_>, durable: bool) 
         Ok(result) => {
             ctx.shared.metrics().produced(&ledger, produced.0, produced.1);
             let (appended, log_start) = (result.appended, result.range.start as i64);
-            for ((pid, seq), a) in stored.iter().zip(&appended) {
+            for ((pid, seq, transactional), a) in stored.iter().zip(&appended) {
                 sequences.completed(&ledger, *pid, *seq, Some(a.base_offset as i64));
+                if *transactional {
+                    ctx.shared.txn_index.appended(&ledger, *pid, a.base_offset);
+                }
             }
             let base = first_duplicate.or(appended.first().map(|a| a.base_offset as i64)).unwrap_or(-1);
             PartitionProduceResponse::default()

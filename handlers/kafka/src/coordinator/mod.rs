@@ -14,6 +14,7 @@
 //! a message to the owning task and wait for its answer.
 
 pub mod group;
+pub mod markers;
 pub mod mirror;
 pub mod partition;
 pub mod store;
@@ -27,7 +28,7 @@ use polyport_handler_api::{storage::TopicPolicies, Config, ErrorKind, HandlerErr
 use tokio::sync::{mpsc, oneshot};
 
 pub use group::{Committed, Description, GroupConfig, JoinOutcome, JoinRequest, OffsetKey, SyncOutcome, SyncRequest};
-pub use partition::{CommitEntry, Committer, Listing};
+pub use partition::{CommitEntry, Committer, Listing, TxnAdd, TxnInit, TxnLimits};
 
 use self::partition::{Command, Partition};
 use crate::errors;
@@ -48,6 +49,10 @@ pub struct CoordinatorConfig {
     pub partitions: u32,
     /// `offsetsRetentionCheckIntervalMs`.
     pub retention_check: Duration,
+    /// Transactions: `kafkaTransactionCoordinatorEnabled`.
+    pub transactions: bool,
+    /// `transactionMaxTimeoutMs` and `transactionAbortTimedOutTransactionCleanupIntervalMs`.
+    pub txn_limits: TxnLimits,
 }
 
 impl CoordinatorConfig {
@@ -62,6 +67,9 @@ impl CoordinatorConfig {
         "groupMinSessionTimeoutMs",
         "groupMaxSessionTimeoutMs",
         "groupInitialRebalanceDelayMs",
+        "kafkaTransactionCoordinatorEnabled",
+        "transactionMaxTimeoutMs",
+        "transactionAbortTimedOutTransactionCleanupIntervalMs",
     ];
 
     /// Reads and checks the keys.
@@ -124,6 +132,21 @@ impl CoordinatorConfig {
             ));
         }
         let max_metadata = positive("offsetMetadataMaxSize", defaults.max_metadata_bytes as i64, "a number of bytes")?;
+        let transactions = match config.get("kafkaTransactionCoordinatorEnabled").unwrap_or("true") {
+            "true" => true,
+            "false" => false,
+            other => return Err(HandlerError::config("kafkaTransactionCoordinatorEnabled", other, "true or false")),
+        };
+        let max_txn_timeout = positive("transactionMaxTimeoutMs", 900_000, "milliseconds, at least 1")?;
+        if max_txn_timeout > i64::from(i32::MAX) {
+            return Err(HandlerError::config(
+                "transactionMaxTimeoutMs",
+                &max_txn_timeout.to_string(),
+                "milliseconds, at most 2147483647",
+            ));
+        }
+        let abort_check =
+            positive("transactionAbortTimedOutTransactionCleanupIntervalMs", 10_000, "milliseconds, at least 1")?;
         Ok(Self {
             group: GroupConfig {
                 min_session_timeout_ms: min_session as i32,
@@ -135,6 +158,11 @@ impl CoordinatorConfig {
             metadata_namespace: format!("{tenant}/{namespace}"),
             partitions: partitions as u32,
             retention_check: Duration::from_millis(check as u64),
+            transactions,
+            txn_limits: TxnLimits {
+                max_timeout_ms: max_txn_timeout as i32,
+                abort_check: Duration::from_millis(abort_check as u64),
+            },
         })
     }
 }
@@ -149,6 +177,11 @@ pub struct Coordinator {
 /// Java's `String.hashCode`, which Kafka uses to place a group.
 fn java_hash(s: &str) -> i32 {
     s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The coordinator partition (of `partitions`) of a group or transactional id.
+pub fn partition_index(key: &str, partitions: usize) -> usize {
+    (java_hash(key) & 0x7fff_ffff) as usize % partitions.max(1)
 }
 
 impl Coordinator {
@@ -169,7 +202,7 @@ impl Coordinator {
 
     /// Starts the partition tasks; each replays its part of the system topic
     /// before serving (requests wait meanwhile).
-    pub fn start(&self, host: &Host, kafka_namespace: &str) {
+    pub fn start(&self, host: &Host, kafka_namespace: &str, txn_index: Arc<crate::txn_index::TxnIndex>) {
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..self.config.partitions {
@@ -177,6 +210,11 @@ impl Coordinator {
             senders.push(tx);
             receivers.push(rx);
         }
+        let markers = Arc::new(markers::Markers {
+            mapper: crate::topics::TopicMapper::new(kafka_namespace.to_owned()),
+            txn_index,
+            peers: senders.iter().map(mpsc::Sender::downgrade).collect(),
+        });
         if self.partitions.set(senders).is_err() {
             return;
         }
@@ -192,8 +230,17 @@ impl Coordinator {
             }
             let group = Arc::new(config.group.clone());
             for (i, rx) in receivers.into_iter().enumerate() {
-                let task =
-                    Partition::new(i, topic.clone(), host2.clone(), Arc::clone(&group), config.retention_check, mirror_tx.clone(), ns.clone());
+                let task = Partition::new(
+                    i,
+                    topic.clone(),
+                    host2.clone(),
+                    Arc::clone(&group),
+                    config.retention_check,
+                    mirror_tx.clone(),
+                    ns.clone(),
+                    config.txn_limits,
+                    Arc::clone(&markers),
+                );
                 host2.spawn("kafka-coordinator-partition", task.run(rx));
             }
         });
@@ -201,7 +248,7 @@ impl Coordinator {
 
     /// The offsets-topic partition that holds `group` (Kafka's choice).
     pub fn partition_of(&self, group: &str) -> usize {
-        (java_hash(group) & 0x7fff_ffff) as usize % (self.config.partitions as usize).max(1)
+        partition_index(group, self.config.partitions as usize)
     }
 
     fn sender(&self, group: &str) -> Option<&mpsc::Sender<Command>> {
@@ -276,6 +323,63 @@ impl Coordinator {
     /// DeleteGroups: an error code.
     pub async fn delete(&self, group: &str) -> i16 {
         self.call(group, |tx| Command::Delete(group.to_owned(), tx)).await.unwrap_or_else(|c| c)
+    }
+
+    /// InitProducerId with a transactional id: the producer id and epoch.
+    pub async fn txn_init(&self, init: TxnInit) -> Result<(i64, i16), i16> {
+        let id = init.id.clone();
+        self.call(&id, |tx| Command::TxnInit(init, tx)).await?
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: an error code.
+    pub async fn txn_add(&self, add: TxnAdd) -> i16 {
+        let id = add.id.clone();
+        self.call(&id, |tx| Command::TxnAdd(add, tx)).await.unwrap_or_else(|c| c)
+    }
+
+    /// EndTxn: an error code.
+    pub async fn txn_end(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> i16 {
+        self.call(id, |reply| Command::TxnEnd { id: id.to_owned(), producer_id, epoch, commit, reply })
+            .await
+            .unwrap_or_else(|c| c)
+    }
+
+    /// TxnOffsetCommit: a code per entry.
+    pub async fn txn_commit(
+        &self,
+        group: &str,
+        producer_id: i64,
+        who: Committer,
+        entries: Vec<CommitEntry>,
+    ) -> Vec<i16> {
+        let n = entries.len();
+        self.call(group, |reply| Command::TxnOffsetCommit { group: group.to_owned(), producer_id, who, entries, reply })
+            .await
+            .unwrap_or_else(|c| vec![c; n])
+    }
+
+    /// The keys of `group` with a transactional commit pending.
+    pub async fn pending_offsets(&self, group: &str) -> Result<Vec<OffsetKey>, i16> {
+        self.call(group, |tx| Command::PendingOffsets(group.to_owned(), tx)).await
+    }
+
+    /// DescribeTransactions: each id's metadata (`None`: unknown).
+    pub async fn txn_describe(&self, id: &str) -> Result<Option<crate::transactions::TxnMetadata>, i16> {
+        let found = self.call(id, |tx| Command::TxnDescribe(vec![id.to_owned()], tx)).await?;
+        Ok(found.into_iter().next().and_then(|(_, m)| m))
+    }
+
+    /// ListTransactions: every transactional id of every partition.
+    pub async fn txn_list(&self) -> Result<Vec<(String, crate::transactions::TxnMetadata)>, i16> {
+        let partitions = self.partitions.get().ok_or(errors::COORDINATOR_NOT_AVAILABLE)?;
+        let mut all = Vec::new();
+        for sender in partitions {
+            let (tx, rx) = oneshot::channel();
+            sender.send(Command::TxnList(tx)).await.map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)?;
+            all.extend(rx.await.map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)?);
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
     }
 
     /// OffsetDelete: a code per key, or one for the group.

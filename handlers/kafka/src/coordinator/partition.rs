@@ -32,10 +32,15 @@ use super::{
     group::{
         Committed, Description, Group, GroupConfig, JoinOutcome, JoinRequest, OffsetKey, SyncOutcome, SyncRequest,
     },
+    markers::Markers,
     mirror::{MirrorJob, MirrorOp},
     store::{self, Record, FORMAT_GROUPS},
 };
-use crate::{errors, topics::TopicMapper};
+use crate::{errors, topics::TopicMapper, transactions::TxnMetadata};
+
+mod txns;
+
+pub use txns::{TxnAdd, TxnInit, TxnLimits};
 
 /// A snapshot is not worth writing for fewer records than this.
 pub const SNAPSHOT_MIN_RECORDS: u64 = 10_000;
@@ -96,6 +101,63 @@ pub enum Command {
     Delete(String, oneshot::Sender<i16>),
     /// OffsetDelete: an error code per key, or one for the group.
     OffsetDelete(String, Vec<OffsetKey>, oneshot::Sender<Result<Vec<i16>, i16>>),
+    /// InitProducerId with a transactional id: the producer id and epoch.
+    TxnInit(TxnInit, oneshot::Sender<Result<(i64, i16), i16>>),
+    /// AddPartitionsToTxn or AddOffsetsToTxn: one error code for all.
+    TxnAdd(TxnAdd, oneshot::Sender<i16>),
+    /// EndTxn.
+    TxnEnd {
+        /// The transactional id.
+        id: String,
+        /// Its producer.
+        producer_id: i64,
+        /// The producer's epoch.
+        epoch: i16,
+        /// Commit or abort.
+        commit: bool,
+        /// The error code.
+        reply: oneshot::Sender<i16>,
+    },
+    /// Every marker of the transaction was written ([`super::markers`]).
+    TxnComplete {
+        /// The transactional id.
+        id: String,
+        /// Its producer.
+        producer_id: i64,
+        /// The epoch of the markers.
+        epoch: i16,
+    },
+    /// TxnOffsetCommit: an error code per entry.
+    TxnOffsetCommit {
+        /// The group.
+        group: String,
+        /// The transaction's producer.
+        producer_id: i64,
+        /// Who commits (generation -1: not checked).
+        who: Committer,
+        /// The offsets.
+        entries: Vec<CommitEntry>,
+        /// A code per entry.
+        reply: oneshot::Sender<Vec<i16>>,
+    },
+    /// A transaction ended: the group's pending offsets of `producer_id`
+    /// are committed or dropped ([`super::markers`]).
+    TxnOffsetEnd {
+        /// The group.
+        group: String,
+        /// The transaction's producer.
+        producer_id: i64,
+        /// Committed or aborted.
+        commit: bool,
+        /// The error code.
+        reply: oneshot::Sender<i16>,
+    },
+    /// The keys of a group with a transactional commit pending.
+    PendingOffsets(String, oneshot::Sender<Vec<OffsetKey>>),
+    /// DescribeTransactions: each id's metadata.
+    TxnDescribe(Vec<String>, oneshot::Sender<Vec<(String, Option<TxnMetadata>)>>),
+    /// ListTransactions: every id of this partition.
+    TxnList(oneshot::Sender<Vec<(String, TxnMetadata)>>),
 }
 
 /// What to do once an append is durable.
@@ -104,6 +166,7 @@ enum Done {
     Delete { group: String, reply: oneshot::Sender<i16> },
     OffsetDelete { group: String, keys: Vec<OffsetKey>, codes: Vec<i16>, reply: oneshot::Sender<Result<Vec<i16>, i16>> },
     Expire { group: String, keys: Vec<OffsetKey> },
+    Txn(txns::TxnDone),
 }
 
 type Appended = (Result<(), HandlerError>, Vec<Done>, usize);
@@ -141,6 +204,14 @@ pub struct Partition {
     mapper: TopicMapper,
     /// Ownership was lost (an append was refused NOT_OWNER, or a check said so).
     lost: bool,
+    /// Transactional ids hashed here, with their metadata.
+    txns: HashMap<String, TxnMetadata>,
+    /// Offsets committed in transactions not ended yet: (group, producer id) → offsets.
+    pending_offsets: HashMap<(String, i64), HashMap<OffsetKey, Committed>>,
+    /// Transaction limits.
+    txn_limits: TxnLimits,
+    /// Who writes transaction markers.
+    markers: Arc<Markers>,
 }
 
 /// How often a coordinator partition looks at who owns it.
@@ -148,6 +219,7 @@ const OWNERSHIP_CHECK: Duration = Duration::from_secs(1);
 
 impl Partition {
     /// A partition task over `ledger` (a partition of the system topic).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         index: usize,
         topic: String,
@@ -156,6 +228,8 @@ impl Partition {
         retention_check: Duration,
         mirror: mpsc::UnboundedSender<MirrorJob>,
         kafka_namespace: String,
+        txn_limits: TxnLimits,
+        markers: Arc<Markers>,
     ) -> Self {
         Self {
             index,
@@ -175,6 +249,10 @@ impl Partition {
             mirror,
             mapper: TopicMapper::new(kafka_namespace),
             lost: false,
+            txns: HashMap::new(),
+            pending_offsets: HashMap::new(),
+            txn_limits,
+            markers,
         }
     }
 
@@ -268,6 +346,8 @@ impl Partition {
         self.records_since_snapshot = 0;
         self.log = None;
         self.lost = false;
+        self.txns.clear();
+        self.pending_offsets.clear();
     }
 
     /// Serves the loaded partition: false when every sender is gone, true
@@ -275,13 +355,15 @@ impl Partition {
     async fn serve(&mut self, commands: &mut mpsc::Receiver<Command>) -> bool {
         let mut next_retention = self.host.monotonic() + self.retention_check;
         let mut next_check = self.host.monotonic() + OWNERSHIP_CHECK;
+        let mut next_txn_check = self.host.monotonic() + self.txn_limits.abort_check;
         loop {
             let (now, _) = self.now();
             let next_timer = self.timers.peek().map(|Reverse((t, _))| *t);
             let wait_ms = next_timer
                 .map_or(u64::MAX, |t| t.saturating_sub(now))
                 .min(next_retention.saturating_sub(self.host.monotonic()).as_millis() as u64)
-                .min(next_check.saturating_sub(self.host.monotonic()).as_millis() as u64);
+                .min(next_check.saturating_sub(self.host.monotonic()).as_millis() as u64)
+                .min(next_txn_check.saturating_sub(self.host.monotonic()).as_millis() as u64);
             let sleep = self.host.sleep(Duration::from_millis(wait_ms.min(3_600_000)));
             let wake = tokio::select! {
                 command = commands.recv() => Wake::Command(command),
@@ -305,6 +387,10 @@ impl Partition {
                 if !self.owned().await {
                     self.lost = true;
                 }
+            }
+            if self.host.monotonic() >= next_txn_check {
+                next_txn_check = self.host.monotonic() + self.txn_limits.abort_check;
+                self.expire_txns();
             }
             if self.lost {
                 return true;
@@ -415,6 +501,10 @@ impl Partition {
             }
             Command::OffsetDelete(id, keys, reply) => {
                 self.offset_delete(id, keys, reply);
+                None
+            }
+            other => {
+                self.handle_txn(other, now, wall);
                 None
             }
         };
@@ -677,6 +767,7 @@ impl Partition {
                         self.mirror_then(ops, || {});
                     }
                 }
+                Done::Txn(done) => self.txn_completed(done, failed),
             }
         }
     }
@@ -708,7 +799,9 @@ impl Partition {
     // ---- Load and snapshot ------------------------------------------------------
 
     fn live_records(&self) -> u64 {
-        self.groups.values().map(|g| 1 + g.offsets.len() as u64).sum()
+        self.groups.values().map(|g| 1 + g.offsets.len() as u64).sum::<u64>()
+            + self.txns.len() as u64
+            + self.pending_offsets.values().map(|p| p.len() as u64).sum::<u64>()
     }
 
     fn wants_snapshot(&self) -> bool {
@@ -722,6 +815,19 @@ impl Partition {
             records.push(Record::Group { group: g.id().to_owned(), value: Some(g.snapshot()) });
             for (key, value) in &g.offsets {
                 records.push(Record::Offset { group: g.id().to_owned(), key: key.clone(), value: Some(value.clone()) });
+            }
+        }
+        for (id, m) in &self.txns {
+            records.push(Record::Txn { id: id.clone(), value: Some(m.clone()) });
+        }
+        for ((group, producer_id), offsets) in &self.pending_offsets {
+            for (key, value) in offsets {
+                records.push(Record::TxnOffset {
+                    group: group.clone(),
+                    producer_id: *producer_id,
+                    key: key.clone(),
+                    value: value.clone(),
+                });
             }
         }
         records
@@ -813,6 +919,7 @@ impl Partition {
         for id in &ids {
             self.after_change(id);
         }
+        self.resume_txns();
         tracing::info!(partition = self.index, groups = ids.len(), records, "coordinator partition loaded");
         Ok(())
     }
@@ -836,6 +943,22 @@ impl Partition {
                 g.take_dirty();
                 self.groups.insert(group, g);
             }
+            Record::Txn { id, value: Some(m) } => {
+                self.txns.insert(id, m);
+            }
+            Record::Txn { id, value: None } => {
+                self.txns.remove(&id);
+            }
+            Record::TxnOffset { group, producer_id, key, value } => {
+                self.pending_offsets.entry((group, producer_id)).or_default().insert(key, value);
+            }
+            Record::TxnOffsetEnd { group, producer_id, commit } => {
+                let pending = self.pending_offsets.remove(&(group.clone(), producer_id)).unwrap_or_default();
+                if commit && !pending.is_empty() {
+                    let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(group, delay, wall));
+                    g.offsets.extend(pending);
+                }
+            }
             Record::Group { group, value: None } => {
                 // The group's metadata goes; offsets go only by their own
                 // tombstones (a commit may have landed just before this one).
@@ -853,6 +976,13 @@ impl Partition {
 
 fn record_size(record: &Record) -> usize {
     match record {
+        Record::Txn { id, value } => {
+            id.len() + value.as_ref().map_or(0, |m| m.partitions.iter().map(|(t, _)| t.len() + 8).sum::<usize>())
+        }
+        Record::TxnOffset { group, key, value, .. } => {
+            group.len() + key.0.len() + value.ledger.len() + value.metadata.len()
+        }
+        Record::TxnOffsetEnd { group, .. } => group.len(),
         Record::Offset { group, key, value } => {
             group.len() + key.0.len() + value.as_ref().map_or(0, |v| v.ledger.len() + v.metadata.len())
         }

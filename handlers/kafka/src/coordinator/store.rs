@@ -14,7 +14,10 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use std::collections::BTreeSet;
+
 use super::group::{Committed, OffsetKey, Snapshot, StoredMember};
+use crate::transactions::{TxnMetadata, TxnState};
 
 /// The format tag of coordinator entries in the ledger.
 pub const FORMAT_GROUPS: u16 = 0x4b43;
@@ -24,6 +27,10 @@ const OFFSET: u8 = 1;
 const OFFSET_TOMBSTONE: u8 = 2;
 const GROUP: u8 = 3;
 const GROUP_TOMBSTONE: u8 = 4;
+const TXN: u8 = 5;
+const TXN_TOMBSTONE: u8 = 6;
+const TXN_OFFSET: u8 = 7;
+const TXN_OFFSET_END: u8 = 8;
 
 /// One record of the system topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +50,35 @@ pub enum Record {
         group: String,
         /// Its metadata.
         value: Option<Snapshot>,
+    },
+    /// A transactional id's metadata (`None`: the id expired).
+    Txn {
+        /// The transactional id.
+        id: String,
+        /// Its metadata.
+        value: Option<TxnMetadata>,
+    },
+    /// An offset committed in producer `producer_id`'s transaction
+    /// (TxnOffsetCommit): pending until its [`Record::TxnOffsetEnd`].
+    TxnOffset {
+        /// The group.
+        group: String,
+        /// The transaction's producer.
+        producer_id: i64,
+        /// Topic and partition.
+        key: OffsetKey,
+        /// The commit.
+        value: Committed,
+    },
+    /// The transaction of `producer_id` ended: its pending offsets for
+    /// `group` become committed (`commit`) or are dropped.
+    TxnOffsetEnd {
+        /// The group.
+        group: String,
+        /// The transaction's producer.
+        producer_id: i64,
+        /// Committed or aborted.
+        commit: bool,
     },
 }
 
@@ -98,6 +134,47 @@ pub fn encode(records: &[Record]) -> Bytes {
             Record::Group { group, value: None } => {
                 out.put_u8(GROUP_TOMBSTONE);
                 put_str(&mut out, group);
+            }
+            Record::Txn { id, value: Some(m) } => {
+                out.put_u8(TXN);
+                put_str(&mut out, id);
+                out.put_i64(m.producer_id);
+                out.put_i16(m.epoch);
+                out.put_i32(m.timeout_ms);
+                out.put_u8(m.state.tag());
+                out.put_i64(m.started_ms);
+                out.put_i64(m.updated_ms);
+                out.put_u32(m.partitions.len() as u32);
+                for (topic, partition) in &m.partitions {
+                    put_str(&mut out, topic);
+                    out.put_i32(*partition);
+                }
+                out.put_u32(m.groups.len() as u32);
+                for group in &m.groups {
+                    put_str(&mut out, group);
+                }
+            }
+            Record::Txn { id, value: None } => {
+                out.put_u8(TXN_TOMBSTONE);
+                put_str(&mut out, id);
+            }
+            Record::TxnOffset { group, producer_id, key, value: c } => {
+                out.put_u8(TXN_OFFSET);
+                put_str(&mut out, group);
+                out.put_i64(*producer_id);
+                put_str(&mut out, &key.0);
+                out.put_i32(key.1);
+                put_str(&mut out, &c.ledger);
+                out.put_i64(c.offset);
+                out.put_i32(c.leader_epoch);
+                put_str(&mut out, &c.metadata);
+                out.put_i64(c.commit_ms);
+            }
+            Record::TxnOffsetEnd { group, producer_id, commit } => {
+                out.put_u8(TXN_OFFSET_END);
+                put_str(&mut out, group);
+                out.put_i64(*producer_id);
+                out.put_u8(u8::from(*commit));
             }
         }
     }
@@ -156,6 +233,44 @@ pub fn decode(mut buf: Bytes) -> Result<Vec<Record>, DecodeError> {
                 Record::Group { group, value: Some(value) }
             }
             GROUP_TOMBSTONE => Record::Group { group, value: None },
+            TXN => {
+                let producer_id = get_i64(b)?;
+                let epoch = get_i16(b)?;
+                let timeout_ms = get_i32(b)?;
+                let tag = get_u8(b)?;
+                let state = TxnState::from_tag(tag).ok_or_else(|| DecodeError(format!("transaction state {tag}")))?;
+                let started_ms = get_i64(b)?;
+                let updated_ms = get_i64(b)?;
+                let mut partitions = BTreeSet::new();
+                for _ in 0..get_u32(b)? {
+                    partitions.insert((get_str(b)?, get_i32(b)?));
+                }
+                let mut groups = BTreeSet::new();
+                for _ in 0..get_u32(b)? {
+                    groups.insert(get_str(b)?);
+                }
+                let value =
+                    TxnMetadata { producer_id, epoch, timeout_ms, state, partitions, groups, started_ms, updated_ms };
+                Record::Txn { id: group, value: Some(value) }
+            }
+            TXN_TOMBSTONE => Record::Txn { id: group, value: None },
+            TXN_OFFSET => {
+                let producer_id = get_i64(b)?;
+                let key = (get_str(b)?, get_i32(b)?);
+                let value = Committed {
+                    ledger: get_str(b)?,
+                    offset: get_i64(b)?,
+                    leader_epoch: get_i32(b)?,
+                    metadata: get_str(b)?,
+                    commit_ms: get_i64(b)?,
+                };
+                Record::TxnOffset { group, producer_id, key, value }
+            }
+            TXN_OFFSET_END => {
+                let producer_id = get_i64(b)?;
+                let commit = get_u8(b)? != 0;
+                Record::TxnOffsetEnd { group, producer_id, commit }
+            }
             other => return Err(DecodeError(format!("unknown record kind {other}"))),
         };
         records.push(record);
@@ -201,6 +316,11 @@ fn get_u8(b: &mut Bytes) -> Result<u8, DecodeError> {
 fn get_u32(b: &mut Bytes) -> Result<u32, DecodeError> {
     need(b, 4)?;
     Ok(b.get_u32())
+}
+
+fn get_i16(b: &mut Bytes) -> Result<i16, DecodeError> {
+    need(b, 2)?;
+    Ok(b.get_i16())
 }
 
 fn get_i32(b: &mut Bytes) -> Result<i32, DecodeError> {
@@ -273,6 +393,33 @@ mod tests {
                 }),
             },
             Record::Group { group: "gone".into(), value: None },
+            Record::Txn {
+                id: "tx".into(),
+                value: Some(TxnMetadata {
+                    producer_id: 9,
+                    epoch: 2,
+                    timeout_ms: 60_000,
+                    state: TxnState::PrepareCommit,
+                    partitions: [("t".to_owned(), 0), ("u".to_owned(), 3)].into_iter().collect(),
+                    groups: ["g".to_owned()].into_iter().collect(),
+                    started_ms: 5,
+                    updated_ms: 6,
+                }),
+            },
+            Record::Txn { id: "old".into(), value: None },
+            Record::TxnOffset {
+                group: "g".into(),
+                producer_id: 9,
+                key: ("t".into(), 0),
+                value: Committed {
+                    offset: 7,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_ms: 8,
+                    ledger: "persistent://public/default/t".into(),
+                },
+            },
+            Record::TxnOffsetEnd { group: "g".into(), producer_id: 9, commit: true },
         ];
         let bytes = encode(&records);
         assert_eq!(decode(bytes.clone()).expect("decodes"), records);
