@@ -195,6 +195,7 @@ allowAutoTopicCreation=true
 allowAutoTopicCreationType=partitioned
 defaultNumPartitions=4
 maxMessageSize=1048588
+kafkaAcceptAnyReplicationFactor=true
 EOF
 cp "$WORK/broker.conf" "$LOGS/broker.conf"
 

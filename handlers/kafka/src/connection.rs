@@ -128,7 +128,12 @@ impl Shared {
     #[cfg(test)]
     pub fn for_tests() -> Self {
         Self {
-            broker: BrokerInfo { cluster_id: "test".into(), auto_create_topics: true, default_partitions: 1 },
+            broker: BrokerInfo {
+                cluster_id: "test".into(),
+                auto_create_topics: true,
+                default_partitions: 1,
+                any_replication_factor: false,
+            },
             max_request_bytes: 1 << 20,
             max_message_bytes: 1 << 20,
             topics: TopicMapper::new("public/default".into()),

@@ -80,6 +80,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "kafkaNamespace",
     "entryFormat",
     "kafkaMessageTimestampType",
+    "kafkaAcceptAnyReplicationFactor",
     sasl::ALLOWED_MECHANISMS_KEY,
 ];
 
@@ -130,6 +131,11 @@ impl KafkaService {
             // The host checks the value (true or false) and defaults to true.
             auto_create_topics: config.get("allowAutoTopicCreation") != Some("false"),
             default_partitions: config.parse_or("defaultNumPartitions", 1, "a number of partitions")?,
+            any_replication_factor: match config.get("kafkaAcceptAnyReplicationFactor").unwrap_or("false") {
+                "true" => true,
+                "false" => false,
+                other => return Err(HandlerError::config("kafkaAcceptAnyReplicationFactor", other, "true or false")),
+            },
         };
         let tenant = config.get("kafkaTenant").unwrap_or("public");
         let namespace = config.get("kafkaNamespace").unwrap_or("default");

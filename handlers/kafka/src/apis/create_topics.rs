@@ -3,7 +3,10 @@
 //! Versions: 2-7. A Kafka topic with N partitions is a Pulsar partitioned
 //! topic with N partitions (`t-partition-0` …). `num_partitions` -1 means
 //! the broker's `defaultNumPartitions` (what DescribeConfigs shows as
-//! `num.partitions`); the replication factor must be -1 or 1 (one broker).
+//! `num.partitions`); the replication factor must be -1 or 1 (one copy of
+//! each partition, as one Kafka broker holds), or anything with
+//! `kafkaAcceptAnyReplicationFactor=true` (KoP's behaviour: the ledger's
+//! own durability applies whatever the factor).
 //! `validate_only` checks everything without creating. A manual replica
 //! assignment is served when it places partitions 0 to n-1 on this broker
 //! alone, on a standalone broker; in a cluster, where partitions go to
@@ -142,7 +145,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
             Ok(partitions) if partitions < 1 => {
                 Err((errors::INVALID_PARTITIONS, format!("{partitions} partitions: at least 1 is needed")))
             }
-            Ok(_) if !matches!(topic.replication_factor, -1 | 1) => Err((
+            Ok(_) if !ctx.shared.broker.any_replication_factor && !matches!(topic.replication_factor, -1 | 1) => Err((
                 errors::INVALID_REPLICATION_FACTOR,
                 format!("replication factor {} on a single broker", topic.replication_factor),
             )),

@@ -132,6 +132,9 @@ pub struct BrokerInfo {
     pub auto_create_topics: bool,
     /// `defaultNumPartitions`, reported as `num.partitions`.
     pub default_partitions: i32,
+    /// `kafkaAcceptAnyReplicationFactor`: CreateTopics takes any replication
+    /// factor (KoP's behaviour) instead of refusing more than 1.
+    pub any_replication_factor: bool,
 }
 
 /// What an API implementation gets besides its request.
