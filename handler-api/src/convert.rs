@@ -112,6 +112,65 @@ pub trait FfiConverter: Send + Sync {
 /// An owned [`FfiConverter`] trait object.
 pub type FfiConverterBox = FfiConverter_TO<'static, abi_stable::std_types::RBox<()>>;
 
+/// What readers of other protocols may see of a partition, as the protocol
+/// that wrote it decides (0.2.4): Kafka's transactions keep an open
+/// transaction's records, and everything after them, from readers until it
+/// ends, and an aborted transaction's records and the markers from readers
+/// for good. The host's Pulsar dispatch holds each subscription at
+/// [`stable_end`](Self::stable_end) and acknowledges for the subscription
+/// the entries [`hidden`](Self::hidden) says no reader gets. Both are
+/// called on the host's dispatch tasks for every read: answer from memory,
+/// without blocking.
+pub trait ReadFence: Send + Sync + 'static {
+    /// Where readers of `ledger`, whose entries end at `end`, stop (at most
+    /// `end`; `end` when nothing is held back). Answering a lower offset
+    /// while the handler loads what it needs is fine: the host asks again.
+    fn stable_end(&self, ledger: &str, end: u64) -> u64;
+    /// Whether the entry at `offset` of `ledger`, in `format`, is never to
+    /// be delivered (the host acknowledges it for the reader).
+    fn hidden(&self, ledger: &str, format: u16, offset: u64, payload: &[u8]) -> bool;
+}
+
+/// The ABI of a [`ReadFence`] ([`Host::register_read_fence`](crate::Host::register_read_fence) wraps one).
+#[sabi_trait]
+pub trait FfiReadFence: Send + Sync {
+    /// See [`ReadFence::stable_end`].
+    fn stable_end(&self, ledger: abi_stable::std_types::RStr<'_>, end: u64) -> u64;
+    /// See [`ReadFence::hidden`].
+    #[sabi(last_prefix_field)]
+    fn hidden(
+        &self,
+        ledger: abi_stable::std_types::RStr<'_>,
+        format: u16,
+        offset: u64,
+        payload: RSlice<'_, u8>,
+    ) -> bool;
+}
+
+/// An owned [`FfiReadFence`] trait object.
+pub type FfiReadFenceBox = FfiReadFence_TO<'static, abi_stable::std_types::RBox<()>>;
+
+/// Adapts a [`ReadFence`] to the ABI: a panic shows everything (the
+/// reader is not held back by a broken fence) and is not propagated.
+pub(crate) struct GuardedFence<F>(pub F);
+
+impl<F: ReadFence> FfiReadFence for GuardedFence<F> {
+    fn stable_end(&self, ledger: abi_stable::std_types::RStr<'_>, end: u64) -> u64 {
+        catch_unwind(AssertUnwindSafe(|| self.0.stable_end(ledger.as_str(), end))).map_or(end, |e| e.min(end))
+    }
+
+    fn hidden(
+        &self,
+        ledger: abi_stable::std_types::RStr<'_>,
+        format: u16,
+        offset: u64,
+        payload: RSlice<'_, u8>,
+    ) -> bool {
+        catch_unwind(AssertUnwindSafe(|| self.0.hidden(ledger.as_str(), format, offset, payload.as_slice())))
+            .unwrap_or(false)
+    }
+}
+
 /// The conversion service ([`FfiHost::conversion`](crate::ffi::FfiHost::conversion)).
 /// Handlers call it through [`Host`](crate::Host), whose methods of the same
 /// names document each one.
@@ -130,6 +189,12 @@ pub trait FfiConversion: Send + Sync + Clone {
     /// See [`Host::encode_entry`](crate::Host::encode_entry).
     #[sabi(last_prefix_field)]
     fn encode_entry(&self, format: u16, messages: RVec<FfiMessage>, sequence: u64) -> RResult<RVec<u8>, HandlerError>;
+    /// See [`Host::register_read_fence`](crate::Host::register_read_fence).
+    /// Appended in 0.2.4: an older host answers UNSUPPORTED.
+    fn register_read_fence(&self, fence: FfiReadFenceBox) -> RResult<(), HandlerError> {
+        let _ = fence;
+        RResult::RErr(HandlerError::new(ErrorKind::UNSUPPORTED, "this broker has no read fences (handler-api < 0.2.4)"))
+    }
 }
 
 /// A shared [`FfiConversion`] trait object.

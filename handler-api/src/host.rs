@@ -274,6 +274,18 @@ impl Host {
         self.conversion.register_converter(format, boxed);
     }
 
+    /// Registers `fence`, which decides what readers of other protocols
+    /// may see of each partition ([`crate::convert::ReadFence`]); served
+    /// from 0.2.4, an older host answers [`ErrorKind::UNSUPPORTED`](crate::ErrorKind::UNSUPPORTED)
+    /// (its readers see everything).
+    pub fn register_read_fence(&self, fence: impl crate::convert::ReadFence) -> Result<(), HandlerError> {
+        let boxed = crate::convert::FfiReadFence_TO::from_value(
+            crate::convert::GuardedFence(fence),
+            abi_stable::sabi_trait::TD_Opaque,
+        );
+        self.conversion.register_read_fence(boxed).into_result()
+    }
+
     /// The messages of an entry written in `format` by another protocol,
     /// converted on the caller's thread: for small entries only; an entry
     /// read from storage goes through [`Partition::convert_entry`].

@@ -10,7 +10,7 @@ use std::{
 use abi_stable::std_types::{RResult, RSlice, RVec};
 use async_ffi::FfiFuture;
 use polyport_handler_api::{
-    convert::{FfiConversion, FfiConverterBox, FfiMessage, Message},
+    convert::{FfiConversion, FfiConverterBox, FfiMessage, FfiReadFenceBox, Message},
     storage::FfiBytes,
     ErrorKind, HandlerError,
 };
@@ -23,10 +23,12 @@ use crate::pulsar::{convert, FORMAT_PULSAR};
 /// less than the trip to a blocking thread and back.
 pub const INLINE_DECODE_BYTES: usize = 64 << 10;
 
-/// Format tag to converter.
+/// Format tag to converter, and the handlers' read fences.
 #[derive(Default)]
 pub struct Converters {
     registered: RwLock<HashMap<u16, FfiConverterBox>>,
+    /// What readers may see of each partition ([`polyport_handler_api::convert::ReadFence`]).
+    fences: RwLock<Vec<FfiReadFenceBox>>,
 }
 
 impl std::fmt::Debug for Converters {
@@ -39,6 +41,26 @@ impl std::fmt::Debug for Converters {
 impl Converters {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u16, FfiConverterBox>> {
         self.registered.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn fences(&self) -> std::sync::RwLockReadGuard<'_, Vec<FfiReadFenceBox>> {
+        self.fences.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a handler's read fence.
+    pub fn register_fence(&self, fence: FfiReadFenceBox) {
+        self.fences.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(fence);
+    }
+
+    /// Where readers of `ledger` (whose entries end at `end`) stop: the
+    /// lowest of the fences' answers.
+    pub fn stable_end(&self, ledger: &str, end: u64) -> u64 {
+        self.fences().iter().fold(end, |e, f| f.stable_end(ledger.into(), end).min(e))
+    }
+
+    /// Whether a fence hides the entry at `offset` from every reader.
+    pub fn hidden(&self, ledger: &str, format: u16, offset: u64, payload: &[u8]) -> bool {
+        self.fences().iter().any(|f| f.hidden(ledger.into(), format, offset, payload.into()))
     }
 
     /// Registers the converter of `format` (a later registration replaces it).
@@ -123,6 +145,11 @@ impl FfiConversion for ConversionService {
                 .await
                 .map_err(|e| HandlerError::new(ErrorKind::PANICKED, e.to_string()))?
         })
+    }
+
+    fn register_read_fence(&self, fence: FfiReadFenceBox) -> RResult<(), HandlerError> {
+        self.converters.register_fence(fence);
+        RResult::ROk(())
     }
 
     fn encode_entry(&self, format: u16, messages: RVec<FfiMessage>, sequence: u64) -> RResult<RVec<u8>, HandlerError> {

@@ -415,3 +415,49 @@ def test_transactions_survive_a_broker_kill():
         if b.proc is not None:
             b.stop(signal.SIGKILL)
         b.dir.cleanup()
+
+
+def pulsar_receive(consumer, timeout):
+    """The values a Pulsar consumer receives within `timeout` seconds (each acknowledged)."""
+    import pulsar
+
+    out, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        try:
+            m = consumer.receive(timeout_millis=200)
+        except pulsar.Timeout:
+            continue
+        out.append(m.data().decode())
+        consumer.acknowledge(m)
+    return out
+
+
+def test_pulsar_consumers_get_committed_records_only(broker, pulsar_client):
+    """A Pulsar consumer of a Kafka topic sees a transaction's records only
+    once it commits, never an aborted one's nor the markers, and its backlog
+    drains (the hidden entries are acknowledged for it)."""
+    import pulsar
+    import requests
+
+    topic = name("txn-pulsar")
+    make_topic(broker.bootstrap, topic)
+    consumer = pulsar_client.subscribe(f"persistent://public/default/{topic}", "s",
+                                       initial_position=pulsar.InitialPosition.Earliest)
+    p = make_producer(broker.bootstrap, name("tx"))
+    for tag, commit in (("a", True), ("b", False)):
+        p.begin_transaction()
+        send(p, topic, [f"{tag}{i}" for i in range(5)])
+        p.commit_transaction(30) if commit else p.abort_transaction(30)
+    p.begin_transaction()
+    send(p, topic, [f"c{i}" for i in range(5)])
+    # The open transaction holds everything from its first record on.
+    assert pulsar_receive(consumer, 3) == [f"a{i}" for i in range(5)]
+    p.commit_transaction(30)
+    assert pulsar_receive(consumer, 3) == [f"c{i}" for i in range(5)]
+    # CreateTopics made a partitioned topic of one partition.
+    url = f"{broker.web_url}/admin/v2/persistent/public/default/{topic}/partitioned-stats"
+    stats = requests.get(url, timeout=10).json()
+    # 15 records and 3 markers stored; every one acknowledged or hidden.
+    assert stats["msgInCounter"] == 18, stats
+    assert stats["subscriptions"]["s"]["msgBacklog"] == 0, stats
+    consumer.close()

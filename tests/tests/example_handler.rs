@@ -193,9 +193,9 @@ fn a_handler_built_against_another_handler_api_version_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     // A handler built for handler-api 0.1 (the ABI before partition handles).
     let lib = build_against_modified_api(work.path(), &|api| {
-        edit_file(&api.join("Cargo.toml"), "version = \"0.2.3\"", "version = \"0.1.0\"");
+        edit_file(&api.join("Cargo.toml"), "version = \"0.2.4\"", "version = \"0.1.0\"");
     });
-    expect_refused(&lib, "incompatible handler-api: the broker expects 0.2.3, the library was built with 0.1.0");
+    expect_refused(&lib, "incompatible handler-api: the broker expects 0.2.4, the library was built with 0.1.0");
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn a_handler_built_against_a_changed_layout_is_refused() {
             "Self { kind, message: RString::from(message.into()), detail: 0 }",
         );
     });
-    expect_refused(&lib, "incompatible ABI (type layouts differ from the broker's handler-api 0.2.3)");
+    expect_refused(&lib, "incompatible ABI (type layouts differ from the broker's handler-api 0.2.4)");
 }
 
 /// A third party's unit tests need no broker: the example's run on

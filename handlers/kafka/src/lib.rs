@@ -247,6 +247,12 @@ impl KafkaService {
         let _ = self.shared.metrics.set(metrics);
         // Pulsar consumers read the batches this handler stores through it.
         host.register_converter(records::FORMAT_KAFKA, convert::KafkaConverter);
+        // Pulsar readers of Kafka partitions stop at the last stable offset
+        // and skip aborted transactions and markers.
+        let fence = txn_index::Fence::new(Arc::clone(&self.shared.txn_index), host.clone());
+        if let Err(e) = host.register_read_fence(fence) {
+            tracing::warn!(error = %e, "this broker has no read fences: its Pulsar readers see open and aborted Kafka transactions");
+        }
         let _ = self.shared.host.set(host);
     }
 

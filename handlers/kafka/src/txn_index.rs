@@ -28,7 +28,11 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use polyport_handler_api::{storage::ReadRequest, ErrorKind, HandlerError, Host, Partition};
+use polyport_handler_api::{
+    convert::ReadFence,
+    storage::{OpenOptions, ReadRequest},
+    ErrorKind, HandlerError, Host, Partition,
+};
 
 use crate::records::{self, TxnKind, FORMAT_KAFKA};
 
@@ -189,10 +193,88 @@ impl TxnIndex {
         t.aborted.iter().filter(|a| a.last >= from && a.first < to).copied().collect()
     }
 
+    /// Whether `ledger`'s transactions are loaded.
+    pub fn is_loaded(&self, ledger: &str) -> bool {
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).get(ledger).is_some_and(|c| c.initialized())
+    }
+
+    /// Whether the record at `offset` belongs to an aborted transaction of `producer_id`.
+    pub fn is_aborted(&self, ledger: &str, producer_id: i64, offset: u64) -> bool {
+        let parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
+        parts.get(ledger).is_some_and(|t| {
+            t.aborted.iter().any(|a| a.producer_id == producer_id && a.first <= offset && offset <= a.last)
+        })
+    }
+
     /// Forgets a partition (its topic was deleted).
     pub fn forget(&self, ledger: &str) {
         self.parts.lock().unwrap_or_else(PoisonError::into_inner).remove(ledger);
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner).remove(ledger);
+    }
+}
+
+/// What readers of other protocols (Pulsar consumers) may see of a
+/// partition: up to its last stable offset, without the aborted
+/// transactions' records nor the markers ([`ReadFence`], handler-api 0.2.4).
+/// A partition whose transactions are not loaded yet holds readers at its
+/// start while a task loads them.
+#[derive(Debug)]
+pub struct Fence {
+    index: Arc<TxnIndex>,
+    host: Host,
+    /// Partitions whose load is under way.
+    loading: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Fence {
+    /// The fence over `index`.
+    pub fn new(index: Arc<TxnIndex>, host: Host) -> Self {
+        Self { index, host, loading: Arc::default() }
+    }
+
+    fn load_in_background(&self, ledger: &str) {
+        if !self.loading.lock().unwrap_or_else(PoisonError::into_inner).insert(ledger.to_owned()) {
+            return;
+        }
+        let (index, host, ledger) = (Arc::clone(&self.index), self.host.clone(), ledger.to_owned());
+        let loading = Arc::clone(&self.loading);
+        self.host.spawn("kafka-txn-index-load", async move {
+            // The topic of a partition ledger is its name without `-partition-N`.
+            let topic = match ledger.rsplit_once("-partition-") {
+                Some((topic, n)) if n.parse::<u32>().is_ok() => topic.to_owned(),
+                _ => ledger.clone(),
+            };
+            let loaded = async {
+                let log = host.open_partition(&ledger, OpenOptions::default()).await?;
+                index.load_once(&host, &topic, &ledger, &log).await
+            };
+            if let Err(e) = loaded.await {
+                tracing::warn!(partition = %ledger, error = %e, "transactions not loaded for Pulsar readers; retried at their next read");
+            }
+            // Loaded (seen by `is_loaded` from now on) or to be tried again.
+            loading.lock().unwrap_or_else(PoisonError::into_inner).remove(&ledger);
+        });
+    }
+}
+
+impl ReadFence for Fence {
+    fn stable_end(&self, ledger: &str, end: u64) -> u64 {
+        if self.index.is_loaded(ledger) {
+            return self.index.last_stable(ledger, end);
+        }
+        self.load_in_background(ledger);
+        0
+    }
+
+    fn hidden(&self, ledger: &str, format: u16, offset: u64, payload: &[u8]) -> bool {
+        if format != FORMAT_KAFKA {
+            return false;
+        }
+        match records::txn_kind(payload) {
+            TxnKind::Plain => false,
+            TxnKind::Marker(..) => true,
+            TxnKind::Data(producer_id) => self.index.is_aborted(ledger, producer_id, offset),
+        }
     }
 }
 

@@ -139,6 +139,9 @@ pub enum DeleteRefused {
     Failed(String),
 }
 
+/// How soon held entries ([`Subscription::held`]) look at the stable end again.
+const HELD_RECHECK: Duration = Duration::from_millis(50);
+
 /// An entry handed to a consumer and not yet acknowledged.
 #[derive(Debug, Clone, Copy)]
 struct Outstanding {
@@ -177,6 +180,10 @@ pub struct Subscription {
     served: Option<Served>,
     /// Consumers counted in the ledger's stats.
     counted_consumers: i64,
+    /// Entries read at or past the partition's stable end (a handler's read
+    /// fence: Kafka's open transactions), dispatched once it moves past
+    /// them; nothing more is read meanwhile.
+    held: BTreeSet<u64>,
 }
 
 /// Whether this broker serves a subscription's topic now (a cluster's owner check).
@@ -226,6 +233,7 @@ impl Subscription {
             delayed_enabled: delayed_delivery.is_some(),
             served,
             counted_consumers: 0,
+            held: BTreeSet::new(),
         }
     }
 
@@ -258,8 +266,15 @@ impl Subscription {
             if !self.replay.is_empty() && self.has_permits() {
                 self.dispatch_replay().await;
             }
-            let readable = self.has_permits() && self.replay.is_empty() && self.delayed.has_room();
-            let wake = self.delayed.wake_at();
+            let readable =
+                self.has_permits() && self.replay.is_empty() && self.held.is_empty() && self.delayed.has_room();
+            // Held entries: the stable end is looked at again shortly (a
+            // fence has no event; its move comes with an append, the marker).
+            let recheck_held = (!self.held.is_empty()).then(|| tokio::time::Instant::now() + HELD_RECHECK);
+            let wake = match (self.delayed.wake_at(), recheck_held) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let timer = async move {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -297,6 +312,7 @@ impl Subscription {
                 () = timer => {
                     // Due now: dispatched like redeliveries, ahead of new reads.
                     self.replay.extend(self.delayed.take_due());
+                    self.release_held();
                 }
                 batch = read => {
                     self.rewind = false;
@@ -310,7 +326,12 @@ impl Subscription {
                                 (m + u64::from(e.meta.count), b + e.payload.len() as u64)
                             });
                             self.ledger.stats().delivered(messages, bytes);
+                            let stable = self.converters.stable_end(self.ledger.name(), self.ledger.range().end);
                             for entry in batch.entries {
+                                if entry.meta.base_offset >= stable || !self.held.is_empty() {
+                                    self.held.insert(entry.meta.base_offset);
+                                    continue;
+                                }
                                 self.dispatch(entry, acked.as_ref()).await;
                             }
                         }
@@ -326,6 +347,18 @@ impl Subscription {
 
     fn served(&self) -> bool {
         self.served.as_ref().is_none_or(|f| f())
+    }
+
+    /// The held entries now before the stable end go to the replay queue.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let stable = self.converters.stable_end(self.ledger.name(), self.ledger.range().end);
+        while let Some(first) = self.held.first().copied().filter(|b| *b < stable) {
+            self.held.remove(&first);
+            self.replay.insert(first);
+        }
     }
 
     /// Closes every consumer (CLOSE_CONSUMER): clients subscribe again.
@@ -577,6 +610,7 @@ impl Subscription {
                 }
                 self.outstanding.clear();
                 self.replay.clear();
+                self.held.clear();
                 self.rewind = true;
             }
             SubType::Shared | SubType::KeyShared => {
@@ -623,6 +657,7 @@ impl Subscription {
         self.delayed.clear();
         self.outstanding.clear();
         self.replay.clear();
+        self.held.clear();
         self.redeliveries.clear();
         self.rewind = true;
         Ok(())
@@ -705,6 +740,14 @@ impl Subscription {
         let base = entry.meta.base_offset;
         let end = entry.meta.next_offset();
         if acked.is_some_and(|info| info.covers(base, end)) {
+            return;
+        }
+        // A handler's fence hides it from every reader (Kafka's aborted
+        // transactions and markers): acknowledged here, so the cursor moves on.
+        if self.converters.hidden(self.ledger.name(), entry.meta.format, base, &entry.payload) {
+            if let Err(e) = self.ledger.acknowledge(&self.cursor, &Ack::Individual(vec![(base, end)])) {
+                tracing::warn!(subscription = %self.cursor, offset = base, error = %e, "hidden entry not acknowledged");
+            }
             return;
         }
         let Some(payload) = self.pulsar_form(&entry).await else { return };
