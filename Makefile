@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 HANDLERS := kafka
 
-.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar bench-peer bench-security bench-metrics clean
+.PHONY: build run test test-java conformance build-debug check-handlers bench bench-boundary bench-ledger bench-kafka bench-soak bench-groups bench-pulsar bench-peer bench-security bench-metrics bench-transactions clean
 
 ## Release build of the broker and the handlers, handlers copied into protocols/.
 build:
@@ -95,6 +95,12 @@ bench-groups: $(VENV)/.installed
 	$(CARGO) build --release -p polyport-kafka
 	$(CARGO) run --release -p polyport-benches --bin groups
 	$(VENV)/bin/python benches/groups_rebalance.py
+
+## Kafka transactions: transactional against idempotent produce, commit latency (confluent-kafka).
+bench-transactions: $(VENV)/.installed
+	$(CARGO) build --release -p polyport-host
+	$(CARGO) build --release -p polyport-kafka
+	$(VENV)/bin/python benches/transactions.py
 
 ## Pulsar protocol: produce/consume (pulsar-rs) and cross-protocol reads against same-protocol reads.
 bench-pulsar:

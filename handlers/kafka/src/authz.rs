@@ -456,7 +456,12 @@ pub(crate) mod tests {
             for topic in [X, Y] {
                 host.create_topic(topic, 2).await.expect("create");
             }
-            shared.coordinator.start(&host, "public/default", std::sync::Arc::clone(&shared.txn_index));
+            shared.coordinator.start(
+                &host,
+                "public/default",
+                std::sync::Arc::clone(&shared.txn_index),
+                std::sync::Arc::clone(&shared.sequences),
+            );
             shared.host.set(host).expect("unset");
             Arc::new(shared)
         }

@@ -86,7 +86,7 @@ pub struct Shared {
     /// the broker's time when stored.
     pub log_append_time: bool,
     /// Idempotent producers' sequences.
-    pub sequences: crate::idempotence::Sequences,
+    pub sequences: Arc<crate::idempotence::Sequences>,
     /// Each partition's open and aborted transactions.
     pub txn_index: Arc<crate::txn_index::TxnIndex>,
     /// The SASL mechanisms enabled and the exchanges' source, set at start
@@ -153,7 +153,7 @@ impl Shared {
             }),
             entry_format: crate::EntryFormat::Kafka,
             log_append_time: false,
-            sequences: crate::idempotence::Sequences::default(),
+            sequences: Arc::default(),
             txn_index: Arc::default(),
             sasl: OnceLock::new(),
             authorizer: OnceLock::new(),

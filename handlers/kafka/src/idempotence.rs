@@ -96,7 +96,14 @@ pub struct StoredBatch {
     pub count: u32,
     /// The offset it was stored at.
     pub offset: i64,
+    /// A transaction marker: it carries the producer's epoch, no sequence.
+    pub marker: bool,
 }
+
+/// `ProducerState::next` of a producer whose next sequence is not known (a
+/// marker raised its epoch on a partition without its batches in view):
+/// its next batch is taken whatever its sequence.
+const UNKNOWN_NEXT: i32 = -1;
 
 fn last_sequence(first: i32, count: u32) -> i32 {
     // Sequences wrap at i32::MAX, as in Kafka.
@@ -149,12 +156,19 @@ impl Sequences {
     /// Producers already known here keep their state.
     fn seed(&self, partition: &str, batches: &[StoredBatch]) {
         let mut rebuilt: HashMap<i64, ProducerState> = HashMap::new();
-        for b in batches.iter().filter(|b| b.producer_id >= 0 && b.first >= 0) {
+        for b in batches.iter().filter(|b| b.producer_id >= 0 && (b.first >= 0 || b.marker)) {
             let state = rebuilt.entry(b.producer_id).or_insert_with(|| ProducerState {
                 epoch: b.epoch,
-                next: 0,
+                next: if b.marker { UNKNOWN_NEXT } else { 0 },
                 recent: VecDeque::new(),
             });
+            if b.marker {
+                // A marker of a newer epoch fences the older one here too.
+                if b.epoch > state.epoch {
+                    *state = ProducerState { epoch: b.epoch, next: 0, recent: VecDeque::new() };
+                }
+                continue;
+            }
             if b.epoch < state.epoch {
                 continue;
             }
@@ -207,6 +221,8 @@ impl Sequences {
             }
             state.epoch = epoch;
             state.recent.clear();
+        } else if state.next == UNKNOWN_NEXT {
+            // Known by a marker only: this batch sets the sequence.
         } else if let Some(seen) = state.recent.iter().find(|r| r.first == first && r.last == last) {
             return match seen.offset {
                 Some(offset) => Verdict::Duplicate(offset),
@@ -234,6 +250,28 @@ impl Sequences {
             state.recent.pop_front();
         }
         Verdict::Append
+    }
+
+    /// A transaction marker of `producer_id` at `epoch` was written to
+    /// `partition`: an epoch above the one known here fences the older
+    /// producer on this partition too (its later batches get
+    /// INVALID_PRODUCER_EPOCH, as in Kafka), and the new epoch's sequences
+    /// start at 0.
+    pub fn fence(&self, partition: &str, producer_id: i64, epoch: i16) {
+        let mut states = self.lock();
+        let producers = match states.get_mut(partition) {
+            Some(p) => p,
+            None => states.entry(partition.to_owned()).or_default(),
+        };
+        match producers.get_mut(&producer_id) {
+            Some(state) if state.epoch < epoch => {
+                *state = ProducerState { epoch, next: 0, recent: VecDeque::new() };
+            }
+            Some(_) => {}
+            None => {
+                producers.insert(producer_id, ProducerState { epoch, next: UNKNOWN_NEXT, recent: VecDeque::new() });
+            }
+        }
     }
 
     /// Records where a reserved batch was stored (`Some(offset)`), or
@@ -297,11 +335,11 @@ pub async fn stored_tail(partition: Partition) -> Result<Vec<StoredBatch>, Handl
             .entries
             .iter()
             .filter(|e| e.meta.format == records::FORMAT_KAFKA)
-            // Markers carry the producer's id but no sequence.
-            .filter(|e| !matches!(records::txn_kind(&e.payload), records::TxnKind::Marker(..)))
             .filter_map(|e| {
                 let (producer_id, epoch, first, count) = records::producer_of(&e.payload)?;
-                Some(StoredBatch { producer_id, epoch, first, count, offset: e.meta.base_offset as i64 })
+                // Markers carry the producer's id and epoch, no sequence.
+                let marker = matches!(records::txn_kind(&e.payload), records::TxnKind::Marker(..));
+                Some(StoredBatch { producer_id, epoch, first, count, offset: e.meta.base_offset as i64, marker })
             })
             .collect());
     }
@@ -314,7 +352,14 @@ mod tests {
     #[test]
     fn state_rebuilt_from_stored_batches_answers_retries_and_fences_old_epochs() {
         let s = Sequences::default();
-        let b = |producer_id, epoch, first, count, offset| StoredBatch { producer_id, epoch, first, count, offset };
+        let b = |producer_id, epoch, first, count, offset| StoredBatch {
+            producer_id,
+            epoch,
+            first,
+            count,
+            offset,
+            marker: false,
+        };
         s.seed("p", &[b(7, 0, 0, 3, 0), b(8, 1, 0, 1, 3), b(7, 0, 3, 2, 4), b(8, 2, 0, 1, 5), b(-1, -1, -1, 1, 6)]);
         assert_eq!(s.check("p", 7, 0, 3, 2), Verdict::Duplicate(4), "the last batch");
         assert_eq!(s.check("p", 7, 0, 0, 3), Verdict::Duplicate(0), "an earlier one");
@@ -323,6 +368,32 @@ mod tests {
         assert_eq!(s.check("p", 8, 1, 1, 1), Verdict::Refuse(errors::INVALID_PRODUCER_EPOCH), "fenced");
         assert_eq!(s.check("p", 8, 2, 0, 1), Verdict::Duplicate(5), "the new epoch's batch");
         assert_eq!(s.check("q", 7, 0, 9, 1), Verdict::Append, "another partition knows nothing of it");
+    }
+
+    #[test]
+    fn a_marker_of_a_newer_epoch_fences_the_older_producer_on_its_partition() {
+        let s = Sequences::default();
+        assert_eq!(s.check("p", 7, 0, 0, 10), Verdict::Append);
+        s.completed("p", 7, 0, Some(0));
+        // The successor's InitProducerId aborted the transaction with epoch 1.
+        s.fence("p", 7, 1);
+        assert_eq!(s.check("p", 7, 0, 10, 1), Verdict::Refuse(errors::INVALID_PRODUCER_EPOCH), "the zombie");
+        assert_eq!(s.check("p", 7, 1, 0, 5), Verdict::Append, "the successor starts at 0");
+        // A marker of the current epoch changes nothing.
+        s.fence("p", 7, 1);
+        assert_eq!(s.check("p", 7, 1, 5, 5), Verdict::Append);
+        // On a partition without the producer's batches: fenced, sequence unknown.
+        s.fence("q", 7, 1);
+        assert_eq!(s.check("q", 7, 0, 3, 1), Verdict::Refuse(errors::INVALID_PRODUCER_EPOCH));
+        assert_eq!(s.check("q", 7, 1, 40, 1), Verdict::Append);
+        assert_eq!(s.check("q", 7, 1, 42, 1), Verdict::Refuse(errors::NOT_ENOUGH_REPLICAS), "known from then on");
+        // After a restart, the log's tail says the same.
+        let r = Sequences::default();
+        let data = StoredBatch { producer_id: 7, epoch: 0, first: 0, count: 10, offset: 0, marker: false };
+        let marker = StoredBatch { producer_id: 7, epoch: 1, first: -1, count: 1, offset: 10, marker: true };
+        r.seed("p", &[data, marker]);
+        assert_eq!(r.check("p", 7, 0, 10, 1), Verdict::Refuse(errors::INVALID_PRODUCER_EPOCH));
+        assert_eq!(r.check("p", 7, 1, 0, 1), Verdict::Append);
     }
 
     #[test]

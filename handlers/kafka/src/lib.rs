@@ -194,7 +194,7 @@ impl KafkaService {
                 coordinator,
                 entry_format,
                 log_append_time,
-                sequences: idempotence::Sequences::default(),
+                sequences: Arc::default(),
                 txn_index: Arc::new(txn_index::TxnIndex::default()),
                 sasl: OnceLock::new(),
                 authorizer: OnceLock::new(),
@@ -235,7 +235,12 @@ impl KafkaService {
                 tracing::error!(namespace = %namespace, error = %e, "cannot create kafkaTenant/kafkaNamespace");
             }
         });
-        self.shared.coordinator.start(&host, self.shared.topics.namespace(), Arc::clone(&self.shared.txn_index));
+        self.shared.coordinator.start(
+            &host,
+            self.shared.topics.namespace(),
+            Arc::clone(&self.shared.txn_index),
+            Arc::clone(&self.shared.sequences),
+        );
         // SCRAM credentials and grants (the admin APIs): the host decides who may.
         let _ = self.shared.security.set(Arc::new(host.clone()));
         // Asked once: the host's answer does not change while it runs.

@@ -8,7 +8,7 @@
 //! Kafka's coordinator sends WriteTxnMarkers to each partition's leader;
 //! here the partitions are this broker's ledgers, appended to directly. A
 //! failed write is retried (with a growing pause, up to
-//! [`MAX_PAUSE`]) until it succeeds: a transaction must end the same way
+//! 5 s) until it succeeds: a transaction must end the same way
 //! everywhere. A partition whose topic was deleted is skipped. A job that a
 //! restart or a move of the coordinator partition cut short is started
 //! again from the PrepareCommit/PrepareAbort replayed; a marker written
@@ -55,6 +55,9 @@ pub struct Markers {
     pub mapper: TopicMapper,
     /// Readers' view of each partition's transactions.
     pub txn_index: Arc<TxnIndex>,
+    /// Producers' epochs per partition: a marker's newer epoch fences the
+    /// older producer there.
+    pub sequences: Arc<crate::idempotence::Sequences>,
     /// Every coordinator partition's channel, weak so that the tasks still
     /// end when the coordinator goes.
     pub peers: Vec<mpsc::WeakSender<Command>>,
@@ -135,6 +138,10 @@ impl Markers {
         let now = host.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let payload = records::control_batch(job.producer_id, job.epoch, job.commit, 0, now);
         let entry = NewEntry { payload, count: 1, format: records::FORMAT_KAFKA, flags: 0, max_timestamp_ms: now };
+        // The epoch first: a batch of the fenced producer checked from now
+        // on is refused, so none lands after the marker (and into the
+        // successor's transaction).
+        self.sequences.fence(&ledger, job.producer_id, job.epoch);
         let result = log.append(vec![entry], true).await?;
         let offset = result.appended.first().map_or(result.range.end.saturating_sub(1), |a| a.base_offset);
         self.txn_index.marker(&ledger, job.producer_id, job.commit, offset);

@@ -202,7 +202,13 @@ impl Coordinator {
 
     /// Starts the partition tasks; each replays its part of the system topic
     /// before serving (requests wait meanwhile).
-    pub fn start(&self, host: &Host, kafka_namespace: &str, txn_index: Arc<crate::txn_index::TxnIndex>) {
+    pub fn start(
+        &self,
+        host: &Host,
+        kafka_namespace: &str,
+        txn_index: Arc<crate::txn_index::TxnIndex>,
+        sequences: Arc<crate::idempotence::Sequences>,
+    ) {
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..self.config.partitions {
@@ -213,6 +219,7 @@ impl Coordinator {
         let markers = Arc::new(markers::Markers {
             mapper: crate::topics::TopicMapper::new(kafka_namespace.to_owned()),
             txn_index,
+            sequences,
             peers: senders.iter().map(mpsc::Sender::downgrade).collect(),
         });
         if self.partitions.set(senders).is_err() {

@@ -19,6 +19,8 @@ import java.util.stream.Stream;
  * directory with protocols/libkafka.so and broker.conf, free loopback ports,
  * ready once its log says "broker ready", stopped with SIGTERM. Unlike
  * conftest.py it also binds the Pulsar port to loopback (bindAddress).
+ * {@link #kill} (SIGKILL) and {@link #restart} crash it and start it again on
+ * the same directory, configuration and ports.
  */
 final class Broker {
     private static final long READY_TIMEOUT_MS = 30_000;
@@ -30,6 +32,8 @@ final class Broker {
     final int pulsarPort;
     final int webPort;
     final String bootstrap;
+    private final Path binary;
+    private final Path conf;
     private Process process;
     private Thread reaper;
 
@@ -63,7 +67,7 @@ final class Broker {
     private Broker(String extraConfig) throws IOException {
         Path target = targetDir();
         Path lib = target.resolve("libkafka.so");
-        Path binary = target.resolve("broker");
+        binary = target.resolve("broker");
         if (!Files.isRegularFile(lib) || !Files.isExecutable(binary)) {
             throw new IllegalStateException(binary + " or " + lib + " is missing: run `make build-debug`");
         }
@@ -83,7 +87,7 @@ final class Broker {
         webPort = w;
         bootstrap = "127.0.0.1:" + port;
         logFile = dir.resolve("broker.log");
-        Path conf = dir.resolve("broker.conf");
+        conf = dir.resolve("broker.conf");
         // extraConfig may set its own kafkaListeners, with {port} for `port`.
         extraConfig = extraConfig.replace("{port}", Integer.toString(port));
         boolean ownListeners = extraConfig.lines().anyMatch(l -> l.startsWith("kafkaListeners="));
@@ -100,6 +104,11 @@ final class Broker {
                 "maxMessageSize=1048576",
                 extraConfig,
                 ""));
+        launch();
+    }
+
+    /** Starts the binary on broker.conf, its output appended to the log. */
+    private void launch() throws IOException {
         ProcessBuilder pb = new ProcessBuilder(binary.toString(), "--config", conf.toString())
                 .directory(dir.toFile())
                 .redirectErrorStream(true)
@@ -115,18 +124,56 @@ final class Broker {
     /** Starts a broker; extraConfig is appended to broker.conf (lines of key=value). */
     static Broker start(String extraConfig) throws IOException, InterruptedException {
         Broker b = new Broker(extraConfig);
+        b.awaitReady(0);
+        return b;
+    }
+
+    /** Waits for "broker ready" in the log after its first `from` characters. */
+    private void awaitReady(int from) throws InterruptedException {
         long deadline = System.currentTimeMillis() + READY_TIMEOUT_MS;
         while (System.currentTimeMillis() < deadline) {
-            if (b.log().contains("broker ready")) {
-                return b;
+            String log = log();
+            if (log.length() > from && log.indexOf("broker ready", from) >= 0) {
+                return;
             }
-            if (!b.process.isAlive()) {
-                throw new IllegalStateException("broker exited with " + b.process.exitValue() + ":\n" + b.log());
+            if (!process.isAlive()) {
+                throw new IllegalStateException("broker exited with " + process.exitValue() + ":\n" + log);
             }
             Thread.sleep(50);
         }
-        b.process.destroyForcibly();
-        throw new IllegalStateException("broker not ready after " + READY_TIMEOUT_MS + " ms:\n" + b.log());
+        process.destroyForcibly();
+        throw new IllegalStateException("broker not ready after " + READY_TIMEOUT_MS + " ms:\n" + log());
+    }
+
+    /** SIGKILL (a crash: nothing flushed or closed), then waits until the process is gone. */
+    void kill() throws InterruptedException {
+        if (process == null) {
+            return;
+        }
+        process.destroyForcibly(); // SIGKILL on Linux
+        if (!process.waitFor(STOP_TIMEOUT_MS, TimeUnit.MILLISECONDS)) {
+            throw new IllegalStateException("broker still running " + STOP_TIMEOUT_MS + " ms after SIGKILL");
+        }
+        process = null;
+        try {
+            Runtime.getRuntime().removeShutdownHook(reaper);
+        } catch (IllegalStateException shuttingDown) {
+            // the hook runs anyway
+        }
+    }
+
+    /**
+     * Starts the broker again after {@link #kill} or {@link #stop}: same data
+     * directory, broker.conf and ports (its log goes on in the same file), and
+     * waits until this run says "broker ready".
+     */
+    void restart() throws IOException, InterruptedException {
+        if (process != null) {
+            throw new IllegalStateException("broker still running");
+        }
+        int from = log().length();
+        launch();
+        awaitReady(from);
     }
 
     String log() {
