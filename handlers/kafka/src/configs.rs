@@ -211,6 +211,8 @@ pub struct TopicSettings {
     pub log_append_time: Option<bool>,
     /// `compression.type`.
     pub compression: Option<Codec>,
+    /// The topic has held transactional batches ([`crate::txn_index::MARK`]).
+    pub transactional: bool,
 }
 
 impl TopicSettings {
@@ -219,6 +221,10 @@ impl TopicSettings {
     pub fn from_properties<'a>(properties: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut out = Self::default();
         for (key, value) in properties {
+            if key == crate::txn_index::MARK {
+                out.transactional = true;
+                continue;
+            }
             let Some(setting) = key.strip_prefix(PROPERTY_PREFIX).and_then(Setting::from_name) else { continue };
             match setting {
                 Setting::MaxMessageBytes => out.max_message_bytes = value.parse().ok(),
@@ -531,7 +537,12 @@ mod tests {
         let settings = TopicSettings::from_properties(properties);
         assert_eq!(
             settings,
-            TopicSettings { max_message_bytes: Some(2048), log_append_time: Some(true), compression: Some(Codec::Lz4) }
+            TopicSettings {
+                max_message_bytes: Some(2048),
+                log_append_time: Some(true),
+                compression: Some(Codec::Lz4),
+                transactional: false,
+            }
         );
         for s in Setting::ALL {
             let stored = settings.get(s).expect("set");

@@ -102,8 +102,19 @@ impl TxnIndex {
 
     /// Rebuilds `ledger`'s transactions from its log, once per process,
     /// before any other call about it: callers await it first (later calls
-    /// return at once). A failed read leaves it to load again.
-    pub async fn load_once(&self, host: &Host, topic: &str, ledger: &str, log: &Partition) -> Result<(), HandlerError> {
+    /// return at once). A failed read leaves it to load again. `marked`:
+    /// whether the topic's properties, as the caller resolved them, carry
+    /// the [`MARK`] (`None`: read them now). The topic mapper's cached
+    /// properties serve every Kafka request, so a read keeps working while
+    /// the metadata store is away.
+    pub async fn load_once(
+        &self,
+        host: &Host,
+        topic: &str,
+        ledger: &str,
+        log: &Partition,
+        marked: Option<bool>,
+    ) -> Result<(), HandlerError> {
         let cell = {
             let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
             match loaded.get(ledger) {
@@ -112,7 +123,13 @@ impl TxnIndex {
             }
         };
         cell.get_or_try_init(|| async {
-            if !self.is_marked(host, topic).await? {
+            let marked = match marked {
+                Some(true) => true,
+                // Marked by this process since the caller's properties were read.
+                Some(false) => self.marked.lock().unwrap_or_else(PoisonError::into_inner).contains(topic),
+                None => self.is_marked(host, topic).await?,
+            };
+            if !marked {
                 return Ok(());
             }
             let txns = scan(log).await?;
@@ -246,7 +263,7 @@ impl Fence {
             };
             let loaded = async {
                 let log = host.open_partition(&ledger, OpenOptions::default()).await?;
-                index.load_once(&host, &topic, &ledger, &log).await
+                index.load_once(&host, &topic, &ledger, &log, None).await
             };
             if let Err(e) = loaded.await {
                 tracing::warn!(partition = %ledger, error = %e, "transactions not loaded for Pulsar readers; retried at their next read");

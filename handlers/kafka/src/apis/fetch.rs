@@ -261,8 +261,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                 }
                 // Its transactions known before anything is read.
                 Ok(partition) => {
-                    let pulsar = resolved.last().and_then(|(_, r)| r.topic().ok()).map_or("", |(p, _)| p);
-                    match ctx.shared.txn_index.load_once(host, pulsar, &ledger, &partition).await {
+                    let topic = resolved.last().map(|(_, r)| (r.topic().ok(), r.settings().transactional));
+                    let (pulsar, marked) = match topic {
+                        Some((Some((pulsar, _)), marked)) => (pulsar, Some(marked)),
+                        _ => ("", None),
+                    };
+                    match ctx.shared.txn_index.load_once(host, pulsar, &ledger, &partition, marked).await {
                         Ok(()) => Ok(partition),
                         Err(e) => {
                             tracing::warn!(partition = %ledger, error = %e, "transactions of the partition not loaded");

@@ -141,7 +141,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                     Ok(partition) if request.isolation_level == 1 && p.timestamp == LATEST => {
                         let pulsar = resolved.topic().map_or("", |(t, _)| t);
                         let txns = &ctx.shared.txn_index;
-                        match txns.load_once(host, pulsar, &ledger, &partition).await {
+                        let marked = Some(resolved.settings().transactional);
+                        match txns.load_once(host, pulsar, &ledger, &partition, marked).await {
                             Ok(()) => partition
                                 .range()
                                 .await

@@ -239,7 +239,7 @@ async fn prepare<'r>(
         let loaded = async {
             let partition = ctx.shared.topics.partition(host, &ledger, true).await?;
             txns.mark(host, pulsar).await?;
-            txns.load_once(host, pulsar, &ledger, &partition).await?;
+            txns.load_once(host, pulsar, &ledger, &partition, Some(settings.transactional)).await?;
             partition.range().await
         };
         match loaded.await {

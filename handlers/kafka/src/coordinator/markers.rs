@@ -134,7 +134,7 @@ impl Markers {
             }
         };
         let log = self.mapper.partition(host, &ledger, false).await?;
-        self.txn_index.load_once(host, &pulsar, &ledger, &log).await?;
+        self.txn_index.load_once(host, &pulsar, &ledger, &log, Some(resolved.settings().transactional)).await?;
         let now = host.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let payload = records::control_batch(job.producer_id, job.epoch, job.commit, 0, now);
         let entry = NewEntry { payload, count: 1, format: records::FORMAT_KAFKA, flags: 0, max_timestamp_ms: now };
