@@ -15,10 +15,18 @@ one durable append of its state after the records are acknowledged: with
 small transactions that fixed cost is what the ratio measures, so the script
 also runs larger ones (TXN_SIZES).
 
+The same rounds then run against Apache Kafka when `make bench-peer` has
+fetched it (its jars in ~/.cache/polyport-peer/kafka-4.4.0/lib, or
+PEER_KAFKA_LIB): one KRaft broker+controller with a 1 GB heap and Kafka's
+defaults (it does not fsync on its own, so its acks=all and its commits do
+not wait for the disk, where Polyport's wait for an fsync), so that each
+broker's transactional/idempotent ratio can be set beside the other's.
+
 Run: `make bench-transactions`, or .venv/bin/python benches/transactions.py
 after `cargo build --release -p polyport-host -p polyport-kafka`.
 Knobs: BENCH_RECORDS (per side and round, default 100000), BENCH_ROUNDS (3),
-TXN_SIZES (comma-separated records per transaction, default 100,1000).
+TXN_SIZES (comma-separated records per transaction, default 100,1000),
+PEER=0 to leave Apache Kafka out.
 """
 
 import os
@@ -66,7 +74,6 @@ class Broker:
             f"kafkaListeners=PLAINTEXT://{self.bootstrap}\n"
             f"brokerServicePort={free_port()}\n"
             f"webServicePort={free_port()}\n"
-            "logLevel=warn\n"
         )
         self.log = open(base / "broker.log", "ab")
         self.proc = subprocess.Popen([str(TARGET / "broker"), "--config", str(conf)], stdout=self.log,
@@ -74,12 +81,60 @@ class Broker:
         deadline = time.time() + 30
         while "broker ready" not in (base / "broker.log").read_text(errors="replace"):
             if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("broker did not start")
+                raise RuntimeError(f"broker did not start: {(base / 'broker.log').read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
 
     def stop(self):
         self.proc.terminate()
         self.proc.wait(30)
+        self.dir.cleanup()
+
+
+PEER_LIB = Path(os.environ.get("PEER_KAFKA_LIB", Path.home() / ".cache/polyport-peer/kafka-4.4.0/lib"))
+
+
+class KafkaBroker:
+    """Apache Kafka (KRaft, one combined broker and controller) from the jars
+    `make bench-peer` fetched, with the settings benches/peer.sh gives it."""
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="polyport-bench-txn-kafka-")
+        base = Path(self.dir.name)
+        self.port, ctrl = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        conf = base / "server.properties"
+        conf.write_text(
+            "process.roles=broker,controller\nnode.id=1\n"
+            f"controller.quorum.voters=1@127.0.0.1:{ctrl}\n"
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctrl}\n"
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}\n"
+            "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
+            f"log.dirs={base / 'data'}\nnum.partitions=1\noffsets.topic.replication.factor=1\n"
+            "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
+            "group.initial.rebalance.delay.ms=0\n"
+        )
+        cp = f"{PEER_LIB}/*"
+        cluster = subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "random-uuid"], capture_output=True,
+                                 text=True, timeout=60, check=True).stdout.strip().splitlines()[-1]
+        subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(conf)],
+                       capture_output=True, timeout=60, check=True)
+        self.log = open(base / "kafka.log", "ab")
+        self.proc = subprocess.Popen(["java", "-Xms1g", "-Xmx1g", "-XX:+UseG1GC", "-cp", cp, "kafka.Kafka", str(conf)],
+                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("Apache Kafka did not start")
+                time.sleep(0.1)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(60)
         self.dir.cleanup()
 
 
@@ -127,8 +182,7 @@ def transactional_round(bootstrap, topic, per_txn, commits):
     return RECORDS * len(VALUE) / (time.perf_counter() - start) / 1e6
 
 
-def main():
-    broker = Broker()
+def measure(name, broker):
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         topic = "bench-txn"
@@ -145,13 +199,20 @@ def main():
             p50 = commits[len(commits) // 2] * 1000
             p99 = commits[min(len(commits) - 1, int(len(commits) * 0.99))] * 1000
             rows.append((per_txn, statistics.mean(idem), statistics.mean(txn), p50, p99))
-        print(f"records per side and round: {RECORDS} x 1 KiB, acks=all, 1 partition, {ROUNDS} rounds")
-        print("| records per transaction | idempotent MB/s | transactional MB/s | ratio | commit p50 ms | commit p99 ms |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for per_txn, idem, txn, p50, p99 in rows:
-            print(f"| {per_txn} | {idem:.1f} | {txn:.1f} | {txn / idem:.3f} | {p50:.2f} | {p99:.2f} |")
+        return [(name, *row) for row in rows]
     finally:
         broker.stop()
+
+
+def main():
+    rows = measure("Polyport", Broker())
+    if os.environ.get("PEER", "1") != "0" and PEER_LIB.is_dir():
+        rows += measure("Apache Kafka", KafkaBroker())
+    print(f"records per side and round: {RECORDS} x 1 KiB, acks=all, 1 partition, {ROUNDS} rounds")
+    print("| broker | records per transaction | idempotent MB/s | transactional MB/s | ratio | commit p50 ms | commit p99 ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, per_txn, idem, txn, p50, p99 in rows:
+        print(f"| {name} | {per_txn} | {idem:.1f} | {txn:.1f} | {txn / idem:.3f} | {p50:.2f} | {p99:.2f} |")
 
 
 if __name__ == "__main__":
