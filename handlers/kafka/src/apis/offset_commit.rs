@@ -40,20 +40,34 @@ use crate::{
 /// Versions implemented.
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 8 };
 
-/// Stores every committed offset.
-pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
-    let group = request.group_id.0.to_string();
+/// One partition of a commit request (OffsetCommit, TxnOffsetCommit).
+pub(super) struct Asked<'a> {
+    pub index: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<&'a str>,
+}
+
+/// Each partition of a commit, per topic in request order: its index and
+/// its entry's place in the entries to store, or its own error code.
+pub(super) type Slots = Vec<Vec<(i32, Result<usize, i16>)>>;
+
+/// Resolves a commit's topics (authorizing the group, then each topic with
+/// `consume`) into the entries to store and each partition's slot.
+pub(super) async fn entries<'a>(
+    ctx: &RequestContext<'_>,
+    group: &str,
+    topics: impl Iterator<Item = (&'a str, Vec<Asked<'a>>)>,
+) -> (Slots, Vec<CommitEntry>) {
     let now_ms =
         ctx.host().map_or(0, |h| h.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
     let mapper = &ctx.shared.topics;
-    // Per partition: its entry index in the commit, or its own error.
-    let mut slots: Vec<Vec<(i32, Result<usize, i16>)>> = Vec::new();
+    let mut slots: Slots = Vec::new();
     let mut entries = Vec::new();
     let mut resolved_topics = HashMap::new();
     // A group the role may not use: every partition says so, no topic is asked about.
-    let group_refused = !group.is_empty() && !ctx.allowed_group(&group).await;
-    for topic in &request.topics {
-        let name = topic.name.as_str();
+    let group_refused = !group.is_empty() && !ctx.allowed_group(group).await;
+    for (name, partitions) in topics {
         if !resolved_topics.contains_key(name) {
             let resolved = if group_refused {
                 Resolved::error(errors::GROUP_AUTHORIZATION_FAILED)
@@ -66,17 +80,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
         }
         let resolved = &resolved_topics[name];
         let mut topic_slots = Vec::new();
-        for p in &topic.partitions {
-            let slot = match (group.is_empty(), resolved.ledger(p.partition_index), resolved.topic()) {
+        for p in partitions {
+            let slot = match (group.is_empty(), resolved.ledger(p.index), resolved.topic()) {
                 (true, _, _) => Err(errors::INVALID_GROUP_ID),
                 (false, Err(code), _) | (false, _, Err(code)) => Err(code),
                 (false, Ok(ledger), Ok((pulsar, _))) => {
                     entries.push(CommitEntry {
-                        key: (pulsar.to_owned(), p.partition_index),
+                        key: (pulsar.to_owned(), p.index),
                         value: Committed {
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata: p.committed_metadata.as_deref().unwrap_or("").to_owned(),
+                            offset: p.offset,
+                            leader_epoch: p.leader_epoch,
+                            metadata: p.metadata.unwrap_or("").to_owned(),
                             commit_ms: now_ms,
                             ledger,
                         },
@@ -84,10 +98,43 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                     Ok(entries.len() - 1)
                 }
             };
-            topic_slots.push((p.partition_index, slot));
+            topic_slots.push((p.index, slot));
         }
         slots.push(topic_slots);
     }
+    (slots, entries)
+}
+
+/// Each partition's code, per topic: its entry's from `codes`, or its own.
+pub(super) fn answers(slots: Slots, codes: &[i16]) -> impl Iterator<Item = Vec<(i32, i16)>> + '_ {
+    slots.into_iter().map(move |topic| {
+        topic
+            .into_iter()
+            .map(|(index, slot)| match slot {
+                Ok(i) => (index, codes.get(i).copied().unwrap_or(errors::UNKNOWN_SERVER_ERROR)),
+                Err(code) => (index, code),
+            })
+            .collect()
+    })
+}
+
+/// Stores every committed offset.
+pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = request.group_id.0.to_string();
+    let asked = request.topics.iter().map(|t| {
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| Asked {
+                index: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            })
+            .collect();
+        (t.name.as_str(), partitions)
+    });
+    let (slots, entries) = entries(ctx, &group, asked).await;
     let codes = if entries.is_empty() {
         Vec::new()
     } else {
@@ -101,15 +148,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     let topics = request
         .topics
         .into_iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
-            let partitions = topic_slots
+        .zip(answers(slots, &codes))
+        .map(|(topic, codes)| {
+            let partitions = codes
                 .into_iter()
-                .map(|(index, slot)| {
-                    let code = match slot {
-                        Ok(i) => codes.get(i).copied().unwrap_or(errors::UNKNOWN_SERVER_ERROR),
-                        Err(code) => code,
-                    };
+                .map(|(index, code)| {
                     OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code)
                 })
                 .collect();

@@ -15,22 +15,17 @@
 //! group first (nor does Kafka's group coordinator). v5 (transaction
 //! version 2) is not served.
 
-use std::collections::HashMap;
-
+use super::{
+    offset_commit::{answers, entries, Asked},
+    RequestContext,
+};
+use crate::coordinator::Committer;
 use kafka_protocol::{
     messages::{
         txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic},
         TxnOffsetCommitRequest, TxnOffsetCommitResponse,
     },
     protocol::VersionRange,
-};
-use polyport_handler_api::storage::Operation;
-
-use super::RequestContext;
-use crate::{
-    coordinator::{CommitEntry, Committed, Committer},
-    errors,
-    topics::Resolved,
 };
 
 /// Versions implemented.
@@ -39,49 +34,20 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 /// Stores the offsets as pending in the producer's transaction.
 pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let group = request.group_id.0.to_string();
-    let now_ms =
-        ctx.host().map_or(0, |h| h.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
-    let mapper = &ctx.shared.topics;
-    let mut slots: Vec<Vec<(i32, Result<usize, i16>)>> = Vec::new();
-    let mut entries = Vec::new();
-    let mut resolved_topics = HashMap::new();
-    let group_refused = !group.is_empty() && !ctx.allowed_group(&group).await;
-    for topic in &request.topics {
-        let name = topic.name.as_str();
-        if !resolved_topics.contains_key(name) {
-            let resolved = if group_refused {
-                Resolved::error(errors::GROUP_AUTHORIZATION_FAILED)
-            } else if ctx.topic_denied(Operation::Consume, name).await {
-                Resolved::error(errors::TOPIC_AUTHORIZATION_FAILED)
-            } else {
-                mapper.resolve(ctx.host(), name, false).await
-            };
-            resolved_topics.insert(name.to_owned(), resolved);
-        }
-        let resolved = &resolved_topics[name];
-        let mut topic_slots = Vec::new();
-        for p in &topic.partitions {
-            let slot = match (group.is_empty(), resolved.ledger(p.partition_index), resolved.topic()) {
-                (true, _, _) => Err(errors::INVALID_GROUP_ID),
-                (false, Err(code), _) | (false, _, Err(code)) => Err(code),
-                (false, Ok(ledger), Ok((pulsar, _))) => {
-                    entries.push(CommitEntry {
-                        key: (pulsar.to_owned(), p.partition_index),
-                        value: Committed {
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata: p.committed_metadata.as_deref().unwrap_or("").to_owned(),
-                            commit_ms: now_ms,
-                            ledger,
-                        },
-                    });
-                    Ok(entries.len() - 1)
-                }
-            };
-            topic_slots.push((p.partition_index, slot));
-        }
-        slots.push(topic_slots);
-    }
+    let asked = request.topics.iter().map(|t| {
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| Asked {
+                index: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            })
+            .collect();
+        (t.name.as_str(), partitions)
+    });
+    let (slots, entries) = entries(ctx, &group, asked).await;
     let codes = if entries.is_empty() {
         Vec::new()
     } else {
@@ -95,15 +61,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
     let topics = request
         .topics
         .into_iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
-            let partitions = topic_slots
+        .zip(answers(slots, &codes))
+        .map(|(topic, codes)| {
+            let partitions = codes
                 .into_iter()
-                .map(|(index, slot)| {
-                    let code = match slot {
-                        Ok(i) => codes.get(i).copied().unwrap_or(errors::UNKNOWN_SERVER_ERROR),
-                        Err(code) => code,
-                    };
+                .map(|(index, code)| {
                     TxnOffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code)
                 })
                 .collect();

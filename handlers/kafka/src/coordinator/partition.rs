@@ -529,17 +529,7 @@ impl Partition {
             let _ = reply.send(vec![code; entries.len()]);
             return;
         }
-        let codes: Vec<i16> =
-            entries
-                .iter()
-                .map(|e| {
-                    if e.value.metadata.len() > max_metadata {
-                        errors::OFFSET_METADATA_TOO_LARGE
-                    } else {
-                        errors::NONE
-                    }
-                })
-                .collect();
+        let codes = metadata_codes(&entries, max_metadata);
         let mut stored = Vec::new();
         for (entry, code) in entries.into_iter().zip(&codes) {
             if *code == errors::NONE {
@@ -972,6 +962,19 @@ impl Partition {
             }
         }
     }
+}
+
+/// Each commit entry's code: OFFSET_METADATA_TOO_LARGE for a metadata
+/// string over `max_metadata` bytes, else NONE.
+fn metadata_codes(entries: &[CommitEntry], max_metadata: usize) -> Vec<i16> {
+    let code = |e: &CommitEntry| {
+        if e.value.metadata.len() > max_metadata {
+            errors::OFFSET_METADATA_TOO_LARGE
+        } else {
+            errors::NONE
+        }
+    };
+    entries.iter().map(code).collect()
 }
 
 fn record_size(record: &Record) -> usize {

@@ -99,11 +99,7 @@ pub fn encode(records: &[Record]) -> Bytes {
                 put_str(&mut out, group);
                 put_str(&mut out, &key.0);
                 out.put_i32(key.1);
-                put_str(&mut out, &c.ledger);
-                out.put_i64(c.offset);
-                out.put_i32(c.leader_epoch);
-                put_str(&mut out, &c.metadata);
-                out.put_i64(c.commit_ms);
+                put_committed(&mut out, c);
             }
             Record::Offset { group, key, value: None } => {
                 out.put_u8(OFFSET_TOMBSTONE);
@@ -164,11 +160,7 @@ pub fn encode(records: &[Record]) -> Bytes {
                 out.put_i64(*producer_id);
                 put_str(&mut out, &key.0);
                 out.put_i32(key.1);
-                put_str(&mut out, &c.ledger);
-                out.put_i64(c.offset);
-                out.put_i32(c.leader_epoch);
-                put_str(&mut out, &c.metadata);
-                out.put_i64(c.commit_ms);
+                put_committed(&mut out, c);
             }
             Record::TxnOffsetEnd { group, producer_id, commit } => {
                 out.put_u8(TXN_OFFSET_END);
@@ -196,17 +188,7 @@ pub fn decode(mut buf: Bytes) -> Result<Vec<Record>, DecodeError> {
         let record = match kind {
             OFFSET | OFFSET_TOMBSTONE => {
                 let key = (get_str(b)?, get_i32(b)?);
-                let value = if kind == OFFSET {
-                    Some(Committed {
-                        ledger: get_str(b)?,
-                        offset: get_i64(b)?,
-                        leader_epoch: get_i32(b)?,
-                        metadata: get_str(b)?,
-                        commit_ms: get_i64(b)?,
-                    })
-                } else {
-                    None
-                };
+                let value = if kind == OFFSET { Some(get_committed(b)?) } else { None };
                 Record::Offset { group, key, value }
             }
             GROUP => {
@@ -257,13 +239,7 @@ pub fn decode(mut buf: Bytes) -> Result<Vec<Record>, DecodeError> {
             TXN_OFFSET => {
                 let producer_id = get_i64(b)?;
                 let key = (get_str(b)?, get_i32(b)?);
-                let value = Committed {
-                    ledger: get_str(b)?,
-                    offset: get_i64(b)?,
-                    leader_epoch: get_i32(b)?,
-                    metadata: get_str(b)?,
-                    commit_ms: get_i64(b)?,
-                };
+                let value = get_committed(b)?;
                 Record::TxnOffset { group, producer_id, key, value }
             }
             TXN_OFFSET_END => {
@@ -279,6 +255,24 @@ pub fn decode(mut buf: Bytes) -> Result<Vec<Record>, DecodeError> {
         return Err(DecodeError(format!("{} trailing bytes", buf.remaining())));
     }
     Ok(records)
+}
+
+fn put_committed(out: &mut BytesMut, c: &Committed) {
+    put_str(out, &c.ledger);
+    out.put_i64(c.offset);
+    out.put_i32(c.leader_epoch);
+    put_str(out, &c.metadata);
+    out.put_i64(c.commit_ms);
+}
+
+fn get_committed(b: &mut Bytes) -> Result<Committed, DecodeError> {
+    Ok(Committed {
+        ledger: get_str(b)?,
+        offset: get_i64(b)?,
+        leader_epoch: get_i32(b)?,
+        metadata: get_str(b)?,
+        commit_ms: get_i64(b)?,
+    })
 }
 
 fn put_str(out: &mut BytesMut, s: &str) {

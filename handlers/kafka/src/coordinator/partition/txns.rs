@@ -220,18 +220,7 @@ impl Partition {
                 return;
             }
         }
-        let max_metadata = self.config.max_metadata_bytes;
-        let codes: Vec<i16> =
-            entries
-                .iter()
-                .map(|e| {
-                    if e.value.metadata.len() > max_metadata {
-                        errors::OFFSET_METADATA_TOO_LARGE
-                    } else {
-                        errors::NONE
-                    }
-                })
-                .collect();
+        let codes = super::metadata_codes(&entries, self.config.max_metadata_bytes);
         let mut stored = Vec::new();
         for (entry, code) in entries.into_iter().zip(&codes) {
             if *code == errors::NONE {
