@@ -223,10 +223,14 @@ impl TxnIndex {
         })
     }
 
-    /// Forgets a partition (its topic was deleted).
-    pub fn forget(&self, ledger: &str) {
-        self.parts.lock().unwrap_or_else(PoisonError::into_inner).remove(ledger);
-        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).remove(ledger);
+    /// Forgets a deleted topic's partitions and mark, so that a topic
+    /// created again under its name starts without its transactions.
+    pub fn forget_topic(&self, topic: &str) {
+        let partition_prefix = format!("{topic}-partition-");
+        let other = |ledger: &String| ledger != topic && !ledger.starts_with(&partition_prefix);
+        self.parts.lock().unwrap_or_else(PoisonError::into_inner).retain(|ledger, _| other(ledger));
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).retain(|ledger, _| other(ledger));
+        self.marked.lock().unwrap_or_else(PoisonError::into_inner).remove(topic);
     }
 }
 
@@ -363,5 +367,10 @@ mod tests {
         assert_eq!(index.aborted(l, 21, 22, 0), vec![], "the range is over before 21");
         assert_eq!(index.aborted(l, 0, 12, 0), vec![], "and starts at 12");
         assert_eq!(index.aborted(l, 0, 22, 21), vec![], "deleted by retention");
+        // A deleted topic's partitions start over.
+        index.begin("t-partition-0", 9, 3);
+        index.forget_topic("t");
+        assert_eq!(index.last_stable("t-partition-0", 10), 10);
+        assert_eq!(index.last_stable(l, 22), 22, "another topic keeps its state");
     }
 }

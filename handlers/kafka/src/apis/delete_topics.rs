@@ -31,6 +31,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
             (Ok(pulsar), Some(host)) => {
                 let done = host.delete_topic(&pulsar).await;
                 mapper.forget(&pulsar);
+                ctx.shared.txn_index.forget_topic(&pulsar);
                 done.map_err(|e| (errors::from_handler(&e), e.message().to_owned()))
             }
         };
